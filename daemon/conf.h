@@ -1,0 +1,55 @@
+/* SPDX-License-Identifier: MIT */
+#pragma once
+
+/* notebookd.conf: an INI file. See doc/notebookd.conf.5.
+ *
+ *   [daemon]
+ *   state_dir = /var/lib/notebookd
+ *   socket = /run/notebookd/notebookd.sock
+ *   durability = full            # full | normal
+ *   max_line_bytes = 16777216    # 65536 ... 1073741824
+ *   log_level = info             # debug info notice warning err crit
+ *   admin_group = notebook-admin # members may act for any user_id
+ *
+ *   [users]
+ *   # uid or user name = user_id[, user_id ...]
+ *   1000 = alice
+ *   bob = bob, bob-work
+ */
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <sys/types.h>
+
+typedef struct UserBinding {
+        uid_t uid;
+        char **user_ids; /* n_user_ids strings, in the order written; the first is the default */
+        size_t n_user_ids;
+} UserBinding;
+
+typedef struct Config {
+        char *state_dir;   /* NULL: not set in the file */
+        char *socket_path; /* NULL: not set in the file */
+        bool durability_full;
+        size_t max_line_bytes;
+        int log_level; /* -1: not set */
+        bool have_admin_gid;
+        gid_t admin_gid;
+        UserBinding *bindings;
+        size_t n_bindings;
+} Config;
+
+/* Called once per problem found; line is 0 for problems not tied to a line. */
+typedef void (*ConfigErrorFunc)(void *userdata, const char *path, unsigned line, const char *message);
+
+/* A configuration with every default and no bindings. NULL on OOM. */
+Config *config_new(void);
+Config *config_free(Config *c);
+
+/* Parses path. Reports every problem through report (all of them, not just the first), and
+ * returns -EINVAL if there was any, leaving *ret untouched; -ENOENT and other -errno if the file
+ * cannot be read (not reported through report); 0 and a new Config on success. */
+int config_load(const char *path, ConfigErrorFunc report, void *userdata, Config **ret);
+
+/* The binding of uid, or NULL. */
+const UserBinding *config_find_uid(const Config *c, uid_t uid);

@@ -1,0 +1,89 @@
+/* SPDX-License-Identifier: MIT */
+#pragma once
+
+/* Small helpers shared by every module: automatic cleanup, ownership hand-over, time. */
+
+#include <errno.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/types.h>
+#include <unistd.h>
+
+#define _cleanup_(f)  __attribute__((cleanup(f)))
+#define _unused_      __attribute__((unused))
+#define _printf_(a, b) __attribute__((format(printf, a, b)))
+#define _warn_unused_ __attribute__((warn_unused_result))
+
+#define ELEMENTSOF(a) (sizeof(a) / sizeof((a)[0]))
+
+/* Hand ownership of *p to the caller and leave NULL behind, so the cleanup handler does nothing. */
+#define TAKE_PTR(p)                                                                                     \
+        ({                                                                                              \
+                __typeof__(p) _tp_ = (p);                                                               \
+                (p) = NULL;                                                                             \
+                _tp_;                                                                                   \
+        })
+
+#define TAKE_FD(fd)                                                                                     \
+        ({                                                                                              \
+                int _tf_ = (fd);                                                                        \
+                (fd) = -1;                                                                              \
+                _tf_;                                                                                   \
+        })
+
+#define DEFINE_TRIVIAL_CLEANUP_FUNC(type, func)                                                        \
+        static inline void func##p(type *p)                                                             \
+        {                                                                                               \
+                if (*p)                                                                                 \
+                        func(*p);                                                               \
+        }
+
+static inline void freep(void *p)
+{
+        free(*(void **)p);
+}
+#define _cleanup_free_ _cleanup_(freep)
+
+static inline void closep(int *fd)
+{
+        if (*fd >= 0) {
+                int saved = errno;
+                close(*fd);
+                errno = saved;
+        }
+}
+#define _cleanup_close_ _cleanup_(closep)
+
+static inline bool streq_ptr(const char *a, const char *b)
+{
+        if (!a || !b)
+                return a == b;
+        return strcmp(a, b) == 0;
+}
+#define streq(a, b) (strcmp((a), (b)) == 0)
+
+#define USEC_PER_SEC  ((uint64_t)1000000)
+#define USEC_PER_MSEC ((uint64_t)1000)
+
+uint64_t now_realtime_usec(void);
+uint64_t now_monotonic_usec(void);
+
+/* Formats a realtime timestamp as ISO 8601 UTC with milliseconds, e.g. 2025-12-31T09:55:00.123Z.
+ * buf must hold at least TIMESTAMP_MAX bytes. */
+#define TIMESTAMP_MAX 32
+char *format_timestamp(char buf[static TIMESTAMP_MAX], uint64_t usec);
+
+/* Writes a random RFC 4122 version 4 UUID (36 characters and a NUL) into buf. */
+#define UUID_STRING_MAX 37
+int uuid_v4_string(char buf[static UUID_STRING_MAX]);
+
+/* Validates UTF-8 strictly (no overlongs, no surrogates, nothing above U+10FFFF). */
+bool utf8_is_valid(const char *s, size_t n);
+
+/* Parses a whole decimal unsigned number; -EINVAL for anything else, -ERANGE on overflow. */
+int parse_uint64(const char *s, uint64_t *ret);
+
+int mkdir_parents(const char *path, mode_t mode);
