@@ -25,7 +25,7 @@ int frame_reader_space(FrameReader *f, char **ret_ptr, size_t *ret_size);
 void frame_reader_commit(FrameReader *f, size_t n);
 
 /* Takes the next complete line out of the buffer.
- *   1         *ret_line/*ret_len is a line (newline and a trailing '\r' removed, NUL-terminated in
+ *   1         ret_line, ret_len is a line (newline and a trailing '\r' removed, NUL-terminated in
  *             place); valid until the next call on f
  *   0         no complete line yet
  *   -EMSGSIZE the current line is longer than max_line: reported once per line; its bytes are

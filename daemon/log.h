@@ -15,11 +15,10 @@ int log_level_from_string(const char *s);
 
 int log_internal(int level, int error, const char *fmt, ...) _printf_(3, 4);
 
-#define log_full_errno(level, error, ...)                                                              \
-        ({                                                                                              \
-                int _l_ = (level), _e_ = (error);                                                       \
-                _l_ <= log_get_max_level() ? log_internal(_l_, _e_, __VA_ARGS__)                        \
-                                           : -(_e_ < 0 ? -_e_ : _e_);                                  \
+#define log_full_errno(level, error, ...)                                                                   \
+        ({                                                                                                  \
+                int _l_ = (level), _e_ = (error);                                                           \
+                _l_ <= log_get_max_level() ? log_internal(_l_, _e_, __VA_ARGS__) : -(_e_ < 0 ? -_e_ : _e_); \
         })
 
 #define log_debug(...)   log_full_errno(LOG_DEBUG, 0, __VA_ARGS__)

@@ -31,8 +31,10 @@ char *format_timestamp(char buf[static TIMESTAMP_MAX], uint64_t usec)
         struct tm tm;
 
         gmtime_r(&sec, &tm);
-        snprintf(buf, TIMESTAMP_MAX, "%04d-%02d-%02dT%02d:%02d:%02d.%03uZ", tm.tm_year + 1900, tm.tm_mon + 1,
-                 tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, (unsigned)(usec % USEC_PER_SEC / 1000));
+        size_t n;
+
+        n = strftime(buf, TIMESTAMP_MAX, "%Y-%m-%dT%H:%M:%S", &tm);
+        snprintf(buf + n, TIMESTAMP_MAX - n, ".%03uZ", (unsigned)(usec % USEC_PER_SEC / 1000) % 1000u);
         return buf;
 }
 

@@ -12,33 +12,35 @@
 #include <sys/types.h>
 #include <unistd.h>
 
-#define _cleanup_(f)  __attribute__((cleanup(f)))
-#define _unused_      __attribute__((unused))
+#define _cleanup_(f)   __attribute__((cleanup(f)))
+#define _unused_       __attribute__((unused))
 #define _printf_(a, b) __attribute__((format(printf, a, b)))
-#define _warn_unused_ __attribute__((warn_unused_result))
+#define _warn_unused_  __attribute__((warn_unused_result))
 
+#define MIN(a, b)     ((a) < (b) ? (a) : (b))
+#define MAX(a, b)     ((a) > (b) ? (a) : (b))
 #define ELEMENTSOF(a) (sizeof(a) / sizeof((a)[0]))
 
 /* Hand ownership of *p to the caller and leave NULL behind, so the cleanup handler does nothing. */
-#define TAKE_PTR(p)                                                                                     \
-        ({                                                                                              \
-                __typeof__(p) _tp_ = (p);                                                               \
-                (p) = NULL;                                                                             \
-                _tp_;                                                                                   \
+#define TAKE_PTR(p)                       \
+        ({                                \
+                __typeof__(p) _tp_ = (p); \
+                (p) = NULL;               \
+                _tp_;                     \
         })
 
-#define TAKE_FD(fd)                                                                                     \
-        ({                                                                                              \
-                int _tf_ = (fd);                                                                        \
-                (fd) = -1;                                                                              \
-                _tf_;                                                                                   \
+#define TAKE_FD(fd)              \
+        ({                       \
+                int _tf_ = (fd); \
+                (fd) = -1;       \
+                _tf_;            \
         })
 
-#define DEFINE_TRIVIAL_CLEANUP_FUNC(type, func)                                                        \
-        static inline void func##p(type *p)                                                             \
-        {                                                                                               \
-                if (*p)                                                                                 \
-                        func(*p);                                                               \
+#define DEFINE_TRIVIAL_CLEANUP_FUNC(type, func) \
+        static inline void func##p(type *p)     \
+        {                                       \
+                if (*p)                         \
+                        func(*p);               \
         }
 
 static inline void freep(void *p)

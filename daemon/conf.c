@@ -1,0 +1,658 @@
+/* SPDX-License-Identifier: MIT */
+#include <fcntl.h>
+#include <grp.h>
+#include <pwd.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+
+#include "conf.h"
+#include "limits.h"
+#include "log.h"
+#include "util.h"
+
+#define CONF_MAX_FILE_BYTES      (1024u * 1024)
+#define CONF_MAX_LINE_BYTES      (64u * 1024)
+#define CONF_MAX_LINE_BYTES_HIGH (1024u * 1024 * 1024)
+#define CONF_ERROR_MAX           1024
+/* PATH_MAX on Linux; <limits.h> itself is out of reach, daemon/limits.h shadows it. */
+#define CONF_PATH_MAX 4096
+
+typedef enum ConfSection {
+        SECTION_NONE,
+        SECTION_DAEMON,
+        SECTION_USERS,
+        SECTION_UNKNOWN, /* reported once at its header; its keys are skipped */
+} ConfSection;
+
+typedef struct ConfParser ConfParser;
+
+/* Parses value into p->config. 0, -EINVAL after reporting the problem, or -ENOMEM. */
+typedef int (*ConfKeyParser)(ConfParser *p, const char *value);
+
+typedef struct ConfKey {
+        const char *name;
+        ConfKeyParser parse;
+} ConfKey;
+
+struct ConfParser {
+        const char *path;
+        ConfigErrorFunc report;
+        void *userdata;
+        unsigned line;
+        unsigned n_errors;
+        ConfSection section;
+        Config *config;
+        unsigned daemon_key_lines[6]; /* where each of daemon_keys[] was set, 0 if not yet */
+        unsigned *binding_lines;      /* where each binding was written, for duplicate reports */
+        size_t n_bindings_alloc;
+};
+
+static void conf_report(ConfParser *p, unsigned line, const char *fmt, ...) _printf_(3, 4);
+static void conf_report(ConfParser *p, unsigned line, const char *fmt, ...)
+{
+        char msg[CONF_ERROR_MAX];
+        va_list ap;
+
+        p->n_errors++;
+        if (!p->report)
+                return;
+        va_start(ap, fmt);
+        vsnprintf(msg, sizeof(msg), fmt, ap);
+        va_end(ap);
+        p->report(p->userdata, p->path, line, msg);
+}
+
+/* Values quoted in messages are cut, so that one long line does not drown the rest. */
+#define QUOTE_MAX 64
+#define QUOTE(s) \
+        (int)(strlen(s) > QUOTE_MAX ? QUOTE_MAX : strlen(s)), (s), (strlen(s) > QUOTE_MAX ? "..." : "")
+
+Config *config_new(void)
+{
+        Config *c = calloc(1, sizeof(*c));
+
+        if (!c)
+                return NULL;
+        c->durability_full = true;
+        c->max_line_bytes = MAX_LINE_BYTES_DEFAULT;
+        c->log_level = -1;
+        return c;
+}
+
+Config *config_free(Config *c)
+{
+        if (!c)
+                return NULL;
+        free(c->state_dir);
+        free(c->socket_path);
+        for (size_t i = 0; i < c->n_bindings; i++) {
+                for (size_t k = 0; k < c->bindings[i].n_user_ids; k++)
+                        free(c->bindings[i].user_ids[k]);
+                free(c->bindings[i].user_ids);
+        }
+        free(c->bindings);
+        free(c);
+        return NULL;
+}
+DEFINE_TRIVIAL_CLEANUP_FUNC(Config *, config_free);
+
+const UserBinding *config_find_uid(const Config *c, uid_t uid)
+{
+        if (!c)
+                return NULL;
+        for (size_t i = 0; i < c->n_bindings; i++)
+                if (c->bindings[i].uid == uid)
+                        return &c->bindings[i];
+        return NULL;
+}
+
+static bool conf_is_blank(char c)
+{
+        return c == ' ' || c == '\t' || c == '\r';
+}
+
+/* Trims blanks at both ends, in place. */
+static char *conf_strip(char *s)
+{
+        size_t n;
+
+        while (conf_is_blank(*s))
+                s++;
+        n = strlen(s);
+        while (n > 0 && conf_is_blank(s[n - 1]))
+                s[--n] = 0;
+        return s;
+}
+
+static int conf_set_path(ConfParser *p, const char *value, const char *key, char **field)
+{
+        char *copy;
+
+        if (value[0] != '/') {
+                conf_report(p, p->line, "%s must be an absolute path, got '%.*s%s'", key, QUOTE(value));
+                return -EINVAL;
+        }
+        if (strlen(value) >= CONF_PATH_MAX) {
+                conf_report(p, p->line, "%s is longer than %d bytes", key, CONF_PATH_MAX - 1);
+                return -EINVAL;
+        }
+        copy = strdup(value);
+        if (!copy)
+                return -ENOMEM;
+        free(*field);
+        *field = copy;
+        return 0;
+}
+
+static int conf_parse_state_dir(ConfParser *p, const char *value)
+{
+        return conf_set_path(p, value, "state_dir", &p->config->state_dir);
+}
+
+static int conf_parse_socket(ConfParser *p, const char *value)
+{
+        struct sockaddr_un sa;
+
+        if (value[0] == '/' && strlen(value) >= sizeof(sa.sun_path)) {
+                conf_report(p, p->line, "socket path is longer than %zu bytes, too long for a Unix socket",
+                            sizeof(sa.sun_path) - 1);
+                return -EINVAL;
+        }
+        return conf_set_path(p, value, "socket", &p->config->socket_path);
+}
+
+static int conf_parse_durability(ConfParser *p, const char *value)
+{
+        if (streq(value, "full"))
+                p->config->durability_full = true;
+        else if (streq(value, "normal"))
+                p->config->durability_full = false;
+        else {
+                conf_report(p, p->line, "durability must be 'full' or 'normal', got '%.*s%s'", QUOTE(value));
+                return -EINVAL;
+        }
+        return 0;
+}
+
+static int conf_parse_max_line_bytes(ConfParser *p, const char *value)
+{
+        uint64_t v;
+
+        if (parse_uint64(value, &v) < 0 || v < MAX_LINE_BYTES_MIN || v > CONF_MAX_LINE_BYTES_HIGH) {
+                conf_report(p, p->line, "max_line_bytes must be a number from %u to %u, got '%.*s%s'",
+                            MAX_LINE_BYTES_MIN, CONF_MAX_LINE_BYTES_HIGH, QUOTE(value));
+                return -EINVAL;
+        }
+        p->config->max_line_bytes = (size_t)v;
+        return 0;
+}
+
+static int conf_parse_log_level(ConfParser *p, const char *value)
+{
+        int level = log_level_from_string(value);
+
+        /* emerg and alert are for the whole system, not for one daemon's chatter. */
+        if (level < LOG_CRIT) {
+                conf_report(p, p->line,
+                            "log_level must be one of debug, info, notice, warning, err, crit; got '%.*s%s'",
+                            QUOTE(value));
+                return -EINVAL;
+        }
+        p->config->log_level = level;
+        return 0;
+}
+
+/* A buffer size for getpwnam_r()/getgrnam_r(); they say -ERANGE when it is too small. */
+static size_t conf_nss_buffer_size(int name)
+{
+        long n = sysconf(name);
+
+        return n > 0 && n < 1024 * 1024 ? (size_t)n : 1024;
+}
+
+/* 0 and *ret, -ESRCH if there is no such user, other -errno if the lookup failed. */
+static int conf_lookup_user(const char *name, uid_t *ret)
+{
+        size_t size = conf_nss_buffer_size(_SC_GETPW_R_SIZE_MAX);
+
+        for (;;) {
+                _cleanup_free_ char *buf = malloc(size);
+                struct passwd pw, *result = NULL;
+                int r;
+
+                if (!buf)
+                        return -ENOMEM;
+                r = getpwnam_r(name, &pw, buf, size, &result);
+                if (r == ERANGE && size < 1024 * 1024) {
+                        size *= 2;
+                        continue;
+                }
+                if (r == 0 && !result)
+                        return -ESRCH;
+                if (r != 0)
+                        return -r;
+                *ret = pw.pw_uid;
+                return 0;
+        }
+}
+
+static int conf_lookup_group(const char *name, gid_t *ret)
+{
+        size_t size = conf_nss_buffer_size(_SC_GETGR_R_SIZE_MAX);
+
+        for (;;) {
+                _cleanup_free_ char *buf = malloc(size);
+                struct group gr, *result = NULL;
+                int r;
+
+                if (!buf)
+                        return -ENOMEM;
+                r = getgrnam_r(name, &gr, buf, size, &result);
+                if (r == ERANGE && size < 1024 * 1024) {
+                        size *= 2;
+                        continue;
+                }
+                if (r == 0 && !result)
+                        return -ESRCH;
+                if (r != 0)
+                        return -r;
+                *ret = gr.gr_gid;
+                return 0;
+        }
+}
+
+/* A uid or gid written as a number; (id_t)-1 means "no id" to the system calls, so it is none. */
+static bool conf_parse_id(const char *s, unsigned *ret)
+{
+        uint64_t v;
+
+        if (parse_uint64(s, &v) < 0 || v >= UINT32_MAX)
+                return false;
+        *ret = (unsigned)v;
+        return true;
+}
+
+static int conf_parse_admin_group(ConfParser *p, const char *value)
+{
+        unsigned id;
+        gid_t gid = 0;
+        int r;
+
+        r = conf_lookup_group(value, &gid);
+        /* A number that names no group is taken as a gid, as chgrp(1) does. */
+        if (r == -ESRCH && conf_parse_id(value, &id)) {
+                gid = (gid_t)id;
+                r = 0;
+        }
+        if (r == -ENOMEM)
+                return r;
+        if (r == -ESRCH) {
+                conf_report(p, p->line, "admin_group: no such group '%.*s%s'", QUOTE(value));
+                return -EINVAL;
+        }
+        if (r < 0) {
+                conf_report(p, p->line, "admin_group: cannot look up group '%.*s%s': %s", QUOTE(value),
+                            strerror(-r));
+                return -EINVAL;
+        }
+        p->config->have_admin_gid = true;
+        p->config->admin_gid = gid;
+        return 0;
+}
+
+static const ConfKey daemon_keys[] = {
+        { "state_dir", conf_parse_state_dir },   { "socket", conf_parse_socket },
+        { "durability", conf_parse_durability }, { "max_line_bytes", conf_parse_max_line_bytes },
+        { "log_level", conf_parse_log_level },   { "admin_group", conf_parse_admin_group },
+};
+_Static_assert(ELEMENTSOF(daemon_keys) == ELEMENTSOF(((ConfParser *)NULL)->daemon_key_lines),
+               "one line slot per key");
+
+static int conf_daemon_key(ConfParser *p, const char *key, const char *value)
+{
+        for (size_t i = 0; i < ELEMENTSOF(daemon_keys); i++) {
+                if (!streq(key, daemon_keys[i].name))
+                        continue;
+                if (p->daemon_key_lines[i] > 0) {
+                        conf_report(p, p->line, "%s is already set on line %u", key, p->daemon_key_lines[i]);
+                        return -EINVAL;
+                }
+                p->daemon_key_lines[i] = p->line;
+                if (!*value) {
+                        conf_report(p, p->line, "%s: missing value", key);
+                        return -EINVAL;
+                }
+                return daemon_keys[i].parse(p, value);
+        }
+        conf_report(p, p->line, "unknown key '%.*s%s' in section [daemon]", QUOTE(key));
+        return -EINVAL;
+}
+
+static bool conf_user_id_is_valid(const char *s)
+{
+        size_t n = strlen(s);
+
+        if (n == 0 || n > MAX_USER_ID_BYTES || !utf8_is_valid(s, n))
+                return false;
+        for (size_t i = 0; i < n; i++) {
+                unsigned char c = (unsigned char)s[i];
+                if (c < 0x20 || c == 0x7f || c == '/')
+                        return false;
+        }
+        return true;
+}
+
+static void user_ids_free(char **ids, size_t n)
+{
+        for (size_t i = 0; i < n; i++)
+                free(ids[i]);
+        free(ids);
+}
+
+/* Splits "a, b, c" into user_ids; reports every bad one. */
+static int conf_parse_user_ids(ConfParser *p, char *value, char ***ret, size_t *ret_n)
+{
+        char **ids = NULL;
+        size_t n = 0;
+        bool bad = false;
+
+        if (!*value) {
+                conf_report(p, p->line, "no user_id given");
+                return -EINVAL;
+        }
+        for (char *item = value, *next; item; item = next) {
+                char *id, **grown;
+
+                next = strchr(item, ',');
+                if (next)
+                        *next++ = 0;
+                id = conf_strip(item);
+                if (!conf_user_id_is_valid(id)) {
+                        conf_report(p, p->line,
+                                    "invalid user_id '%.*s%s': it must be 1 to %d bytes of UTF-8 without "
+                                    "control characters or '/'",
+                                    QUOTE(id), MAX_USER_ID_BYTES);
+                        bad = true;
+                        continue;
+                }
+                for (size_t i = 0; i < n; i++)
+                        if (streq(ids[i], id)) {
+                                conf_report(p, p->line, "user_id '%s' is listed twice", id);
+                                bad = true;
+                                break;
+                        }
+                grown = realloc(ids, (n + 1) * sizeof(*ids));
+                if (!grown) {
+                        user_ids_free(ids, n);
+                        return -ENOMEM;
+                }
+                ids = grown;
+                ids[n] = strdup(id);
+                if (!ids[n]) {
+                        user_ids_free(ids, n);
+                        return -ENOMEM;
+                }
+                n++;
+        }
+        if (bad) {
+                user_ids_free(ids, n);
+                return -EINVAL;
+        }
+        *ret = ids;
+        *ret_n = n;
+        return 0;
+}
+
+static int conf_users_key(ConfParser *p, const char *key, char *value)
+{
+        Config *c = p->config;
+        const UserBinding *other;
+        char **ids = NULL;
+        size_t n_ids = 0;
+        unsigned id;
+        uid_t uid = 0;
+        int r, q;
+
+        /* A name made only of digits is a uid, as everywhere else. */
+        if (conf_parse_id(key, &id)) {
+                uid = (uid_t)id;
+                r = 0;
+        } else {
+                r = conf_lookup_user(key, &uid);
+                if (r == -ENOMEM)
+                        return r;
+                if (r == -ESRCH)
+                        conf_report(p, p->line, "no such user '%.*s%s'", QUOTE(key));
+                else if (r < 0)
+                        conf_report(p, p->line, "cannot look up user '%.*s%s': %s", QUOTE(key),
+                                    strerror(-r));
+        }
+        if (r == 0) {
+                other = config_find_uid(c, uid);
+                if (other) {
+                        conf_report(p, p->line, "uid %u is already bound on line %u", (unsigned)uid,
+                                    p->binding_lines[other - c->bindings]);
+                        r = -EINVAL;
+                }
+        }
+
+        /* Check the user_ids even when the user is bad, to report everything at once. */
+        q = conf_parse_user_ids(p, value, &ids, &n_ids);
+        if (q == -ENOMEM)
+                return q;
+        if (r < 0 || q < 0) {
+                user_ids_free(ids, n_ids);
+                return -EINVAL;
+        }
+
+        if (c->n_bindings == p->n_bindings_alloc) {
+                size_t m = p->n_bindings_alloc ? p->n_bindings_alloc * 2 : 8;
+                UserBinding *b = realloc(c->bindings, m * sizeof(*b));
+                unsigned *l;
+
+                if (b)
+                        c->bindings = b;
+                l = b ? realloc(p->binding_lines, m * sizeof(*l)) : NULL;
+                if (!l) {
+                        user_ids_free(ids, n_ids);
+                        return -ENOMEM;
+                }
+                p->binding_lines = l;
+                p->n_bindings_alloc = m;
+        }
+        p->binding_lines[c->n_bindings] = p->line;
+        c->bindings[c->n_bindings++] = (UserBinding){ .uid = uid, .user_ids = ids, .n_user_ids = n_ids };
+        return 0;
+}
+
+/* Cuts a comment off: '#' after a blank starts one. A '#' inside a word is kept. */
+static void conf_strip_comment(char *s)
+{
+        for (char *h = strchr(s, '#'); h; h = strchr(h + 1, '#'))
+                if (h == s || conf_is_blank(h[-1])) {
+                        *h = 0;
+                        return;
+                }
+}
+
+static int conf_parse_section(ConfParser *p, char *s)
+{
+        char *end = strchr(s, ']'), *name;
+
+        if (!end) {
+                conf_report(p, p->line, "section header without ']'");
+                p->section = SECTION_UNKNOWN;
+                return -EINVAL;
+        }
+        if (*conf_strip(end + 1)) {
+                conf_report(p, p->line, "unexpected text after section header");
+                p->section = SECTION_UNKNOWN;
+                return -EINVAL;
+        }
+        *end = 0;
+        name = conf_strip(s + 1);
+        if (streq(name, "daemon"))
+                p->section = SECTION_DAEMON;
+        else if (streq(name, "users"))
+                p->section = SECTION_USERS;
+        else {
+                conf_report(p, p->line, "unknown section [%.*s%s]", QUOTE(name));
+                p->section = SECTION_UNKNOWN;
+                return -EINVAL;
+        }
+        return 0;
+}
+
+static int conf_parse_line(ConfParser *p, char *line)
+{
+        char *s, *eq, *key, *value;
+
+        s = conf_strip(line);
+        if (*s == '#' || *s == ';' || *s == 0)
+                return 0;
+        conf_strip_comment(s);
+        s = conf_strip(s);
+
+        if (*s == '[')
+                return conf_parse_section(p, s);
+
+        eq = strchr(s, '=');
+        if (!eq) {
+                conf_report(p, p->line, "expected 'key = value' or '[section]'");
+                return -EINVAL;
+        }
+        *eq = 0;
+        key = conf_strip(s);
+        value = conf_strip(eq + 1);
+        if (!*key) {
+                conf_report(p, p->line, "missing key before '='");
+                return -EINVAL;
+        }
+
+        switch (p->section) {
+        case SECTION_NONE:
+                conf_report(p, p->line, "key '%.*s%s' outside of any section", QUOTE(key));
+                return -EINVAL;
+        case SECTION_UNKNOWN:
+                return 0;
+        case SECTION_DAEMON:
+                return conf_daemon_key(p, key, value);
+        case SECTION_USERS:
+                return conf_users_key(p, key, value);
+        }
+        return 0;
+}
+
+/* Reads the whole file, refusing more than CONF_MAX_FILE_BYTES. -EFBIG if it is bigger. */
+static int conf_read_file(const char *path, char **ret, size_t *ret_size)
+{
+        _cleanup_close_ int fd = -1;
+        _cleanup_free_ char *buf = NULL;
+        size_t size = 0, alloc = 0;
+
+        fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+        if (fd < 0)
+                return -errno;
+
+        for (;;) {
+                ssize_t n;
+
+                if (size == alloc) {
+                        /* One byte past the limit tells a file at the limit from a bigger one. */
+                        size_t m = alloc ? alloc * 2 : 4096;
+                        char *grown;
+
+                        if (m > CONF_MAX_FILE_BYTES + 1)
+                                m = CONF_MAX_FILE_BYTES + 1;
+                        if (m == alloc)
+                                return -EFBIG;
+                        grown = realloc(buf, m + 1);
+                        if (!grown)
+                                return -ENOMEM;
+                        buf = grown;
+                        alloc = m;
+                }
+                n = read(fd, buf + size, alloc - size);
+                if (n < 0) {
+                        if (errno == EINTR)
+                                continue;
+                        return -errno;
+                }
+                if (n == 0)
+                        break;
+                size += (size_t)n;
+        }
+        if (size > CONF_MAX_FILE_BYTES)
+                return -EFBIG;
+        if (!buf) {
+                buf = malloc(1);
+                if (!buf)
+                        return -ENOMEM;
+        }
+        buf[size] = 0;
+        *ret = TAKE_PTR(buf);
+        *ret_size = size;
+        return 0;
+}
+
+static void conf_parser_done(ConfParser *p)
+{
+        free(p->binding_lines);
+}
+
+int config_load(const char *path, ConfigErrorFunc report, void *userdata, Config **ret)
+{
+        _cleanup_(config_freep) Config *c = NULL;
+        _cleanup_free_ char *data = NULL;
+        _cleanup_(conf_parser_done) ConfParser p = {};
+        size_t size = 0;
+        char *s, *end;
+        int r;
+
+        r = conf_read_file(path, &data, &size);
+        if (r == -EFBIG) {
+                if (report)
+                        report(userdata, path, 0, "file is larger than 1 MiB (1048576 bytes)");
+                return -EINVAL;
+        }
+        if (r < 0)
+                return r;
+
+        c = config_new();
+        if (!c)
+                return -ENOMEM;
+        p = (ConfParser){ .path = path, .report = report, .userdata = userdata, .config = c };
+
+        s = data;
+        end = data + size;
+        /* A byte order mark some editors write. */
+        if (size >= 3 && memcmp(s, "\xef\xbb\xbf", 3) == 0)
+                s += 3;
+
+        while (s < end) {
+                char *nl = memchr(s, '\n', (size_t)(end - s));
+                size_t n = nl ? (size_t)(nl - s) : (size_t)(end - s);
+
+                p.line++;
+                s[n] = 0;
+                if (n > CONF_MAX_LINE_BYTES)
+                        conf_report(&p, p.line, "line is longer than %u bytes", CONF_MAX_LINE_BYTES);
+                else if (strlen(s) != n)
+                        conf_report(&p, p.line, "line contains a NUL byte");
+                else {
+                        r = conf_parse_line(&p, s);
+                        if (r == -ENOMEM)
+                                return r;
+                }
+                if (!nl)
+                        break;
+                s = nl + 1;
+        }
+
+        if (p.n_errors > 0)
+                return -EINVAL;
+        *ret = TAKE_PTR(c);
+        return 0;
+}

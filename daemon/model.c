@@ -1,0 +1,328 @@
+/* SPDX-License-Identifier: MIT */
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+
+#include "limits.h"
+#include "model.h"
+#include "util.h"
+
+/* Doubles hold every integer up to 2^53 exactly; JSON numbers beyond that are not integers to us. */
+#define MAX_SAFE_INT 9007199254740991LL
+
+int model_error(ModelError *e, int code, const char *param, long long limit, const char *fmt, ...)
+{
+        va_list ap;
+
+        e->code = code;
+        e->param = param;
+        e->limit = limit;
+        va_start(ap, fmt);
+        vsnprintf(e->message, sizeof(e->message), fmt, ap);
+        va_end(ap);
+        return -EINVAL;
+}
+
+static bool has_control_chars(const char *s)
+{
+        for (; *s; s++)
+                if ((unsigned char)*s < 0x20 || *s == 0x7f)
+                        return true;
+        return false;
+}
+
+bool model_id_valid(const char *s, size_t max_bytes)
+{
+        size_t n = strlen(s);
+
+        return n > 0 && n <= max_bytes && !has_control_chars(s);
+}
+
+bool model_user_id_valid(const char *s)
+{
+        return model_id_valid(s, MAX_USER_ID_BYTES) && !strchr(s, '/');
+}
+
+int model_check_keys(const cJSON *obj, const char *const *allowed, ModelError *e)
+{
+        const cJSON *item;
+
+        cJSON_ArrayForEach(item, obj)
+        {
+                bool found = false;
+
+                for (const char *const *a = allowed; *a; a++)
+                        if (streq(item->string, *a)) {
+                                found = true;
+                                break;
+                        }
+                if (!found)
+                        return model_error(e, RPC_INVALID_PARAMS, NULL, -1, "Unknown parameter \"%.64s\".",
+                                           item->string);
+        }
+        return 0;
+}
+
+int model_get_string(const cJSON *obj, const char *key, size_t max, bool allow_null, const char **ret,
+                     bool *ret_null, ModelError *e)
+{
+        const cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, key);
+
+        *ret = NULL;
+        if (ret_null)
+                *ret_null = false;
+        if (!v)
+                return 0;
+        if (cJSON_IsNull(v) && allow_null) {
+                if (ret_null)
+                        *ret_null = true;
+                return 1;
+        }
+        if (!cJSON_IsString(v))
+                return model_error(e, RPC_INVALID_PARAMS, key, -1, "Parameter \"%s\" must be a string%s.",
+                                   key, allow_null ? " or null" : "");
+        if (strlen(v->valuestring) > max)
+                return model_error(e, RPC_TOO_LARGE, key, (long long)max,
+                                   "Parameter \"%s\" is longer than %zu bytes.", key, max);
+        *ret = v->valuestring;
+        return 1;
+}
+
+int model_get_int(const cJSON *obj, const char *key, long long min, long long max, bool allow_null,
+                  long long *ret, bool *ret_null, ModelError *e)
+{
+        const cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, key);
+
+        if (ret_null)
+                *ret_null = false;
+        if (!v)
+                return 0;
+        if (cJSON_IsNull(v) && allow_null) {
+                if (ret_null)
+                        *ret_null = true;
+                return 1;
+        }
+        if (!cJSON_IsNumber(v) || !isfinite(v->valuedouble) || v->valuedouble != floor(v->valuedouble) ||
+            fabs(v->valuedouble) > (double)MAX_SAFE_INT)
+                return model_error(e, RPC_INVALID_PARAMS, key, -1, "Parameter \"%s\" must be an integer%s.",
+                                   key, allow_null ? " or null" : "");
+        if (v->valuedouble < (double)min || v->valuedouble > (double)max)
+                return model_error(e, RPC_INVALID_PARAMS, key, -1,
+                                   "Parameter \"%s\" must be between %lld and %lld.", key, min, max);
+        *ret = (long long)v->valuedouble;
+        return 1;
+}
+
+static bool string_in(const char *s, const char *const *list)
+{
+        for (; *list; list++)
+                if (streq(s, *list))
+                        return true;
+        return false;
+}
+
+static const char *const cell_types[] = { "python", "sql", NULL };
+static const char *const cell_statuses[] = { "idle", "running", "success", "error", NULL };
+
+/* A list of distinct variable names, first occurrence kept. */
+static int vars_normalise(const cJSON *v, const char *key, cJSON **ret, ModelError *e)
+{
+        _cleanup_(cJSON_Deletep) cJSON *out = NULL;
+        const cJSON *item;
+        int n;
+
+        if (!cJSON_IsArray(v))
+                return model_error(e, RPC_INVALID_PARAMS, key, -1, "\"%s\" must be an array of strings.",
+                                   key);
+        n = cJSON_GetArraySize(v);
+        if (n > MAX_VARS)
+                return model_error(e, RPC_TOO_LARGE, key, MAX_VARS, "\"%s\" has more than %d names.", key,
+                                   MAX_VARS);
+        out = cJSON_CreateArray();
+        if (!out)
+                return -ENOMEM;
+        cJSON_ArrayForEach(item, v)
+        {
+                const cJSON *seen;
+                bool dup = false;
+
+                if (!cJSON_IsString(item) || !*item->valuestring)
+                        return model_error(e, RPC_INVALID_PARAMS, key, -1,
+                                           "\"%s\" must be an array of non-empty strings.", key);
+                if (strlen(item->valuestring) > MAX_VAR_BYTES)
+                        return model_error(e, RPC_TOO_LARGE, key, MAX_VAR_BYTES,
+                                           "A name in \"%s\" is longer than %d bytes.", key, MAX_VAR_BYTES);
+                cJSON_ArrayForEach(seen, out) if (streq(seen->valuestring, item->valuestring))
+                {
+                        dup = true;
+                        break;
+                }
+                if (!dup && !cJSON_AddItemToArray(out, cJSON_CreateString(item->valuestring)))
+                        return -ENOMEM;
+        }
+        *ret = TAKE_PTR(out);
+        return 0;
+}
+
+static int outputs_check(const cJSON *v, ModelError *e)
+{
+        static const char *const output_keys[] = { "mime_type", "data", "metadata", NULL };
+        _cleanup_free_ char *text = NULL;
+        const cJSON *o;
+
+        if (!cJSON_IsArray(v))
+                return model_error(e, RPC_INVALID_PARAMS, "outputs", -1, "\"outputs\" must be an array.");
+        if (cJSON_GetArraySize(v) > MAX_OUTPUTS)
+                return model_error(e, RPC_TOO_LARGE, "outputs", MAX_OUTPUTS,
+                                   "A cell has at most %d outputs.", MAX_OUTPUTS);
+        cJSON_ArrayForEach(o, v)
+        {
+                const cJSON *mime, *data, *meta;
+
+                if (!cJSON_IsObject(o))
+                        return model_error(e, RPC_INVALID_PARAMS, "outputs", -1,
+                                           "Each output must be an object.");
+                if (model_check_keys(o, output_keys, e) < 0) {
+                        e->param = "outputs";
+                        return -EINVAL;
+                }
+                mime = cJSON_GetObjectItemCaseSensitive(o, "mime_type");
+                data = cJSON_GetObjectItemCaseSensitive(o, "data");
+                meta = cJSON_GetObjectItemCaseSensitive(o, "metadata");
+                if (!cJSON_IsString(mime) || !*mime->valuestring ||
+                    strlen(mime->valuestring) > MAX_MIME_TYPE_BYTES || has_control_chars(mime->valuestring))
+                        return model_error(e, RPC_INVALID_PARAMS, "outputs", -1,
+                                           "An output's \"mime_type\" must be a string of 1 to %d bytes.",
+                                           MAX_MIME_TYPE_BYTES);
+                if (!data || !(cJSON_IsString(data) || cJSON_IsObject(data) || cJSON_IsArray(data)))
+                        return model_error(e, RPC_INVALID_PARAMS, "outputs", -1,
+                                           "An output's \"data\" must be a string, an object or an array.");
+                if (meta && !cJSON_IsObject(meta))
+                        return model_error(e, RPC_INVALID_PARAMS, "outputs", -1,
+                                           "An output's \"metadata\" must be an object.");
+        }
+        text = cJSON_PrintUnformatted(v);
+        if (!text)
+                return -ENOMEM;
+        if (strlen(text) > MAX_OUTPUTS_BYTES)
+                return model_error(e, RPC_TOO_LARGE, "outputs", MAX_OUTPUTS_BYTES,
+                                   "A cell's outputs take more than %u bytes.", MAX_OUTPUTS_BYTES);
+        return 0;
+}
+
+/* Outputs as stored: every output with a metadata object. */
+static cJSON *outputs_normalise(const cJSON *v)
+{
+        cJSON *out = cJSON_Duplicate(v, true), *o;
+
+        if (!out)
+                return NULL;
+        cJSON_ArrayForEach(o, out) if (!cJSON_GetObjectItemCaseSensitive(o, "metadata"))
+        {
+                if (!cJSON_AddObjectToObject(o, "metadata")) {
+                        cJSON_Delete(out);
+                        return NULL;
+                }
+        }
+        return out;
+}
+
+static int add_string_field(cJSON *out, const cJSON *obj, const char *key, size_t max, bool allow_null,
+                            const char *const *choices, unsigned *count, ModelError *e)
+{
+        const char *s;
+        bool is_null;
+        int r;
+
+        r = model_get_string(obj, key, max, allow_null, &s, &is_null, e);
+        if (r < 0)
+                return r;
+        if (r > 0 && s && choices && !string_in(s, choices))
+                return model_error(e, RPC_INVALID_PARAMS, key, -1, "\"%s\" has an unknown value \"%.32s\".",
+                                   key, s);
+        if (r > 0)
+                (*count)++;
+        if (r > 0 && is_null)
+                return cJSON_AddNullToObject(out, key) ? 0 : -ENOMEM;
+        if (r > 0)
+                return cJSON_AddStringToObject(out, key, s) ? 0 : -ENOMEM;
+        return 0;
+}
+
+int model_cell_fields(const cJSON *obj, bool defaults, cJSON **ret, unsigned *ret_count, ModelError *e)
+{
+        _cleanup_(cJSON_Deletep) cJSON *out = cJSON_CreateObject();
+        unsigned count = 0;
+        const cJSON *v;
+        int r;
+
+        if (!out)
+                return -ENOMEM;
+        if ((r = add_string_field(out, obj, "type", 16, false, cell_types, &count, e)) < 0 ||
+            (r = add_string_field(out, obj, "code", MAX_CODE_BYTES, false, NULL, &count, e)) < 0 ||
+            (r = add_string_field(out, obj, "status", 16, false, cell_statuses, &count, e)) < 0 ||
+            (r = add_string_field(out, obj, "stdout", MAX_STDOUT_BYTES, false, NULL, &count, e)) < 0 ||
+            (r = add_string_field(out, obj, "error", MAX_ERROR_BYTES, true, NULL, &count, e)) < 0)
+                return r;
+
+        v = cJSON_GetObjectItemCaseSensitive(obj, "outputs");
+        if (v) {
+                cJSON *norm;
+
+                r = outputs_check(v, e);
+                if (r < 0)
+                        return r;
+                norm = outputs_normalise(v);
+                if (!norm || !cJSON_AddItemToObject(out, "outputs", norm)) {
+                        cJSON_Delete(norm);
+                        return -ENOMEM;
+                }
+                count++;
+        }
+        for (const char *const *k = (const char *const[]){ "reads", "writes", NULL }; *k; k++) {
+                cJSON *norm = NULL;
+
+                v = cJSON_GetObjectItemCaseSensitive(obj, *k);
+                if (!v)
+                        continue;
+                r = vars_normalise(v, *k, &norm, e);
+                if (r < 0)
+                        return r;
+                if (!cJSON_AddItemToObject(out, *k, norm)) {
+                        cJSON_Delete(norm);
+                        return -ENOMEM;
+                }
+                count++;
+        }
+
+        if (defaults) {
+                /* Fill what a create did not give, in the order cells are shown. */
+                static const struct {
+                        const char *key;
+                        const char *value; /* NULL: JSON null; "[]": empty array */
+                } defs[] = {
+                        { "type", "python" }, { "code", "" },    { "status", "idle" }, { "stdout", "" },
+                        { "outputs", "[]" },  { "error", NULL }, { "reads", "[]" },    { "writes", "[]" },
+                };
+                for (size_t i = 0; i < ELEMENTSOF(defs); i++) {
+                        cJSON *item;
+
+                        if (cJSON_GetObjectItemCaseSensitive(out, defs[i].key))
+                                continue;
+                        if (!defs[i].value)
+                                item = cJSON_CreateNull();
+                        else if (streq(defs[i].value, "[]"))
+                                item = cJSON_CreateArray();
+                        else
+                                item = cJSON_CreateString(defs[i].value);
+                        if (!item || !cJSON_AddItemToObject(out, defs[i].key, item)) {
+                                cJSON_Delete(item);
+                                return -ENOMEM;
+                        }
+                }
+        }
+        if (ret_count)
+                *ret_count = count;
+        *ret = TAKE_PTR(out);
+        return 0;
+}

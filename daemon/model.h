@@ -1,0 +1,63 @@
+/* SPDX-License-Identifier: MIT */
+#pragma once
+
+/* The notebook data model as the protocol carries it: error codes, and the checks that turn a
+ * peer's JSON into values the store may write. Nothing here touches the database. */
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <cjson/cJSON.h>
+
+#include "util.h"
+
+DEFINE_TRIVIAL_CLEANUP_FUNC(cJSON *, cJSON_Delete)
+
+/* Protocol error codes (doc/protocol.md). */
+enum {
+        RPC_PARSE_ERROR = -32700,
+        RPC_INVALID_REQUEST = -32600,
+        RPC_METHOD_NOT_FOUND = -32601,
+        RPC_INVALID_PARAMS = -32602,
+        RPC_INTERNAL_ERROR = -32603,
+        RPC_LINE_TOO_LONG = -32000,
+        RPC_TOO_DEEP = -32001,
+        RPC_BAD_ENCODING = -32002,
+        RPC_TRUNCATED = -32003,
+        RPC_NOT_FOUND = -32010,
+        RPC_CONFLICT = -32011,
+        RPC_ACCESS_DENIED = -32012,
+        RPC_TOO_LARGE = -32013,
+        RPC_EXISTS = -32014,
+        RPC_STORAGE = -32020,
+};
+
+/* What is wrong with a peer's input, for the error reply. */
+typedef struct ModelError {
+        int code;
+        const char *param; /* static string or NULL */
+        long long limit;   /* -1 when none */
+        char message[256];
+} ModelError;
+
+int model_error(ModelError *e, int code, const char *param, long long limit, const char *fmt, ...)
+        __attribute__((format(printf, 5, 6)));
+
+bool model_id_valid(const char *s, size_t max_bytes);
+bool model_user_id_valid(const char *s);
+
+/* Refuses any key of obj not in the NULL-terminated list allowed (-32602). */
+int model_check_keys(const cJSON *obj, const char *const *allowed, ModelError *e);
+
+/* Looks up an optional string member: 0 absent (*ret NULL), 1 present; errors when it is not a
+ * string (or null, when allow_null; then *ret is NULL and *ret_null true) or longer than max. */
+int model_get_string(const cJSON *obj, const char *key, size_t max, bool allow_null, const char **ret,
+                     bool *ret_null, ModelError *e);
+/* Looks up an optional integer member in [min, max]: 0 absent, 1 present. */
+int model_get_int(const cJSON *obj, const char *key, long long min, long long max, bool allow_null,
+                  long long *ret, bool *ret_null, ModelError *e);
+
+/* The cell fields of obj (type, code, status, stdout, outputs, error, reads, writes), checked
+ * and normalised (reads/writes without duplicates). With defaults, every field is present in
+ * *ret (a create); without, only those obj has (an update). *ret_count tells how many fields obj
+ * gave. Other keys are not looked at. */
+int model_cell_fields(const cJSON *obj, bool defaults, cJSON **ret, unsigned *ret_count, ModelError *e);

@@ -1,0 +1,862 @@
+/* SPDX-License-Identifier: MIT */
+#include <stdio.h>
+#include <unistd.h>
+
+#include "frame.h"
+#include "graph.h"
+#include "log.h"
+#include "model.h"
+#include "rpc.h"
+
+#define VERSION_STRING PACKAGE_VERSION
+
+/* One request while it is handled. */
+typedef struct Call {
+        Rpc *rpc;
+        const RpcPeer *peer;
+        const cJSON *params;
+        const char *user_id; /* resolved and authorised */
+        cJSON *result;
+        ModelError error;
+        const char *missing_id; /* for not-found errors: which id */
+        bool missing_cell;
+        int64_t current_revision; /* for conflicts */
+} Call;
+
+typedef int (*MethodFunc)(Call *c);
+
+typedef struct Method {
+        const char *name;
+        MethodFunc func;
+        bool writes;
+        bool needs_user;
+        const char *const *keys; /* allowed params */
+} Method;
+
+void rpc_reply_done(RpcReply *r)
+{
+        free(r->text);
+        free(r->abort_text);
+        *r = (RpcReply){ 0 };
+}
+
+/* ---- replies ------------------------------------------------------------------------------- */
+
+static char *print_line(cJSON *msg)
+{
+        char *text = cJSON_PrintUnformatted(msg), *line;
+        size_t n;
+
+        if (!text)
+                return NULL;
+        n = strlen(text);
+        line = realloc(text, n + 2);
+        if (!line) {
+                free(text);
+                return NULL;
+        }
+        line[n] = '\n';
+        line[n + 1] = 0;
+        return line;
+}
+
+static cJSON *envelope(const cJSON *id)
+{
+        cJSON *msg = cJSON_CreateObject();
+
+        if (!msg)
+                return NULL;
+        if (!cJSON_AddStringToObject(msg, "jsonrpc", "2.0") ||
+            !cJSON_AddItemToObject(msg, "id", id ? cJSON_Duplicate(id, false) : cJSON_CreateNull())) {
+                cJSON_Delete(msg);
+                return NULL;
+        }
+        return msg;
+}
+
+static char *error_reply(const cJSON *id, int code, const char *message, cJSON *data /* taken */)
+{
+        _cleanup_(cJSON_Deletep) cJSON *msg = envelope(id), *d = data;
+        cJSON *err;
+
+        if (!msg)
+                return NULL;
+        err = cJSON_AddObjectToObject(msg, "error");
+        if (!err || !cJSON_AddNumberToObject(err, "code", code) ||
+            !cJSON_AddStringToObject(err, "message", message))
+                return NULL;
+        if (d && !cJSON_AddItemToObject(err, "data", TAKE_PTR(d)))
+                return NULL;
+        return print_line(msg);
+}
+
+static cJSON *data_int(const char *key, long long value)
+{
+        cJSON *d = cJSON_CreateObject();
+
+        if (d && !cJSON_AddNumberToObject(d, key, (double)value)) {
+                cJSON_Delete(d);
+                return NULL;
+        }
+        return d;
+}
+
+char *rpc_error_line(int code, const char *message, const char *data_key, long long data_value)
+{
+        return error_reply(NULL, code, message, data_key ? data_int(data_key, data_value) : NULL);
+}
+
+/* The error reply for a failed call, from what the handler recorded in c. */
+static char *call_error_reply(const cJSON *id, Call *c)
+{
+        cJSON *data = NULL;
+
+        if (c->error.code == RPC_CONFLICT)
+                data = data_int("current_revision", c->current_revision);
+        else if (c->error.code == RPC_NOT_FOUND && c->missing_id) {
+                data = cJSON_CreateObject();
+                if (data)
+                        cJSON_AddStringToObject(data, c->missing_cell ? "cell_id" : "notebook_id",
+                                                c->missing_id);
+        } else if (c->error.param || c->error.limit >= 0) {
+                data = cJSON_CreateObject();
+                if (data && c->error.param)
+                        cJSON_AddStringToObject(data, "param", c->error.param);
+                if (data && c->error.limit >= 0)
+                        cJSON_AddNumberToObject(data, "limit", (double)c->error.limit);
+        }
+        return error_reply(id, c->error.code, c->error.message, data);
+}
+
+/* Turns a store error into the protocol's. */
+static int store_error(Call *c, int r, const char *notebook_id, const char *cell_id, const char *after_id)
+{
+        switch (r) {
+        case -ENOENT:
+                c->missing_id = notebook_id;
+                c->missing_cell = false;
+                return model_error(&c->error, RPC_NOT_FOUND, NULL, -1, "No such notebook.");
+        case -ENXIO: {
+                /* The cell named, or else the one to place after. */
+                c->missing_id = cell_id ? cell_id : after_id;
+                c->missing_cell = true;
+                return model_error(&c->error, RPC_NOT_FOUND, NULL, -1, "No such cell in this notebook.");
+        }
+        case -ESTALE:
+                return model_error(&c->error, RPC_CONFLICT, NULL, -1,
+                                   "Revision conflict: the notebook is at revision %lld.",
+                                   (long long)c->current_revision);
+        case -EEXIST:
+                return model_error(&c->error, RPC_EXISTS, NULL, -1, "%s already exists.",
+                                   cell_id ? "A cell with this id" : "A notebook with this id");
+        case -E2BIG:
+                return model_error(&c->error, RPC_TOO_LARGE, "cells", MAX_CELLS,
+                                   "A notebook has at most %d cells.", MAX_CELLS);
+        case -ERANGE:
+                return model_error(&c->error, RPC_INVALID_PARAMS, after_id ? "after_cell_id" : "position",
+                                   -1,
+                                   after_id ? "A cell cannot be placed after itself."
+                                            : "Position is out of range for this notebook.");
+        case -ENOMEM:
+                return model_error(&c->error, RPC_INTERNAL_ERROR, NULL, -1, "Out of memory.");
+        default:
+                log_error_errno(r, "Database operation failed: %s", store_errmsg(c->rpc->store));
+                return model_error(&c->error, RPC_STORAGE, NULL, -1, "The database failed: %s.",
+                                   strerror(-r));
+        }
+}
+
+/* ---- parameters ---------------------------------------------------------------------------- */
+
+static int get_id(Call *c, const char *key, bool required, const char **ret)
+{
+        int r = model_get_string(c->params, key, MAX_ID_BYTES, false, ret, NULL, &c->error);
+
+        if (r < 0)
+                return r;
+        if (r == 0 && required)
+                return model_error(&c->error, RPC_INVALID_PARAMS, key, -1, "Missing parameter \"%s\".", key);
+        if (r > 0 && !model_id_valid(*ret, MAX_ID_BYTES))
+                return model_error(&c->error, RPC_INVALID_PARAMS, key, -1,
+                                   "\"%s\" must be 1 to %d bytes without control characters.", key,
+                                   MAX_ID_BYTES);
+        return r;
+}
+
+static int get_expected(Call *c, StoreMut *m)
+{
+        long long v;
+        int r = model_get_int(c->params, "expected_revision", 0, INT64_MAX, false, &v, NULL, &c->error);
+
+        if (r > 0)
+                m->expected_revision = v;
+        return r;
+}
+
+/* position / after_cell_id, at most one; returns 0 when neither is given. */
+static int get_place(Call *c, CellPlace *p)
+{
+        const char *after;
+        bool after_null;
+        long long pos;
+        int r1, r2;
+
+        r1 = model_get_int(c->params, "position", 0, MAX_CELLS, false, &pos, NULL, &c->error);
+        if (r1 < 0)
+                return r1;
+        r2 = model_get_string(c->params, "after_cell_id", MAX_ID_BYTES, true, &after, &after_null,
+                              &c->error);
+        if (r2 < 0)
+                return r2;
+        if (r1 > 0 && r2 > 0)
+                return model_error(&c->error, RPC_INVALID_PARAMS, "position", -1,
+                                   "Give \"position\" or \"after_cell_id\", not both.");
+        if (r1 > 0)
+                *p = (CellPlace){ .kind = PLACE_INDEX, .index = pos };
+        else if (r2 > 0 && after_null)
+                *p = (CellPlace){ .kind = PLACE_FRONT };
+        else if (r2 > 0) {
+                if (!model_id_valid(after, MAX_ID_BYTES))
+                        return model_error(&c->error, RPC_INVALID_PARAMS, "after_cell_id", -1,
+                                           "\"after_cell_id\" is not a valid cell id.");
+                *p = (CellPlace){ .kind = PLACE_AFTER, .after = after };
+        } else
+                *p = (CellPlace){ .kind = PLACE_END };
+        return r1 > 0 || r2 > 0;
+}
+
+/* name, db_conn_string, ttl: copied into fields when present (null kept as null). */
+static int get_notebook_fields(Call *c, cJSON *fields, unsigned *count)
+{
+        static const struct {
+                const char *key;
+                size_t max;
+        } strs[] = { { "name", MAX_NAME_BYTES }, { "db_conn_string", MAX_CONN_STRING_BYTES } };
+        long long ttl;
+        bool is_null;
+        int r;
+
+        for (size_t i = 0; i < ELEMENTSOF(strs); i++) {
+                const char *s;
+
+                r = model_get_string(c->params, strs[i].key, strs[i].max, true, &s, &is_null, &c->error);
+                if (r < 0)
+                        return r;
+                if (r == 0)
+                        continue;
+                (*count)++;
+                if (!(is_null ? cJSON_AddNullToObject(fields, strs[i].key)
+                              : cJSON_AddStringToObject(fields, strs[i].key, s)))
+                        return -ENOMEM;
+        }
+        r = model_get_int(c->params, "ttl", 0, 9007199254740991LL, true, &ttl, &is_null, &c->error);
+        if (r < 0)
+                return r;
+        if (r > 0) {
+                (*count)++;
+                if (!(is_null ? cJSON_AddNullToObject(fields, "ttl")
+                              : cJSON_AddNumberToObject(fields, "ttl", (double)ttl)))
+                        return -ENOMEM;
+        }
+        return 0;
+}
+
+/* The user a request acts for: the one named or the peer's default, and whether it may. */
+static int resolve_user(Call *c)
+{
+        const UserBinding *b = c->rpc->config ? config_find_uid(c->rpc->config, c->peer->uid) : NULL;
+        const char *user;
+        int r;
+
+        r = model_get_string(c->params, "user_id", MAX_USER_ID_BYTES, false, &user, NULL, &c->error);
+        if (r < 0)
+                return r;
+        if (r > 0 && !model_user_id_valid(user))
+                return model_error(&c->error, RPC_INVALID_PARAMS, "user_id", -1,
+                                   "\"user_id\" must be 1 to %d bytes without control characters or '/'.",
+                                   MAX_USER_ID_BYTES);
+        if (r == 0) {
+                if (c->peer->privileged && c->peer->default_user[0])
+                        user = c->peer->default_user;
+                else if (b && b->n_user_ids > 0)
+                        user = b->user_ids[0];
+                else
+                        return model_error(&c->error, RPC_ACCESS_DENIED, NULL, -1,
+                                           "Access denied: no user_id is bound to uid %u.",
+                                           (unsigned)c->peer->uid);
+        }
+        if (!c->peer->privileged) {
+                bool allowed = false;
+
+                for (size_t i = 0; b && i < b->n_user_ids; i++)
+                        if (streq(b->user_ids[i], user)) {
+                                allowed = true;
+                                break;
+                        }
+                /* The same answer whatever exists: a refusal tells nothing about user's data. */
+                if (!allowed)
+                        return model_error(&c->error, RPC_ACCESS_DENIED, NULL, -1,
+                                           "Access denied: uid %u may not act for this user_id.",
+                                           (unsigned)c->peer->uid);
+        }
+        c->user_id = user;
+        return 0;
+}
+
+static int result_new(Call *c)
+{
+        c->result = cJSON_CreateObject();
+        return c->result ? 0 : -ENOMEM;
+}
+
+static int result_mut(Call *c, const char *notebook_id, const StoreMut *m)
+{
+        if (result_new(c) < 0 || !cJSON_AddStringToObject(c->result, "notebook_id", notebook_id) ||
+            !cJSON_AddNumberToObject(c->result, "revision", (double)m->revision) ||
+            !cJSON_AddStringToObject(c->result, "updated_at", m->updated_at))
+                return -ENOMEM;
+        return 0;
+}
+
+static bool add_item(cJSON *obj, const char *key, cJSON *item)
+{
+        if (!item)
+                return false;
+        if (!cJSON_AddItemToObject(obj, key, item)) {
+                cJSON_Delete(item);
+                return false;
+        }
+        return true;
+}
+
+/* ---- methods ------------------------------------------------------------------------------- */
+
+#define CELL_KEYS "type", "code", "status", "stdout", "outputs", "error", "reads", "writes"
+
+static int m_notebook_list(Call *c)
+{
+        cJSON *list = NULL;
+        bool provisioned;
+        int r;
+
+        r = store_provision(c->rpc->store, c->user_id, &provisioned);
+        if (r < 0)
+                return store_error(c, r, NULL, NULL, NULL);
+        r = store_notebook_list(c->rpc->store, c->user_id, &list);
+        if (r < 0)
+                return store_error(c, r, NULL, NULL, NULL);
+        if (result_new(c) < 0 || !cJSON_AddStringToObject(c->result, "user_id", c->user_id) ||
+            !cJSON_AddBoolToObject(c->result, "provisioned", provisioned) ||
+            !add_item(c->result, "notebooks", list))
+                return -ENOMEM;
+        return 0;
+}
+
+static int m_notebook_get(Call *c)
+{
+        const char *id;
+        cJSON *nb = NULL;
+        int r;
+
+        if ((r = get_id(c, "notebook_id", true, &id)) < 0)
+                return r;
+        r = store_notebook_get(c->rpc->store, c->user_id, id, &nb);
+        if (r < 0)
+                return store_error(c, r, id, NULL, NULL);
+        if (result_new(c) < 0 || !add_item(c->result, "notebook", nb))
+                return -ENOMEM;
+        return 0;
+}
+
+static int m_notebook_create(Call *c)
+{
+        static const char *const cell_keys[] = { "id", CELL_KEYS, NULL };
+        _cleanup_(cJSON_Deletep) cJSON *fields = cJSON_CreateObject(), *cells = NULL;
+        char uuid[UUID_STRING_MAX];
+        const cJSON *in_cells, *in;
+        const char *id;
+        unsigned count = 0;
+        cJSON *nb = NULL;
+        int r;
+
+        if (!fields)
+                return -ENOMEM;
+        if ((r = get_id(c, "notebook_id", false, &id)) < 0)
+                return r;
+        if (r == 0) {
+                if ((r = uuid_v4_string(uuid)) < 0)
+                        return r;
+                id = uuid;
+        }
+        if ((r = get_notebook_fields(c, fields, &count)) < 0)
+                return r;
+
+        in_cells = cJSON_GetObjectItemCaseSensitive(c->params, "cells");
+        if (in_cells) {
+                if (!cJSON_IsArray(in_cells))
+                        return model_error(&c->error, RPC_INVALID_PARAMS, "cells", -1,
+                                           "\"cells\" must be an array of cells.");
+                if (cJSON_GetArraySize(in_cells) > MAX_CELLS)
+                        return model_error(&c->error, RPC_TOO_LARGE, "cells", MAX_CELLS,
+                                           "A notebook has at most %d cells.", MAX_CELLS);
+                cells = cJSON_CreateArray();
+                if (!cells)
+                        return -ENOMEM;
+                cJSON_ArrayForEach(in, in_cells)
+                {
+                        cJSON *cell = NULL, *prev;
+                        const cJSON *cid;
+
+                        if (!cJSON_IsObject(in))
+                                return model_error(&c->error, RPC_INVALID_PARAMS, "cells", -1,
+                                                   "Each cell must be an object.");
+                        if ((r = model_check_keys(in, cell_keys, &c->error)) < 0)
+                                return r;
+                        if ((r = model_cell_fields(in, true, &cell, NULL, &c->error)) < 0)
+                                return r;
+                        if (!cJSON_AddItemToArray(cells, cell)) {
+                                cJSON_Delete(cell);
+                                return -ENOMEM;
+                        }
+                        cid = cJSON_GetObjectItemCaseSensitive(in, "id");
+                        if (cid && (!cJSON_IsString(cid) || !model_id_valid(cid->valuestring, MAX_ID_BYTES)))
+                                return model_error(&c->error, RPC_INVALID_PARAMS, "cells", -1,
+                                                   "A cell \"id\" must be 1 to %d bytes without control "
+                                                   "characters.",
+                                                   MAX_ID_BYTES);
+                        if (!cid) {
+                                if ((r = uuid_v4_string(uuid)) < 0)
+                                        return r;
+                        }
+                        cJSON_ArrayForEach(prev,
+                                           cells) if (prev != cell && cid &&
+                                                      streq(cJSON_GetObjectItem(prev, "id")->valuestring,
+                                                            cid->valuestring))
+                        {
+                                return model_error(&c->error, RPC_INVALID_PARAMS, "cells", -1,
+                                                   "Two cells have the id \"%.64s\".", cid->valuestring);
+                        }
+                        if (!cJSON_AddStringToObject(cell, "id", cid ? cid->valuestring : uuid))
+                                return -ENOMEM;
+                }
+        }
+        r = store_notebook_create(c->rpc->store, c->user_id, id, fields, cells, &nb);
+        if (r < 0)
+                return store_error(c, r, id, NULL, NULL);
+        if (result_new(c) < 0 || !add_item(c->result, "notebook", nb))
+                return -ENOMEM;
+        return 0;
+}
+
+static int m_notebook_update(Call *c)
+{
+        _cleanup_(cJSON_Deletep) cJSON *fields = cJSON_CreateObject();
+        StoreMut m = STORE_MUT_INIT;
+        unsigned count = 0;
+        const char *id;
+        cJSON *nb = NULL;
+        int r;
+
+        if (!fields)
+                return -ENOMEM;
+        if ((r = get_id(c, "notebook_id", true, &id)) < 0 || (r = get_expected(c, &m)) < 0 ||
+            (r = get_notebook_fields(c, fields, &count)) < 0)
+                return r;
+        if (count == 0)
+                return model_error(&c->error, RPC_INVALID_PARAMS, NULL, -1,
+                                   "Nothing to update: give \"name\", \"db_conn_string\" or \"ttl\".");
+        r = store_notebook_update(c->rpc->store, c->user_id, id, &m, fields, &nb);
+        c->current_revision = m.revision;
+        if (r < 0)
+                return store_error(c, r, id, NULL, NULL);
+        if (result_new(c) < 0 || !add_item(c->result, "notebook", nb))
+                return -ENOMEM;
+        return 0;
+}
+
+static int m_notebook_delete(Call *c)
+{
+        StoreMut m = STORE_MUT_INIT;
+        const char *id;
+        int r;
+
+        if ((r = get_id(c, "notebook_id", true, &id)) < 0 || (r = get_expected(c, &m)) < 0)
+                return r;
+        r = store_notebook_delete(c->rpc->store, c->user_id, id, &m);
+        c->current_revision = m.revision;
+        if (r < 0)
+                return store_error(c, r, id, NULL, NULL);
+        if (result_new(c) < 0 || !cJSON_AddStringToObject(c->result, "notebook_id", id) ||
+            !cJSON_AddNumberToObject(c->result, "revision", (double)m.revision))
+                return -ENOMEM;
+        return 0;
+}
+
+static int m_demo_reset(Call *c)
+{
+        StoreMut m = STORE_MUT_INIT;
+        cJSON *nb = NULL;
+        int r;
+
+        if ((r = get_expected(c, &m)) < 0)
+                return r;
+        r = store_demo_reset(c->rpc->store, c->user_id, &m, &nb);
+        c->current_revision = m.revision;
+        if (r < 0)
+                return store_error(c, r, NULL, NULL, NULL);
+        if (result_new(c) < 0 || !add_item(c->result, "notebook", nb))
+                return -ENOMEM;
+        return 0;
+}
+
+static int m_cell_create(Call *c)
+{
+        _cleanup_(cJSON_Deletep) cJSON *cell = NULL;
+        char uuid[UUID_STRING_MAX];
+        StoreMut m = STORE_MUT_INIT;
+        const char *id, *cell_id;
+        CellPlace place;
+        int64_t index;
+        int r;
+
+        if ((r = get_id(c, "notebook_id", true, &id)) < 0 || (r = get_expected(c, &m)) < 0 ||
+            (r = get_id(c, "cell_id", false, &cell_id)) < 0)
+                return r;
+        if (r == 0) {
+                if ((r = uuid_v4_string(uuid)) < 0)
+                        return r;
+                cell_id = uuid;
+        }
+        if ((r = get_place(c, &place)) < 0 ||
+            (r = model_cell_fields(c->params, true, &cell, NULL, &c->error)) < 0)
+                return r;
+        if (!cJSON_AddStringToObject(cell, "id", cell_id))
+                return -ENOMEM;
+        r = store_cell_create(c->rpc->store, c->user_id, id, &m, cell, &place, &index);
+        c->current_revision = m.revision;
+        if (r < 0)
+                return store_error(c, r, id, r == -EEXIST ? cell_id : NULL, place.after);
+        /* Reply with the cell as stored: id first, like every other cell. */
+        cJSON_DeleteItemFromObjectCaseSensitive(cell, "id");
+        if (!cJSON_InsertItemInArray(cell, 0, cJSON_CreateString(cell_id)))
+                return -ENOMEM;
+        cell->child->string = strdup("id");
+        if (!cell->child->string)
+                return -ENOMEM;
+        if (result_mut(c, id, &m) < 0 || !cJSON_AddNumberToObject(c->result, "position", (double)index) ||
+            !cJSON_AddItemToObject(c->result, "cell", TAKE_PTR(cell)))
+                return -ENOMEM;
+        return 0;
+}
+
+static int m_cell_update(Call *c)
+{
+        _cleanup_(cJSON_Deletep) cJSON *fields = NULL;
+        StoreMut m = STORE_MUT_INIT;
+        const char *id, *cell_id;
+        cJSON *cell = NULL;
+        unsigned count;
+        int64_t index;
+        int r;
+
+        if ((r = get_id(c, "notebook_id", true, &id)) < 0 ||
+            (r = get_id(c, "cell_id", true, &cell_id)) < 0 || (r = get_expected(c, &m)) < 0 ||
+            (r = model_cell_fields(c->params, false, &fields, &count, &c->error)) < 0)
+                return r;
+        if (count == 0)
+                return model_error(&c->error, RPC_INVALID_PARAMS, NULL, -1,
+                                   "Nothing to update: give a cell field.");
+        r = store_cell_update(c->rpc->store, c->user_id, id, cell_id, &m, fields, &cell, &index);
+        c->current_revision = m.revision;
+        if (r < 0)
+                return store_error(c, r, id, cell_id, NULL);
+        if (result_mut(c, id, &m) < 0 || !cJSON_AddNumberToObject(c->result, "position", (double)index) ||
+            !add_item(c->result, "cell", cell))
+                return -ENOMEM;
+        return 0;
+}
+
+static int m_cell_delete(Call *c)
+{
+        StoreMut m = STORE_MUT_INIT;
+        const char *id, *cell_id;
+        int r;
+
+        if ((r = get_id(c, "notebook_id", true, &id)) < 0 ||
+            (r = get_id(c, "cell_id", true, &cell_id)) < 0 || (r = get_expected(c, &m)) < 0)
+                return r;
+        r = store_cell_delete(c->rpc->store, c->user_id, id, cell_id, &m);
+        c->current_revision = m.revision;
+        if (r < 0)
+                return store_error(c, r, id, cell_id, NULL);
+        return result_mut(c, id, &m);
+}
+
+static int m_cell_move(Call *c)
+{
+        StoreMut m = STORE_MUT_INIT;
+        const char *id, *cell_id;
+        CellPlace place;
+        int64_t index;
+        int r;
+
+        if ((r = get_id(c, "notebook_id", true, &id)) < 0 ||
+            (r = get_id(c, "cell_id", true, &cell_id)) < 0 || (r = get_expected(c, &m)) < 0 ||
+            (r = get_place(c, &place)) < 0)
+                return r;
+        if (r == 0)
+                return model_error(&c->error, RPC_INVALID_PARAMS, "position", -1,
+                                   "Give \"position\" or \"after_cell_id\".");
+        r = store_cell_move(c->rpc->store, c->user_id, id, cell_id, &m, &place, &index);
+        c->current_revision = m.revision;
+        if (r < 0)
+                return store_error(c, r, id, r == -ERANGE ? NULL : cell_id, place.after);
+        if (result_mut(c, id, &m) < 0 || !cJSON_AddNumberToObject(c->result, "position", (double)index))
+                return -ENOMEM;
+        return 0;
+}
+
+static int m_notebook_graph(Call *c)
+{
+        _cleanup_(cJSON_Deletep) cJSON *nb = NULL;
+        const char *id;
+        cJSON *graph = NULL, *item;
+        int r;
+
+        if ((r = get_id(c, "notebook_id", true, &id)) < 0)
+                return r;
+        r = store_notebook_get(c->rpc->store, c->user_id, id, &nb);
+        if (r < 0)
+                return store_error(c, r, id, NULL, NULL);
+        r = graph_compute(cJSON_GetObjectItemCaseSensitive(nb, "cells"), &graph);
+        if (r < 0)
+                return model_error(&c->error, RPC_INTERNAL_ERROR, NULL, -1, "Cannot compute the graph.");
+        if (result_new(c) < 0 || !cJSON_AddStringToObject(c->result, "notebook_id", id) ||
+            !cJSON_AddItemToObject(c->result, "revision",
+                                   cJSON_Duplicate(cJSON_GetObjectItem(nb, "revision"), false))) {
+                cJSON_Delete(graph);
+                return -ENOMEM;
+        }
+        /* Move edges, order and cycles over. */
+        while ((item = graph->child)) {
+                cJSON_DetachItemViaPointer(graph, item);
+                cJSON_AddItemToObject(c->result, item->string, item);
+        }
+        cJSON_Delete(graph);
+        return 0;
+}
+
+static int m_daemon_status(Call *c)
+{
+        Rpc *rpc = c->rpc;
+        const UserBinding *b = rpc->config ? config_find_uid(rpc->config, c->peer->uid) : NULL;
+        cJSON *sync, *peer, *ids;
+
+        if (result_new(c) < 0 || !cJSON_AddStringToObject(c->result, "version", VERSION_STRING) ||
+            !cJSON_AddNumberToObject(c->result, "pid", getpid()) ||
+            !cJSON_AddNumberToObject(c->result, "uptime_sec",
+                                     (double)((now_monotonic_usec() - rpc->started_usec) / USEC_PER_SEC)) ||
+            !cJSON_AddNumberToObject(c->result, "schema_version", store_schema_version(rpc->store)) ||
+            !cJSON_AddStringToObject(c->result, "durability",
+                                     !rpc->config || rpc->config->durability_full ? "full" : "normal"))
+                return -ENOMEM;
+        sync = cJSON_AddObjectToObject(c->result, "sync");
+        if (!sync || !cJSON_AddStringToObject(sync, "mode", "local-only") ||
+            !cJSON_AddNumberToObject(c->result, "connections", rpc->connections) ||
+            !cJSON_AddNumberToObject(c->result, "requests", (double)rpc->requests) ||
+            !cJSON_AddNumberToObject(c->result, "transactions", (double)rpc->transactions))
+                return -ENOMEM;
+        peer = cJSON_AddObjectToObject(c->result, "peer");
+        if (!peer || !cJSON_AddNumberToObject(peer, "uid", c->peer->uid) ||
+            !cJSON_AddBoolToObject(peer, "privileged", c->peer->privileged) ||
+            !(ids = cJSON_AddArrayToObject(peer, "user_ids")))
+                return -ENOMEM;
+        for (size_t i = 0; b && i < b->n_user_ids; i++)
+                if (!cJSON_AddItemToArray(ids, cJSON_CreateString(b->user_ids[i])))
+                        return -ENOMEM;
+        if (c->peer->privileged) {
+                StoreStats st;
+                int r = store_stats(rpc->store, &st);
+
+                if (r < 0)
+                        return store_error(c, r, NULL, NULL, NULL);
+                if (!cJSON_AddStringToObject(c->result, "state_dir", rpc->state_dir) ||
+                    !cJSON_AddStringToObject(c->result, "database", rpc->db_path) ||
+                    !cJSON_AddNumberToObject(c->result, "notebooks", (double)st.notebooks) ||
+                    !cJSON_AddNumberToObject(c->result, "users", (double)st.users))
+                        return -ENOMEM;
+        }
+        return 0;
+}
+
+static const Method methods[] = {
+        { "notebook.list", m_notebook_list, true, true, (const char *const[]){ "user_id", NULL } },
+        { "notebook.get", m_notebook_get, false, true,
+          (const char *const[]){ "user_id", "notebook_id", NULL } },
+        { "notebook.create", m_notebook_create, true, true,
+          (const char *const[]){ "user_id", "notebook_id", "name", "db_conn_string", "ttl", "cells",
+                                 NULL } },
+        { "notebook.update", m_notebook_update, true, true,
+          (const char *const[]){ "user_id", "notebook_id", "expected_revision", "name", "db_conn_string",
+                                 "ttl", NULL } },
+        { "notebook.delete", m_notebook_delete, true, true,
+          (const char *const[]){ "user_id", "notebook_id", "expected_revision", NULL } },
+        { "cell.create", m_cell_create, true, true,
+          (const char *const[]){ "user_id", "notebook_id", "expected_revision", "cell_id", "position",
+                                 "after_cell_id", CELL_KEYS, NULL } },
+        { "cell.update", m_cell_update, true, true,
+          (const char *const[]){ "user_id", "notebook_id", "cell_id", "expected_revision", CELL_KEYS,
+                                 NULL } },
+        { "cell.delete", m_cell_delete, true, true,
+          (const char *const[]){ "user_id", "notebook_id", "cell_id", "expected_revision", NULL } },
+        { "cell.move", m_cell_move, true, true,
+          (const char *const[]){ "user_id", "notebook_id", "cell_id", "expected_revision", "position",
+                                 "after_cell_id", NULL } },
+        { "demo.reset", m_demo_reset, true, true,
+          (const char *const[]){ "user_id", "expected_revision", NULL } },
+        { "notebook.graph", m_notebook_graph, false, true,
+          (const char *const[]){ "user_id", "notebook_id", NULL } },
+        { "daemon.status", m_daemon_status, false, false, (const char *const[]){ NULL } },
+};
+
+/* ---- one request --------------------------------------------------------------------------- */
+
+static const Method *method_find(const char *name)
+{
+        for (size_t i = 0; i < ELEMENTSOF(methods); i++)
+                if (streq(methods[i].name, name))
+                        return &methods[i];
+        return NULL;
+}
+
+static bool id_valid(const cJSON *id)
+{
+        if (cJSON_IsNull(id) || cJSON_IsString(id))
+                return true;
+        return cJSON_IsNumber(id) && id->valuedouble == (double)(long long)id->valuedouble &&
+               id->valuedouble <= 9007199254740991.0 && id->valuedouble >= -9007199254740991.0;
+}
+
+/* Runs a parsed request; the reply goes into ret (nothing for a notification). */
+static int request_run(Rpc *rpc, const RpcPeer *peer, const cJSON *req, RpcReply *ret)
+{
+        static const cJSON null_id = { .type = cJSON_NULL };
+        const cJSON *id = cJSON_GetObjectItemCaseSensitive(req, "id"), *v, *params;
+        const Method *m;
+        Call c = { .rpc = rpc, .peer = peer, .error.limit = -1 };
+        bool notification = !id;
+        int r;
+
+        v = cJSON_GetObjectItemCaseSensitive(req, "jsonrpc");
+        if (!cJSON_IsString(v) || !streq(v->valuestring, "2.0")) {
+                model_error(&c.error, RPC_INVALID_REQUEST, NULL, -1, "\"jsonrpc\" must be \"2.0\".");
+                goto fail;
+        }
+        if (id && !id_valid(id)) {
+                id = &null_id;
+                model_error(&c.error, RPC_INVALID_REQUEST, NULL, -1,
+                            "\"id\" must be a string, an integer or null.");
+                goto fail;
+        }
+        for (v = req->child; v; v = v->next)
+                if (!streq(v->string, "jsonrpc") && !streq(v->string, "id") && !streq(v->string, "method") &&
+                    !streq(v->string, "params")) {
+                        model_error(&c.error, RPC_INVALID_REQUEST, NULL, -1,
+                                    "Unknown member \"%.64s\" in the request.", v->string);
+                        goto fail;
+                }
+        v = cJSON_GetObjectItemCaseSensitive(req, "method");
+        if (!cJSON_IsString(v)) {
+                model_error(&c.error, RPC_INVALID_REQUEST, NULL, -1, "\"method\" must be a string.");
+                goto fail;
+        }
+        m = method_find(v->valuestring);
+        if (!m) {
+                model_error(&c.error, RPC_METHOD_NOT_FOUND, NULL, -1, "Unknown method \"%.64s\".",
+                            v->valuestring);
+                goto fail;
+        }
+        params = cJSON_GetObjectItemCaseSensitive(req, "params");
+        if (params && !cJSON_IsObject(params)) {
+                model_error(&c.error, RPC_INVALID_REQUEST, NULL, -1, "\"params\" must be an object.");
+                goto fail;
+        }
+        c.params = params ? params : &(const cJSON){ .type = cJSON_Object };
+        if (model_check_keys(c.params, m->keys, &c.error) < 0)
+                goto fail;
+        if (m->needs_user && resolve_user(&c) < 0)
+                goto fail;
+
+        r = m->func(&c);
+        if (r == -ENOMEM || (r < 0 && c.error.code == 0))
+                model_error(&c.error, RPC_INTERNAL_ERROR, NULL, -1, "Internal error: %s.", strerror(-r));
+        if (r < 0)
+                goto fail;
+
+        if (!notification) {
+                _cleanup_(cJSON_Deletep) cJSON *msg = envelope(id);
+
+                if (!msg || !cJSON_AddItemToObject(msg, "result", c.result)) {
+                        cJSON_Delete(c.result);
+                        return -ENOMEM;
+                }
+                c.result = NULL;
+                ret->text = print_line(msg);
+                if (!ret->text)
+                        return -ENOMEM;
+        }
+        cJSON_Delete(c.result);
+        if (m->writes) {
+                ret->abort_text =
+                        notification ? strdup("")
+                                     : error_reply(id, RPC_STORAGE,
+                                                   "The database could not commit; nothing changed.", NULL);
+                if (!ret->abort_text)
+                        return -ENOMEM;
+        }
+        return 0;
+
+fail:
+        cJSON_Delete(c.result);
+        ret->failed = true;
+        if (notification)
+                return 0;
+        ret->text = call_error_reply(id, &c);
+        return ret->text ? 0 : -ENOMEM;
+}
+
+int rpc_handle(Rpc *rpc, const RpcPeer *peer, const char *line, size_t len, RpcReply *ret)
+{
+        _cleanup_(cJSON_Deletep) cJSON *req = NULL;
+        int r;
+
+        *ret = (RpcReply){ 0 };
+        rpc->requests++;
+
+        /* Checked before parsing, so that cJSON never sees deep nesting or bytes it would accept
+         * but the store must not keep (invalid UTF-8, NUL). */
+        r = frame_check_line(line, len, MAX_JSON_DEPTH);
+        if (r == -ELOOP)
+                ret->text = rpc_error_line(RPC_TOO_DEEP, "The request nests arrays and objects too deeply.",
+                                           "limit", MAX_JSON_DEPTH);
+        else if (r < 0)
+                ret->text = rpc_error_line(RPC_BAD_ENCODING,
+                                           "The request is not valid UTF-8 or contains a NUL character.",
+                                           NULL, 0);
+        if (r < 0)
+                return ret->text ? 0 : -ENOMEM;
+
+        req = cJSON_ParseWithLength(line, len);
+        if (!req) {
+                ret->text = rpc_error_line(RPC_PARSE_ERROR, "The request is not valid JSON.", NULL, 0);
+                return ret->text ? 0 : -ENOMEM;
+        }
+        if (!cJSON_IsObject(req)) {
+                ret->text = rpc_error_line(RPC_INVALID_REQUEST,
+                                           cJSON_IsArray(req) ? "Batch requests are not supported."
+                                                              : "A request must be a JSON object.",
+                                           NULL, 0);
+                return ret->text ? 0 : -ENOMEM;
+        }
+        return request_run(rpc, peer, req, ret);
+}

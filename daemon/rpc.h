@@ -1,0 +1,50 @@
+/* SPDX-License-Identifier: MIT */
+#pragma once
+
+/* JSON-RPC 2.0 dispatch: one request line in, one reply line out (doc/protocol.md). The server
+ * decides when transactions begin and end; rpc runs each request inside them. */
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "conf.h"
+#include "limits.h"
+#include "store.h"
+
+typedef struct RpcPeer {
+        uid_t uid;
+        gid_t gid;
+        pid_t pid;
+        bool privileged;                          /* may act for any user_id */
+        char default_user[MAX_USER_ID_BYTES + 1]; /* used when a privileged peer names no user */
+} RpcPeer;
+
+/* What the daemon tells about itself in daemon.status, kept up to date by the server. */
+typedef struct Rpc {
+        Store *store;
+        const Config *config;
+        const char *state_dir;
+        const char *db_path;
+        uint64_t started_usec; /* monotonic */
+        unsigned connections;
+        uint64_t requests;
+        uint64_t transactions;
+} Rpc;
+
+typedef struct RpcReply {
+        char *text;       /* the reply line with its '\n', or NULL (a notification) */
+        char *abort_text; /* the reply to send instead if the transaction does not commit; NULL if
+                           * the request wrote nothing */
+        bool failed;      /* the request failed: undo whatever it wrote */
+} RpcReply;
+
+void rpc_reply_done(RpcReply *r);
+
+/* Handles one request line (as framed, without '\n'). Returns 0 with *ret filled, or -ENOMEM. */
+int rpc_handle(Rpc *rpc, const RpcPeer *peer, const char *line, size_t len, RpcReply *ret);
+
+/* An error reply with a null id, for errors found before a request could be parsed: oversize
+ * lines, truncated requests. data_key/data_value add one integer to "data" (data_key may be NULL).
+ * NULL on OOM. */
+char *rpc_error_line(int code, const char *message, const char *data_key, long long data_value);

@@ -1,0 +1,595 @@
+/* SPDX-License-Identifier: MIT */
+#include <grp.h>
+#include <pwd.h>
+#include <stdio.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+
+#include "frame.h"
+#include "log.h"
+#include "model.h"
+#include "server.h"
+
+/* Bytes read from one peer per dispatch, so one busy peer cannot hold up the others. */
+#define READ_BUDGET_BYTES (1024u * 1024)
+/* A failed BEGIN (the database locked by another process) is retried after this long. */
+#define BEGIN_RETRY_USEC (100 * USEC_PER_MSEC)
+
+typedef struct Conn Conn;
+
+/* A request line waiting for the next group commit, or a reply made without one. */
+typedef struct Request {
+        struct Request *next;
+        Conn *conn;
+        char *line; /* NULL when reply is already made */
+        size_t len;
+        char *reply;
+} Request;
+
+struct Conn {
+        Server *server;
+        Conn *prev, *next;
+        int fd;
+        sd_event_source *io;
+        RpcPeer peer;
+        FrameReader frame;
+        char *out; /* replies not yet written */
+        size_t out_len, out_off, out_alloc;
+        unsigned pending; /* requests queued or running, not yet answered */
+        bool eof;         /* the peer will send nothing more */
+        bool dead;        /* the socket failed or was shut; drop whatever is left */
+};
+
+struct Server {
+        sd_event *event;
+        Rpc *rpc;
+        int listen_fd;
+        sd_event_source *listen_io;
+        sd_event_source *batch; /* defer source at idle priority: runs after every pending read */
+        sd_event_source *retry;
+        size_t max_line;
+        bool have_admin_gid;
+        gid_t admin_gid;
+        bool draining;
+        Conn *conns;
+        unsigned n_conns;
+        Request *queue_head, **queue_tail;
+        unsigned queued;
+};
+
+/* ---- binding ------------------------------------------------------------------------------- */
+
+int server_bind(const char *path, mode_t mode, int *ret_fd)
+{
+        struct sockaddr_un sa = { .sun_family = AF_UNIX };
+        _cleanup_close_ int fd = -1;
+        struct stat st;
+        mode_t old_umask;
+        int r;
+
+        if (strlen(path) >= sizeof(sa.sun_path))
+                return -ENAMETOOLONG;
+        strcpy(sa.sun_path, path);
+
+        if (lstat(path, &st) == 0) {
+                _cleanup_close_ int probe = -1;
+
+                if (!S_ISSOCK(st.st_mode))
+                        return -EEXIST;
+                probe = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+                if (probe < 0)
+                        return -errno;
+                if (connect(probe, (struct sockaddr *)&sa, sizeof(sa)) == 0)
+                        return -EADDRINUSE;
+                if (errno != ECONNREFUSED && errno != ENOENT)
+                        return -errno;
+                /* Nobody listens: a socket left behind by a daemon that died. */
+                if (unlink(path) < 0 && errno != ENOENT)
+                        return -errno;
+        } else if (errno != ENOENT)
+                return -errno;
+
+        fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+        if (fd < 0)
+                return -errno;
+        /* The mode is set at bind time through the umask, so there is no moment when the socket
+         * is more open than asked. */
+        old_umask = umask(~mode & 0777);
+        r = bind(fd, (struct sockaddr *)&sa, sizeof(sa));
+        umask(old_umask);
+        if (r < 0)
+                return -errno;
+        if (listen(fd, SOMAXCONN) < 0)
+                return -errno;
+        *ret_fd = TAKE_FD(fd);
+        return 0;
+}
+
+/* ---- connections --------------------------------------------------------------------------- */
+
+static void conn_free(Conn *c)
+{
+        Server *s = c->server;
+
+        if (c->prev)
+                c->prev->next = c->next;
+        else
+                s->conns = c->next;
+        if (c->next)
+                c->next->prev = c->prev;
+        s->n_conns--;
+        s->rpc->connections = s->n_conns;
+        sd_event_source_disable_unref(c->io);
+        closep(&c->fd);
+        frame_reader_done(&c->frame);
+        free(c->out);
+        free(c);
+}
+
+/* Frees a connection once nothing refers to it and nothing is left to say. Called from the
+ * batch step, never from the connection's own handler. */
+static void conn_maybe_free(Conn *c)
+{
+        if (c->pending > 0)
+                return;
+        if (c->dead || (c->eof && c->out_off == c->out_len))
+                conn_free(c);
+}
+
+static void conn_update_events(Conn *c)
+{
+        uint32_t events = 0;
+
+        if (c->dead)
+                return;
+        /* Reading stops while a peer has too many requests unanswered or too much unread reply:
+         * it must read before it may send more. */
+        if (!c->eof && !c->server->draining && c->pending < MAX_PIPELINED &&
+            c->out_len - c->out_off < MAX_OUTPUT_BUFFER)
+                events |= EPOLLIN;
+        if (c->out_off < c->out_len)
+                events |= EPOLLOUT;
+        sd_event_source_set_io_events(c->io, events);
+        sd_event_source_set_enabled(c->io, events ? SD_EVENT_ON : SD_EVENT_OFF);
+}
+
+static void conn_flush(Conn *c)
+{
+        while (!c->dead && c->out_off < c->out_len) {
+                ssize_t n = send(c->fd, c->out + c->out_off, c->out_len - c->out_off,
+                                 MSG_NOSIGNAL | MSG_DONTWAIT);
+
+                if (n < 0) {
+                        if (errno == EINTR)
+                                continue;
+                        if (errno == EAGAIN)
+                                break;
+                        /* The peer went away: what it did not read is lost to it, not to the store. */
+                        c->dead = true;
+                        break;
+                }
+                c->out_off += (size_t)n;
+        }
+        if (c->out_off == c->out_len)
+                c->out_off = c->out_len = 0;
+}
+
+static int conn_append(Conn *c, const char *text)
+{
+        size_t n = strlen(text);
+
+        if (c->dead || n == 0)
+                return 0;
+        if (c->out_off > 0 && c->out_off == c->out_len)
+                c->out_off = c->out_len = 0;
+        if (c->out_len + n > c->out_alloc) {
+                size_t want = MAX(c->out_alloc * 2, c->out_len + n);
+                char *p;
+
+                /* Reclaim what was already sent before growing. */
+                if (c->out_off > 0) {
+                        memmove(c->out, c->out + c->out_off, c->out_len - c->out_off);
+                        c->out_len -= c->out_off;
+                        c->out_off = 0;
+                }
+                if (c->out_len + n > c->out_alloc) {
+                        p = realloc(c->out, want);
+                        if (!p)
+                                return -ENOMEM;
+                        c->out = p;
+                        c->out_alloc = want;
+                }
+        }
+        memcpy(c->out + c->out_len, text, n);
+        c->out_len += n;
+        return 0;
+}
+
+static void server_schedule(Server *s)
+{
+        sd_event_source_set_enabled(s->batch, SD_EVENT_ONESHOT);
+}
+
+static int queue_push(Server *s, Conn *c, const char *line, size_t len, char *reply)
+{
+        Request *q = calloc(1, sizeof(*q));
+
+        if (!q) {
+                free(reply);
+                return -ENOMEM;
+        }
+        q->conn = c;
+        q->reply = reply;
+        if (line) {
+                q->line = malloc(len + 1);
+                if (!q->line) {
+                        free(q);
+                        return -ENOMEM;
+                }
+                memcpy(q->line, line, len);
+                q->line[len] = 0;
+                q->len = len;
+        }
+        *s->queue_tail = q;
+        s->queue_tail = &q->next;
+        s->queued++;
+        c->pending++;
+        server_schedule(s);
+        return 0;
+}
+
+/* Moves complete lines from the peer's buffer to the queue, as far as its pipelining limit. */
+static int conn_take_lines(Conn *c)
+{
+        while (c->pending < MAX_PIPELINED) {
+                const char *line;
+                size_t len;
+                int r = frame_reader_next(&c->frame, &line, &len);
+
+                if (r == 0)
+                        break;
+                if (r == -EMSGSIZE) {
+                        char *reply = rpc_error_line(RPC_LINE_TOO_LONG, "The request line is too long.",
+                                                     "limit", (long long)c->frame.max_line);
+                        if (!reply || queue_push(c->server, c, NULL, 0, reply) < 0)
+                                return -ENOMEM;
+                        continue;
+                }
+                if (r < 0)
+                        return r;
+                r = queue_push(c->server, c, line, len, NULL);
+                if (r < 0)
+                        return r;
+        }
+        return 0;
+}
+
+static int conn_on_eof(Conn *c)
+{
+        c->eof = true;
+        if (frame_reader_has_partial(&c->frame)) {
+                /* Half a request, then the peer stopped sending: answer if it still reads. */
+                char *reply = rpc_error_line(RPC_TRUNCATED,
+                                             "The connection ended in the middle of a request.", NULL, 0);
+                if (!reply)
+                        return -ENOMEM;
+                return queue_push(c->server, c, NULL, 0, reply);
+        }
+        /* Nothing queued: free it from the batch step, not from here. */
+        server_schedule(c->server);
+        return 0;
+}
+
+static int conn_on_io(sd_event_source *source, int fd, uint32_t revents, void *userdata)
+{
+        Conn *c = userdata;
+        size_t budget = READ_BUDGET_BYTES;
+        int r = 0;
+
+        if (revents & EPOLLOUT)
+                conn_flush(c);
+
+        if (revents & (EPOLLIN | EPOLLHUP | EPOLLERR)) {
+                while (!c->eof && !c->dead && budget > 0 && c->pending < MAX_PIPELINED) {
+                        char *p;
+                        size_t space;
+                        ssize_t n;
+
+                        r = frame_reader_space(&c->frame, &p, &space);
+                        if (r < 0)
+                                break;
+                        n = recv(fd, p, MIN(space, budget), MSG_DONTWAIT);
+                        if (n < 0) {
+                                if (errno == EINTR)
+                                        continue;
+                                if (errno != EAGAIN)
+                                        c->dead = true;
+                                break;
+                        }
+                        if (n == 0) {
+                                r = conn_take_lines(c);
+                                if (r >= 0)
+                                        r = conn_on_eof(c);
+                                break;
+                        }
+                        frame_reader_commit(&c->frame, (size_t)n);
+                        budget -= (size_t)n;
+                        r = conn_take_lines(c);
+                        if (r < 0)
+                                break;
+                }
+        }
+        if (r < 0) {
+                log_warning_errno(r, "Dropping connection of pid %d: %m", (int)c->peer.pid);
+                c->dead = true;
+        }
+        if (c->dead)
+                server_schedule(c->server);
+        conn_update_events(c);
+        return 0;
+}
+
+/* Who the peer is, and whether it may act for any user. */
+static void peer_identify(Server *s, int fd, RpcPeer *p)
+{
+        struct ucred cred = { .pid = 0, .uid = (uid_t)-1, .gid = (gid_t)-1 };
+        socklen_t len = sizeof(cred);
+
+        if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) < 0)
+                log_warning_errno(-errno, "Cannot read peer credentials: %m");
+        p->uid = cred.uid;
+        p->gid = cred.gid;
+        p->pid = cred.pid;
+        p->privileged = cred.uid == 0 || cred.uid == geteuid();
+
+        if (!p->privileged && s->have_admin_gid) {
+                gid_t groups[256];
+                socklen_t glen = sizeof(groups);
+
+                if (cred.gid == s->admin_gid)
+                        p->privileged = true;
+                else if (getsockopt(fd, SOL_SOCKET, SO_PEERGROUPS, groups, &glen) == 0)
+                        for (size_t i = 0; i < glen / sizeof(gid_t); i++)
+                                if (groups[i] == s->admin_gid)
+                                        p->privileged = true;
+        }
+        if (p->privileged) {
+                struct passwd pw, *res = NULL;
+                char buf[4096];
+
+                if (getpwuid_r(cred.uid, &pw, buf, sizeof(buf), &res) == 0 && res &&
+                    strlen(res->pw_name) <= MAX_USER_ID_BYTES)
+                        strcpy(p->default_user, res->pw_name);
+        }
+}
+
+static int on_accept(sd_event_source *source, int fd, uint32_t revents, void *userdata)
+{
+        Server *s = userdata;
+
+        for (;;) {
+                _cleanup_close_ int cfd = accept4(fd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
+                Conn *c;
+                int r;
+
+                if (cfd < 0) {
+                        if (errno == EINTR || errno == ECONNABORTED)
+                                continue;
+                        if (errno != EAGAIN)
+                                log_warning_errno(-errno, "accept() failed: %m");
+                        return 0;
+                }
+                if (s->n_conns >= MAX_CONNECTIONS) {
+                        log_warning("Too many connections (%d), refusing one.", MAX_CONNECTIONS);
+                        continue;
+                }
+                c = calloc(1, sizeof(*c));
+                if (!c)
+                        return log_oom(), 0;
+                c->server = s;
+                c->fd = -1;
+                frame_reader_init(&c->frame, s->max_line);
+                r = sd_event_add_io(s->event, &c->io, cfd, EPOLLIN, conn_on_io, c);
+                if (r < 0) {
+                        frame_reader_done(&c->frame);
+                        free(c);
+                        log_warning_errno(r, "Cannot watch a new connection: %m");
+                        continue;
+                }
+                c->fd = TAKE_FD(cfd);
+                peer_identify(s, c->fd, &c->peer);
+                c->next = s->conns;
+                if (s->conns)
+                        s->conns->prev = c;
+                s->conns = c;
+                s->n_conns++;
+                s->rpc->connections = s->n_conns;
+                log_debug("Connection from pid %d uid %u.", (int)c->peer.pid, (unsigned)c->peer.uid);
+        }
+}
+
+/* ---- group commit -------------------------------------------------------------------------- */
+
+static int on_retry(sd_event_source *source, uint64_t usec, void *userdata)
+{
+        Server *s = userdata;
+
+        server_schedule(s);
+        return 0;
+}
+
+/* Runs everything queued: the requests of one loop pass (at most MAX_BATCH_REQUESTS at a time)
+ * share one transaction; their replies go out only after COMMIT returned. */
+static int server_run_batch(Server *s)
+{
+        while (s->queue_head) {
+                Request *batch = s->queue_head, *q, *last = NULL;
+                RpcReply replies[MAX_BATCH_REQUESTS];
+                unsigned n = 0;
+                bool committed;
+                int r;
+
+                r = store_begin(s->rpc->store);
+                if (r < 0) {
+                        log_warning_errno(r, "Cannot begin a transaction, retrying: %s",
+                                          store_errmsg(s->rpc->store));
+                        return r;
+                }
+                for (q = batch; q && n < MAX_BATCH_REQUESTS; q = q->next, n++) {
+                        RpcReply *rep = &replies[n];
+
+                        last = q;
+                        *rep = (RpcReply){ 0 };
+                        if (!q->line) {
+                                rep->text = TAKE_PTR(q->reply);
+                                continue;
+                        }
+                        r = store_savepoint(s->rpc->store);
+                        if (r >= 0)
+                                r = rpc_handle(s->rpc, &q->conn->peer, q->line, q->len, rep);
+                        if (r < 0) {
+                                rpc_reply_done(rep);
+                                rep->text = rpc_error_line(RPC_INTERNAL_ERROR, "Internal error.", NULL, 0);
+                                rep->failed = true;
+                        }
+                        if (rep->failed)
+                                r = store_rollback_to(s->rpc->store);
+                        else
+                                r = store_release(s->rpc->store);
+                        if (r < 0 && !rep->failed && rep->abort_text) {
+                                free(rep->text);
+                                rep->text = TAKE_PTR(rep->abort_text);
+                        }
+                }
+                s->queue_head = last->next;
+                if (!s->queue_head)
+                        s->queue_tail = &s->queue_head;
+                last->next = NULL;
+
+                r = store_commit(s->rpc->store);
+                committed = r >= 0;
+                if (!committed) {
+                        log_error_errno(r, "Commit failed, %u requests answered with an error: %s", n,
+                                        store_errmsg(s->rpc->store));
+                        store_rollback(s->rpc->store);
+                }
+                s->rpc->transactions++;
+
+                /* Replies in queue order, which is each connection's request order. */
+                n = 0;
+                for (q = batch; q; n++) {
+                        Request *next = q->next;
+                        RpcReply *rep = &replies[n];
+                        const char *text = committed || !rep->abort_text ? rep->text : rep->abort_text;
+
+                        if (text && conn_append(q->conn, text) < 0) {
+                                log_oom();
+                                q->conn->dead = true;
+                        }
+                        rpc_reply_done(rep);
+                        q->conn->pending--;
+                        s->queued--;
+                        free(q->line);
+                        free(q->reply);
+                        free(q);
+                        q = next;
+                }
+        }
+        return 0;
+}
+
+static int on_batch(sd_event_source *source, void *userdata)
+{
+        Server *s = userdata;
+        int r;
+
+        r = server_run_batch(s);
+        if (r < 0 && s->queue_head)
+                sd_event_source_set_time_relative(s->retry, BEGIN_RETRY_USEC),
+                        sd_event_source_set_enabled(s->retry, SD_EVENT_ONESHOT);
+
+        for (Conn *c = s->conns, *next; c; c = next) {
+                next = c->next;
+                conn_flush(c);
+                if (!c->dead && !c->eof && !s->draining && c->pending < MAX_PIPELINED &&
+                    conn_take_lines(c) < 0)
+                        c->dead = true;
+                conn_update_events(c);
+                conn_maybe_free(c);
+        }
+        return 0;
+}
+
+int server_new(sd_event *event, Rpc *rpc, int listen_fd, size_t max_line, gid_t admin_gid,
+               bool have_admin_gid, Server **ret)
+{
+        _cleanup_(server_freep) Server *s = NULL;
+        int r;
+
+        s = calloc(1, sizeof(*s));
+        if (!s)
+                return -ENOMEM;
+        s->event = sd_event_ref(event);
+        s->rpc = rpc;
+        s->listen_fd = -1;
+        s->max_line = max_line;
+        s->admin_gid = admin_gid;
+        s->have_admin_gid = have_admin_gid;
+        s->queue_tail = &s->queue_head;
+
+        r = sd_event_add_io(event, &s->listen_io, listen_fd, EPOLLIN, on_accept, s);
+        if (r < 0)
+                return r;
+        s->listen_fd = listen_fd;
+        r = sd_event_add_defer(event, &s->batch, on_batch, s);
+        if (r < 0)
+                return r;
+        /* Idle priority: every pending read of this loop pass is dispatched first, so the requests
+         * that arrived together end up in one transaction. */
+        sd_event_source_set_priority(s->batch, SD_EVENT_PRIORITY_IDLE);
+        sd_event_source_set_enabled(s->batch, SD_EVENT_OFF);
+        r = sd_event_add_time_relative(event, &s->retry, CLOCK_MONOTONIC, BEGIN_RETRY_USEC, 0, on_retry, s);
+        if (r < 0)
+                return r;
+        sd_event_source_set_enabled(s->retry, SD_EVENT_OFF);
+        *ret = TAKE_PTR(s);
+        return 0;
+}
+
+void server_drain(Server *s)
+{
+        s->draining = true;
+        sd_event_source_set_enabled(s->listen_io, SD_EVENT_OFF);
+        /* Requests already received are run and answered; nothing more is read. */
+        on_batch(s->batch, s);
+        for (Conn *c = s->conns; c; c = c->next)
+                conn_flush(c);
+}
+
+Server *server_free(Server *s)
+{
+        if (!s)
+                return NULL;
+        while (s->queue_head) {
+                Request *q = s->queue_head;
+
+                s->queue_head = q->next;
+                free(q->line);
+                free(q->reply);
+                free(q);
+        }
+        while (s->conns)
+                conn_free(s->conns);
+        sd_event_source_disable_unref(s->listen_io);
+        sd_event_source_disable_unref(s->batch);
+        sd_event_source_disable_unref(s->retry);
+        closep(&s->listen_fd);
+        sd_event_unref(s->event);
+        free(s);
+        return NULL;
+}
+
+unsigned server_connections(Server *s)
+{
+        return s->n_conns;
+}

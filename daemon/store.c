@@ -1,0 +1,1231 @@
+/* SPDX-License-Identifier: MIT */
+#include <stdio.h>
+#include <sqlite3.h>
+
+#include "demo.h"
+#include "limits.h"
+#include "model.h"
+#include "store.h"
+
+/* Cell positions are sparse: a new cell takes the middle of the gap between its neighbours, so
+ * inserting or moving a cell writes that cell only. POS_STEP apart leaves 16 halvings before a
+ * notebook has to be renumbered. */
+#define POS_STEP 65536
+
+typedef enum SqlId {
+        SQL_BEGIN,
+        SQL_COMMIT,
+        SQL_ROLLBACK,
+        SQL_SAVEPOINT,
+        SQL_RELEASE,
+        SQL_ROLLBACK_TO,
+        SQL_NB_FIND,
+        SQL_NB_GET,
+        SQL_NB_LIST,
+        SQL_NB_INSERT,
+        SQL_NB_REVIVE,
+        SQL_NB_BUMP,
+        SQL_NB_SET_FIELDS,
+        SQL_NB_TOMBSTONE,
+        SQL_CELLS,
+        SQL_CELL_GET,
+        SQL_CELL_INSERT,
+        SQL_CELL_UPDATE,
+        SQL_CELL_DELETE,
+        SQL_CELLS_DELETE_ALL,
+        SQL_CELL_COUNT,
+        SQL_CELL_POS,
+        SQL_CELL_SET_POS,
+        SQL_POS_NTH,
+        SQL_POS_MAX,
+        SQL_POS_MIN,
+        SQL_POS_NEXT,
+        SQL_POS_INDEX,
+        SQL_RENUMBER,
+        SQL_USER_INSERT,
+        SQL_STATS,
+        _SQL_MAX,
+} SqlId;
+
+#define NB_COLUMNS                                                                                 \
+        "id, user_id, name, db_conn_string, revision, created_at, updated_at, ttl, demo_version, " \
+        "(SELECT count(*) FROM cells c WHERE c.nb = n.nb)"
+#define CELL_COLUMNS "id, type, code, status, stdout, outputs, error, reads, writes"
+
+static const char *const sql_text[_SQL_MAX] = {
+        [SQL_BEGIN] = "BEGIN IMMEDIATE",
+        [SQL_COMMIT] = "COMMIT",
+        [SQL_ROLLBACK] = "ROLLBACK",
+        [SQL_SAVEPOINT] = "SAVEPOINT req",
+        [SQL_RELEASE] = "RELEASE req",
+        [SQL_ROLLBACK_TO] = "ROLLBACK TO req",
+        [SQL_NB_FIND] = "SELECT nb, revision, deleted FROM notebooks WHERE user_id = ?1 AND id = ?2",
+        [SQL_NB_GET] = "SELECT " NB_COLUMNS " FROM notebooks n WHERE nb = ?1",
+        [SQL_NB_LIST] = "SELECT " NB_COLUMNS " FROM notebooks n WHERE user_id = ?1 AND deleted = 0 "
+                        "ORDER BY created_at, id",
+        [SQL_NB_INSERT] = "INSERT INTO notebooks (user_id, id, name, db_conn_string, revision, created_at, "
+                          "updated_at, ttl, demo_version, dirty, dirty_since) "
+                          "VALUES (?1, ?2, ?3, ?4, 1, ?5, ?5, ?6, ?7, 1, ?8)",
+        [SQL_NB_REVIVE] = "UPDATE notebooks SET name = ?2, db_conn_string = ?3, revision = revision + 1, "
+                          "created_at = ?4, updated_at = ?4, ttl = ?5, demo_version = ?6, deleted = 0, "
+                          "dirty = 1, dirty_since = coalesce(dirty_since, ?7), sync_state = 'pending' "
+                          "WHERE nb = ?1 RETURNING revision",
+        [SQL_NB_BUMP] = "UPDATE notebooks SET revision = revision + 1, updated_at = ?2, dirty = 1, "
+                        "dirty_since = coalesce(dirty_since, ?3), sync_state = 'pending' "
+                        "WHERE nb = ?1 RETURNING revision",
+        [SQL_NB_SET_FIELDS] = "UPDATE notebooks SET name = CASE WHEN ?2 THEN ?3 ELSE name END, "
+                              "db_conn_string = CASE WHEN ?4 THEN ?5 ELSE db_conn_string END, "
+                              "ttl = CASE WHEN ?6 THEN ?7 ELSE ttl END, "
+                              "demo_version = CASE WHEN ?8 THEN ?9 ELSE demo_version END WHERE nb = ?1",
+        [SQL_NB_TOMBSTONE] = "UPDATE notebooks SET deleted = 1, name = NULL, db_conn_string = NULL, "
+                             "ttl = NULL, demo_version = NULL WHERE nb = ?1",
+        [SQL_CELLS] = "SELECT " CELL_COLUMNS " FROM cells WHERE nb = ?1 ORDER BY pos",
+        [SQL_CELL_GET] = "SELECT " CELL_COLUMNS ", pos FROM cells WHERE nb = ?1 AND id = ?2",
+        [SQL_CELL_INSERT] = "INSERT INTO cells (nb, id, pos, type, code, status, stdout, outputs, error, "
+                            "reads, writes) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+        [SQL_CELL_UPDATE] = "UPDATE cells SET type = coalesce(?3, type), code = coalesce(?4, code), "
+                            "status = coalesce(?5, status), stdout = coalesce(?6, stdout), "
+                            "outputs = coalesce(?7, outputs), error = CASE WHEN ?8 THEN ?9 ELSE error END, "
+                            "reads = coalesce(?10, reads), writes = coalesce(?11, writes) "
+                            "WHERE nb = ?1 AND id = ?2",
+        [SQL_CELL_DELETE] = "DELETE FROM cells WHERE nb = ?1 AND id = ?2",
+        [SQL_CELLS_DELETE_ALL] = "DELETE FROM cells WHERE nb = ?1",
+        [SQL_CELL_COUNT] = "SELECT count(*) FROM cells WHERE nb = ?1",
+        [SQL_CELL_POS] = "SELECT pos FROM cells WHERE nb = ?1 AND id = ?2",
+        [SQL_CELL_SET_POS] = "UPDATE cells SET pos = ?3 WHERE nb = ?1 AND id = ?2",
+        [SQL_POS_NTH] =
+                "SELECT pos FROM cells WHERE nb = ?1 AND id IS NOT ?2 ORDER BY pos LIMIT 2 OFFSET ?3",
+        [SQL_POS_MAX] = "SELECT max(pos) FROM cells WHERE nb = ?1 AND id IS NOT ?2",
+        [SQL_POS_MIN] = "SELECT min(pos) FROM cells WHERE nb = ?1 AND id IS NOT ?2",
+        [SQL_POS_NEXT] = "SELECT min(pos) FROM cells WHERE nb = ?1 AND id IS NOT ?2 AND pos > ?3",
+        [SQL_POS_INDEX] = "SELECT count(*) FROM cells WHERE nb = ?1 AND pos < ?2",
+        [SQL_RENUMBER] = "UPDATE cells SET pos = t.r * 65536 FROM (SELECT id AS cid, row_number() OVER "
+                         "(ORDER BY pos) AS r FROM cells WHERE nb = ?1) AS t "
+                         "WHERE cells.nb = ?1 AND cells.id = t.cid",
+        [SQL_USER_INSERT] = "INSERT OR IGNORE INTO users (user_id, provisioned_at) VALUES (?1, ?2)",
+        [SQL_STATS] =
+                "SELECT (SELECT count(*) FROM notebooks WHERE deleted = 0), (SELECT count(*) FROM users), "
+                "(SELECT count(*) FROM notebooks WHERE dirty = 1)",
+};
+
+struct Store {
+        sqlite3 *db;
+        sqlite3_stmt *stmts[_SQL_MAX];
+        int version;
+};
+
+static int errno_from_sqlite(int rc)
+{
+        switch (rc & 0xff) {
+        case SQLITE_OK:
+        case SQLITE_ROW:
+        case SQLITE_DONE:
+                return 0;
+        case SQLITE_NOMEM:
+                return -ENOMEM;
+        case SQLITE_FULL:
+                return -ENOSPC;
+        case SQLITE_BUSY:
+        case SQLITE_LOCKED:
+                return -EBUSY;
+        case SQLITE_READONLY:
+                return -EROFS;
+        case SQLITE_CANTOPEN:
+                return -EACCES;
+        case SQLITE_CORRUPT:
+        case SQLITE_NOTADB:
+                return -EBADMSG;
+        case SQLITE_CONSTRAINT:
+                return -EEXIST;
+        case SQLITE_TOOBIG:
+                return -E2BIG;
+        default:
+                return -EIO;
+        }
+}
+
+const char *store_errmsg(Store *s)
+{
+        return s && s->db ? sqlite3_errmsg(s->db) : "no database";
+}
+
+/* A prepared statement, reset and unbound, ready for new parameters. */
+static sqlite3_stmt *stmt(Store *s, SqlId id)
+{
+        sqlite3_stmt *st = s->stmts[id];
+
+        if (!st) {
+                if (sqlite3_prepare_v3(s->db, sql_text[id], -1, SQLITE_PREPARE_PERSISTENT, &st, NULL) !=
+                    SQLITE_OK)
+                        return NULL;
+                s->stmts[id] = st;
+        }
+        sqlite3_reset(st);
+        sqlite3_clear_bindings(st);
+        return st;
+}
+
+/* Runs a statement that returns no rows (or ignores them); leaves it reset. */
+static int run(Store *s, sqlite3_stmt *st)
+{
+        int rc;
+
+        if (!st)
+                return errno_from_sqlite(sqlite3_errcode(s->db)) ?: -EIO;
+        rc = sqlite3_step(st);
+        sqlite3_reset(st);
+        return rc == SQLITE_DONE || rc == SQLITE_ROW ? 0 : errno_from_sqlite(rc);
+}
+
+/* Steps once: 1 row, 0 done, negative on error. The caller resets. */
+static int step(Store *s, sqlite3_stmt *st)
+{
+        int rc;
+
+        if (!st)
+                return errno_from_sqlite(sqlite3_errcode(s->db)) ?: -EIO;
+        rc = sqlite3_step(st);
+        if (rc == SQLITE_ROW)
+                return 1;
+        if (rc == SQLITE_DONE)
+                return 0;
+        return errno_from_sqlite(rc);
+}
+
+/* Runs a statement whose first column of its one row is an integer (NULL reads as *null_ret). */
+static int query_int(Store *s, sqlite3_stmt *st, int64_t *ret, bool *ret_null)
+{
+        int r = step(s, st);
+
+        if (r > 0) {
+                if (ret_null)
+                        *ret_null = sqlite3_column_type(st, 0) == SQLITE_NULL;
+                *ret = sqlite3_column_int64(st, 0);
+                r = 0;
+        } else if (r == 0)
+                r = -ENODATA;
+        if (st)
+                sqlite3_reset(st);
+        return r;
+}
+
+static int exec(Store *s, const char *sql)
+{
+        return errno_from_sqlite(sqlite3_exec(s->db, sql, NULL, NULL, NULL));
+}
+
+static void bind_text(sqlite3_stmt *st, int i, const char *v)
+{
+        if (v)
+                sqlite3_bind_text(st, i, v, -1, SQLITE_TRANSIENT);
+        else
+                sqlite3_bind_null(st, i);
+}
+
+/* Binds a JSON value's text, or NULL when v is NULL; -ENOMEM. */
+static int bind_json(sqlite3_stmt *st, int i, const cJSON *v)
+{
+        char *text;
+
+        if (!v) {
+                sqlite3_bind_null(st, i);
+                return 0;
+        }
+        text = cJSON_PrintUnformatted(v);
+        if (!text)
+                return -ENOMEM;
+        sqlite3_bind_text(st, i, text, -1, free);
+        return 0;
+}
+
+/* Binds a member that is a string, null or absent: absent and null both bind NULL. */
+static void bind_member_text(sqlite3_stmt *st, int i, const cJSON *obj, const char *key)
+{
+        const cJSON *v = obj ? cJSON_GetObjectItemCaseSensitive(obj, key) : NULL;
+
+        bind_text(st, i, cJSON_IsString(v) ? v->valuestring : NULL);
+}
+
+static void bind_member_int(sqlite3_stmt *st, int i, const cJSON *obj, const char *key)
+{
+        const cJSON *v = obj ? cJSON_GetObjectItemCaseSensitive(obj, key) : NULL;
+
+        if (cJSON_IsNumber(v))
+                sqlite3_bind_int64(st, i, (sqlite3_int64)v->valuedouble);
+        else
+                sqlite3_bind_null(st, i);
+}
+
+static int migrate(Store *s, char *errbuf, size_t errlen)
+{
+        int64_t version;
+        int latest = 0, r;
+
+        for (size_t i = 0; i < store_migrations_count; i++)
+                if (store_migrations[i].version > latest)
+                        latest = store_migrations[i].version;
+
+        {
+                sqlite3_stmt *st = NULL;
+
+                if (sqlite3_prepare_v2(s->db, "PRAGMA user_version", -1, &st, NULL) != SQLITE_OK) {
+                        snprintf(errbuf, errlen, "cannot read the schema version: %s",
+                                 sqlite3_errmsg(s->db));
+                        return errno_from_sqlite(sqlite3_errcode(s->db));
+                }
+                r = query_int(s, st, &version, NULL);
+                sqlite3_finalize(st);
+                if (r < 0) {
+                        snprintf(errbuf, errlen, "cannot read the schema version: %s",
+                                 sqlite3_errmsg(s->db));
+                        return r;
+                }
+        }
+        if (version > latest) {
+                snprintf(errbuf, errlen,
+                         "the database has schema version %lld, newer than the %d this notebookd knows; "
+                         "run a newer notebookd",
+                         (long long)version, latest);
+                return -EPROTONOSUPPORT;
+        }
+        s->version = (int)version;
+        if (version == latest)
+                return 0;
+
+        /* All pending migrations and the version bump commit together or not at all. */
+        r = exec(s, "BEGIN IMMEDIATE");
+        if (r < 0)
+                goto fail;
+        for (size_t i = 0; i < store_migrations_count; i++) {
+                char pragma[64];
+
+                if (store_migrations[i].version <= version)
+                        continue;
+                r = exec(s, store_migrations[i].sql);
+                if (r < 0) {
+                        snprintf(errbuf, errlen, "migration %s failed: %s", store_migrations[i].name,
+                                 sqlite3_errmsg(s->db));
+                        exec(s, "ROLLBACK");
+                        return r;
+                }
+                snprintf(pragma, sizeof(pragma), "PRAGMA user_version = %d", store_migrations[i].version);
+                r = exec(s, pragma);
+                if (r < 0)
+                        break;
+        }
+        if (r >= 0)
+                r = exec(s, "COMMIT");
+        if (r < 0) {
+                exec(s, "ROLLBACK");
+                goto fail;
+        }
+        s->version = latest;
+        return 0;
+fail:
+        snprintf(errbuf, errlen, "cannot migrate the schema: %s", sqlite3_errmsg(s->db));
+        return r;
+}
+
+int store_open(const char *path, bool durability_full, Store **ret, char *errbuf, size_t errlen)
+{
+        _cleanup_(store_freep) Store *s = NULL;
+        int r;
+
+        s = calloc(1, sizeof(*s));
+        if (!s)
+                return -ENOMEM;
+        r = sqlite3_open_v2(path, &s->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
+                            NULL);
+        if (r != SQLITE_OK) {
+                snprintf(errbuf, errlen, "cannot open %s: %s", path,
+                         s->db ? sqlite3_errmsg(s->db) : sqlite3_errstr(r));
+                return errno_from_sqlite(r);
+        }
+        sqlite3_extended_result_codes(s->db, 1);
+        /* Only we write the database; a short wait covers a reader such as the sqlite3 shell. */
+        sqlite3_busy_timeout(s->db, 2000);
+
+        r = exec(s, "PRAGMA journal_mode = WAL");
+        if (r >= 0)
+                r = exec(s, durability_full ? "PRAGMA synchronous = FULL" : "PRAGMA synchronous = NORMAL");
+        if (r >= 0)
+                r = exec(s, "PRAGMA foreign_keys = ON");
+        if (r < 0) {
+                snprintf(errbuf, errlen, "cannot set up %s: %s", path, sqlite3_errmsg(s->db));
+                return r;
+        }
+        r = migrate(s, errbuf, errlen);
+        if (r < 0)
+                return r;
+        *ret = TAKE_PTR(s);
+        return 0;
+}
+
+Store *store_free(Store *s)
+{
+        if (!s)
+                return NULL;
+        for (size_t i = 0; i < _SQL_MAX; i++)
+                sqlite3_finalize(s->stmts[i]);
+        sqlite3_close(s->db);
+        free(s);
+        return NULL;
+}
+
+int store_schema_version(Store *s)
+{
+        return s->version;
+}
+
+int store_begin(Store *s)
+{
+        return run(s, stmt(s, SQL_BEGIN));
+}
+
+int store_commit(Store *s)
+{
+        return run(s, stmt(s, SQL_COMMIT));
+}
+
+int store_rollback(Store *s)
+{
+        if (sqlite3_get_autocommit(s->db))
+                return 0;
+        return run(s, stmt(s, SQL_ROLLBACK));
+}
+
+int store_savepoint(Store *s)
+{
+        return run(s, stmt(s, SQL_SAVEPOINT));
+}
+
+int store_release(Store *s)
+{
+        return run(s, stmt(s, SQL_RELEASE));
+}
+
+int store_rollback_to(Store *s)
+{
+        int r = run(s, stmt(s, SQL_ROLLBACK_TO));
+
+        return r < 0 ? r : store_release(s);
+}
+
+/* ---- reading ------------------------------------------------------------------------------- */
+
+static cJSON *column_json(sqlite3_stmt *st, int col)
+{
+        const char *text = (const char *)sqlite3_column_text(st, col);
+
+        return text ? cJSON_Parse(text) : cJSON_CreateArray();
+}
+
+static cJSON *column_text_or_null(sqlite3_stmt *st, int col)
+{
+        const char *text = (const char *)sqlite3_column_text(st, col);
+
+        return text ? cJSON_CreateString(text) : cJSON_CreateNull();
+}
+
+static cJSON *column_int_or_null(sqlite3_stmt *st, int col)
+{
+        if (sqlite3_column_type(st, col) == SQLITE_NULL)
+                return cJSON_CreateNull();
+        return cJSON_CreateNumber((double)sqlite3_column_int64(st, col));
+}
+
+static bool add(cJSON *obj, const char *key, cJSON *v)
+{
+        if (!v)
+                return false;
+        if (!cJSON_AddItemToObject(obj, key, v)) {
+                cJSON_Delete(v);
+                return false;
+        }
+        return true;
+}
+
+/* A cell from a row of CELL_COLUMNS. */
+static cJSON *cell_from_row(sqlite3_stmt *st)
+{
+        _cleanup_(cJSON_Deletep) cJSON *c = cJSON_CreateObject();
+
+        if (!c || !add(c, "id", column_text_or_null(st, 0)) || !add(c, "type", column_text_or_null(st, 1)) ||
+            !add(c, "code", column_text_or_null(st, 2)) || !add(c, "status", column_text_or_null(st, 3)) ||
+            !add(c, "stdout", column_text_or_null(st, 4)) || !add(c, "outputs", column_json(st, 5)) ||
+            !add(c, "error", column_text_or_null(st, 6)) || !add(c, "reads", column_json(st, 7)) ||
+            !add(c, "writes", column_json(st, 8)))
+                return NULL;
+        return TAKE_PTR(c);
+}
+
+/* A notebook summary from a row of NB_COLUMNS. */
+static cJSON *summary_from_row(sqlite3_stmt *st)
+{
+        _cleanup_(cJSON_Deletep) cJSON *n = cJSON_CreateObject();
+
+        if (!n || !add(n, "id", column_text_or_null(st, 0)) ||
+            !add(n, "user_id", column_text_or_null(st, 1)) || !add(n, "name", column_text_or_null(st, 2)) ||
+            !add(n, "db_conn_string", column_text_or_null(st, 3)) ||
+            !add(n, "revision", column_int_or_null(st, 4)) ||
+            !add(n, "created_at", column_text_or_null(st, 5)) ||
+            !add(n, "updated_at", column_text_or_null(st, 6)) || !add(n, "ttl", column_int_or_null(st, 7)) ||
+            !add(n, "demo_version", column_int_or_null(st, 8)) ||
+            !add(n, "cell_count", column_int_or_null(st, 9)))
+                return NULL;
+        return TAKE_PTR(n);
+}
+
+static int summary_get(Store *s, int64_t nb, cJSON **ret)
+{
+        sqlite3_stmt *st = stmt(s, SQL_NB_GET);
+        int r;
+
+        if (st)
+                sqlite3_bind_int64(st, 1, nb);
+        r = step(s, st);
+        if (r > 0) {
+                *ret = summary_from_row(st);
+                r = *ret ? 0 : -ENOMEM;
+        } else if (r == 0)
+                r = -ENOENT;
+        if (st)
+                sqlite3_reset(st);
+        return r;
+}
+
+static int cells_get(Store *s, int64_t nb, cJSON **ret)
+{
+        _cleanup_(cJSON_Deletep) cJSON *cells = cJSON_CreateArray();
+        sqlite3_stmt *st = stmt(s, SQL_CELLS);
+        int r;
+
+        if (!cells)
+                return -ENOMEM;
+        if (st)
+                sqlite3_bind_int64(st, 1, nb);
+        while ((r = step(s, st)) > 0) {
+                cJSON *c = cell_from_row(st);
+
+                if (!c || !cJSON_AddItemToArray(cells, c)) {
+                        cJSON_Delete(c);
+                        r = -ENOMEM;
+                        break;
+                }
+        }
+        if (st)
+                sqlite3_reset(st);
+        if (r < 0)
+                return r;
+        *ret = TAKE_PTR(cells);
+        return 0;
+}
+
+static int notebook_full(Store *s, int64_t nb, cJSON **ret)
+{
+        _cleanup_(cJSON_Deletep) cJSON *n = NULL;
+        cJSON *cells = NULL;
+        int r;
+
+        r = summary_get(s, nb, &n);
+        if (r < 0)
+                return r;
+        cJSON_DeleteItemFromObjectCaseSensitive(n, "cell_count");
+        r = cells_get(s, nb, &cells);
+        if (r < 0)
+                return r;
+        if (!add(n, "cells", cells))
+                return -ENOMEM;
+        *ret = TAKE_PTR(n);
+        return 0;
+}
+
+/* Finds a notebook: its row id, revision and whether it is a tombstone. -ENOENT if no row. */
+static int nb_find(Store *s, const char *user_id, const char *notebook_id, int64_t *ret_nb, int64_t *ret_rev,
+                   bool *ret_deleted)
+{
+        sqlite3_stmt *st = stmt(s, SQL_NB_FIND);
+        int r;
+
+        if (st) {
+                bind_text(st, 1, user_id);
+                bind_text(st, 2, notebook_id);
+        }
+        r = step(s, st);
+        if (r > 0) {
+                *ret_nb = sqlite3_column_int64(st, 0);
+                if (ret_rev)
+                        *ret_rev = sqlite3_column_int64(st, 1);
+                if (ret_deleted)
+                        *ret_deleted = sqlite3_column_int(st, 2);
+                r = 0;
+        } else if (r == 0)
+                r = -ENOENT;
+        if (st)
+                sqlite3_reset(st);
+        return r;
+}
+
+/* The live notebook a mutation applies to, with its expected revision checked. */
+static int nb_for_mutation(Store *s, const char *user_id, const char *notebook_id, StoreMut *m,
+                           int64_t *ret_nb)
+{
+        int64_t rev;
+        bool deleted;
+        int r;
+
+        r = nb_find(s, user_id, notebook_id, ret_nb, &rev, &deleted);
+        if (r < 0)
+                return r;
+        if (deleted)
+                return -ENOENT;
+        m->revision = rev;
+        if (m->expected_revision >= 0 && m->expected_revision != rev)
+                return -ESTALE;
+        return 0;
+}
+
+/* Every successful mutation ends here: one more revision, a new updated_at, a pending sync. */
+static int nb_bump(Store *s, int64_t nb, StoreMut *m)
+{
+        sqlite3_stmt *st = stmt(s, SQL_NB_BUMP);
+        uint64_t now = now_realtime_usec();
+
+        format_timestamp(m->updated_at, now);
+        if (st) {
+                sqlite3_bind_int64(st, 1, nb);
+                bind_text(st, 2, m->updated_at);
+                sqlite3_bind_int64(st, 3, (sqlite3_int64)now);
+        }
+        return query_int(s, st, &m->revision, NULL);
+}
+
+int store_notebook_exists(Store *s, const char *user_id, const char *notebook_id)
+{
+        int64_t nb;
+        bool deleted;
+        int r;
+
+        r = nb_find(s, user_id, notebook_id, &nb, NULL, &deleted);
+        if (r == -ENOENT)
+                return 0;
+        if (r < 0)
+                return r;
+        return !deleted;
+}
+
+int store_notebook_list(Store *s, const char *user_id, cJSON **ret)
+{
+        _cleanup_(cJSON_Deletep) cJSON *list = cJSON_CreateArray();
+        sqlite3_stmt *st = stmt(s, SQL_NB_LIST);
+        int r;
+
+        if (!list)
+                return -ENOMEM;
+        if (st)
+                bind_text(st, 1, user_id);
+        while ((r = step(s, st)) > 0) {
+                cJSON *n = summary_from_row(st);
+
+                if (!n || !cJSON_AddItemToArray(list, n)) {
+                        cJSON_Delete(n);
+                        r = -ENOMEM;
+                        break;
+                }
+        }
+        if (st)
+                sqlite3_reset(st);
+        if (r < 0)
+                return r;
+        *ret = TAKE_PTR(list);
+        return 0;
+}
+
+int store_notebook_get(Store *s, const char *user_id, const char *notebook_id, cJSON **ret)
+{
+        int64_t nb;
+        bool deleted;
+        int r;
+
+        r = nb_find(s, user_id, notebook_id, &nb, NULL, &deleted);
+        if (r < 0)
+                return r;
+        if (deleted)
+                return -ENOENT;
+        return notebook_full(s, nb, ret);
+}
+
+/* ---- cells --------------------------------------------------------------------------------- */
+
+static int cell_count(Store *s, int64_t nb, int64_t *ret)
+{
+        sqlite3_stmt *st = stmt(s, SQL_CELL_COUNT);
+
+        if (st)
+                sqlite3_bind_int64(st, 1, nb);
+        return query_int(s, st, ret, NULL);
+}
+
+static int pos_query(Store *s, SqlId id, int64_t nb, const char *exclude, const int64_t *arg, int64_t *ret,
+                     bool *ret_null)
+{
+        sqlite3_stmt *st = stmt(s, id);
+
+        if (st) {
+                sqlite3_bind_int64(st, 1, nb);
+                bind_text(st, 2, exclude);
+                if (arg)
+                        sqlite3_bind_int64(st, 3, *arg);
+        }
+        return query_int(s, st, ret, ret_null);
+}
+
+/* The neighbours' positions around the place asked for, leaving out the cell being moved. */
+static int place_neighbours(Store *s, int64_t nb, const char *exclude, const CellPlace *p, bool *has_prev,
+                            int64_t *prev, bool *has_next, int64_t *next)
+{
+        bool is_null;
+        int r;
+
+        *has_prev = *has_next = false;
+        switch (p->kind) {
+        case PLACE_END:
+                r = pos_query(s, SQL_POS_MAX, nb, exclude, NULL, prev, &is_null);
+                *has_prev = r >= 0 && !is_null;
+                return r;
+        case PLACE_FRONT:
+                r = pos_query(s, SQL_POS_MIN, nb, exclude, NULL, next, &is_null);
+                *has_next = r >= 0 && !is_null;
+                return r;
+        case PLACE_AFTER: {
+                sqlite3_stmt *st;
+
+                if (streq_ptr(p->after, exclude))
+                        return -ERANGE;
+                st = stmt(s, SQL_CELL_POS);
+                if (st) {
+                        sqlite3_bind_int64(st, 1, nb);
+                        bind_text(st, 2, p->after);
+                }
+                r = query_int(s, st, prev, NULL);
+                if (r == -ENODATA)
+                        return -ENXIO;
+                if (r < 0)
+                        return r;
+                *has_prev = true;
+                r = pos_query(s, SQL_POS_NEXT, nb, exclude, prev, next, &is_null);
+                *has_next = r >= 0 && !is_null;
+                return r;
+        }
+        case PLACE_INDEX: {
+                int64_t count, offset = p->index > 0 ? p->index - 1 : 0;
+                sqlite3_stmt *st;
+
+                r = cell_count(s, nb, &count);
+                if (r < 0)
+                        return r;
+                if (exclude)
+                        count--;
+                if (p->index < 0 || p->index > count)
+                        return -ERANGE;
+                st = stmt(s, SQL_POS_NTH);
+                if (st) {
+                        sqlite3_bind_int64(st, 1, nb);
+                        bind_text(st, 2, exclude);
+                        sqlite3_bind_int64(st, 3, offset);
+                }
+                /* From index-1: the row before the place, then the one after it. */
+                r = step(s, st);
+                if (r > 0 && p->index > 0) {
+                        *has_prev = true;
+                        *prev = sqlite3_column_int64(st, 0);
+                        r = step(s, st);
+                }
+                if (r > 0) {
+                        *has_next = true;
+                        *next = sqlite3_column_int64(st, 0);
+                }
+                if (st)
+                        sqlite3_reset(st);
+                return r < 0 ? r : 0;
+        }
+        }
+        return -EINVAL;
+}
+
+/* Picks a free position for a cell at place p; renumbers the notebook when there is no gap. */
+static int place_pick(Store *s, int64_t nb, const char *exclude, const CellPlace *p, int64_t *ret)
+{
+        for (int attempt = 0; attempt < 2; attempt++) {
+                bool has_prev, has_next;
+                int64_t prev = 0, next = 0;
+                int r;
+
+                r = place_neighbours(s, nb, exclude, p, &has_prev, &prev, &has_next, &next);
+                if (r < 0)
+                        return r;
+                if (!has_prev && !has_next)
+                        *ret = POS_STEP;
+                else if (!has_next)
+                        *ret = prev + POS_STEP;
+                else if (!has_prev)
+                        *ret = next - POS_STEP;
+                else if (next - prev >= 2)
+                        *ret = prev + (next - prev) / 2;
+                else {
+                        sqlite3_stmt *st = stmt(s, SQL_RENUMBER);
+
+                        if (st)
+                                sqlite3_bind_int64(st, 1, nb);
+                        r = run(s, st);
+                        if (r < 0)
+                                return r;
+                        continue;
+                }
+                return 0;
+        }
+        return -EIO; /* a renumbered notebook always has gaps */
+}
+
+static int cell_index(Store *s, int64_t nb, int64_t pos, int64_t *ret)
+{
+        sqlite3_stmt *st = stmt(s, SQL_POS_INDEX);
+
+        if (st) {
+                sqlite3_bind_int64(st, 1, nb);
+                sqlite3_bind_int64(st, 2, pos);
+        }
+        return query_int(s, st, ret, NULL);
+}
+
+static int cell_insert(Store *s, int64_t nb, const cJSON *cell, int64_t pos)
+{
+        sqlite3_stmt *st = stmt(s, SQL_CELL_INSERT);
+        int r;
+
+        if (!st)
+                return run(s, st);
+        sqlite3_bind_int64(st, 1, nb);
+        bind_member_text(st, 2, cell, "id");
+        sqlite3_bind_int64(st, 3, pos);
+        bind_member_text(st, 4, cell, "type");
+        bind_member_text(st, 5, cell, "code");
+        bind_member_text(st, 6, cell, "status");
+        bind_member_text(st, 7, cell, "stdout");
+        if ((r = bind_json(st, 8, cJSON_GetObjectItemCaseSensitive(cell, "outputs"))) < 0 ||
+            (r = bind_json(st, 10, cJSON_GetObjectItemCaseSensitive(cell, "reads"))) < 0 ||
+            (r = bind_json(st, 11, cJSON_GetObjectItemCaseSensitive(cell, "writes"))) < 0)
+                return r;
+        bind_member_text(st, 9, cell, "error");
+        return run(s, st);
+}
+
+/* Inserts cells in order after whatever the notebook has. */
+static int cells_insert_all(Store *s, int64_t nb, const cJSON *cells)
+{
+        const cJSON *c;
+        int64_t pos = 0;
+
+        cJSON_ArrayForEach(c, cells)
+        {
+                int r;
+
+                pos += POS_STEP;
+                r = cell_insert(s, nb, c, pos);
+                if (r < 0)
+                        return r;
+        }
+        return 0;
+}
+
+/* ---- notebooks ----------------------------------------------------------------------------- */
+
+static int nb_set_fields(Store *s, int64_t nb, const cJSON *fields)
+{
+        static const char *const keys[] = { "name", "db_conn_string", "ttl", "demo_version" };
+        sqlite3_stmt *st = stmt(s, SQL_NB_SET_FIELDS);
+
+        if (!st)
+                return run(s, st);
+        sqlite3_bind_int64(st, 1, nb);
+        for (size_t i = 0; i < ELEMENTSOF(keys); i++) {
+                const cJSON *v = cJSON_GetObjectItemCaseSensitive(fields, keys[i]);
+                int idx = 2 + 2 * (int)i;
+
+                sqlite3_bind_int(st, idx, v != NULL);
+                if (cJSON_IsString(v))
+                        bind_text(st, idx + 1, v->valuestring);
+                else if (cJSON_IsNumber(v))
+                        sqlite3_bind_int64(st, idx + 1, (sqlite3_int64)v->valuedouble);
+                else
+                        sqlite3_bind_null(st, idx + 1);
+        }
+        return run(s, st);
+}
+
+/* Creates a notebook row, or brings a tombstone back to life with its revision numbering kept. */
+static int nb_insert(Store *s, const char *user_id, const char *notebook_id, const cJSON *fields,
+                     int64_t *ret_nb)
+{
+        uint64_t now = now_realtime_usec();
+        char ts[TIMESTAMP_MAX];
+        sqlite3_stmt *st;
+        int64_t nb, rev;
+        bool deleted;
+        int r;
+
+        format_timestamp(ts, now);
+        r = nb_find(s, user_id, notebook_id, &nb, NULL, &deleted);
+        if (r == 0 && !deleted)
+                return -EEXIST;
+        if (r == 0) {
+                st = stmt(s, SQL_NB_REVIVE);
+                if (st) {
+                        sqlite3_bind_int64(st, 1, nb);
+                        bind_member_text(st, 2, fields, "name");
+                        bind_member_text(st, 3, fields, "db_conn_string");
+                        bind_text(st, 4, ts);
+                        bind_member_int(st, 5, fields, "ttl");
+                        bind_member_int(st, 6, fields, "demo_version");
+                        sqlite3_bind_int64(st, 7, (sqlite3_int64)now);
+                }
+                r = query_int(s, st, &rev, NULL);
+                if (r < 0)
+                        return r;
+                *ret_nb = nb;
+                return 0;
+        }
+        if (r != -ENOENT)
+                return r;
+
+        st = stmt(s, SQL_NB_INSERT);
+        if (st) {
+                bind_text(st, 1, user_id);
+                bind_text(st, 2, notebook_id);
+                bind_member_text(st, 3, fields, "name");
+                bind_member_text(st, 4, fields, "db_conn_string");
+                bind_text(st, 5, ts);
+                bind_member_int(st, 6, fields, "ttl");
+                bind_member_int(st, 7, fields, "demo_version");
+                sqlite3_bind_int64(st, 8, (sqlite3_int64)now);
+        }
+        r = run(s, st);
+        if (r < 0)
+                return r;
+        *ret_nb = sqlite3_last_insert_rowid(s->db);
+        return 0;
+}
+
+int store_notebook_create(Store *s, const char *user_id, const char *notebook_id, const cJSON *fields,
+                          const cJSON *cells, cJSON **ret)
+{
+        int64_t nb = 0;
+        int r;
+
+        if (cells && cJSON_GetArraySize(cells) > MAX_CELLS)
+                return -E2BIG;
+        r = nb_insert(s, user_id, notebook_id, fields, &nb);
+        if (r < 0)
+                return r;
+        if (cells) {
+                r = cells_insert_all(s, nb, cells);
+                if (r < 0)
+                        return r;
+        }
+        return ret ? notebook_full(s, nb, ret) : 0;
+}
+
+int store_notebook_update(Store *s, const char *user_id, const char *notebook_id, StoreMut *m,
+                          const cJSON *fields, cJSON **ret)
+{
+        int64_t nb;
+        int r;
+
+        r = nb_for_mutation(s, user_id, notebook_id, m, &nb);
+        if (r < 0)
+                return r;
+        r = nb_set_fields(s, nb, fields);
+        if (r < 0)
+                return r;
+        r = nb_bump(s, nb, m);
+        if (r < 0)
+                return r;
+        return ret ? summary_get(s, nb, ret) : 0;
+}
+
+int store_notebook_delete(Store *s, const char *user_id, const char *notebook_id, StoreMut *m)
+{
+        sqlite3_stmt *st;
+        int64_t nb;
+        int r;
+
+        r = nb_for_mutation(s, user_id, notebook_id, m, &nb);
+        if (r < 0)
+                return r;
+        st = stmt(s, SQL_CELLS_DELETE_ALL);
+        if (st)
+                sqlite3_bind_int64(st, 1, nb);
+        r = run(s, st);
+        if (r < 0)
+                return r;
+        st = stmt(s, SQL_NB_TOMBSTONE);
+        if (st)
+                sqlite3_bind_int64(st, 1, nb);
+        r = run(s, st);
+        if (r < 0)
+                return r;
+        return nb_bump(s, nb, m);
+}
+
+static int provisioned_notebook(Store *s, const char *user_id, const char *prefix, const char *name,
+                                int demo_version, int (*make_cells)(cJSON **))
+{
+        _cleanup_(cJSON_Deletep) cJSON *cells = NULL, *fields = NULL;
+        char id[MAX_ID_BYTES + 1];
+        int r;
+
+        snprintf(id, sizeof(id), "%s-%s", prefix, user_id);
+        r = store_notebook_exists(s, user_id, id);
+        if (r != 0)
+                return r < 0 ? r : 0; /* one the user made under this id earlier is kept */
+        r = make_cells(&cells);
+        if (r < 0)
+                return r;
+        fields = cJSON_CreateObject();
+        if (!fields || !cJSON_AddStringToObject(fields, "name", name) ||
+            (demo_version > 0 && !cJSON_AddNumberToObject(fields, "demo_version", demo_version)))
+                return -ENOMEM;
+        return store_notebook_create(s, user_id, id, fields, cells, NULL);
+}
+
+int store_provision(Store *s, const char *user_id, bool *ret_provisioned)
+{
+        char ts[TIMESTAMP_MAX];
+        sqlite3_stmt *st = stmt(s, SQL_USER_INSERT);
+        int r;
+
+        *ret_provisioned = false;
+        if (st) {
+                bind_text(st, 1, user_id);
+                bind_text(st, 2, format_timestamp(ts, now_realtime_usec()));
+        }
+        r = run(s, st);
+        if (r < 0)
+                return r;
+        /* The users row and both notebooks commit together, so provisioning happens exactly once. */
+        if (sqlite3_changes(s->db) == 0)
+                return 0;
+        r = provisioned_notebook(s, user_id, "blank", BLANK_NAME, 0, blank_cells_new);
+        if (r < 0)
+                return r;
+        r = provisioned_notebook(s, user_id, "demo", DEMO_NAME, DEMO_VERSION, demo_cells_new);
+        if (r < 0)
+                return r;
+        *ret_provisioned = true;
+        return 0;
+}
+
+int store_demo_reset(Store *s, const char *user_id, StoreMut *m, cJSON **ret)
+{
+        _cleanup_(cJSON_Deletep) cJSON *cells = NULL, *fields = NULL;
+        char id[MAX_ID_BYTES + 1];
+        sqlite3_stmt *st;
+        int64_t nb;
+        int r;
+
+        snprintf(id, sizeof(id), "demo-%s", user_id);
+        r = demo_cells_new(&cells);
+        if (r < 0)
+                return r;
+        fields = cJSON_CreateObject();
+        if (!fields || !cJSON_AddStringToObject(fields, "name", DEMO_NAME) ||
+            !cJSON_AddNumberToObject(fields, "demo_version", DEMO_VERSION))
+                return -ENOMEM;
+
+        r = nb_for_mutation(s, user_id, id, m, &nb);
+        if (r == -ENOENT) {
+                /* Gone or never made: create it (a tombstone keeps counting revisions). */
+                if (m->expected_revision >= 0) {
+                        m->revision = 0;
+                        return -ESTALE;
+                }
+                r = store_notebook_create(s, user_id, id, fields, cells, ret);
+                if (r < 0)
+                        return r;
+                r = nb_find(s, user_id, id, &nb, &m->revision, NULL);
+                if (r < 0)
+                        return r;
+                return 0;
+        }
+        if (r < 0)
+                return r;
+        st = stmt(s, SQL_CELLS_DELETE_ALL);
+        if (st)
+                sqlite3_bind_int64(st, 1, nb);
+        if ((r = run(s, st)) < 0 || (r = cells_insert_all(s, nb, cells)) < 0 ||
+            (r = nb_set_fields(s, nb, fields)) < 0 || (r = nb_bump(s, nb, m)) < 0)
+                return r;
+        return ret ? notebook_full(s, nb, ret) : 0;
+}
+
+int store_cell_create(Store *s, const char *user_id, const char *notebook_id, StoreMut *m, const cJSON *cell,
+                      const CellPlace *place, int64_t *ret_index)
+{
+        int64_t nb, count, pos;
+        int r;
+
+        r = nb_for_mutation(s, user_id, notebook_id, m, &nb);
+        if (r < 0)
+                return r;
+        r = cell_count(s, nb, &count);
+        if (r < 0)
+                return r;
+        if (count >= MAX_CELLS)
+                return -E2BIG;
+        r = place_pick(s, nb, NULL, place, &pos);
+        if (r < 0)
+                return r;
+        r = cell_insert(s, nb, cell, pos);
+        if (r < 0)
+                return r; /* -EEXIST: the notebook already has a cell with this id */
+        r = cell_index(s, nb, pos, ret_index);
+        if (r < 0)
+                return r;
+        return nb_bump(s, nb, m);
+}
+
+static int cell_get(Store *s, int64_t nb, const char *cell_id, cJSON **ret, int64_t *ret_pos)
+{
+        sqlite3_stmt *st = stmt(s, SQL_CELL_GET);
+        int r;
+
+        if (st) {
+                sqlite3_bind_int64(st, 1, nb);
+                bind_text(st, 2, cell_id);
+        }
+        r = step(s, st);
+        if (r > 0) {
+                *ret_pos = sqlite3_column_int64(st, 9);
+                r = 0;
+                if (ret) {
+                        *ret = cell_from_row(st);
+                        r = *ret ? 0 : -ENOMEM;
+                }
+        } else if (r == 0)
+                r = -ENXIO;
+        if (st)
+                sqlite3_reset(st);
+        return r;
+}
+
+int store_cell_update(Store *s, const char *user_id, const char *notebook_id, const char *cell_id,
+                      StoreMut *m, const cJSON *fields, cJSON **ret_cell, int64_t *ret_index)
+{
+        const cJSON *error = cJSON_GetObjectItemCaseSensitive(fields, "error");
+        sqlite3_stmt *st;
+        int64_t nb, pos;
+        int r;
+
+        r = nb_for_mutation(s, user_id, notebook_id, m, &nb);
+        if (r < 0)
+                return r;
+        r = cell_get(s, nb, cell_id, NULL, &pos);
+        if (r < 0)
+                return r;
+        st = stmt(s, SQL_CELL_UPDATE);
+        if (st) {
+                sqlite3_bind_int64(st, 1, nb);
+                bind_text(st, 2, cell_id);
+                bind_member_text(st, 3, fields, "type");
+                bind_member_text(st, 4, fields, "code");
+                bind_member_text(st, 5, fields, "status");
+                bind_member_text(st, 6, fields, "stdout");
+                sqlite3_bind_int(st, 8, error != NULL);
+                bind_text(st, 9, cJSON_IsString(error) ? error->valuestring : NULL);
+                if ((r = bind_json(st, 7, cJSON_GetObjectItemCaseSensitive(fields, "outputs"))) < 0 ||
+                    (r = bind_json(st, 10, cJSON_GetObjectItemCaseSensitive(fields, "reads"))) < 0 ||
+                    (r = bind_json(st, 11, cJSON_GetObjectItemCaseSensitive(fields, "writes"))) < 0)
+                        return r;
+        }
+        r = run(s, st);
+        if (r < 0)
+                return r;
+        r = nb_bump(s, nb, m);
+        if (r < 0)
+                return r;
+        r = cell_get(s, nb, cell_id, ret_cell, &pos);
+        if (r < 0)
+                return r;
+        return cell_index(s, nb, pos, ret_index);
+}
+
+int store_cell_delete(Store *s, const char *user_id, const char *notebook_id, const char *cell_id,
+                      StoreMut *m)
+{
+        sqlite3_stmt *st;
+        int64_t nb;
+        int r;
+
+        r = nb_for_mutation(s, user_id, notebook_id, m, &nb);
+        if (r < 0)
+                return r;
+        st = stmt(s, SQL_CELL_DELETE);
+        if (st) {
+                sqlite3_bind_int64(st, 1, nb);
+                bind_text(st, 2, cell_id);
+        }
+        r = run(s, st);
+        if (r < 0)
+                return r;
+        if (sqlite3_changes(s->db) == 0)
+                return -ENXIO;
+        return nb_bump(s, nb, m);
+}
+
+int store_cell_move(Store *s, const char *user_id, const char *notebook_id, const char *cell_id, StoreMut *m,
+                    const CellPlace *place, int64_t *ret_index)
+{
+        sqlite3_stmt *st;
+        int64_t nb, pos;
+        int r;
+
+        r = nb_for_mutation(s, user_id, notebook_id, m, &nb);
+        if (r < 0)
+                return r;
+        r = cell_get(s, nb, cell_id, NULL, &pos);
+        if (r < 0)
+                return r;
+        r = place_pick(s, nb, cell_id, place, &pos);
+        if (r < 0)
+                return r;
+        st = stmt(s, SQL_CELL_SET_POS);
+        if (st) {
+                sqlite3_bind_int64(st, 1, nb);
+                bind_text(st, 2, cell_id);
+                sqlite3_bind_int64(st, 3, pos);
+        }
+        r = run(s, st);
+        if (r < 0)
+                return r;
+        r = cell_index(s, nb, pos, ret_index);
+        if (r < 0)
+                return r;
+        return nb_bump(s, nb, m);
+}
+
+int store_stats(Store *s, StoreStats *ret)
+{
+        sqlite3_stmt *st = stmt(s, SQL_STATS);
+        int r = step(s, st);
+
+        if (r > 0) {
+                ret->notebooks = sqlite3_column_int64(st, 0);
+                ret->users = sqlite3_column_int64(st, 1);
+                ret->dirty = sqlite3_column_int64(st, 2);
+                r = 0;
+        } else if (r == 0)
+                r = -EIO;
+        if (st)
+                sqlite3_reset(st);
+        return r;
+}

@@ -1,0 +1,112 @@
+/* SPDX-License-Identifier: MIT */
+#pragma once
+
+/* The local store: notebooks and cells in SQLite. The store owns the database; everyone else goes
+ * through these functions. Errors are negative errno:
+ *   -ENOENT  no such notebook
+ *   -ENXIO   no such cell (the cell named, or the one to place after)
+ *   -EEXIST  the notebook or cell id is taken
+ *   -ESTALE  expected_revision did not match; StoreMut.revision holds the current one
+ *   -E2BIG   a notebook would have more than MAX_CELLS cells
+ *   -ERANGE  a position is out of range
+ *   -ENOSPC, -EIO, -EROFS, -EBUSY, -EBADMSG: the database failed (see store_errmsg())
+ * Notebook and cell values are the protocol's JSON (doc/protocol.md). */
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <cjson/cJSON.h>
+
+#include "util.h"
+
+typedef struct Store Store;
+
+typedef struct StoreMigration {
+        int version;
+        const char *name;
+        const char *sql;
+} StoreMigration;
+
+/* Generated from sql/ at build time (sql-embedded.c). */
+extern const StoreMigration store_migrations[];
+extern const size_t store_migrations_count;
+
+/* Opens (creating if needed) the database at path, applies pending migrations in one transaction.
+ * A database written by a newer notebookd gives -EPROTONOSUPPORT. On failure a message for the
+ * user is written to errbuf. */
+int store_open(const char *path, bool durability_full, Store **ret, char *errbuf, size_t errlen);
+Store *store_free(Store *s);
+DEFINE_TRIVIAL_CLEANUP_FUNC(Store *, store_free)
+
+int store_schema_version(Store *s);
+const char *store_errmsg(Store *s);
+
+/* Group commit: the server opens one transaction per batch of requests and one savepoint per
+ * request, so a failed request undoes only its own writes. */
+int store_begin(Store *s);
+int store_commit(Store *s);
+int store_rollback(Store *s);
+int store_savepoint(Store *s);
+int store_release(Store *s);
+int store_rollback_to(Store *s);
+
+/* In and out of every mutation. */
+typedef struct StoreMut {
+        int64_t expected_revision; /* in: -1 for no check */
+        int64_t revision;          /* out: the new revision, or the current one on -ESTALE */
+        char updated_at[TIMESTAMP_MAX];
+} StoreMut;
+#define STORE_MUT_INIT                  \
+        {                               \
+                .expected_revision = -1 \
+        }
+
+/* Where a cell goes. */
+typedef enum PlaceKind {
+        PLACE_END,
+        PLACE_FRONT,
+        PLACE_INDEX, /* index: the 0-based index the cell ends up at */
+        PLACE_AFTER, /* after: the id of the cell it follows */
+} PlaceKind;
+typedef struct CellPlace {
+        PlaceKind kind;
+        int64_t index;
+        const char *after;
+} CellPlace;
+
+/* Provisions blank-{user} and demo-{user} unless done before for this user. */
+int store_provision(Store *s, const char *user_id, bool *ret_provisioned);
+
+/* Array of notebook summaries, ordered by created_at, id. */
+int store_notebook_list(Store *s, const char *user_id, cJSON **ret);
+int store_notebook_get(Store *s, const char *user_id, const char *notebook_id, cJSON **ret);
+int store_notebook_exists(Store *s, const char *user_id, const char *notebook_id);
+
+/* fields: optional "name", "db_conn_string", "ttl", "demo_version" (each may be JSON null);
+ * cells: array of complete cells, each with an "id" (or NULL). Returns the new notebook. */
+int store_notebook_create(Store *s, const char *user_id, const char *notebook_id, const cJSON *fields,
+                          const cJSON *cells, cJSON **ret);
+/* fields: any of "name", "db_conn_string", "ttl" (null clears). Returns the summary. */
+int store_notebook_update(Store *s, const char *user_id, const char *notebook_id, StoreMut *m,
+                          const cJSON *fields, cJSON **ret);
+/* Leaves a tombstone for the sync engine; the notebook is gone for every reader. */
+int store_notebook_delete(Store *s, const char *user_id, const char *notebook_id, StoreMut *m);
+/* Rewrites demo-{user} to the current demo content, recreating it if needed. */
+int store_demo_reset(Store *s, const char *user_id, StoreMut *m, cJSON **ret);
+
+/* cell: complete cell fields (see model_cell_fields() with defaults) plus "id". */
+int store_cell_create(Store *s, const char *user_id, const char *notebook_id, StoreMut *m, const cJSON *cell,
+                      const CellPlace *place, int64_t *ret_index);
+/* fields: the fields to change. *ret_cell is the cell after the change. */
+int store_cell_update(Store *s, const char *user_id, const char *notebook_id, const char *cell_id,
+                      StoreMut *m, const cJSON *fields, cJSON **ret_cell, int64_t *ret_index);
+int store_cell_delete(Store *s, const char *user_id, const char *notebook_id, const char *cell_id,
+                      StoreMut *m);
+int store_cell_move(Store *s, const char *user_id, const char *notebook_id, const char *cell_id, StoreMut *m,
+                    const CellPlace *place, int64_t *ret_index);
+
+typedef struct StoreStats {
+        int64_t notebooks; /* live ones */
+        int64_t users;     /* provisioned */
+        int64_t dirty;     /* notebooks with changes not yet synced */
+} StoreStats;
+int store_stats(Store *s, StoreStats *ret);

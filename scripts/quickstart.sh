@@ -1,0 +1,189 @@
+#!/usr/bin/env bash
+# Quick start: installs what notebookd needs, builds it, starts the daemon in the background with
+# its default state directory and socket, and shows what it does through notebookctl.
+#
+# Safe to run again: a daemon started by an earlier run is stopped first (its data is kept), the
+# build is incremental, and the demonstration resets the demo notebook before changing it.
+#
+# The daemon is left running; the end of the output says how to stop it.
+set -euo pipefail
+
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+src=$(pwd)
+build=$src/build
+
+if [ -t 1 ]; then
+        bold=$'\033[1m' dim=$'\033[2m' reset=$'\033[0m'
+else
+        bold='' dim='' reset=''
+fi
+heading() { printf '\n%s==> %s%s\n' "$bold" "$*" "$reset"; }
+note() { printf '%s%s%s\n' "$dim" "$*" "$reset"; }
+die() {
+        printf 'quickstart: %s\n' "$*" >&2
+        exit 1
+}
+
+# --- where things go ----------------------------------------------------------------------------
+# The daemon picks its own defaults (notebookd(8)); the script only needs to know them to say
+# where things are. Its own pid file and log sit beside them.
+user=$(id -un)
+if [ "$(id -u)" -eq 0 ]; then
+        state_dir=/var/lib/notebookd
+        socket=/run/notebookd/notebookd.sock
+        pidfile=/run/notebookd-quickstart.pid
+        logfile=/var/log/notebookd-quickstart.log
+else
+        state_base=${XDG_STATE_HOME:-$HOME/.local/state}
+        state_dir=$state_base/notebookd
+        socket=${XDG_RUNTIME_DIR:+$XDG_RUNTIME_DIR/notebookd/notebookd.sock}
+        pidfile=$state_base/notebookd-quickstart.pid
+        logfile=$state_base/notebookd-quickstart.log
+        mkdir -p "$state_base"
+fi
+daemon_args=()
+ctl_args=()
+if [ -z "$socket" ]; then
+        # No XDG_RUNTIME_DIR (a login without a systemd user session): name a socket explicitly.
+        socket=$state_dir/notebookd.sock
+        daemon_args=(--socket "$socket")
+        ctl_args=(--socket "$socket")
+fi
+
+# --- 1. dependencies and build ------------------------------------------------------------------
+heading "Installing the build dependencies (Debian packages)"
+scripts/install-deps.sh
+
+heading "Building notebookd and notebookctl in build/"
+if [ -f config.status ]; then
+        die "the source tree was configured in place (./config.status exists); run 'make distclean' here first."
+fi
+note "autoreconf -fi"
+autoreconf -fi 2>&1 | { grep -v '^configure.ac:[0-9]*: installing\|^Makefile.am: installing' || true; }
+mkdir -p "$build"
+if [ ! -f "$build/Makefile" ]; then
+        note "configure (log: build/config.log)"
+        (cd "$build" && ../configure --quiet)
+fi
+note "make -j$(nproc)"
+make -C "$build" -j"$(nproc)" --no-print-directory
+notebookd=$build/notebookd
+notebookctl=$build/notebookctl
+
+ctl() { "$notebookctl" ${ctl_args[@]+"${ctl_args[@]}"} "$@"; }
+# Shows the command as a user would type it, then runs it.
+show_run() {
+        printf '%s$ build/notebookctl%s' "$bold" "$reset"
+        printf ' %q' ${ctl_args[@]+"${ctl_args[@]}"} "$@"
+        printf '\n'
+        ctl "$@"
+}
+
+# --- 2. the daemon ------------------------------------------------------------------------------
+heading "Starting notebookd"
+if [ -f "$pidfile" ]; then
+        old=$(cat "$pidfile" 2>/dev/null || true)
+        if [[ "$old" =~ ^[0-9]+$ ]] && [ "$(cat "/proc/$old/comm" 2>/dev/null || true)" = notebookd ]; then
+                note "stopping the daemon an earlier quick start left running (pid $old)"
+                kill -TERM "$old" 2>/dev/null || true
+                for _ in $(seq 100); do
+                        kill -0 "$old" 2>/dev/null || break
+                        sleep 0.1
+                done
+                if kill -0 "$old" 2>/dev/null; then
+                        note "pid $old did not stop within 10 s; sending SIGKILL (acknowledged writes are safe)"
+                        kill -KILL "$old" 2>/dev/null || true
+                        sleep 0.5
+                fi
+        fi
+        rm -f "$pidfile"
+fi
+
+pid=
+if ctl status >/dev/null 2>&1; then
+        # Someone else's daemon (a service, another terminal) already serves the default socket;
+        # a second one would refuse to start there, so use it.
+        note "a notebookd not started by this script already answers on $socket; using it."
+else
+        mkdir -p "$(dirname "$logfile")"
+        printf '\n--- quickstart %s ---\n' "$(date -Is)" >>"$logfile"
+        note "$notebookd ${daemon_args[*]-} (log: $logfile)"
+        # setsid: the daemon outlives this script and the terminal; its own session, no stdin.
+        setsid "$notebookd" ${daemon_args[@]+"${daemon_args[@]}"} </dev/null >>"$logfile" 2>&1 &
+        pid=$!
+        echo "$pid" >"$pidfile"
+        ready=
+        for _ in $(seq 200); do
+                if ! kill -0 "$pid" 2>/dev/null; then
+                        rm -f "$pidfile"
+                        printf 'quickstart: notebookd exited during start-up; the end of its log:\n' >&2
+                        tail -n 20 "$logfile" >&2
+                        exit 1
+                fi
+                if ctl status >/dev/null 2>&1; then
+                        ready=1
+                        break
+                fi
+                sleep 0.1
+        done
+        if [ -z "$ready" ]; then
+                printf 'quickstart: notebookd (pid %s) did not answer on %s within 20 s; its log:\n' "$pid" "$socket" >&2
+                tail -n 20 "$logfile" >&2
+                exit 1
+        fi
+        note "notebookd is running (pid $pid) and answers on $socket"
+fi
+
+# --- 3. the demonstration -----------------------------------------------------------------------
+demo=demo-$user
+blank=blank-$user
+had_demo=
+if ctl show "$demo" >/dev/null 2>&1; then
+        had_demo=1
+fi
+
+heading "1. List your notebooks (user '$user'). The first list provisions $blank and $demo."
+show_run list
+
+if [ -n "$had_demo" ] || ! ctl show "$demo" >/dev/null 2>&1; then
+        heading "   $demo exists from an earlier run: reset it to the original demo content"
+        show_run demo-reset >/dev/null
+        note "done (its revision number keeps growing: it is the same notebook)"
+fi
+
+heading "2. Show the demo notebook: six cells, with the variables each reads and writes"
+show_run show "$demo"
+
+heading "3. Add a cell at the end that reads x and y (written by cells 1 and 2) and writes z"
+show_run cell add "$demo" --id quickstart-z --code 'z = x * y' --reads x,y --writes z
+
+heading "4. Edit that cell: new code, and it now also reads df (written by cell 4)"
+show_run cell edit "$demo" quickstart-z --code 'z = x * y + len(df)' --reads x,y,df
+
+heading "5. The dependency graph: which cell feeds which, in a topological order"
+show_run graph "$demo"
+
+heading "6. Daemon status"
+show_run status
+
+# --- 4. where things are ------------------------------------------------------------------------
+heading "notebookd keeps running in the background"
+if [ -n "$pid" ]; then
+        cat <<EOF
+  pid       $pid   (also in $pidfile)
+  socket    $socket
+  database  $state_dir/notebookd.db
+  log       $logfile
+
+  Try:      build/notebookctl --help
+            build/notebookctl show $blank
+  Stop it:  kill $pid        (or: kill \$(cat $pidfile))
+            SIGTERM stops it cleanly; everything acknowledged is on disk.
+  Again:    ./scripts/quickstart.sh   (stops this daemon first; the data is kept)
+EOF
+else
+        cat <<EOF
+  This script used a notebookd it did not start, so it leaves it alone.
+  socket    $socket
+EOF
+fi

@@ -1,0 +1,172 @@
+#!/usr/bin/env bash
+# Builds notebookd and runs the whole test suite, as CI does (.ci/run runs exactly this).
+#
+#   1. build/       -Werror build, `make check`, then `make distcheck` (the release tarball builds,
+#                   passes its tests from a read-only source tree, installs and uninstalls cleanly)
+#   2. build-asan/  the same suite under AddressSanitizer (with LeakSanitizer) and UBSan
+#
+# Every stage runs even when an earlier one failed (a stage is skipped only when what it needs
+# failed), so one run shows every problem. Exits non-zero if anything failed.
+#
+# Environment:
+#   NB_JOBS             parallel make jobs (default 2)
+#   NB_STAGES           stages to run, space-separated, from: check distcheck asan
+#                       (default: all three)
+#   NB_STEP_TIMEOUT     seconds one step (configure, build, check ...) may take (default 1800)
+#   NB_FUZZ_ITERATIONS  fuzz campaign length, NB_CRASH_ROUNDS kill -9 rounds: passed through to
+#                       the tests, which keep short defaults; raise them for a long campaign.
+set -uo pipefail
+
+cd "$(dirname "$0")/.." || exit 1
+src=$(pwd)
+jobs=${NB_JOBS:-2}
+stages=${NB_STAGES:-check distcheck asan}
+step_timeout=${NB_STEP_TIMEOUT:-1800}
+
+# A test must never wait for a terminal.
+exec </dev/null
+
+started=$SECONDS
+failed=()
+results=()
+
+heading() { printf '\n==== %s ====\n' "$*"; }
+has_stage() { [[ " $stages " == *" $1 "* ]]; }
+
+# step NAME COMMAND...: runs COMMAND with a time limit (killing its whole process group when it
+# is over), records the outcome, returns its status.
+step() {
+        local name=$1 rc t0=$SECONDS
+        shift
+        heading "$name"
+        printf '+ %s\n' "$*"
+        timeout -k 30 "$step_timeout" "$@"
+        rc=$?
+        if [ $rc -eq 124 ] || [ $rc -eq 137 ]; then
+                printf 'test.sh: "%s" took longer than %ss (NB_STEP_TIMEOUT) and was stopped.\n' \
+                        "$name" "$step_timeout"
+        fi
+        if [ $rc -eq 0 ]; then
+                results+=("ok      $name ($((SECONDS - t0))s)")
+        else
+                results+=("FAILED  $name (exit $rc, $((SECONDS - t0))s)")
+                failed+=("$name")
+        fi
+        return $rc
+}
+skip() { results+=("skipped $1 (needs: $2)"); }
+
+# Prints a test-suite.log (automake's report of every failed test, with its log), capped so
+# that a runaway log cannot drown the rest of the output.
+show_log() {
+        local f=$1 max=4000
+        [ -f "$f" ] || return 0
+        heading "$f"
+        head -n $max "$f"
+        if [ "$(wc -l <"$f")" -gt $max ]; then
+                printf '[... %s cut after %d lines; see the file for the rest]\n' "$f" $max
+        fi
+}
+
+# Adds the automake summary of a test-suite.log ("# PASS:  n" ...) to the totals.
+n_pass=0 n_fail=0 n_skip=0
+count() {
+        local f=$1 key val
+        [ -f "$f" ] || return 0
+        while read -r key val; do
+                case $key in
+                PASS: | XFAIL:) n_pass=$((n_pass + val)) ;;
+                FAIL: | XPASS: | ERROR:) n_fail=$((n_fail + val)) ;;
+                SKIP:) n_skip=$((n_skip + val)) ;;
+                esac
+        done < <(sed -n 's/^# \([A-Z]*:\) *\([0-9][0-9]*\)$/\1 \2/p' "$f" | head -n 7)
+}
+
+check_suite() {
+        local dir=$1 name=$2
+        rm -f "$dir/test-suite.log"
+        if step "$name" make -C "$dir" -j"$jobs" check; then
+                :
+        else
+                show_log "$dir/test-suite.log"
+        fi
+        count "$dir/test-suite.log"
+}
+
+heading "dependencies"
+if ! scripts/install-deps.sh; then
+        echo "test.sh: installing the dependencies failed; nothing can be built." >&2
+        exit 1
+fi
+
+if [ -f config.status ]; then
+        echo "test.sh: the source tree was configured in place (./config.status exists); out-of-tree" >&2
+        echo "builds refuse such a tree. Run 'make distclean' in $src first." >&2
+        exit 1
+fi
+
+step "autoreconf" autoreconf -fi || {
+        echo "test.sh: autoreconf failed; nothing can be built." >&2
+        exit 1
+}
+
+# --- 1. -Werror build, tests, distcheck -----------------------------------------------------------
+if has_stage check || has_stage distcheck; then
+        mkdir -p build
+        if step "configure (build/, --enable-werror)" \
+                env -C build ../configure --enable-werror --quiet; then
+                if step "build (build/)" make -C build -j"$jobs"; then
+                        if has_stage check; then
+                                check_suite build "make check (build/)"
+                        fi
+                        if has_stage distcheck; then
+                                if [ ${#failed[@]} -eq 0 ]; then
+                                        step "make distcheck (build/)" make -C build -j"$jobs" distcheck \
+                                                DISTCHECK_CONFIGURE_FLAGS=--enable-werror ||
+                                                for f in build/notebookd-*/_build/sub/test-suite.log; do
+                                                        show_log "$f"
+                                                done
+                                else
+                                        skip "make distcheck (build/)" "make check passing"
+                                fi
+                        fi
+                else
+                        skip "tests (build/)" "a successful build"
+                fi
+        else
+                tail -n 60 build/config.log 2>/dev/null
+                skip "build and tests (build/)" "configure"
+        fi
+fi
+
+# --- 2. AddressSanitizer + UBSan ------------------------------------------------------------------
+if has_stage asan; then
+        mkdir -p build-asan
+        asan_cflags="-O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined"
+        export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1
+        export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
+        # configure's own test programs run with these options as well; they are leak-free.
+        if step "configure (build-asan/, ASan+UBSan)" \
+                env -C build-asan ../configure --quiet CFLAGS="$asan_cflags" \
+                LDFLAGS="-fsanitize=address,undefined"; then
+                if step "build (build-asan/)" make -C build-asan -j"$jobs"; then
+                        check_suite build-asan "make check (build-asan/, ASan+UBSan)"
+                else
+                        skip "make check (build-asan/)" "a successful build"
+                fi
+        else
+                tail -n 60 build-asan/config.log 2>/dev/null
+                skip "build and tests (build-asan/)" "configure"
+        fi
+fi
+
+heading "summary ($((SECONDS - started))s)"
+printf '%s\n' "${results[@]}"
+if [ ${#failed[@]} -ne 0 ]; then
+        printf '\ntest.sh: FAILED:'
+        printf ' [%s]' "${failed[@]}"
+        printf '\n'
+fi
+# Test points across both suites (TAP: one per "ok"/"not ok" line); the closing line CI reads.
+printf '\ntests: %d passed, %d failed, %d skipped\n' "$n_pass" "$n_fail" "$n_skip"
+[ ${#failed[@]} -eq 0 ]

@@ -1,0 +1,559 @@
+# SPDX-License-Identifier: MIT
+"""Shared pieces of the integration tests (standard library only, Python 3.11).
+
+  TAP      the test protocol: ok/is_/skip, cases that catch exceptions, plan at the end, exit
+           status nonzero if anything failed
+  Daemon   notebookd on a fresh temporary state directory and socket
+  Client   a raw protocol connection: bytes in, reply lines out, rpc() helpers
+  ctl()    runs notebookctl and returns (rc, stdout, stderr)
+
+Binaries come from the environment that Makefile.am's AM_TESTS_ENVIRONMENT sets (NOTEBOOKD,
+NOTEBOOKCTL, NBSTRESS); outside `make check` they default to the current directory's build.
+Every wait is bounded.
+"""
+
+import atexit
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import traceback
+
+BUILDDIR = os.environ.get("NB_BUILDDIR", os.getcwd())
+NOTEBOOKD = os.environ.get("NOTEBOOKD", os.path.join(BUILDDIR, "notebookd"))
+NOTEBOOKCTL = os.environ.get("NOTEBOOKCTL", os.path.join(BUILDDIR, "notebookctl"))
+NBSTRESS = os.environ.get("NBSTRESS", os.path.join(BUILDDIR, "tests", "tools", "nbstress"))
+SRCDIR = os.environ.get("NB_SRCDIR", os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
+
+# Multiplies every timeout (for slow machines, sanitizers, valgrind).
+TIMEOUT_SCALE = float(os.environ.get("NB_TIMEOUT_SCALE", "1"))
+
+
+def tmo(seconds):
+        return seconds * TIMEOUT_SCALE
+
+
+# --------------------------------------------------------------------------------------------
+# TAP
+
+class TAP:
+        def __init__(self):
+                self.n = 0
+                self.failed = 0
+                self.case_name = None
+                self.on_failure = []  # callables returning diagnostic text (daemon logs)
+                sys.stdout.reconfigure(line_buffering=True)
+
+        def diag(self, text):
+                for line in str(text).splitlines() or [""]:
+                        print("# " + line)
+
+        def ok(self, cond, desc, diag=None):
+                self.n += 1
+                desc = desc.replace("#", "\\#").replace("\n", " ")
+                if cond:
+                        print(f"ok {self.n} - {desc}")
+                        return True
+                self.failed += 1
+                print(f"not ok {self.n} - {desc}")
+                if self.case_name:
+                        self.diag(f"in case: {self.case_name}")
+                if diag is not None:
+                        self.diag(diag if isinstance(diag, str) else repr(diag))
+                return False
+
+        def is_(self, got, expected, desc):
+                return self.ok(got == expected, desc, f"     got: {short(got)}\nexpected: {short(expected)}")
+
+        def isnt(self, got, unexpected, desc):
+                return self.ok(got != unexpected, desc, f"got: {short(got)} (must differ)")
+
+        def like(self, text, needle, desc):
+                return self.ok(needle in (text or ""), desc, f"missing {needle!r} in:\n{short(text, 2000)}")
+
+        def error_is(self, reply, code, desc, param=None):
+                """reply is a whole JSON-RPC reply object; checks it is an error with this code
+                (and, if given, data.param)."""
+                err = reply.get("error") if isinstance(reply, dict) else None
+                good = isinstance(err, dict) and err.get("code") == code and "result" not in reply
+                if good and param is not None:
+                        good = isinstance(err.get("data"), dict) and err["data"].get("param") == param
+                want = f"error {code}" + (f" param={param}" if param else "")
+                return self.ok(good, desc, f"expected {want}, got: {short(reply)}")
+
+        def skip(self, desc, reason):
+                self.n += 1
+                print(f"ok {self.n} - {desc} # SKIP {reason}")
+
+        def dump_failure_diags(self):
+                for f in self.on_failure:
+                        try:
+                                self.diag(f())
+                        except Exception as e:  # diagnostics must never hide the failure itself
+                                self.diag(f"(diagnostics failed: {e})")
+
+        def case(self, name):
+                """Decorator: runs the function at once as a named group of assertions. An
+                exception inside counts as one failed test; the file goes on."""
+                def deco(fn):
+                        self.run(name, fn)
+                        return fn
+                return deco
+
+        def run(self, name, fn, *args):
+                self.case_name = name
+                failed_before = self.failed
+                try:
+                        fn(*args)
+                except Exception:
+                        self.ok(False, f"{name}: raised an exception", traceback.format_exc())
+                finally:
+                        self.case_name = None
+                if self.failed != failed_before:
+                        self.dump_failure_diags()
+
+        def done(self):
+                print(f"1..{self.n}")
+                if self.failed:
+                        self.diag(f"{self.failed} of {self.n} tests failed")
+                cleanup_all(keep=bool(self.failed))
+                sys.stdout.flush()
+                os._exit(1 if self.failed else 0)
+
+        def skip_all(self, reason):
+                print(f"1..0 # SKIP {reason}")
+                cleanup_all(keep=False)
+                sys.stdout.flush()
+                os._exit(0)
+
+
+def short(v, limit=600):
+        s = v if isinstance(v, str) else repr(v)
+        if len(s) > limit:
+                return s[:limit] + f"... ({len(s)} chars)"
+        return s
+
+
+# --------------------------------------------------------------------------------------------
+# Temporary directories and processes, cleaned up at exit
+
+_tempdirs = []
+_daemons = []
+
+
+def make_tempdir(prefix="nbit-"):
+        # Short paths: a Unix socket path must fit in sun_path (108 bytes). 0755 so that a test
+        # running a peer as another uid can reach the socket inside.
+        base = os.environ.get("NB_TMPDIR", "/tmp")
+        d = tempfile.mkdtemp(prefix=prefix, dir=base)
+        os.chmod(d, 0o755)
+        _tempdirs.append(d)
+        return d
+
+
+def cleanup_all(keep=False):
+        for d in list(_daemons):
+                if d.proc and d.proc.poll() is None:
+                        try:
+                                d.proc.kill()
+                                d.proc.wait(timeout=5)
+                        except Exception:
+                                pass
+        if keep or os.environ.get("NB_KEEP"):
+                if _tempdirs:
+                        print(f"# kept temporary directories: {' '.join(_tempdirs)}")
+                return
+        for d in _tempdirs:
+                shutil.rmtree(d, ignore_errors=True)
+        _tempdirs.clear()
+
+
+atexit.register(cleanup_all)
+
+
+# --------------------------------------------------------------------------------------------
+# Raw protocol client
+
+class RpcError(Exception):
+        def __init__(self, error, reply=None):
+                self.error = error or {}
+                self.code = self.error.get("code")
+                self.message = self.error.get("message")
+                self.data = self.error.get("data")
+                self.reply = reply
+                super().__init__(f"RPC error {self.code}: {self.message} (data={self.data})")
+
+
+class Client:
+        def __init__(self, path, timeout=None, connect=True):
+                self.path = path
+                self.timeout = tmo(10) if timeout is None else timeout
+                self.sock = None
+                self.buf = b""
+                self.next_id = 1
+                if connect:
+                        self.connect()
+
+        def connect(self):
+                self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+                self.sock.settimeout(self.timeout)
+                self.sock.connect(self.path)
+                self.buf = b""
+                return self
+
+        def close(self):
+                if self.sock:
+                        self.sock.close()
+                        self.sock = None
+
+        def __enter__(self):
+                return self
+
+        def __exit__(self, *a):
+                self.close()
+
+        def send(self, data):
+                if isinstance(data, str):
+                        data = data.encode()
+                self.sock.sendall(data)
+
+        def send_obj(self, obj):
+                self.send(json.dumps(obj, separators=(",", ":")).encode() + b"\n")
+
+        def readline(self, timeout=None):
+                """One reply line (bytes, without the newline). None at EOF (a partial line at
+                EOF is returned as is). Raises TimeoutError."""
+                deadline = time.monotonic() + (self.timeout if timeout is None else timeout)
+                while b"\n" not in self.buf:
+                        left = deadline - time.monotonic()
+                        if left <= 0:
+                                raise TimeoutError(f"no reply line within the timeout; have {short(self.buf)}")
+                        self.sock.settimeout(left)
+                        try:
+                                chunk = self.sock.recv(1 << 20)
+                        except socket.timeout:
+                                raise TimeoutError(f"no reply line within the timeout; have {short(self.buf)}")
+                        except ConnectionResetError:
+                                chunk = b""
+                        finally:
+                                self.sock.settimeout(self.timeout)
+                        if not chunk:
+                                rest, self.buf = self.buf, b""
+                                return rest or None
+                        self.buf += chunk
+                line, self.buf = self.buf.split(b"\n", 1)
+                return line
+
+        def read_reply(self, timeout=None):
+                line = self.readline(timeout)
+                if line is None:
+                        raise ConnectionError("connection closed by the daemon, no reply")
+                return json.loads(line)
+
+        def expect_eof(self, timeout=None):
+                """True if the daemon closes the connection (with nothing more to read)."""
+                try:
+                        line = self.readline(timeout)
+                except TimeoutError:
+                        return False
+                return line is None
+
+        def request(self, method, params=None, id=None, jsonrpc="2.0"):
+                if id is None:
+                        id = self.next_id
+                        self.next_id += 1
+                req = {"jsonrpc": jsonrpc, "id": id, "method": method}
+                if params is not None:
+                        req["params"] = params
+                return req
+
+        def call(self, method, params=None, id=None, timeout=None):
+                """Sends one request; returns the whole reply object (result or error)."""
+                req = self.request(method, params, id)
+                self.send_obj(req)
+                reply = self.read_reply(timeout)
+                if reply.get("id") != req["id"]:
+                        raise AssertionError(f"reply id {reply.get('id')!r} for request id {req['id']!r}: {short(reply)}")
+                return reply
+
+        def rpc(self, method, params=None, timeout=None):
+                """Sends one request; returns its result or raises RpcError."""
+                reply = self.call(method, params, timeout=timeout)
+                if "error" in reply:
+                        raise RpcError(reply["error"], reply)
+                if "result" not in reply:
+                        raise AssertionError(f"reply without result or error: {short(reply)}")
+                return reply["result"]
+
+        def pipeline(self, requests, timeout=None):
+                """Sends many requests in as few writes as possible while reading the replies
+                (a sender thread, so neither side can block the other). requests are objects or
+                raw lines (bytes); returns the replies in arrival order, as many as there are
+                requests with an id."""
+                lines = []
+                expected = 0
+                for r in requests:
+                        if isinstance(r, (bytes, bytearray)):
+                                lines.append(bytes(r) if r.endswith(b"\n") else bytes(r) + b"\n")
+                                expected += 1
+                        else:
+                                lines.append(json.dumps(r, separators=(",", ":")).encode() + b"\n")
+                                if "id" in r:
+                                        expected += 1
+                blob = b"".join(lines)
+                err = []
+
+                def sender():
+                        try:
+                                self.sock.sendall(blob)
+                        except Exception as e:
+                                err.append(e)
+
+                th = threading.Thread(target=sender, daemon=True)
+                th.start()
+                replies = []
+                deadline = time.monotonic() + (tmo(60) if timeout is None else timeout)
+                while len(replies) < expected:
+                        left = deadline - time.monotonic()
+                        if left <= 0:
+                                raise TimeoutError(f"pipeline: {len(replies)} of {expected} replies")
+                        replies.append(self.read_reply(timeout=left))
+                th.join(timeout=tmo(10))
+                if err:
+                        raise err[0]
+                return replies
+
+
+def connect_retry(path, timeout):
+        """Connects as soon as the socket accepts; None after timeout."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+                s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+                try:
+                        s.connect(path)
+                        return s
+                except OSError:
+                        s.close()
+                        time.sleep(0.02)
+        return None
+
+
+# --------------------------------------------------------------------------------------------
+# The daemon
+
+class Daemon:
+        def __init__(self, tap=None, config=None, durability=None, log_level=None, extra_args=(),
+                     state_dir=None, socket_path=None, base=None):
+                """config: text of a notebookd.conf written next to the state dir (or None)."""
+                self.tap = tap
+                self.base = base or make_tempdir()
+                self.state_dir = state_dir or os.path.join(self.base, "state")
+                self.socket = socket_path or os.path.join(self.base, "nb.sock")
+                self.db = os.path.join(self.state_dir, "notebookd.db")
+                self.config_path = None
+                if config is not None:
+                        self.set_config(config)
+                self.durability = durability
+                self.log_level = log_level or os.environ.get("NB_LOG_LEVEL")
+                self.extra_args = list(extra_args)
+                self.proc = None
+                self.stderr_path = os.path.join(self.base, "notebookd.stderr")
+                self.starts = 0
+                _daemons.append(self)
+                if tap is not None:
+                        tap.on_failure.append(self.diagnostics)
+
+        def set_config(self, text):
+                self.config_path = os.path.join(self.base, "notebookd.conf")
+                with open(self.config_path, "w") as f:
+                        f.write(text)
+                os.chmod(self.config_path, 0o644)
+
+        def argv(self):
+                a = [NOTEBOOKD, "--state-dir", self.state_dir, "--socket", self.socket]
+                if self.config_path:
+                        a += ["--config", self.config_path]
+                if self.durability:
+                        a += ["--durability", self.durability]
+                if self.log_level:
+                        a += ["--log-level", self.log_level]
+                return a + self.extra_args
+
+        def spawn(self, argv=None):
+                """Starts notebookd without waiting. Returns the Popen."""
+                self.starts += 1
+                errf = open(self.stderr_path, "ab")
+                errf.write(f"--- start {self.starts}: {' '.join(argv or self.argv())}\n".encode())
+                errf.flush()
+                self.proc = subprocess.Popen(argv or self.argv(), stdin=subprocess.DEVNULL,
+                                             stdout=errf, stderr=errf, close_fds=True)
+                errf.close()
+                return self.proc
+
+        def start(self, timeout=None):
+                """Starts notebookd and waits until the socket accepts a connection (bounded)."""
+                if self.proc and self.proc.poll() is None:
+                        raise RuntimeError("daemon already running")
+                self.spawn()
+                deadline = time.monotonic() + (tmo(10) if timeout is None else timeout)
+                while time.monotonic() < deadline:
+                        if self.proc.poll() is not None:
+                                raise RuntimeError(f"notebookd exited with {self.proc.returncode} at start-up:\n"
+                                                   + self.stderr_tail())
+                        s = connect_retry(self.socket, 0.05)
+                        if s:
+                                s.close()
+                                return self
+                self.proc.kill()
+                self.proc.wait(timeout=5)
+                raise RuntimeError("notebookd did not accept connections within the timeout:\n" + self.stderr_tail())
+
+        def alive(self):
+                return self.proc is not None and self.proc.poll() is None
+
+        def stop(self, sig=signal.SIGTERM, timeout=None):
+                """Sends sig and waits; returns the exit status (negative: killed by a signal)."""
+                if not self.proc:
+                        return None
+                if self.proc.poll() is None:
+                        self.proc.send_signal(sig)
+                try:
+                        return self.proc.wait(timeout=tmo(15) if timeout is None else timeout)
+                except subprocess.TimeoutExpired:
+                        self.proc.kill()
+                        self.proc.wait(timeout=5)
+                        return "timeout"
+
+        def kill(self):
+                """kill -9; returns the status."""
+                return self.stop(signal.SIGKILL)
+
+        def restart(self):
+                if self.alive():
+                        self.stop()
+                return self.start()
+
+        def client(self, timeout=None):
+                return Client(self.socket, timeout=timeout)
+
+        def rpc(self, method, params=None):
+                with self.client() as c:
+                        return c.rpc(method, params)
+
+        def call(self, method, params=None):
+                with self.client() as c:
+                        return c.call(method, params)
+
+        def ctl(self, *args, **kw):
+                return ctl(*args, socket_path=self.socket, **kw)
+
+        def stderr_text(self):
+                try:
+                        with open(self.stderr_path, "rb") as f:
+                                return f.read().decode(errors="replace")
+                except OSError:
+                        return ""
+
+        def stderr_tail(self, lines=40):
+                t = self.stderr_text().splitlines()
+                return "\n".join(t[-lines:])
+
+        def diagnostics(self):
+                state = "running" if self.alive() else f"exited ({self.proc.returncode if self.proc else 'never started'})"
+                return f"notebookd {self.socket}: {state}; stderr tail:\n{self.stderr_tail()}"
+
+        def serving(self):
+                """(bool, detail): the process is alive and a new connection gets a correct
+                daemon.status reply."""
+                if not self.alive():
+                        return False, f"daemon not running (status {self.proc.returncode if self.proc else None})"
+                try:
+                        with self.client(timeout=tmo(10)) as c:
+                                r = c.rpc("daemon.status")
+                                if r.get("pid") != self.proc.pid:
+                                        return False, f"daemon.status pid {r.get('pid')} != {self.proc.pid}"
+                                return True, ""
+                except Exception as e:
+                        return False, f"{type(e).__name__}: {e}"
+
+        def sqlite(self, sql, timeout=None):
+                """Runs the sqlite3 CLI on the database; returns (rc, stdout, stderr)."""
+                p = subprocess.run(["sqlite3", self.db, sql], capture_output=True, text=True,
+                                   timeout=tmo(30) if timeout is None else timeout)
+                return p.returncode, p.stdout, p.stderr
+
+
+def check_serving(t, d, desc="daemon still serving"):
+        good, detail = d.serving()
+        return t.ok(good, desc, detail)
+
+
+# --------------------------------------------------------------------------------------------
+# notebookctl and other processes
+
+def ctl(*args, socket_path=None, user=None, json_out=False, input=None, timeout=None, env=None,
+        preexec=None, prefix=()):
+        """Runs notebookctl [--socket S] [--user U] [--json] args...; returns (rc, out, err).
+        prefix: command words put in front (setpriv ...)."""
+        argv = list(prefix) + [NOTEBOOKCTL]
+        if socket_path:
+                argv += ["--socket", socket_path]
+        if user:
+                argv += ["--user", user]
+        if json_out:
+                argv += ["--json"]
+        argv += [str(a) for a in args]
+        e = dict(os.environ)
+        if env:
+                e.update(env)
+        try:
+                p = subprocess.run(argv, input=input, capture_output=True, text=True, env=e,
+                                   timeout=tmo(20) if timeout is None else timeout)
+        except subprocess.TimeoutExpired as ex:
+                return "timeout", ex.stdout or "", ex.stderr or ""
+        return p.returncode, p.stdout, p.stderr
+
+
+def run(argv, timeout=None, input=None):
+        try:
+                p = subprocess.run(argv, input=input, capture_output=True, text=True,
+                                   timeout=tmo(30) if timeout is None else timeout)
+        except subprocess.TimeoutExpired as ex:
+                return "timeout", ex.stdout or "", ex.stderr or ""
+        return p.returncode, p.stdout, p.stderr
+
+
+def parse_json(text):
+        try:
+                return json.loads(text)
+        except Exception:
+                return None
+
+
+def wait_for(pred, timeout, interval=0.02):
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+                if pred():
+                        return True
+                time.sleep(interval)
+        return pred()
+
+
+def req(method, params=None, id=None):
+        r = {"jsonrpc": "2.0", "method": method}
+        if id is not None:
+                r["id"] = id
+        if params is not None:
+                r["params"] = params
+        return r
+
+
+def strip_volatile(nb):
+        """A notebook as far as its stored content goes (for before/after comparisons)."""
+        return json.loads(json.dumps(nb, sort_keys=True))

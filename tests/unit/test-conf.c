@@ -1,0 +1,390 @@
+/* SPDX-License-Identifier: MIT */
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <sys/stat.h>
+#include <syslog.h>
+
+#include "conf.h"
+#include "limits.h"
+#include "tap.h"
+#include "util.h"
+
+#define MAX_ERRORS 64
+
+typedef struct Errors {
+        unsigned n;
+        unsigned lines[MAX_ERRORS];
+        char messages[MAX_ERRORS][1024];
+        bool path_ok;
+} Errors;
+
+static char tmpdir[] = "/tmp/test-conf-XXXXXX";
+static char conf_path[256];
+
+static void collect(void *userdata, const char *path, unsigned line, const char *message)
+{
+        Errors *e = userdata;
+
+        if (!streq(path, conf_path))
+                e->path_ok = false;
+        if (e->n < MAX_ERRORS) {
+                e->lines[e->n] = line;
+                snprintf(e->messages[e->n], sizeof(e->messages[e->n]), "%s", message);
+        }
+        e->n++;
+}
+
+static void write_file(const char *data, size_t n)
+{
+        FILE *f = fopen(conf_path, "we");
+
+        if (!f || fwrite(data, 1, n, f) != n || fclose(f) != 0) {
+                perror(conf_path);
+                exit(99);
+        }
+}
+
+/* Loads text as a configuration; on failure *ret is left as the poison value. */
+static int load_n(const char *text, size_t n, Errors *e, Config **ret)
+{
+        *e = (Errors){ .path_ok = true };
+        *ret = (Config *)(uintptr_t)0x1;
+        write_file(text, n);
+        return config_load(conf_path, collect, e, ret);
+}
+
+static int load(const char *text, Errors *e, Config **ret)
+{
+        return load_n(text, strlen(text), e, ret);
+}
+
+/* Prints what was reported, for a test point that failed or an unexpected load result. */
+static void show_errors(const Errors *e)
+{
+        char buf[1200];
+
+        for (unsigned i = 0; i < e->n && i < MAX_ERRORS; i++) {
+                snprintf(buf, sizeof(buf), "line %u: %s", e->lines[i], e->messages[i]);
+                tap_diag(buf);
+        }
+}
+
+static void test_defaults(void)
+{
+        Config *c = config_new();
+        Errors e;
+        int r;
+
+        ok(c && !c->state_dir && !c->socket_path && c->durability_full &&
+                   c->max_line_bytes == MAX_LINE_BYTES_DEFAULT && c->log_level == -1 && !c->have_admin_gid &&
+                   c->n_bindings == 0 && !c->bindings,
+           "config_new() has every default");
+        ok(config_free(c) == NULL, "config_free() returns NULL");
+        ok(config_free(NULL) == NULL, "config_free(NULL) is fine");
+
+        r = load("", &e, &c);
+        is_int(r, 0, "empty file loads");
+        ok(r == 0 && c->durability_full && c->max_line_bytes == MAX_LINE_BYTES_DEFAULT &&
+                   c->log_level == -1 && c->n_bindings == 0,
+           "empty file gives the defaults");
+        if (r == 0)
+                config_free(c);
+
+        r = load("# only comments\n; and more\n\n   \n[daemon]\n[users]\n", &e, &c);
+        is_int(r, 0, "comments and empty sections load");
+        if (r == 0)
+                config_free(c);
+}
+
+static void test_valid(void)
+{
+        static const char text[] = "\xef\xbb\xbf# notebookd.conf\n"
+                                   "[daemon]\n"
+                                   "state_dir = /var/lib/notebookd   # where the database lives\n"
+                                   "  socket=/run/notebookd/notebookd.sock\n"
+                                   "durability = normal\r\n"
+                                   "max_line_bytes = 65536\n"
+                                   "log_level = debug\n"
+                                   "admin_group = root\n"
+                                   "; a comment\n"
+                                   "[ users ]\n"
+                                   "1000 = alice\n"
+                                   "root = admin, ops#1 , ops-2   # two ids\n"
+                                   "\tnobody\t=\tnob\n"
+                                   "4000000000 = big\n";
+        const UserBinding *b;
+        Errors e;
+        Config *c;
+        int r;
+
+        r = load(text, &e, &c);
+        is_int(r, 0, "full valid file loads");
+        is_int(e.n, 0, "no errors reported");
+        if (r != 0) {
+                show_errors(&e);
+                return;
+        }
+        is_str(c->state_dir, "/var/lib/notebookd", "state_dir, comment cut off");
+        is_str(c->socket_path, "/run/notebookd/notebookd.sock", "socket");
+        ok(!c->durability_full, "durability = normal");
+        is_int(c->max_line_bytes, 65536, "max_line_bytes");
+        is_int(c->log_level, LOG_DEBUG, "log_level");
+        ok(c->have_admin_gid && c->admin_gid == 0, "admin_group root is gid 0");
+        is_int(c->n_bindings, 4, "four bindings");
+
+        b = config_find_uid(c, 1000);
+        ok(b && b->uid == 1000 && b->n_user_ids == 1 && streq(b->user_ids[0], "alice"), "uid 1000 = alice");
+        b = config_find_uid(c, 0);
+        ok(b && b->n_user_ids == 3, "root has three user_ids");
+        if (b && b->n_user_ids == 3) {
+                is_str(b->user_ids[0], "admin", "root: first (default) user_id");
+                is_str(b->user_ids[1], "ops#1", "root: '#' inside a word is kept");
+                is_str(b->user_ids[2], "ops-2", "root: third user_id");
+        }
+        b = config_find_uid(c, 65534);
+        ok(b && b->n_user_ids == 1 && streq(b->user_ids[0], "nob"), "nobody resolves to 65534");
+        b = config_find_uid(c, 4000000000u);
+        ok(b && streq(b->user_ids[0], "big"), "a uid above 2^31 works");
+        ok(config_find_uid(c, 1001) == NULL, "unbound uid gives NULL");
+        ok(config_find_uid(NULL, 0) == NULL, "config_find_uid(NULL) gives NULL");
+        config_free(c);
+
+        r = load("[daemon]\nadmin_group = 4242\nlog_level = ERROR\nmax_line_bytes = 1073741824\n"
+                 "durability = full\n",
+                 &e, &c);
+        is_int(r, 0, "numeric admin_group, upper-case level, largest max_line_bytes");
+        if (r == 0) {
+                ok(c->have_admin_gid && c->admin_gid == 4242, "admin_group 4242 is gid 4242");
+                is_int(c->log_level, LOG_ERR, "log_level ERROR is err");
+                is_int(c->max_line_bytes, 1024u * 1024 * 1024, "max_line_bytes 1 GiB");
+                ok(c->durability_full, "durability = full");
+                config_free(c);
+        } else
+                show_errors(&e);
+
+        r = load("[users]\n0 = a\n[daemon]\nlog_level = crit\n[users]\n65534 = b\n", &e, &c);
+        is_int(r, 0, "a section may be opened again");
+        if (r == 0) {
+                is_int(c->n_bindings, 2, "bindings from both [users]");
+                config_free(c);
+        }
+}
+
+typedef struct ErrorCase {
+        const char *text;
+        unsigned line;
+        const char *needle; /* expected in the message */
+        const char *what;
+} ErrorCase;
+
+static const ErrorCase error_cases[] = {
+        { "[nope]\nkey = 1\n", 1, "unknown section", "unknown section, its keys not reported" },
+        { "[daemon\n", 1, "]", "section header without ']'" },
+        { "[daemon] x\n", 1, "after section", "text after a section header" },
+        { "[daemon]\nfoo = 1\n", 2, "unknown key 'foo'", "unknown key" },
+        { "state_dir = /x\n", 1, "outside", "key outside a section" },
+        { "[daemon]\njust words\n", 2, "key = value", "line without '='" },
+        { "[daemon]\n = /x\n", 2, "missing key", "empty key" },
+        { "[daemon]\nstate_dir =\n", 2, "missing value", "empty value" },
+        { "[daemon]\nstate_dir = var/lib\n", 2, "absolute", "relative state_dir" },
+        { "[daemon]\nsocket = run/nb.sock\n", 2, "absolute", "relative socket" },
+        { "[daemon]\nsocket = /run/"
+          "0123456789012345678901234567890123456789012345678901234567890123456789012345678901234567890123456"
+          "789"
+          ".sock\n",
+          2, "too long for a Unix socket", "socket path too long for sun_path" },
+        { "[daemon]\ndurability = fast\n", 2, "durability", "bad durability" },
+        { "[daemon]\nmax_line_bytes = 65535\n", 2, "max_line_bytes", "max_line_bytes below the minimum" },
+        { "[daemon]\nmax_line_bytes = 1073741825\n", 2, "max_line_bytes",
+          "max_line_bytes above the maximum" },
+        { "[daemon]\nmax_line_bytes = 64k\n", 2, "max_line_bytes", "max_line_bytes not a number" },
+        { "[daemon]\nmax_line_bytes = -1\n", 2, "max_line_bytes", "max_line_bytes negative" },
+        { "[daemon]\nmax_line_bytes = 99999999999999999999999\n", 2, "max_line_bytes",
+          "max_line_bytes overflow" },
+        { "[daemon]\nlog_level = loud\n", 2, "log_level", "bad log_level" },
+        { "[daemon]\nlog_level = emerg\n", 2, "log_level", "log_level emerg refused" },
+        { "[daemon]\nadmin_group = no-such-group-nbd\n", 2, "no such group",
+          "admin_group that does not resolve" },
+        { "[daemon]\nlog_level = info\nlog_level = info\n", 3, "already set on line 2", "duplicate key" },
+        { "[users]\nno-such-user-nbd = a\n", 2, "no such user", "user name that does not resolve" },
+        { "[users]\n1000 =\n", 2, "no user_id", "empty user_id list" },
+        { "[users]\n1000 = a,,b\n", 2, "invalid user_id ''", "empty user_id in a list" },
+        { "[users]\n1000 = a,\n", 2, "invalid user_id ''", "trailing comma" },
+        { "[users]\n1000 = a/b\n", 2, "invalid user_id", "user_id with '/'" },
+        { "[users]\n1000 = a\tb\n", 2, "invalid user_id", "user_id with a control character" },
+        { "[users]\n1000 = a\x7f\n", 2, "invalid user_id", "user_id with DEL" },
+        { "[users]\n1000 = \xc3\x28\n", 2, "invalid user_id", "user_id that is not UTF-8" },
+        { "[users]\n1000 = "
+          "01234567890123456789012345678901234567890123456789012345678901234\n",
+          2, "invalid user_id", "user_id of 65 bytes" },
+        { "[users]\n1000 = a, b, a\n", 2, "listed twice", "user_id twice in one list" },
+        { "[users]\n0 = a\nroot = b\n", 3, "uid 0 is already bound on line 2",
+          "uid bound twice (number, name)" },
+        { "[users]\n1000 = a\n1000 = b\n", 3, "already bound on line 2", "uid bound twice" },
+        { "[users]\n4294967295 = a\n", 2, "no such user", "uid -1 is not a uid" },
+        { "[users]\n99999999999 = a\n", 2, "no such user", "uid out of range" },
+};
+
+static bool has(const char *haystack, const char *needle)
+{
+        return strstr(haystack, needle) != NULL;
+}
+
+static void test_errors(void)
+{
+        Errors e;
+        Config *c;
+        int r;
+
+        for (size_t i = 0; i < ELEMENTSOF(error_cases); i++) {
+                const ErrorCase *t = &error_cases[i];
+
+                r = load(t->text, &e, &c);
+                ok(r == -EINVAL && c == (Config *)(uintptr_t)0x1 && e.n == 1 && e.lines[0] == t->line &&
+                           has(e.messages[0], t->needle) && e.path_ok,
+                   "%s: one error on line %u", t->what, t->line);
+                if (e.n != 1 || e.lines[0] != t->line || !has(e.messages[0], t->needle))
+                        show_errors(&e);
+        }
+
+        /* Many problems in one file: every one reported, each on its line, in file order. */
+        {
+                static const char text[] = "top = 1\n"                         /* 1 */
+                                           "[daemon]\n"                        /* 2 */
+                                           "state_dir = relative\n"            /* 3 */
+                                           "socket = rel.sock\n"               /* 4 */
+                                           "durability = fast\n"               /* 5 */
+                                           "max_line_bytes = 10\n"             /* 6 */
+                                           "log_level = loud\n"                /* 7 */
+                                           "admin_group = no-such-group-nbd\n" /* 8 */
+                                           "bogus = 1\n"                       /* 9 */
+                                           "durability = full\n"               /* 10 */
+                                           "# fine\n"                          /* 11 */
+                                           "[users]\n"                         /* 12 */
+                                           "no-such-user-nbd = a\n"            /* 13 */
+                                           "1000 =\n"                          /* 14 */
+                                           "1001 = ok, bad/id\n"               /* 15 */
+                                           "0 = r\n"                           /* 16 */
+                                           "root = r2\n"                       /* 17 */
+                                           "[nope]\n"                          /* 18 */
+                                           "ignored = x\n"                     /* 19 */
+                                           "[users]\n"                         /* 20 */
+                                           "garbage\n";                        /* 21 */
+                static const struct {
+                        unsigned line;
+                        const char *needle;
+                } want[] = {
+                        { 1, "outside" },
+                        { 3, "absolute" },
+                        { 4, "absolute" },
+                        { 5, "durability" },
+                        { 6, "max_line_bytes" },
+                        { 7, "log_level" },
+                        { 8, "no such group" },
+                        { 9, "unknown key" },
+                        { 10, "already set on line 5" },
+                        { 13, "no such user" },
+                        { 14, "no user_id" },
+                        { 15, "invalid user_id 'bad/id'" },
+                        { 17, "already bound on line 16" },
+                        { 18, "unknown section" },
+                        { 21, "key = value" },
+                };
+                bool right = true;
+
+                r = load(text, &e, &c);
+                ok(r == -EINVAL && c == (Config *)(uintptr_t)0x1, "many errors: -EINVAL, *ret untouched");
+                is_int(e.n, ELEMENTSOF(want), "many errors: all reported in one load");
+                for (size_t i = 0; i < ELEMENTSOF(want); i++)
+                        if (i >= e.n || e.lines[i] != want[i].line || !has(e.messages[i], want[i].needle)) {
+                                printf("# want line %u: %s\n", want[i].line, want[i].needle);
+                                right = false;
+                        }
+                ok(right, "many errors: each on its line, in order");
+                if (!right)
+                        show_errors(&e);
+        }
+}
+
+static void test_limits(void)
+{
+        size_t big = 1024 * 1024 + 1;
+        char *text = malloc(big + 1024);
+        Errors e;
+        Config *c;
+        int r;
+
+        /* A comment line of exactly 64 KiB is fine; one byte more is not. */
+        memset(text, '#', 65536);
+        memcpy(text + 65536, "\n[daemon]\n", 11);
+        r = load(text, &e, &c);
+        is_int(r, 0, "line of 65536 bytes accepted");
+        if (r == 0)
+                config_free(c);
+
+        memset(text, '#', 65537);
+        memcpy(text + 65537, "\n[daemon]\nfoo = 1\n", 19);
+        r = load(text, &e, &c);
+        if (!ok(r == -EINVAL && e.n == 2 && e.lines[0] == 1 && has(e.messages[0], "longer than 65536") &&
+                        e.lines[1] == 3,
+                "line of 65537 bytes refused, parsing goes on"))
+                show_errors(&e);
+
+        /* A file of exactly 1 MiB is fine; one byte more is refused whole. */
+        for (size_t i = 0; i < big; i += 1024) {
+                memset(text + i, '#', 1023);
+                text[i + 1023] = '\n';
+        }
+        r = load_n(text, big - 1, &e, &c);
+        is_int(r, 0, "file of 1 MiB accepted");
+        if (r == 0)
+                config_free(c);
+        r = load_n(text, big, &e, &c);
+        if (!ok(r == -EINVAL && e.n == 1 && e.lines[0] == 0 && has(e.messages[0], "larger than 1 MiB"),
+                "file of 1 MiB + 1 refused with one error on line 0"))
+                show_errors(&e);
+
+        r = load_n("[daemon]\nstate_dir = /a\0b\nfoo = 1\n", 34, &e, &c);
+        if (!ok(r == -EINVAL && e.n == 2 && e.lines[0] == 2 && has(e.messages[0], "NUL") && e.lines[1] == 3,
+                "NUL byte refused, parsing goes on"))
+                show_errors(&e);
+
+        free(text);
+}
+
+static void test_missing(void)
+{
+        Config *c = (Config *)(uintptr_t)0x1;
+        Errors e = { .path_ok = true };
+        char path[300];
+
+        snprintf(path, sizeof(path), "%s/does-not-exist.conf", tmpdir);
+        is_int(config_load(path, collect, &e, &c), -ENOENT, "missing file: -ENOENT");
+        ok(e.n == 0 && c == (Config *)(uintptr_t)0x1, "missing file: nothing reported, *ret untouched");
+        is_int(config_load(tmpdir, collect, &e, &c), -EISDIR, "directory: -EISDIR");
+        ok(e.n == 0, "directory: nothing reported");
+
+        /* A NULL report function is allowed. */
+        write_file("[nope]\n", 7);
+        is_int(config_load(conf_path, NULL, NULL, &c), -EINVAL, "errors without a report function");
+}
+
+int main(void)
+{
+        if (!mkdtemp(tmpdir)) {
+                perror("mkdtemp");
+                return 99;
+        }
+        snprintf(conf_path, sizeof(conf_path), "%s/notebookd.conf", tmpdir);
+
+        test_defaults();
+        test_valid();
+        test_errors();
+        test_limits();
+        test_missing();
+
+        unlink(conf_path);
+        rmdir(tmpdir);
+        return tap_done();
+}
