@@ -515,6 +515,7 @@ static int m_cell_create(Call *c)
         char uuid[UUID_STRING_MAX];
         StoreMut m = STORE_MUT_INIT;
         const char *id, *cell_id;
+        cJSON *stored = NULL;
         CellPlace place;
         int64_t index;
         int r;
@@ -532,19 +533,12 @@ static int m_cell_create(Call *c)
                 return r;
         if (!cJSON_AddStringToObject(cell, "id", cell_id))
                 return -ENOMEM;
-        r = store_cell_create(c->rpc->store, c->user_id, id, &m, cell, &place, &index);
+        r = store_cell_create(c->rpc->store, c->user_id, id, &m, cell, &place, &stored, &index);
         c->current_revision = m.revision;
         if (r < 0)
                 return store_error(c, r, id, r == -EEXIST ? cell_id : NULL, place.after);
-        /* Reply with the cell as stored: id first, like every other cell. */
-        cJSON_DeleteItemFromObjectCaseSensitive(cell, "id");
-        if (!cJSON_InsertItemInArray(cell, 0, cJSON_CreateString(cell_id)))
-                return -ENOMEM;
-        cell->child->string = strdup("id");
-        if (!cell->child->string)
-                return -ENOMEM;
         if (result_mut(c, id, &m) < 0 || !cJSON_AddNumberToObject(c->result, "position", (double)index) ||
-            !cJSON_AddItemToObject(c->result, "cell", TAKE_PTR(cell)))
+            !add_item(c->result, "cell", stored))
                 return -ENOMEM;
         return 0;
 }

@@ -1068,32 +1068,6 @@ int store_demo_reset(Store *s, const char *user_id, StoreMut *m, cJSON **ret)
         return ret ? notebook_full(s, nb, ret) : 0;
 }
 
-int store_cell_create(Store *s, const char *user_id, const char *notebook_id, StoreMut *m, const cJSON *cell,
-                      const CellPlace *place, int64_t *ret_index)
-{
-        int64_t nb, count, pos;
-        int r;
-
-        r = nb_for_mutation(s, user_id, notebook_id, m, &nb);
-        if (r < 0)
-                return r;
-        r = cell_count(s, nb, &count);
-        if (r < 0)
-                return r;
-        if (count >= MAX_CELLS)
-                return -E2BIG;
-        r = place_pick(s, nb, NULL, place, &pos);
-        if (r < 0)
-                return r;
-        r = cell_insert(s, nb, cell, pos);
-        if (r < 0)
-                return r; /* -EEXIST: the notebook already has a cell with this id */
-        r = cell_index(s, nb, pos, ret_index);
-        if (r < 0)
-                return r;
-        return nb_bump(s, nb, m);
-}
-
 static int cell_get(Store *s, int64_t nb, const char *cell_id, cJSON **ret, int64_t *ret_pos)
 {
         sqlite3_stmt *st = stmt(s, SQL_CELL_GET);
@@ -1116,6 +1090,37 @@ static int cell_get(Store *s, int64_t nb, const char *cell_id, cJSON **ret, int6
         if (st)
                 sqlite3_reset(st);
         return r;
+}
+
+int store_cell_create(Store *s, const char *user_id, const char *notebook_id, StoreMut *m, const cJSON *cell,
+                      const CellPlace *place, cJSON **ret_cell, int64_t *ret_index)
+{
+        int64_t nb, count, pos;
+        int r;
+
+        r = nb_for_mutation(s, user_id, notebook_id, m, &nb);
+        if (r < 0)
+                return r;
+        r = cell_count(s, nb, &count);
+        if (r < 0)
+                return r;
+        if (count >= MAX_CELLS)
+                return -E2BIG;
+        r = place_pick(s, nb, NULL, place, &pos);
+        if (r < 0)
+                return r;
+        r = cell_insert(s, nb, cell, pos);
+        if (r < 0)
+                return r; /* -EEXIST: the notebook already has a cell with this id */
+        r = cell_index(s, nb, pos, ret_index);
+        if (r < 0)
+                return r;
+        r = nb_bump(s, nb, m);
+        if (r < 0)
+                return r;
+        return ret_cell ? cell_get(s, nb, cJSON_GetObjectItemCaseSensitive(cell, "id")->valuestring,
+                                   ret_cell, &pos)
+                        : 0;
 }
 
 int store_cell_update(Store *s, const char *user_id, const char *notebook_id, const char *cell_id,

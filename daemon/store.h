@@ -93,9 +93,10 @@ int store_notebook_delete(Store *s, const char *user_id, const char *notebook_id
 /* Rewrites demo-{user} to the current demo content, recreating it if needed. */
 int store_demo_reset(Store *s, const char *user_id, StoreMut *m, cJSON **ret);
 
-/* cell: complete cell fields (see model_cell_fields() with defaults) plus "id". */
+/* cell: complete cell fields (see model_cell_fields() with defaults) plus "id". *ret_cell is the
+ * cell as stored. */
 int store_cell_create(Store *s, const char *user_id, const char *notebook_id, StoreMut *m, const cJSON *cell,
-                      const CellPlace *place, int64_t *ret_index);
+                      const CellPlace *place, cJSON **ret_cell, int64_t *ret_index);
 /* fields: the fields to change. *ret_cell is the cell after the change. */
 int store_cell_update(Store *s, const char *user_id, const char *notebook_id, const char *cell_id,
                       StoreMut *m, const cJSON *fields, cJSON **ret_cell, int64_t *ret_index);

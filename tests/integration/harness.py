@@ -83,7 +83,10 @@ class TAP:
                 err = reply.get("error") if isinstance(reply, dict) else None
                 good = isinstance(err, dict) and err.get("code") == code and "result" not in reply
                 if good and param is not None:
-                        good = isinstance(err.get("data"), dict) and err["data"].get("param") == param
+                        # The parameter at fault, or a part of it ("outputs[2].mime_type").
+                        got = err.get("data").get("param") if isinstance(err.get("data"), dict) else None
+                        good = isinstance(got, str) and (got == param or got.startswith(param + ".")
+                                                         or got.startswith(param + "["))
                 want = f"error {code}" + (f" param={param}" if param else "")
                 return self.ok(good, desc, f"expected {want}, got: {short(reply)}")
 
