@@ -317,7 +317,7 @@ static int buf_read_line(NbClient *c, const char **ret_line, size_t *ret_len, in
                         return -ECONNRESET;
 
                 n = buf_read_once(c);
-                if (n > 0 || n == 0)
+                if (n >= 0)
                         continue;
                 if (n != -EAGAIN)
                         return n == -EPIPE ? -ECONNRESET : (int)n;
@@ -361,6 +361,7 @@ static int reply_validate(const cJSON *msg, uint64_t *ret_id)
                 const cJSON *message = cJSON_GetObjectItemCaseSensitive(error, "message");
 
                 if (!cJSON_IsObject(error) || !cJSON_IsNumber(code) || !cJSON_IsString(message) ||
+                    code->valuedouble < INT_MIN || code->valuedouble > INT_MAX ||
                     code->valuedouble != (double)(int)code->valuedouble)
                         return -EPROTO;
         } else if (*ret_id == 0)
@@ -428,9 +429,11 @@ static int reply_deliver(cJSON *msg, cJSON **ret_result, NbError *err)
         return NB_CLIENT_EREMOTE;
 }
 
+/* A failed read leaves the connection unusable (a reply was lost, or we no longer know where the
+ * next one starts), except for a timeout: the partial line stays buffered for the next try. */
 static int client_fail(NbClient *c, int r)
 {
-        if (r != -ENOMEM && r != -ETIMEDOUT)
+        if (r != -ETIMEDOUT)
                 c->dead = r;
         return r;
 }
@@ -508,9 +511,13 @@ int nb_client_send(NbClient *c, const char *method, cJSON *params, uint64_t *ret
         text[n++] = '\n';
         text[n] = 0;
 
+        /* Whatever stopped the write, part of the line may be out: the stream is no longer
+         * framed, so the connection is done for. */
         r = write_all(c, text, n);
-        if (r < 0)
-                return client_fail(c, r);
+        if (r < 0) {
+                c->dead = r;
+                return r;
+        }
         c->next_id++;
         c->in_flight++;
         if (ret_id)

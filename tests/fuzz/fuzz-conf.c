@@ -1,0 +1,101 @@
+/* SPDX-License-Identifier: MIT */
+/* Writes the input to a file and loads it as notebookd.conf: every load either succeeds without a
+ * report or fails with at least one, and what it loads obeys the documented limits. */
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "conf.h"
+#include "fuzz.h"
+#include "limits.h"
+#include "util.h"
+
+const char *const fuzz_seeds[] = {
+        "[daemon]\nstate_dir = /var/lib/notebookd\nsocket = /run/notebookd/notebookd.sock\n"
+        "durability = full\nmax_line_bytes = 16777216\nlog_level = info\nadmin_group = root\n"
+        "\n[users]\n# uid or name = user_id, ...\n1000 = alice\nroot = admin, ops\nnobody = nob\n",
+        "; comment\n[daemon]\ndurability = normal # trailing comment\nlog_level=debug\r\n",
+        "[users]\n0 = a\nroot = b\n1000 =\n1001 = x/y, ,z\n",
+        "[nope]\nx = 1\n[daemon\nstate_dir = relative\nmax_line_bytes = 65535\n",
+        NULL,
+};
+
+const char *const fuzz_dictionary[] = {
+        "[daemon]\n", "[users]\n",   "state_dir",   "socket", "durability", "max_line_bytes",
+        "log_level",  "admin_group", " = ",         "=",      ",",          " # ",
+        "#",          ";",           "\n",          "\r\n",   "root",       "nobody",
+        "0",          "65534",       "4294967295",  "full",   "normal",     "debug",
+        "crit",       "/",           "/run/x.sock", "65536",  "1073741824", NULL,
+};
+
+typedef struct Reports {
+        unsigned n;
+        unsigned max_line;
+        const char *path;
+} Reports;
+
+static void on_error(void *userdata, const char *path, unsigned line, const char *message)
+{
+        Reports *r = userdata;
+
+        fuzz_check(streq(path, r->path));
+        fuzz_check(line <= r->max_line);
+        fuzz_check(message && *message);
+        r->n++;
+}
+
+static char conf_path[] = "/tmp/fuzz-conf-XXXXXX";
+
+static void remove_conf(void)
+{
+        unlink(conf_path);
+}
+
+static void check_config(const Config *c)
+{
+        fuzz_check(!c->state_dir || c->state_dir[0] == '/');
+        fuzz_check(!c->socket_path || c->socket_path[0] == '/');
+        fuzz_check(c->max_line_bytes >= MAX_LINE_BYTES_MIN && c->max_line_bytes <= 1024u * 1024 * 1024);
+        fuzz_check(c->log_level >= -1 && c->log_level <= 7);
+        for (size_t i = 0; i < c->n_bindings; i++) {
+                const UserBinding *b = &c->bindings[i];
+
+                fuzz_check(config_find_uid(c, b->uid) == b); /* no uid twice */
+                fuzz_check(b->n_user_ids > 0);
+                for (size_t k = 0; k < b->n_user_ids; k++) {
+                        size_t len = strlen(b->user_ids[k]);
+                        fuzz_check(len > 0 && len <= MAX_USER_ID_BYTES && !strchr(b->user_ids[k], '/'));
+                }
+        }
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+        static int fd = -1;
+        Reports reports = { .path = conf_path, .max_line = 1 };
+        Config *c = NULL;
+        int r;
+
+        if (fd < 0) {
+                fd = mkstemp(conf_path);
+                fuzz_check(fd >= 0);
+                atexit(remove_conf);
+        }
+        fuzz_check(ftruncate(fd, 0) == 0);
+        fuzz_check(pwrite(fd, data, size, 0) == (ssize_t)size);
+        for (size_t i = 0; i < size; i++)
+                reports.max_line += data[i] == '\n';
+
+        r = config_load(conf_path, on_error, &reports, &c);
+        if (r == 0) {
+                fuzz_check(reports.n == 0 && c);
+                check_config(c);
+                config_free(c);
+        } else {
+                fuzz_check(r == -EINVAL && reports.n > 0 && !c);
+        }
+        return 0;
+}
