@@ -60,7 +60,8 @@ static void events_add(Events *e, char kind, const char *line, size_t n)
         e->buf[e->len++] = kind;
         memcpy(e->buf + e->len, &n, sizeof(n));
         e->len += sizeof(n);
-        memcpy(e->buf + e->len, line, n);
+        if (n > 0)
+                memcpy(e->buf + e->len, line, n);
         e->len += n;
 }
 

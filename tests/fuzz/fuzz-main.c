@@ -26,11 +26,18 @@ void fuzz_fail(const char *file, int line, const char *what)
 
 #ifndef NB_LIBFUZZER
 
-/* UBSan only prints and goes on by default; a fuzz run must stop at the first finding. */
+/* UBSan only prints and goes on by default; a fuzz run must stop at the first finding. Both
+ * sanitizers abort() rather than exit, so that on_abort() saves the input. */
 const char *__ubsan_default_options(void);
 const char *__ubsan_default_options(void)
 {
-        return "halt_on_error=1:print_stacktrace=1";
+        return "halt_on_error=1:abort_on_error=1:print_stacktrace=1";
+}
+
+const char *__asan_default_options(void);
+const char *__asan_default_options(void)
+{
+        return "abort_on_error=1";
 }
 
 static uint64_t rng_state;

@@ -165,6 +165,7 @@ static void test_cells(Store *s)
         cJSON_AddStringToObject(upd, "code", "x = 2");
         cJSON_AddNullToObject(upd, "error");
         m = (StoreMut)STORE_MUT_INIT;
+        cJSON_Delete(TAKE_PTR(ret));
         is_int(store_cell_update(s, "carol", "nb", "a", &m, upd, &ret, &idx), 0, "update a");
         is_str(cJSON_GetObjectItem(ret, "code")->valuestring, "x = 2", "code changed");
         is_str(cJSON_GetObjectItem(ret, "type")->valuestring, "python", "type kept");
@@ -188,6 +189,7 @@ static void test_renumber(Store *s)
                 int64_t idx;
 
                 store_cell_create(s, "dave", "nb", &m, c, &(CellPlace){ .kind = PLACE_END }, NULL, &idx);
+                cJSON_Delete(c);
                 c = cell_new("last", "");
                 store_cell_create(s, "dave", "nb", &m, c, &(CellPlace){ .kind = PLACE_END }, NULL, &idx);
         }
