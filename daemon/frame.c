@@ -149,13 +149,12 @@ static bool frame_is_blank(const char *s, size_t n)
         return true;
 }
 
-/* Forgets every buffered byte. The returned lines stay where they are until the next read. */
+/* Forgets every buffered byte (there are some, so f->buf is set). The returned lines stay where
+ * they are until the next read. */
 static void frame_drop_all(FrameReader *f)
 {
         size_t off = frame_offset(f);
 
-        if (!f->buf)
-                return;
         f->buf += f->len;
         f->alloc -= f->len;
         frame_set_offset(f, off + f->len);

@@ -837,10 +837,12 @@ int rpc_handle(Rpc *rpc, const RpcPeer *peer, const char *line, size_t len, RpcR
                 ret->text = rpc_error_line(RPC_BAD_ENCODING,
                                            "The request is not valid UTF-8 or contains a NUL character.",
                                            NULL, 0);
+        ret->failed = r < 0;
         if (r < 0)
                 return ret->text ? 0 : -ENOMEM;
 
         req = cJSON_ParseWithLength(line, len);
+        ret->failed = !cJSON_IsObject(req);
         if (!req) {
                 ret->text = rpc_error_line(RPC_PARSE_ERROR, "The request is not valid JSON.", NULL, 0);
                 return ret->text ? 0 : -ENOMEM;

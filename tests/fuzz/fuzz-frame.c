@@ -133,8 +133,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                 check_line((const char *)data, size, 1);
                 return 0;
         }
-        /* Small limits reach every edge; the first bytes pick them and the read sizes. */
-        max_line = 1 + data[0] % 48;
+        /* Small limits reach every edge quickly, larger ones make the buffer grow; the first bytes
+         * pick the limits and the read sizes. */
+        max_line = data[0] & 0x80 ? 1 + (data[0] & 0x7fu) * 97 : 1 + data[0] % 48;
         depth = data[1] % 8;
         pieces = (uint32_t)data[2] * 2654435761u + 1;
         s = (const char *)data + 3;

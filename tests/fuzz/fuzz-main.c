@@ -105,7 +105,7 @@ static void mutate(uint8_t *buf, size_t *size)
         size_t pos = rng_below(*size + 1), len;
         uint8_t b;
 
-        switch (rng_below(9)) {
+        switch (rng_below(10)) {
         case 0: /* flip a bit */
                 if (*size)
                         buf[rng_below(*size)] ^= (uint8_t)(1u << rng_below(8));
@@ -149,7 +149,15 @@ static void mutate(uint8_t *buf, size_t *size)
                         insert(buf, size, pos, s + from, rng_below(strlen(s) - from + 1));
                 }
                 break;
-        case 7: /* truncate */
+        case 7: /* a run of one byte, up to a few KiB (long lines) */
+        {
+                static uint8_t run[8192];
+
+                len = rng_below(rng_below(4) ? 64 : sizeof(run));
+                memset(run, rng_below(2) ? 'x' : interesting[rng_below(sizeof(interesting))], len);
+                insert(buf, size, pos, run, len);
+        } break;
+        case 8: /* truncate */
                 *size = pos;
                 break;
         default: /* swap two bytes */

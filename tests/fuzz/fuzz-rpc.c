@@ -1,0 +1,145 @@
+/* SPDX-License-Identifier: MIT */
+/* Runs each input as a request line through rpc_handle() against a real store, inside a
+ * transaction that is rolled back, and checks that the reply is one well-formed JSON-RPC
+ * response line (or none, for a notification) and that the store stays intact. */
+
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "fuzz.h"
+#include "model.h"
+#include "rpc.h"
+#include "store.h"
+
+const char *const fuzz_seeds[] = {
+        "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"notebook.list\"}",
+        "{\"jsonrpc\":\"2.0\",\"id\":\"a\",\"method\":\"notebook.get\",\"params\":{\"notebook_id\":\"demo-"
+        "fuzz\"}}",
+        "{\"jsonrpc\":\"2.0\",\"id\":2,\"method\":\"cell.create\",\"params\":{\"notebook_id\":\"blank-"
+        "fuzz\","
+        "\"code\":\"x = 1\",\"writes\":[\"x\"],\"position\":0}}",
+        "{\"jsonrpc\":\"2.0\",\"id\":3,\"method\":\"cell.update\",\"params\":{\"notebook_id\":\"demo-fuzz\","
+        "\"cell_id\":\"demo-cell-1\",\"outputs\":[{\"mime_type\":\"text/plain\",\"data\":{\"a\":[1]}}],"
+        "\"error\":null,\"expected_revision\":1}}",
+        "{\"jsonrpc\":\"2.0\",\"id\":4,\"method\":\"cell.move\",\"params\":{\"notebook_id\":\"demo-fuzz\","
+        "\"cell_id\":\"demo-cell-6\",\"after_cell_id\":null}}",
+        "{\"jsonrpc\":\"2.0\",\"id\":5,\"method\":\"notebook.create\",\"params\":{\"name\":\"n\",\"ttl\":5,"
+        "\"cells\":[{\"id\":\"c\",\"type\":\"sql\"},{\"code\":\"y\"}]}}",
+        "{\"jsonrpc\":\"2.0\",\"id\":6,\"method\":\"notebook.graph\",\"params\":{\"notebook_id\":\"demo-"
+        "fuzz\"}}",
+        "{\"jsonrpc\":\"2.0\",\"id\":7,\"method\":\"notebook.delete\",\"params\":{\"notebook_id\":\"demo-"
+        "fuzz\"}}",
+        "{\"jsonrpc\":\"2.0\",\"id\":8,\"method\":\"demo.reset\",\"params\":{\"expected_revision\":1}}",
+        "{\"jsonrpc\":\"2.0\",\"method\":\"notebook.update\",\"params\":{\"notebook_id\":\"blank-fuzz\","
+        "\"name\":null}}",
+        "{\"jsonrpc\":\"2.0\",\"id\":9,\"method\":\"daemon.status\"}",
+        NULL,
+};
+
+const char *const fuzz_dictionary[] = {
+        "\"notebook.list\"",
+        "\"notebook.get\"",
+        "\"notebook.create\"",
+        "\"notebook.update\"",
+        "\"notebook.delete\"",
+        "\"cell.create\"",
+        "\"cell.update\"",
+        "\"cell.delete\"",
+        "\"cell.move\"",
+        "\"demo.reset\"",
+        "\"notebook.graph\"",
+        "\"daemon.status\"",
+        "\"notebook_id\":",
+        "\"cell_id\":",
+        "\"user_id\":",
+        "\"expected_revision\":",
+        "\"position\":",
+        "\"after_cell_id\":",
+        "\"reads\":[",
+        "\"writes\":[",
+        "\"outputs\":[",
+        "\"cells\":[",
+        "null",
+        "true",
+        "-1",
+        "1e999",
+        "9007199254740993",
+        "\"demo-fuzz\"",
+        "\"blank-fuzz\"",
+        "\"demo-cell-3\"",
+        "\\u0000",
+        "\\ud800",
+        NULL,
+};
+
+static Store *store;
+static Rpc rpc;
+static unsigned long n_inputs, n_lines, n_results;
+
+/* How deep the inputs got: a fuzz run that never gets past the parser proves little. */
+static void report(void)
+{
+        fprintf(stderr, "fuzz-rpc: %lu inputs, %lu single lines, %lu successful requests\n", n_inputs,
+                n_lines, n_results);
+}
+
+static void setup(void)
+{
+        static char dir[] = "/tmp/nb-fuzz-rpc-XXXXXX", path[64];
+        char err[256];
+        bool provisioned;
+
+        fuzz_check(mkdtemp(dir));
+        snprintf(path, sizeof(path), "%s/fuzz.db", dir);
+        /* Durability does not matter here; speed does. */
+        fuzz_check(store_open(path, false, &store, err, sizeof(err)) == 0);
+        fuzz_check(store_begin(store) == 0);
+        fuzz_check(store_provision(store, "fuzz", &provisioned) == 0);
+        fuzz_check(store_commit(store) == 0);
+        rpc = (Rpc){ .store = store, .state_dir = dir, .db_path = path };
+        atexit(report);
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+        static const RpcPeer peer = { .uid = 0, .privileged = true, .default_user = "fuzz" };
+        _cleanup_free_ char *line = NULL;
+        RpcReply reply;
+        cJSON *msg;
+
+        if (!store)
+                setup();
+        /* The server hands rpc one line at a time, NUL-terminated, without its newline. */
+        line = malloc(size + 1);
+        fuzz_check(line);
+        memcpy(line, data, size);
+        line[size] = 0;
+        n_inputs++;
+        if (memchr(line, '\n', size))
+                return 0;
+        n_lines++;
+
+        fuzz_check(store_begin(store) == 0);
+        fuzz_check(store_savepoint(store) == 0);
+        fuzz_check(rpc_handle(&rpc, &peer, line, size, &reply) == 0);
+        fuzz_check((reply.failed ? store_rollback_to(store) : store_release(store)) == 0);
+        fuzz_check(store_rollback(store) == 0);
+
+        if (reply.text) {
+                size_t n = strlen(reply.text);
+
+                fuzz_check(n > 1 && reply.text[n - 1] == '\n');
+                fuzz_check(!memchr(reply.text, '\n', n - 1));
+                msg = cJSON_Parse(reply.text);
+                fuzz_check(cJSON_IsObject(msg));
+                fuzz_check(cJSON_GetObjectItem(msg, "id") != NULL);
+                fuzz_check(!!cJSON_GetObjectItem(msg, "result") != !!cJSON_GetObjectItem(msg, "error"));
+                if (cJSON_GetObjectItem(msg, "error"))
+                        fuzz_check(reply.failed);
+                else
+                        n_results++;
+                cJSON_Delete(msg);
+        }
+        rpc_reply_done(&reply);
+        return 0;
+}

@@ -1,0 +1,176 @@
+# SPDX-License-Identifier: MIT
+"""kill -9 in the middle of a stream of writes, restart: every acknowledged write is there and the
+database passes PRAGMA integrity_check. NB_CRASH_ROUNDS sets the number of rounds (default 3)."""
+
+import json
+import os
+import re
+import socket
+import subprocess
+import sys
+import threading
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from harness import NBSTRESS, TAP, Daemon, check_serving, req, short, tmo  # noqa: E402
+
+t = TAP()
+ROUNDS = int(os.environ.get("NB_CRASH_ROUNDS", "3"))
+d = Daemon(t)
+d.start()
+U = "crash"
+d.rpc("notebook.create", {"user_id": U, "notebook_id": "stress"})
+d.rpc("notebook.create", {"user_id": U, "notebook_id": "py", "cells": [{"id": "target", "code": "start"}]})
+ACK = re.compile(r"^ack (\S+) (\d+) (\d+)$")
+
+
+class Stress:
+        """nbstress in the background; its ack lines collected as they come."""
+
+        def __init__(self, tag):
+                self.acks = []
+                self.other = []
+                self.proc = subprocess.Popen([NBSTRESS, "--socket", d.socket, "--user", U, "--notebook", "stress",
+                                              "--clients", "4", "--writes", "1000000", "--tag", tag, "--pipeline", "8"],
+                                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                self.th = threading.Thread(target=self.reader, daemon=True)
+                self.th.start()
+
+        def reader(self):
+                for line in self.proc.stdout:
+                        m = ACK.match(line.strip())
+                        if m:
+                                self.acks.append((m.group(1), int(m.group(2)), int(m.group(3))))
+                        elif line.strip():
+                                self.other.append(line)
+
+        def finish(self):
+                try:
+                        rc = self.proc.wait(timeout=tmo(20))
+                except subprocess.TimeoutExpired:
+                        self.proc.kill()
+                        rc = "timeout"
+                self.th.join(timeout=tmo(10))
+                return rc, self.proc.stderr.read()
+
+
+class PyWriter:
+        """A raw client of our own beside nbstress: pipelined cell.create and cell.update, each
+        acknowledged one recorded."""
+
+        def __init__(self, tag):
+                self.tag = tag
+                self.created = []      # acked new cell ids
+                self.last_update = -1  # highest acked update index
+                self.error = None
+                self.stop = False
+                self.th = threading.Thread(target=self.body, daemon=True)
+                self.th.start()
+
+        def body(self):
+                try:
+                        c = d.client()
+                        i = 0
+                        pending = []
+                        while not self.stop:
+                                while len(pending) < 8:
+                                        if i % 2:
+                                                r = req("cell.update", {"user_id": U, "notebook_id": "py", "cell_id": "target",
+                                                                        "code": f"{self.tag}-{i}"}, i)
+                                        else:
+                                                r = req("cell.create", {"user_id": U, "notebook_id": "py",
+                                                                        "cell_id": f"{self.tag}-{i}", "code": "x"}, i)
+                                        c.send_obj(r)
+                                        pending.append(i)
+                                        i += 1
+                                line = c.readline(timeout=tmo(10))
+                                if line is None:
+                                        return
+                                rep = json.loads(line)
+                                j = pending.pop(0)
+                                if rep.get("id") != j or "result" not in rep:
+                                        self.error = f"unexpected reply for {j}: {short(rep)}"
+                                        return
+                                if j % 2:
+                                        self.last_update = max(self.last_update, j)
+                                else:
+                                        self.created.append(f"{self.tag}-{j}")
+                except (ConnectionError, OSError):
+                        return
+                except Exception as e:
+                        self.error = f"{type(e).__name__}: {e}"
+
+
+def integrity(desc):
+        rc, out, err = d.sqlite("PRAGMA integrity_check;")
+        t.ok(rc == 0 and out.strip() == "ok", f"{desc}: PRAGMA integrity_check ok", f"rc {rc} out {out!r} err {err!r}")
+
+
+for rnd in range(ROUNDS):
+        def one_round(rnd=rnd):
+                tag = f"r{rnd}"
+                if rnd == 2:
+                        d.durability = "normal"  # a process crash loses nothing with synchronous=NORMAL either
+                want = 150 + 350 * rnd
+                st = Stress(tag)
+                pw = PyWriter(tag)
+                deadline = time.monotonic() + tmo(30)
+                while len(st.acks) < want and time.monotonic() < deadline and st.proc.poll() is None:
+                        time.sleep(0.005)
+                t.ok(len(st.acks) >= want, f"round {rnd}: {want} acks before the kill", f"{len(st.acks)} acks; "
+                     f"nbstress rc {st.proc.poll()}")
+                t.is_(d.kill(), -9, f"round {rnd}: kill -9 during the writes")
+                rc, err = st.finish()
+                pw.stop = True
+                pw.th.join(timeout=tmo(15))
+                t.is_(rc, 3, f"round {rnd}: nbstress exits 3 when the connection drops")
+                t.ok(pw.error is None, f"round {rnd}: raw writer saw only correct replies", pw.error)
+                acks = list(st.acks)
+                t.diag(f"round {rnd}: {len(acks)} nbstress acks, {len(pw.created)} raw creates, "
+                       f"last raw update {pw.last_update}")
+
+                d.start()
+                nb = d.rpc("notebook.get", {"user_id": U, "notebook_id": "stress"})["notebook"]
+                cells = {c["id"]: c["code"] for c in nb["cells"]}
+                last = {}
+                for cid, i, rev in acks:
+                        last[cid] = max(last.get(cid, -1), i)
+                lost = []
+                for cid, i in last.items():
+                        m = re.match(rf"^{tag}-(\d+)-(\d+)$", cells.get(cid, ""))
+                        if not m or int(m.group(2)) < i:
+                                lost.append((cid, i, cells.get(cid)))
+                t.ok(last and not lost, f"round {rnd}: every cell holds its last acked write (or a later one)",
+                     short(lost))
+                maxrev = max((a[2] for a in acks), default=0)
+                t.ok(nb["revision"] >= maxrev, f"round {rnd}: revision >= last acked revision",
+                     f"{nb['revision']} < {maxrev}")
+
+                py = d.rpc("notebook.get", {"user_id": U, "notebook_id": "py"})["notebook"]
+                pids = {c["id"] for c in py["cells"]}
+                missing = [x for x in pw.created if x not in pids]
+                t.ok(pw.created and not missing, f"round {rnd}: every acked cell.create present", short(missing))
+                code = next((c["code"] for c in py["cells"] if c["id"] == "target"), "")
+                m = re.match(rf"^{tag}-(\d+)$", code)
+                t.ok(pw.last_update < 0 or (m and int(m.group(1)) >= pw.last_update),
+                     f"round {rnd}: last acked cell.update present", f"stored {code!r}, acked {pw.last_update}")
+                integrity(f"round {rnd}")
+                check_serving(t, d, f"round {rnd}: daemon serves after restart")
+
+        t.run(f"crash round {rnd}", one_round)
+
+
+@t.case("after the crashes: clean stop")
+def _():
+        nb = d.rpc("notebook.get", {"user_id": U, "notebook_id": "stress"})["notebook"]
+        r = d.rpc("cell.create", {"user_id": U, "notebook_id": "stress", "code": "final"})
+        t.is_(r["revision"], nb["revision"] + 1, "writes continue with the next revision")
+        t.is_(d.stop(), 0, "SIGTERM: exit 0")
+        integrity("after SIGTERM")
+        d.start()
+        nb2 = d.rpc("notebook.get", {"user_id": U, "notebook_id": "stress"})["notebook"]
+        t.is_((nb2["revision"], nb2["cells"][-1]["code"]), (r["revision"], "final"), "the last write survived the restart")
+        t.is_(d.stop(), 0, "SIGTERM: exit 0")
+
+
+t.done()
