@@ -140,8 +140,12 @@ static void conn_update_events(Conn *c)
 {
         uint32_t events = 0;
 
-        if (c->dead)
+        if (c->dead) {
+                /* epoll reports hang-ups even when not asked; a dead peer must not keep the loop busy
+                 * until the batch step frees it. */
+                sd_event_source_set_enabled(c->io, SD_EVENT_OFF);
                 return;
+        }
         /* Reading stops while a peer has too many requests unanswered or too much unread reply:
          * it must read before it may send more. */
         if (!c->eof && !c->server->draining && c->pending < MAX_PIPELINED &&

@@ -5,6 +5,7 @@
 
 #include <stdio.h>
 #include <stdlib.h>
+#include <unistd.h>
 
 #include "fuzz.h"
 #include "model.h"
@@ -79,6 +80,14 @@ static unsigned long n_inputs, n_lines, n_results;
 /* How deep the inputs got: a fuzz run that never gets past the parser proves little. */
 static void report(void)
 {
+        char p[96];
+
+        store = store_free(store);
+        for (const char *const *sfx = (const char *const[]){ "", "-wal", "-shm", NULL }; *sfx; sfx++) {
+                snprintf(p, sizeof(p), "%s%s", rpc.db_path, *sfx);
+                (void)unlink(p);
+        }
+        (void)rmdir(rpc.state_dir);
         fprintf(stderr, "fuzz-rpc: %lu inputs, %lu single lines, %lu successful requests\n", n_inputs,
                 n_lines, n_results);
 }
