@@ -7,7 +7,6 @@
 
 #include <errno.h>
 #include <fcntl.h>
-#include <limits.h>
 #include <poll.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -19,6 +18,10 @@
 #include <unistd.h>
 
 #include "nbclient.h"
+
+/* Not <limits.h>: AM_CPPFLAGS puts daemon/ on the include path, and daemon/limits.h shadows it. */
+#define INT_MAX_ INT32_MAX
+#define INT_MIN_ INT32_MIN
 
 /* The client library stands alone (it must not link daemon code), so it carries its own copies
  * of the few cleanup helpers it needs. */
@@ -34,11 +37,11 @@ static inline void cjson_deletep(cJSON **p)
         cJSON_Delete(*p);
 }
 
-#define TAKE_PTR(p)                                                                                     \
-        ({                                                                                              \
-                __typeof__(p) _tp_ = (p);                                                               \
-                (p) = NULL;                                                                             \
-                _tp_;                                                                                   \
+#define TAKE_PTR(p)                       \
+        ({                                \
+                __typeof__(p) _tp_ = (p); \
+                (p) = NULL;               \
+                _tp_;                     \
         })
 
 #define READ_CHUNK_BYTES  ((size_t)64 * 1024)
@@ -224,7 +227,7 @@ static int wait_fd(int fd, short events, int64_t deadline)
                         int64_t left = deadline - now_msec();
                         if (left <= 0)
                                 return -ETIMEDOUT;
-                        t = left > INT_MAX ? INT_MAX : (int)left;
+                        t = left > INT_MAX_ ? INT_MAX_ : (int)left;
                 }
                 n = poll(&p, 1, t);
                 if (n < 0) {
@@ -294,7 +297,8 @@ static ssize_t buf_read_once(NbClient *c)
 static int buf_read_line(NbClient *c, const char **ret_line, size_t *ret_len, int64_t deadline)
 {
         for (;;) {
-                char *nl = c->scanned < c->len ? memchr(c->buf + c->scanned, '\n', c->len - c->scanned) : NULL;
+                char *nl =
+                        c->scanned < c->len ? memchr(c->buf + c->scanned, '\n', c->len - c->scanned) : NULL;
                 ssize_t n;
                 int r;
 
@@ -361,7 +365,7 @@ static int reply_validate(const cJSON *msg, uint64_t *ret_id)
                 const cJSON *message = cJSON_GetObjectItemCaseSensitive(error, "message");
 
                 if (!cJSON_IsObject(error) || !cJSON_IsNumber(code) || !cJSON_IsString(message) ||
-                    code->valuedouble < INT_MIN || code->valuedouble > INT_MAX ||
+                    code->valuedouble < INT_MIN_ || code->valuedouble > INT_MAX_ ||
                     code->valuedouble != (double)(int)code->valuedouble)
                         return -EPROTO;
         } else if (*ret_id == 0)
@@ -377,8 +381,8 @@ static int reply_read(NbClient *c, uint64_t *ret_id, cJSON **ret_msg)
 
         for (;;) {
                 _cleanup_(cjson_deletep) cJSON *msg = NULL;
-                const char *line;
-                size_t len;
+                const char *line = NULL;
+                size_t len = 0;
                 int r;
 
                 r = buf_read_line(c, &line, &len, deadline);
@@ -496,7 +500,8 @@ int nb_client_send(NbClient *c, const char *method, cJSON *params, uint64_t *ret
         id = c->next_id;
         req = cJSON_CreateObject();
         if (!req || !cJSON_AddStringToObject(req, "jsonrpc", "2.0") ||
-            !cJSON_AddNumberToObject(req, "id", (double)id) || !cJSON_AddStringToObject(req, "method", method))
+            !cJSON_AddNumberToObject(req, "id", (double)id) ||
+            !cJSON_AddStringToObject(req, "method", method))
                 return -ENOMEM;
         if (p)
                 cJSON_AddItemToObject(req, "params", TAKE_PTR(p));

@@ -32,21 +32,21 @@
 
 /* Error codes of doc/protocol.md. */
 enum {
-        NB_ERROR_PARSE            = -32700,
-        NB_ERROR_INVALID_REQUEST  = -32600,
+        NB_ERROR_PARSE = -32700,
+        NB_ERROR_INVALID_REQUEST = -32600,
         NB_ERROR_METHOD_NOT_FOUND = -32601,
-        NB_ERROR_INVALID_PARAMS   = -32602,
-        NB_ERROR_INTERNAL         = -32603,
-        NB_ERROR_LINE_TOO_LONG    = -32000,
-        NB_ERROR_TOO_DEEP         = -32001,
-        NB_ERROR_BAD_UTF8         = -32002,
-        NB_ERROR_TRUNCATED        = -32003,
-        NB_ERROR_NOT_FOUND        = -32010,
-        NB_ERROR_CONFLICT         = -32011,
-        NB_ERROR_ACCESS_DENIED    = -32012,
-        NB_ERROR_TOO_LARGE        = -32013,
-        NB_ERROR_EXISTS           = -32014,
-        NB_ERROR_STORAGE          = -32020,
+        NB_ERROR_INVALID_PARAMS = -32602,
+        NB_ERROR_INTERNAL = -32603,
+        NB_ERROR_LINE_TOO_LONG = -32000,
+        NB_ERROR_TOO_DEEP = -32001,
+        NB_ERROR_BAD_UTF8 = -32002,
+        NB_ERROR_TRUNCATED = -32003,
+        NB_ERROR_NOT_FOUND = -32010,
+        NB_ERROR_CONFLICT = -32011,
+        NB_ERROR_ACCESS_DENIED = -32012,
+        NB_ERROR_TOO_LARGE = -32013,
+        NB_ERROR_EXISTS = -32014,
+        NB_ERROR_STORAGE = -32020,
 };
 
 typedef struct NbClient NbClient;
@@ -58,7 +58,10 @@ typedef struct NbError {
         char *message; /* never NULL once filled */
         cJSON *data;   /* error.data, or NULL */
 } NbError;
-#define NB_ERROR_INIT { 0, NULL, NULL }
+#define NB_ERROR_INIT         \
+        {                     \
+                0, NULL, NULL \
+        }
 
 void nb_error_done(NbError *e);
 

@@ -3,7 +3,7 @@
 #include <stdarg.h>
 #include <stdio.h>
 
-#include "limits.h"
+#include "nb-limits.h"
 #include "model.h"
 #include "util.h"
 

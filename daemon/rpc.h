@@ -9,7 +9,7 @@
 #include <sys/types.h>
 
 #include "conf.h"
-#include "limits.h"
+#include "nb-limits.h"
 #include "store.h"
 
 typedef struct RpcPeer {

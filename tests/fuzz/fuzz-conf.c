@@ -10,7 +10,7 @@
 
 #include "conf.h"
 #include "fuzz.h"
-#include "limits.h"
+#include "nb-limits.h"
 #include "util.h"
 
 const char *const fuzz_seeds[] = {

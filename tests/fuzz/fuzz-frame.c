@@ -135,7 +135,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         }
         /* Small limits reach every edge quickly, larger ones make the buffer grow; the first bytes
          * pick the limits and the read sizes. */
-        max_line = data[0] & 0x80 ? 1 + (data[0] & 0x7fu) * 97 : 1 + data[0] % 48;
+        max_line = data[0] & 0x80 ? 1u + (data[0] & 0x7fu) * 97u : 1u + data[0] % 48u;
         depth = data[1] % 8;
         pieces = (uint32_t)data[2] * 2654435761u + 1;
         s = (const char *)data + 3;

@@ -125,13 +125,13 @@ class TAP:
                 print(f"1..{self.n}")
                 if self.failed:
                         self.diag(f"{self.failed} of {self.n} tests failed")
-                cleanup_all(keep=bool(self.failed))
+                cleanup_all()
                 sys.stdout.flush()
                 os._exit(1 if self.failed else 0)
 
         def skip_all(self, reason):
                 print(f"1..0 # SKIP {reason}")
-                cleanup_all(keep=False)
+                cleanup_all()
                 sys.stdout.flush()
                 os._exit(0)
 
@@ -160,7 +160,8 @@ def make_tempdir(prefix="nbit-"):
         return d
 
 
-def cleanup_all(keep=False):
+def cleanup_all():
+        """Kills leftover daemons and removes the temporary directories (kept with NB_KEEP=1)."""
         for d in list(_daemons):
                 if d.proc and d.proc.poll() is None:
                         try:
@@ -168,7 +169,7 @@ def cleanup_all(keep=False):
                                 d.proc.wait(timeout=5)
                         except Exception:
                                 pass
-        if keep or os.environ.get("NB_KEEP"):
+        if os.environ.get("NB_KEEP"):
                 if _tempdirs:
                         print(f"# kept temporary directories: {' '.join(_tempdirs)}")
                 return
@@ -352,7 +353,7 @@ def connect_retry(path, timeout):
 
 class Daemon:
         def __init__(self, tap=None, config=None, durability=None, log_level=None, extra_args=(),
-                     state_dir=None, socket_path=None, base=None):
+                     state_dir=None, socket_path=None, base=None, argv_prefix=()):
                 """config: text of a notebookd.conf written next to the state dir (or None)."""
                 self.tap = tap
                 self.base = base or make_tempdir()
@@ -365,6 +366,7 @@ class Daemon:
                 self.durability = durability
                 self.log_level = log_level or os.environ.get("NB_LOG_LEVEL")
                 self.extra_args = list(extra_args)
+                self.argv_prefix = list(argv_prefix)  # e.g. prlimit: must exec the daemon (same pid)
                 self.proc = None
                 self.stderr_path = os.path.join(self.base, "notebookd.stderr")
                 self.starts = 0
@@ -379,7 +381,7 @@ class Daemon:
                 os.chmod(self.config_path, 0o644)
 
         def argv(self):
-                a = [NOTEBOOKD, "--state-dir", self.state_dir, "--socket", self.socket]
+                a = self.argv_prefix + [NOTEBOOKD, "--state-dir", self.state_dir, "--socket", self.socket]
                 if self.config_path:
                         a += ["--config", self.config_path]
                 if self.durability:
@@ -445,6 +447,12 @@ class Daemon:
         def client(self, timeout=None):
                 return Client(self.socket, timeout=timeout)
 
+        def cpu_seconds(self):
+                """User + system CPU time the daemon has used so far."""
+                with open(f"/proc/{self.proc.pid}/stat") as f:
+                        fields = f.read().rsplit(")", 1)[1].split()
+                return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
         def rpc(self, method, params=None):
                 with self.client() as c:
                         return c.rpc(method, params)
@@ -456,10 +464,17 @@ class Daemon:
         def ctl(self, *args, **kw):
                 return ctl(*args, socket_path=self.socket, **kw)
 
-        def stderr_text(self):
+        def stderr_text(self, limit=64 * 1024):
+                """The end of the daemon's stderr (a runaway daemon can write gigabytes)."""
                 try:
                         with open(self.stderr_path, "rb") as f:
-                                return f.read().decode(errors="replace")
+                                f.seek(0, os.SEEK_END)
+                                size = f.tell()
+                                f.seek(max(0, size - limit))
+                                text = f.read().decode(errors="replace")
+                                if size > limit:
+                                        text = f"[... {size - limit} bytes before ...]\n" + text.split("\n", 1)[-1]
+                                return text
                 except OSError:
                         return ""
 

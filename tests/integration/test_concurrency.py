@@ -87,7 +87,7 @@ def parse_acks(out):
 
 @t.case("8 clients writing at once (nbstress): every acked write stored, revision counts every mutation")
 def _():
-        user, nbid, tag, clients, writes = "stress", "st", "T", 8, 150
+        user, nbid, tag, clients, writes = "stress", "st", "T", 8, 500
         d.rpc("notebook.create", {"user_id": user, "notebook_id": nbid})
         t0 = time.monotonic()
         rc, out, err = run([NBSTRESS, "--socket", d.socket, "--user", user, "--notebook", nbid, "--clients",
@@ -114,11 +114,10 @@ def _():
                         bad.append((cid, i, code))
         t.ok(last and not bad, "every cell holds its last acked code", short(bad))
         t.ok(len(last) >= clients, f"writes landed on at least {clients} cells", len(last))
-        # Every mutation counted once: revision 1 at create, + every acked write, + the cells the
-        # clients created (if nbstress creates them without printing an ack for that).
-        created = len(nb["cells"])
-        t.ok(nb["revision"] in (1 + len(acks), 1 + len(acks) + created), "revision == 1 + number of mutations",
-             f"revision {nb['revision']}, acks {len(acks)}, cells {created}")
+        # Every mutation counted once: revision 1 at create, + one cell.create per client ("T-k"),
+        # + every acked cell.update.
+        t.is_(sorted(cells), sorted(f"{tag}-{k}" for k in range(1, clients + 1)), "one cell per client, T-k")
+        t.is_(nb["revision"], 1 + clients + len(acks), "revision == 1 + creates + acked updates")
         t.is_(max(revs) if revs else None, nb["revision"], "the last acked revision is the notebook's revision")
         check_serving(t, d)
 

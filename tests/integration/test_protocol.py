@@ -221,9 +221,9 @@ def _():
         codes = [x["code"] for x in get(U, "cells")["cells"]]
         t.is_(codes, ["Z", "F", "A", "Q", "M", "B", "E"], "cells in the expected order")
 
-        def refused(desc, code, param=None, **p):
+        def refused(desc, ecode, eparam=None, **p):
                 r = call("cell.create", dict({"user_id": U, "notebook_id": "cells", "code": "bad"}, **p))
-                t.error_is(r, code, desc, param)
+                t.error_is(r, ecode, desc, eparam)
                 return r
 
         refused("position > count: -32602", -32602, "position", position=8)
@@ -285,9 +285,9 @@ def _():
         t.is_(g["cells"], [nb["cells"][0], expect, nb["cells"][2]], "get: updated cell stored, neighbours untouched")
         t.is_(g["revision"], rev, "get: revision")
 
-        def refused(desc, code, param=None, **p):
+        def refused(desc, ecode, eparam=None, **p):
                 r = call("cell.update", dict({"user_id": U, "notebook_id": "upd", "cell_id": "u1"}, **p))
-                t.error_is(r, code, desc, param)
+                t.error_is(r, ecode, desc, eparam)
                 return r
 
         refused("no field: -32602", -32602)
@@ -341,8 +341,8 @@ def _():
         move("move after null (front)", ["d", "b", "e", "a"], 0, cell_id="d", after_cell_id=None)
         move("move to its own position", ["d", "b", "e", "a"], 1, cell_id="b", position=1)
 
-        def refused(desc, code, param=None, **p):
-                t.error_is(call("cell.move", dict({"user_id": U, "notebook_id": "mv"}, **p)), code, desc, param)
+        def refused(desc, ecode, eparam=None, **p):
+                t.error_is(call("cell.move", dict({"user_id": U, "notebook_id": "mv"}, **p)), ecode, desc, eparam)
 
         refused("move to position == count: -32602", -32602, "position", cell_id="a", position=4)
         refused("move after itself: -32602", -32602, None, cell_id="a", after_cell_id="a")

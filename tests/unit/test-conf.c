@@ -6,7 +6,7 @@
 #include <syslog.h>
 
 #include "conf.h"
-#include "limits.h"
+#include "nb-limits.h"
 #include "tap.h"
 #include "util.h"
 

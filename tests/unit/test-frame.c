@@ -3,7 +3,7 @@
 #include <stdlib.h>
 
 #include "frame.h"
-#include "limits.h"
+#include "nb-limits.h"
 #include "tap.h"
 #include "util.h"
 

@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: MIT */
-#include "limits.h"
+#include "nb-limits.h"
 #include "model.h"
 #include "tap.h"
 

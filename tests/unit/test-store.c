@@ -3,7 +3,7 @@
 #include <sqlite3.h>
 
 #include "demo.h"
-#include "limits.h"
+#include "nb-limits.h"
 #include "model.h"
 #include "store.h"
 #include "tap.h"

@@ -1,0 +1,1708 @@
+/* SPDX-License-Identifier: MIT */
+
+/* notebookctl: the command line client of notebookd. Each command is one JSON-RPC call
+ * (doc/protocol.md); this file parses arguments, builds params, and prints the result as a table
+ * or, with --json, as the protocol's result object. */
+
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cjson/cJSON.h>
+
+#include "nbclient.h"
+
+#ifndef PACKAGE_VERSION
+#define PACKAGE_VERSION "unknown"
+#endif
+
+#define _cleanup_(f) __attribute__((cleanup(f)))
+
+static inline void freep(void *p)
+{
+        free(*(void **)p);
+}
+
+static inline void cjson_deletep(cJSON **p)
+{
+        cJSON_Delete(*p);
+}
+
+#define TAKE_PTR(p)                       \
+        ({                                \
+                __typeof__(p) _tp_ = (p); \
+                (p) = NULL;               \
+                _tp_;                     \
+        })
+
+#define streq(a, b) (strcmp((a), (b)) == 0)
+
+/* Exit codes, documented in --help and notebookctl(1). */
+enum {
+        EXIT_OK = 0,
+        EXIT_DAEMON = 1, /* an error the daemon reported (other than below), or a local failure */
+        EXIT_USAGE = 2,
+        EXIT_TRANSPORT = 3, /* cannot connect, connection lost, unreadable reply */
+        EXIT_NOT_FOUND = 4, /* -32010 */
+        EXIT_CONFLICT = 5,  /* -32011 */
+        EXIT_DENIED = 6,    /* -32012 */
+};
+
+/* Code read from a file or stdin: the daemon takes 1 MiB and reports anything larger itself
+ * (-32013); reading stops well above that so a runaway pipe cannot eat memory. */
+#define MAX_INPUT_BYTES ((size_t)16 * 1024 * 1024)
+#define MAX_JSON_INT    ((int64_t)1 << 53)
+
+typedef struct Ctl {
+        const char *socket_path; /* --socket, or NULL for the default */
+        const char *user;        /* --user, or NULL: the daemon picks */
+        bool json;
+        NbClient *client;
+        char *resolved_socket;
+} Ctl;
+
+typedef struct Command Command;
+struct Command {
+        const char *name; /* "cell add" */
+        const char *synopsis;
+        const char *help; /* option lines and explanation */
+        int (*run)(Ctl *ctl, const Command *cmd, int argc, char **argv);
+};
+
+static void ctl_done(Ctl *ctl)
+{
+        nb_client_free(ctl->client);
+        free(ctl->resolved_socket);
+}
+
+/* ---------------------------------------------------------------------------------------------
+ * Messages */
+
+static void print_command_help(const Command *cmd)
+{
+        printf("Usage: notebookctl [GLOBAL OPTIONS] %s %s\n\n%s", cmd->name, cmd->synopsis, cmd->help);
+        printf("\nGlobal options (also accepted after the command): --socket PATH, --user USER_ID, --json.\n"
+               "See 'notebookctl --help' for exit codes.\n");
+}
+
+static int usage_error(const Command *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static int usage_error(const Command *cmd, const char *fmt, ...)
+{
+        va_list ap;
+
+        fputs("notebookctl: ", stderr);
+        va_start(ap, fmt);
+        vfprintf(stderr, fmt, ap);
+        va_end(ap);
+        if (cmd)
+                fprintf(stderr, "\nTry 'notebookctl %s --help'.\n", cmd->name);
+        else
+                fputs("\nTry 'notebookctl --help'.\n", stderr);
+        return EXIT_USAGE;
+}
+
+static int local_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static int local_error(const char *fmt, ...)
+{
+        va_list ap;
+
+        fputs("notebookctl: ", stderr);
+        va_start(ap, fmt);
+        vfprintf(stderr, fmt, ap);
+        va_end(ap);
+        fputc('\n', stderr);
+        return EXIT_DAEMON;
+}
+
+/* Writes s with control characters (except tab, and newline if allow_nl) replaced, so that a
+ * notebook's content cannot drive the terminal. */
+static void put_sanitized(FILE *f, const char *s, bool allow_nl)
+{
+        for (; *s; s++) {
+                unsigned char ch = (unsigned char)*s;
+
+                if ((ch < 0x20 && ch != '\t' && !(allow_nl && ch == '\n')) || ch == 0x7f)
+                        fputc('?', f);
+                else
+                        fputc(ch, f);
+        }
+}
+
+/* Display width of s as put_sanitized() writes it, counting UTF-8 code points. */
+static size_t text_width(const char *s)
+{
+        size_t n = 0;
+
+        for (; *s; s++)
+                if (((unsigned char)*s & 0xc0) != 0x80)
+                        n++;
+        return n;
+}
+
+static void print_json(const cJSON *v)
+{
+        _cleanup_(freep) char *s = cJSON_Print(v);
+
+        if (s)
+                printf("%s\n", s);
+}
+
+/* Compact text of a scalar or short JSON value, for one-line summaries. NULL on OOM. */
+static char *value_to_text(const cJSON *v)
+{
+        if (cJSON_IsString(v))
+                return strdup(v->valuestring);
+        if (cJSON_IsNull(v) || !v)
+                return strdup("-");
+        return cJSON_PrintUnformatted(v);
+}
+
+static void print_rpc_error(const Ctl *ctl, const NbError *e)
+{
+        fprintf(stderr, "notebookctl: ");
+        put_sanitized(stderr, e->message, false);
+        fprintf(stderr, " (error %d", e->code);
+        if (cJSON_IsObject(e->data)) {
+                const cJSON *d;
+                const char *sep = ": ";
+
+                cJSON_ArrayForEach(d, e->data)
+                {
+                        _cleanup_(freep) char *t = value_to_text(d);
+
+                        fprintf(stderr, "%s%s=", sep, d->string);
+                        put_sanitized(stderr, t ? t : "?", false);
+                        sep = ", ";
+                }
+        } else if (e->data) {
+                _cleanup_(freep) char *t = value_to_text(e->data);
+
+                fputs(": ", stderr);
+                put_sanitized(stderr, t ? t : "?", false);
+        }
+        fprintf(stderr, ")\n");
+
+        if (ctl->json) {
+                _cleanup_(cjson_deletep) cJSON *o = cJSON_CreateObject();
+
+                if (o && cJSON_AddNumberToObject(o, "code", e->code) &&
+                    cJSON_AddStringToObject(o, "message", e->message)) {
+                        if (e->data)
+                                cJSON_AddItemToObject(o, "data", cJSON_Duplicate(e->data, true));
+                        print_json(o);
+                }
+        }
+}
+
+static int exit_code_for_error(int code)
+{
+        switch (code) {
+        case NB_ERROR_NOT_FOUND:
+                return EXIT_NOT_FOUND;
+        case NB_ERROR_CONFLICT:
+                return EXIT_CONFLICT;
+        case NB_ERROR_ACCESS_DENIED:
+                return EXIT_DENIED;
+        default:
+                return EXIT_DAEMON;
+        }
+}
+
+/* ---------------------------------------------------------------------------------------------
+ * Talking to the daemon */
+
+static int ctl_connect(Ctl *ctl)
+{
+        const char *path = ctl->socket_path;
+        int r;
+
+        if (ctl->client)
+                return 0;
+        if (!path) {
+                ctl->resolved_socket = nb_default_socket_path();
+                if (!ctl->resolved_socket)
+                        return local_error("out of memory");
+                path = ctl->resolved_socket;
+        }
+        r = nb_client_connect(path, &ctl->client);
+        if (r < 0) {
+                fprintf(stderr, "notebookctl: cannot connect to %s: %s\n", path, strerror(-r));
+                if (r == -ENOENT || r == -ECONNREFUSED)
+                        fprintf(stderr,
+                                "notebookctl: is notebookd running? (use --socket or NOTEBOOKD_SOCKET "
+                                "to name another socket)\n");
+                return EXIT_TRANSPORT;
+        }
+        return 0;
+}
+
+/* One call; params is taken. Returns an exit code; *ret gets the result on EXIT_OK. */
+static int ctl_call(Ctl *ctl, const char *method, cJSON *params, cJSON **ret)
+{
+        _cleanup_(cjson_deletep) cJSON *p = params;
+        NbError e = NB_ERROR_INIT;
+        int r;
+
+        r = ctl_connect(ctl);
+        if (r != 0)
+                return r;
+        r = nb_client_call(ctl->client, method, TAKE_PTR(p), ret, &e);
+        if (r == NB_CLIENT_EREMOTE) {
+                print_rpc_error(ctl, &e);
+                r = exit_code_for_error(e.code);
+                nb_error_done(&e);
+                return r;
+        }
+        if (r == -ENOMEM)
+                return local_error("out of memory");
+        if (r < 0) {
+                const char *what = r == -EPROTO       ? "invalid reply from the daemon"
+                                   : r == -EMSGSIZE   ? "reply from the daemon too long"
+                                   : r == -ECONNRESET ? "the daemon closed the connection"
+                                                      : strerror(-r);
+                fprintf(stderr, "notebookctl: %s: %s\n", method, what);
+                return EXIT_TRANSPORT;
+        }
+        return EXIT_OK;
+}
+
+/* A params object with user_id when --user was given. */
+static cJSON *params_new(const Ctl *ctl)
+{
+        cJSON *p = cJSON_CreateObject();
+
+        if (p && ctl->user && !cJSON_AddStringToObject(p, "user_id", ctl->user)) {
+                cJSON_Delete(p);
+                return NULL;
+        }
+        return p;
+}
+
+/* ---------------------------------------------------------------------------------------------
+ * Argument helpers */
+
+enum {
+        OPT_SOCKET = 0x100,
+        OPT_USER,
+        OPT_JSON,
+        OPT_EXPECT,
+        OPT_NAME,
+        OPT_NO_NAME,
+        OPT_ID,
+        OPT_DB_CONN,
+        OPT_NO_DB_CONN,
+        OPT_TTL,
+        OPT_NO_TTL,
+        OPT_TYPE,
+        OPT_CODE,
+        OPT_FILE,
+        OPT_POSITION,
+        OPT_AFTER,
+        OPT_FIRST,
+        OPT_STATUS,
+        OPT_STDOUT,
+        OPT_ERROR,
+        OPT_NO_ERROR,
+        OPT_READS,
+        OPT_WRITES,
+        OPT_OUTPUTS,
+};
+
+#define COMMON_OPTIONS                                                                         \
+        { "help", no_argument, NULL, 'h' }, { "socket", required_argument, NULL, OPT_SOCKET }, \
+                { "user", required_argument, NULL, OPT_USER },                                 \
+        {                                                                                      \
+                "json", no_argument, NULL, OPT_JSON                                            \
+        }
+
+#define OPTIONS_END              \
+        {                        \
+                NULL, 0, NULL, 0 \
+        }
+
+/* Parses a whole decimal integer within ±2^53 (exact as a JSON number). */
+static int parse_int(const char *s, int64_t min, int64_t *ret)
+{
+        char *end;
+        long long v;
+
+        errno = 0;
+        v = strtoll(s, &end, 10);
+        if (errno != 0 || end == s || *end || v < min || v > MAX_JSON_INT || v < -MAX_JSON_INT)
+                return -EINVAL;
+        *ret = v;
+        return 0;
+}
+
+/* getopt_long() for a command: handles the common options, prints help, and returns the next
+ * command-specific option; -1 at the end; '?' after a usage error was printed. The help case
+ * returns 'h' and the caller exits 0. */
+static int command_getopt(Ctl *ctl, const Command *cmd, int argc, char **argv, const struct option *opts,
+                          bool *usage_failed)
+{
+        for (;;) {
+                int c = getopt_long(argc, argv, "h", opts, NULL);
+
+                switch (c) {
+                case OPT_SOCKET:
+                        ctl->socket_path = optarg;
+                        continue;
+                case OPT_USER:
+                        ctl->user = optarg;
+                        continue;
+                case OPT_JSON:
+                        ctl->json = true;
+                        continue;
+                case 'h':
+                        print_command_help(cmd);
+                        return 'h';
+                case '?':
+                case ':':
+                        fprintf(stderr, "Try 'notebookctl %s --help'.\n", cmd->name);
+                        *usage_failed = true;
+                        return '?';
+                default:
+                        return c;
+                }
+        }
+}
+
+/* Runs getopt for a command without options of its own; checks the positional count. */
+static int simple_args(Ctl *ctl, const Command *cmd, int argc, char **argv, int npos, int *ret_exit)
+{
+        static const struct option opts[] = { COMMON_OPTIONS, OPTIONS_END };
+        bool bad = false;
+        int c;
+
+        while ((c = command_getopt(ctl, cmd, argc, argv, opts, &bad)) != -1) {
+                if (c == 'h') {
+                        *ret_exit = EXIT_OK;
+                        return -1;
+                }
+                *ret_exit = EXIT_USAGE;
+                return -1;
+        }
+        if (argc - optind != npos) {
+                *ret_exit = usage_error(cmd, "%s expects %d argument%s, got %d", cmd->name, npos,
+                                        npos == 1 ? "" : "s", argc - optind);
+                return -1;
+        }
+        return 0;
+}
+
+static int check_positional(const Command *cmd, int argc, int want)
+{
+        if (argc - optind != want)
+                return usage_error(cmd, "%s expects %d argument%s, got %d", cmd->name, want,
+                                   want == 1 ? "" : "s", argc - optind);
+        return EXIT_OK;
+}
+
+static int add_expected_revision(cJSON *p, bool have, int64_t rev)
+{
+        if (have && !cJSON_AddNumberToObject(p, "expected_revision", (double)rev))
+                return -ENOMEM;
+        return 0;
+}
+
+/* Reads a whole file ("-": stdin) as code. */
+static int read_input(const char *path, char **ret)
+{
+        _cleanup_(freep) char *buf = NULL;
+        size_t len = 0, cap = 0;
+        int fd, r = 0;
+
+        if (streq(path, "-"))
+                fd = STDIN_FILENO;
+        else {
+                fd = open(path, O_RDONLY | O_CLOEXEC);
+                if (fd < 0)
+                        return local_error("cannot open %s: %s", path, strerror(errno));
+        }
+        for (;;) {
+                ssize_t n;
+
+                if (cap - len < 4096) {
+                        size_t ncap = cap ? cap * 2 : 65536;
+                        char *p;
+
+                        if (ncap > MAX_INPUT_BYTES + 1)
+                                ncap = MAX_INPUT_BYTES + 1;
+                        if (ncap <= len) {
+                                r = local_error("%s: more than %zu bytes", streq(path, "-") ? "stdin" : path,
+                                                MAX_INPUT_BYTES);
+                                break;
+                        }
+                        p = realloc(buf, ncap + 1);
+                        if (!p) {
+                                r = local_error("out of memory");
+                                break;
+                        }
+                        buf = p;
+                        cap = ncap;
+                }
+                n = read(fd, buf + len, cap - len);
+                if (n < 0 && errno == EINTR)
+                        continue;
+                if (n < 0) {
+                        r = local_error("cannot read %s: %s", streq(path, "-") ? "stdin" : path,
+                                        strerror(errno));
+                        break;
+                }
+                if (n == 0)
+                        break;
+                len += (size_t)n;
+        }
+        if (fd != STDIN_FILENO)
+                close(fd);
+        if (r != 0)
+                return r;
+        if (!buf) {
+                buf = strdup("");
+                if (!buf)
+                        return local_error("out of memory");
+        } else
+                buf[len] = 0;
+        if (strlen(buf) != len)
+                return local_error("%s contains a NUL byte", streq(path, "-") ? "stdin" : path);
+        *ret = TAKE_PTR(buf);
+        return EXIT_OK;
+}
+
+/* "a,b,c" -> ["a","b","c"]; spaces around names are dropped, and so are empty names. */
+static cJSON *split_names(const char *s)
+{
+        _cleanup_(cjson_deletep) cJSON *a = cJSON_CreateArray();
+        const char *p = s;
+
+        if (!a)
+                return NULL;
+        while (*p) {
+                const char *e = strchr(p, ',');
+                size_t n = e ? (size_t)(e - p) : strlen(p);
+                const char *b = p;
+                _cleanup_(freep) char *name = NULL;
+                cJSON *item;
+
+                while (n > 0 && (*b == ' ' || *b == '\t')) {
+                        b++;
+                        n--;
+                }
+                while (n > 0 && (b[n - 1] == ' ' || b[n - 1] == '\t'))
+                        n--;
+                if (n > 0) {
+                        name = strndup(b, n);
+                        item = name ? cJSON_CreateString(name) : NULL;
+                        if (!item)
+                                return NULL;
+                        cJSON_AddItemToArray(a, item);
+                }
+                if (!e)
+                        break;
+                p = e + 1;
+        }
+        return TAKE_PTR(a);
+}
+
+static const char *str_or_dash(const cJSON *o, const char *key)
+{
+        const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
+
+        return cJSON_IsString(v) ? v->valuestring : "-";
+}
+
+static int64_t int_or(const cJSON *o, const char *key, int64_t dflt)
+{
+        const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
+
+        return cJSON_IsNumber(v) ? (int64_t)v->valuedouble : dflt;
+}
+
+/* ---------------------------------------------------------------------------------------------
+ * Commands */
+
+static int cmd_list(Ctl *ctl, const Command *cmd, int argc, char **argv)
+{
+        _cleanup_(cjson_deletep) cJSON *res = NULL;
+        const cJSON *nbs, *nb;
+        size_t w_id = 2, w_name = 4;
+        int r, ex;
+
+        if (simple_args(ctl, cmd, argc, argv, 0, &ex) < 0)
+                return ex;
+        r = ctl_call(ctl, "notebook.list", params_new(ctl), &res);
+        if (r != EXIT_OK)
+                return r;
+        if (ctl->json) {
+                print_json(res);
+                return EXIT_OK;
+        }
+        nbs = cJSON_GetObjectItemCaseSensitive(res, "notebooks");
+        cJSON_ArrayForEach(nb, nbs)
+        {
+                size_t a = text_width(str_or_dash(nb, "id")), b = text_width(str_or_dash(nb, "name"));
+                if (a > w_id)
+                        w_id = a;
+                if (b > w_name)
+                        w_name = b;
+        }
+        if (w_name > 40)
+                w_name = 40; /* longer names push the other columns, but do not widen them all */
+        printf("%-*s  %-*s  %5s  %5s  %s\n", (int)w_id, "ID", (int)w_name, "NAME", "CELLS", "REV",
+               "UPDATED");
+        cJSON_ArrayForEach(nb, nbs)
+        {
+                const char *id = str_or_dash(nb, "id"), *name = str_or_dash(nb, "name");
+                size_t pad;
+
+                put_sanitized(stdout, id, false);
+                for (pad = text_width(id); pad < w_id + 2; pad++)
+                        putchar(' ');
+                put_sanitized(stdout, name, false);
+                for (pad = text_width(name); pad < w_name + 2; pad++)
+                        putchar(' ');
+                printf("%5" PRId64 "  %5" PRId64 "  %s\n", int_or(nb, "cell_count", 0),
+                       int_or(nb, "revision", 0), str_or_dash(nb, "updated_at"));
+        }
+        return EXIT_OK;
+}
+
+static void print_indented(const char *text, const char *indent)
+{
+        const char *p = text;
+
+        while (*p) {
+                const char *e = strchr(p, '\n');
+                size_t n = e ? (size_t)(e - p) : strlen(p);
+                _cleanup_(freep) char *line = strndup(p, n);
+
+                /* No trailing blanks for empty lines. */
+                if (n > 0) {
+                        fputs(indent, stdout);
+                        put_sanitized(stdout, line ? line : "?", false);
+                }
+                putchar('\n');
+                if (!e)
+                        break;
+                p = e + 1;
+        }
+}
+
+static void print_name_list(const char *label, const cJSON *arr)
+{
+        const cJSON *v;
+        const char *sep = "";
+
+        if (cJSON_GetArraySize(arr) == 0)
+                return;
+        printf("  %s ", label);
+        cJSON_ArrayForEach(v, arr)
+        {
+                if (cJSON_IsString(v)) {
+                        fputs(sep, stdout);
+                        put_sanitized(stdout, v->valuestring, false);
+                        sep = ",";
+                }
+        }
+}
+
+static int cmd_show(Ctl *ctl, const Command *cmd, int argc, char **argv)
+{
+        _cleanup_(cjson_deletep) cJSON *res = NULL;
+        cJSON *p, *nb, *cells, *cell, *v;
+        int r, ex, i = 0;
+
+        if (simple_args(ctl, cmd, argc, argv, 1, &ex) < 0)
+                return ex;
+        p = params_new(ctl);
+        if (!p || !cJSON_AddStringToObject(p, "notebook_id", argv[optind])) {
+                cJSON_Delete(p);
+                return local_error("out of memory");
+        }
+        r = ctl_call(ctl, "notebook.get", p, &res);
+        if (r != EXIT_OK)
+                return r;
+        if (ctl->json) {
+                print_json(res);
+                return EXIT_OK;
+        }
+        nb = cJSON_GetObjectItemCaseSensitive(res, "notebook");
+        cells = cJSON_GetObjectItemCaseSensitive(nb, "cells");
+
+        printf("Notebook:  ");
+        put_sanitized(stdout, str_or_dash(nb, "id"), false);
+        printf("\nName:      ");
+        put_sanitized(stdout, str_or_dash(nb, "name"), false);
+        printf("\nUser:      ");
+        put_sanitized(stdout, str_or_dash(nb, "user_id"), false);
+        printf("\nRevision:  %" PRId64 "\n", int_or(nb, "revision", 0));
+        printf("Created:   %s\n", str_or_dash(nb, "created_at"));
+        printf("Updated:   %s\n", str_or_dash(nb, "updated_at"));
+        printf("DB conn:   ");
+        put_sanitized(stdout, str_or_dash(nb, "db_conn_string"), false);
+        v = cJSON_GetObjectItemCaseSensitive(nb, "ttl");
+        if (cJSON_IsNumber(v))
+                printf("\nTTL:       %" PRId64 "\n", (int64_t)v->valuedouble);
+        else
+                printf("\nTTL:       -\n");
+        v = cJSON_GetObjectItemCaseSensitive(nb, "demo_version");
+        if (cJSON_IsNumber(v))
+                printf("Demo:      version %" PRId64 "\n", (int64_t)v->valuedouble);
+        printf("Cells:     %d\n", cJSON_GetArraySize(cells));
+
+        cJSON_ArrayForEach(cell, cells)
+        {
+                const cJSON *code = cJSON_GetObjectItemCaseSensitive(cell, "code");
+                const cJSON *err = cJSON_GetObjectItemCaseSensitive(cell, "error");
+                const cJSON *outs = cJSON_GetObjectItemCaseSensitive(cell, "outputs");
+                const cJSON *out = cJSON_GetObjectItemCaseSensitive(cell, "stdout");
+
+                printf("\n[%d] ", i++);
+                put_sanitized(stdout, str_or_dash(cell, "id"), false);
+                printf("  %s  %s", str_or_dash(cell, "type"), str_or_dash(cell, "status"));
+                print_name_list("reads:", cJSON_GetObjectItemCaseSensitive(cell, "reads"));
+                print_name_list("writes:", cJSON_GetObjectItemCaseSensitive(cell, "writes"));
+                if (cJSON_GetArraySize(outs) > 0)
+                        printf("  outputs: %d", cJSON_GetArraySize(outs));
+                putchar('\n');
+                if (cJSON_IsString(code))
+                        print_indented(code->valuestring, "    ");
+                if (cJSON_IsString(out) && *out->valuestring)
+                        print_indented(out->valuestring, "    > ");
+                if (cJSON_IsString(err))
+                        print_indented(err->valuestring, "    ! ");
+        }
+        return EXIT_OK;
+}
+
+static int cmd_create(Ctl *ctl, const Command *cmd, int argc, char **argv)
+{
+        static const struct option opts[] = {
+                COMMON_OPTIONS,
+                { "name", required_argument, NULL, OPT_NAME },
+                { "id", required_argument, NULL, OPT_ID },
+                { "db-conn", required_argument, NULL, OPT_DB_CONN },
+                { "ttl", required_argument, NULL, OPT_TTL },
+                OPTIONS_END,
+        };
+        _cleanup_(cjson_deletep) cJSON *p = NULL, *res = NULL;
+        const char *name = NULL, *id = NULL, *db = NULL;
+        bool bad = false, have_ttl = false;
+        int64_t ttl = 0;
+        const cJSON *nb;
+        int c, r;
+
+        while ((c = command_getopt(ctl, cmd, argc, argv, opts, &bad)) != -1) {
+                switch (c) {
+                case 'h':
+                        return EXIT_OK;
+                case OPT_NAME:
+                        name = optarg;
+                        break;
+                case OPT_ID:
+                        id = optarg;
+                        break;
+                case OPT_DB_CONN:
+                        db = optarg;
+                        break;
+                case OPT_TTL:
+                        if (parse_int(optarg, 0, &ttl) < 0)
+                                return usage_error(cmd, "--ttl wants a Unix time in seconds, not '%s'",
+                                                   optarg);
+                        have_ttl = true;
+                        break;
+                default:
+                        return EXIT_USAGE;
+                }
+        }
+        r = check_positional(cmd, argc, 0);
+        if (r != EXIT_OK)
+                return r;
+        p = params_new(ctl);
+        if (!p || (id && !cJSON_AddStringToObject(p, "notebook_id", id)) ||
+            (name && !cJSON_AddStringToObject(p, "name", name)) ||
+            (db && !cJSON_AddStringToObject(p, "db_conn_string", db)) ||
+            (have_ttl && !cJSON_AddNumberToObject(p, "ttl", (double)ttl)))
+                return local_error("out of memory");
+        r = ctl_call(ctl, "notebook.create", TAKE_PTR(p), &res);
+        if (r != EXIT_OK)
+                return r;
+        if (ctl->json) {
+                print_json(res);
+                return EXIT_OK;
+        }
+        nb = cJSON_GetObjectItemCaseSensitive(res, "notebook");
+        printf("Created notebook ");
+        put_sanitized(stdout, str_or_dash(nb, "id"), false);
+        printf(" (revision %" PRId64 ").\n", int_or(nb, "revision", 0));
+        return EXIT_OK;
+}
+
+static void print_summary_line(const char *verb, const cJSON *nb)
+{
+        printf("%s notebook ", verb);
+        put_sanitized(stdout, str_or_dash(nb, "id"), false);
+        printf(" (revision %" PRId64 ").\n", int_or(nb, "revision", 0));
+}
+
+/* rename and update share notebook.update. */
+static int notebook_update(Ctl *ctl, cJSON *p)
+{
+        _cleanup_(cjson_deletep) cJSON *res = NULL;
+        int r;
+
+        r = ctl_call(ctl, "notebook.update", p, &res);
+        if (r != EXIT_OK)
+                return r;
+        if (ctl->json)
+                print_json(res);
+        else
+                print_summary_line("Updated", cJSON_GetObjectItemCaseSensitive(res, "notebook"));
+        return EXIT_OK;
+}
+
+static int cmd_rename(Ctl *ctl, const Command *cmd, int argc, char **argv)
+{
+        static const struct option opts[] = {
+                COMMON_OPTIONS,
+                { "expect-revision", required_argument, NULL, OPT_EXPECT },
+                OPTIONS_END,
+        };
+        bool bad = false, have_rev = false;
+        int64_t rev = 0;
+        cJSON *p;
+        int c, r;
+
+        while ((c = command_getopt(ctl, cmd, argc, argv, opts, &bad)) != -1) {
+                if (c == 'h')
+                        return EXIT_OK;
+                if (c != OPT_EXPECT)
+                        return EXIT_USAGE;
+                if (parse_int(optarg, 0, &rev) < 0)
+                        return usage_error(cmd, "--expect-revision wants a number, not '%s'", optarg);
+                have_rev = true;
+        }
+        r = check_positional(cmd, argc, 2);
+        if (r != EXIT_OK)
+                return r;
+        p = params_new(ctl);
+        if (!p || !cJSON_AddStringToObject(p, "notebook_id", argv[optind]) ||
+            !cJSON_AddStringToObject(p, "name", argv[optind + 1]) ||
+            add_expected_revision(p, have_rev, rev) < 0) {
+                cJSON_Delete(p);
+                return local_error("out of memory");
+        }
+        return notebook_update(ctl, p);
+}
+
+static int cmd_update(Ctl *ctl, const Command *cmd, int argc, char **argv)
+{
+        static const struct option opts[] = {
+                COMMON_OPTIONS,
+                { "expect-revision", required_argument, NULL, OPT_EXPECT },
+                { "name", required_argument, NULL, OPT_NAME },
+                { "no-name", no_argument, NULL, OPT_NO_NAME },
+                { "db-conn", required_argument, NULL, OPT_DB_CONN },
+                { "no-db-conn", no_argument, NULL, OPT_NO_DB_CONN },
+                { "ttl", required_argument, NULL, OPT_TTL },
+                { "no-ttl", no_argument, NULL, OPT_NO_TTL },
+                OPTIONS_END,
+        };
+        _cleanup_(cjson_deletep) cJSON *fields = cJSON_CreateObject();
+        bool bad = false, have_rev = false;
+        int64_t rev = 0, ttl;
+        cJSON *p, *v, *next;
+        int c, r;
+
+        if (!fields)
+                return local_error("out of memory");
+        while ((c = command_getopt(ctl, cmd, argc, argv, opts, &bad)) != -1) {
+                const char *key;
+                cJSON *item;
+
+                switch (c) {
+                case 'h':
+                        return EXIT_OK;
+                case OPT_EXPECT:
+                        if (parse_int(optarg, 0, &rev) < 0)
+                                return usage_error(cmd, "--expect-revision wants a number, not '%s'",
+                                                   optarg);
+                        have_rev = true;
+                        continue;
+                case OPT_NAME:
+                case OPT_NO_NAME:
+                        key = "name";
+                        item = c == OPT_NAME ? cJSON_CreateString(optarg) : cJSON_CreateNull();
+                        break;
+                case OPT_DB_CONN:
+                case OPT_NO_DB_CONN:
+                        key = "db_conn_string";
+                        item = c == OPT_DB_CONN ? cJSON_CreateString(optarg) : cJSON_CreateNull();
+                        break;
+                case OPT_TTL:
+                        if (parse_int(optarg, 0, &ttl) < 0)
+                                return usage_error(cmd, "--ttl wants a Unix time in seconds, not '%s'",
+                                                   optarg);
+                        key = "ttl";
+                        item = cJSON_CreateNumber((double)ttl);
+                        break;
+                case OPT_NO_TTL:
+                        key = "ttl";
+                        item = cJSON_CreateNull();
+                        break;
+                default:
+                        return EXIT_USAGE;
+                }
+                if (!item)
+                        return local_error("out of memory");
+                if (cJSON_GetObjectItemCaseSensitive(fields, key)) {
+                        cJSON_Delete(item);
+                        return usage_error(cmd, "%s given twice", key);
+                }
+                cJSON_AddItemToObject(fields, key, item);
+        }
+        r = check_positional(cmd, argc, 1);
+        if (r != EXIT_OK)
+                return r;
+        if (!fields->child)
+                return usage_error(
+                        cmd, "nothing to update: give --name, --db-conn or --ttl (or their --no- forms)");
+        p = params_new(ctl);
+        if (!p || !cJSON_AddStringToObject(p, "notebook_id", argv[optind]) ||
+            add_expected_revision(p, have_rev, rev) < 0) {
+                cJSON_Delete(p);
+                return local_error("out of memory");
+        }
+        for (v = fields->child; v; v = next) {
+                next = v->next;
+                cJSON_AddItemToObject(p, v->string, cJSON_DetachItemViaPointer(fields, v));
+        }
+        return notebook_update(ctl, p);
+}
+
+/* Commands whose params are notebook_id, an optional cell_id and expected_revision. */
+static int parse_id_command(Ctl *ctl, const Command *cmd, int argc, char **argv, int npos, cJSON **ret)
+{
+        static const struct option opts[] = {
+                COMMON_OPTIONS,
+                { "expect-revision", required_argument, NULL, OPT_EXPECT },
+                OPTIONS_END,
+        };
+        bool bad = false, have_rev = false;
+        int64_t rev = 0;
+        cJSON *p;
+        int c, r;
+
+        while ((c = command_getopt(ctl, cmd, argc, argv, opts, &bad)) != -1) {
+                if (c == 'h')
+                        return -1;
+                if (c != OPT_EXPECT)
+                        return EXIT_USAGE;
+                if (parse_int(optarg, 0, &rev) < 0)
+                        return usage_error(cmd, "--expect-revision wants a number, not '%s'", optarg);
+                have_rev = true;
+        }
+        r = check_positional(cmd, argc, npos);
+        if (r != EXIT_OK)
+                return r;
+        p = params_new(ctl);
+        if (!p || (npos >= 1 && !cJSON_AddStringToObject(p, "notebook_id", argv[optind])) ||
+            (npos >= 2 && !cJSON_AddStringToObject(p, "cell_id", argv[optind + 1])) ||
+            add_expected_revision(p, have_rev, rev) < 0) {
+                cJSON_Delete(p);
+                return local_error("out of memory");
+        }
+        *ret = p;
+        return EXIT_OK;
+}
+
+static int cmd_rm(Ctl *ctl, const Command *cmd, int argc, char **argv)
+{
+        _cleanup_(cjson_deletep) cJSON *res = NULL;
+        cJSON *p = NULL;
+        int r;
+
+        r = parse_id_command(ctl, cmd, argc, argv, 1, &p);
+        if (r != EXIT_OK)
+                return r < 0 ? EXIT_OK : r;
+        r = ctl_call(ctl, "notebook.delete", p, &res);
+        if (r != EXIT_OK)
+                return r;
+        if (ctl->json) {
+                print_json(res);
+                return EXIT_OK;
+        }
+        printf("Deleted notebook ");
+        put_sanitized(stdout, str_or_dash(res, "notebook_id"), false);
+        printf(" (revision %" PRId64 ").\n", int_or(res, "revision", 0));
+        return EXIT_OK;
+}
+
+static int cmd_demo_reset(Ctl *ctl, const Command *cmd, int argc, char **argv)
+{
+        _cleanup_(cjson_deletep) cJSON *res = NULL;
+        cJSON *p = NULL;
+        int r;
+
+        r = parse_id_command(ctl, cmd, argc, argv, 0, &p);
+        if (r != EXIT_OK)
+                return r < 0 ? EXIT_OK : r;
+        r = ctl_call(ctl, "demo.reset", p, &res);
+        if (r != EXIT_OK)
+                return r;
+        if (ctl->json)
+                print_json(res);
+        else
+                print_summary_line("Reset demo", cJSON_GetObjectItemCaseSensitive(res, "notebook"));
+        return EXIT_OK;
+}
+
+/* The code of cell add and cell edit: --code, --file, or "-" (stdin). */
+typedef struct CodeSource {
+        const char *code;
+        const char *file; /* "-" for stdin */
+} CodeSource;
+
+static int code_source_set(const Command *cmd, CodeSource *s, int opt, const char *arg)
+{
+        if (s->code || s->file)
+                return usage_error(cmd, "give the code once: --code, --file or '-'");
+        if (opt == OPT_CODE)
+                s->code = arg;
+        else
+                s->file = arg;
+        return EXIT_OK;
+}
+
+/* Adds "code" to p from the source, if there is one. */
+static int code_source_add(const CodeSource *s, cJSON *p)
+{
+        _cleanup_(freep) char *text = NULL;
+        int r;
+
+        if (s->code)
+                return cJSON_AddStringToObject(p, "code", s->code) ? EXIT_OK : local_error("out of memory");
+        if (!s->file)
+                return EXIT_OK;
+        r = read_input(s->file, &text);
+        if (r != EXIT_OK)
+                return r;
+        return cJSON_AddStringToObject(p, "code", text) ? EXIT_OK : local_error("out of memory");
+}
+
+static void print_cell_result(const char *verb, const cJSON *res)
+{
+        const cJSON *cell = cJSON_GetObjectItemCaseSensitive(res, "cell");
+        const cJSON *pos = cJSON_GetObjectItemCaseSensitive(res, "position");
+
+        printf("%s cell ", verb);
+        put_sanitized(stdout, cell ? str_or_dash(cell, "id") : "-", false);
+        if (cJSON_IsNumber(pos))
+                printf(" at position %" PRId64, (int64_t)pos->valuedouble);
+        printf(" (notebook revision %" PRId64 ").\n", int_or(res, "revision", 0));
+}
+
+static int cmd_cell_add(Ctl *ctl, const Command *cmd, int argc, char **argv)
+{
+        static const struct option opts[] = {
+                COMMON_OPTIONS,
+                { "expect-revision", required_argument, NULL, OPT_EXPECT },
+                { "type", required_argument, NULL, OPT_TYPE },
+                { "code", required_argument, NULL, OPT_CODE },
+                { "file", required_argument, NULL, OPT_FILE },
+                { "position", required_argument, NULL, OPT_POSITION },
+                { "after", required_argument, NULL, OPT_AFTER },
+                { "id", required_argument, NULL, OPT_ID },
+                OPTIONS_END,
+        };
+        _cleanup_(cjson_deletep) cJSON *p = NULL, *res = NULL;
+        const char *type = NULL, *after = NULL, *id = NULL;
+        bool bad = false, have_rev = false, have_pos = false;
+        int64_t rev = 0, pos = 0;
+        CodeSource src = { 0 };
+        int c, r;
+
+        while ((c = command_getopt(ctl, cmd, argc, argv, opts, &bad)) != -1) {
+                switch (c) {
+                case 'h':
+                        return EXIT_OK;
+                case OPT_EXPECT:
+                        if (parse_int(optarg, 0, &rev) < 0)
+                                return usage_error(cmd, "--expect-revision wants a number, not '%s'",
+                                                   optarg);
+                        have_rev = true;
+                        break;
+                case OPT_TYPE:
+                        type = optarg;
+                        break;
+                case OPT_CODE:
+                case OPT_FILE:
+                        r = code_source_set(cmd, &src, c, optarg);
+                        if (r != EXIT_OK)
+                                return r;
+                        break;
+                case OPT_POSITION:
+                        if (parse_int(optarg, 0, &pos) < 0)
+                                return usage_error(cmd, "--position wants a number from 0, not '%s'",
+                                                   optarg);
+                        have_pos = true;
+                        break;
+                case OPT_AFTER:
+                        after = optarg;
+                        break;
+                case OPT_ID:
+                        id = optarg;
+                        break;
+                default:
+                        return EXIT_USAGE;
+                }
+        }
+        if (argc - optind == 2 && streq(argv[optind + 1], "-")) {
+                r = code_source_set(cmd, &src, OPT_FILE, "-");
+                if (r != EXIT_OK)
+                        return r;
+        } else {
+                r = check_positional(cmd, argc, 1);
+                if (r != EXIT_OK)
+                        return r;
+        }
+        if (have_pos && after)
+                return usage_error(cmd, "--position and --after exclude each other");
+        /* Code piped in is taken without '-', as cat would; a terminal is never read. */
+        if (!src.code && !src.file && fcntl(STDIN_FILENO, F_GETFD) >= 0 && !isatty(STDIN_FILENO))
+                src.file = "-";
+
+        p = params_new(ctl);
+        if (!p || !cJSON_AddStringToObject(p, "notebook_id", argv[optind]) ||
+            add_expected_revision(p, have_rev, rev) < 0 ||
+            (id && !cJSON_AddStringToObject(p, "cell_id", id)) ||
+            (type && !cJSON_AddStringToObject(p, "type", type)) ||
+            (have_pos && !cJSON_AddNumberToObject(p, "position", (double)pos)) ||
+            (after && !cJSON_AddStringToObject(p, "after_cell_id", after)))
+                return local_error("out of memory");
+        r = code_source_add(&src, p);
+        if (r != EXIT_OK)
+                return r;
+        r = ctl_call(ctl, "cell.create", TAKE_PTR(p), &res);
+        if (r != EXIT_OK)
+                return r;
+        if (ctl->json)
+                print_json(res);
+        else
+                print_cell_result("Added", res);
+        return EXIT_OK;
+}
+
+static int cmd_cell_edit(Ctl *ctl, const Command *cmd, int argc, char **argv)
+{
+        static const struct option opts[] = {
+                COMMON_OPTIONS,
+                { "expect-revision", required_argument, NULL, OPT_EXPECT },
+                { "type", required_argument, NULL, OPT_TYPE },
+                { "code", required_argument, NULL, OPT_CODE },
+                { "file", required_argument, NULL, OPT_FILE },
+                { "status", required_argument, NULL, OPT_STATUS },
+                { "stdout", required_argument, NULL, OPT_STDOUT },
+                { "error", required_argument, NULL, OPT_ERROR },
+                { "no-error", no_argument, NULL, OPT_NO_ERROR },
+                { "reads", required_argument, NULL, OPT_READS },
+                { "writes", required_argument, NULL, OPT_WRITES },
+                { "outputs", required_argument, NULL, OPT_OUTPUTS },
+                OPTIONS_END,
+        };
+        _cleanup_(cjson_deletep) cJSON *fields = cJSON_CreateObject(), *p = NULL, *res = NULL;
+        bool bad = false, have_rev = false;
+        CodeSource src = { 0 };
+        int64_t rev = 0;
+        cJSON *v, *next;
+        int c, r;
+
+        if (!fields)
+                return local_error("out of memory");
+        while ((c = command_getopt(ctl, cmd, argc, argv, opts, &bad)) != -1) {
+                const char *key;
+                cJSON *item;
+
+                switch (c) {
+                case 'h':
+                        return EXIT_OK;
+                case OPT_EXPECT:
+                        if (parse_int(optarg, 0, &rev) < 0)
+                                return usage_error(cmd, "--expect-revision wants a number, not '%s'",
+                                                   optarg);
+                        have_rev = true;
+                        continue;
+                case OPT_CODE:
+                case OPT_FILE:
+                        r = code_source_set(cmd, &src, c, optarg);
+                        if (r != EXIT_OK)
+                                return r;
+                        continue;
+                case OPT_TYPE:
+                        key = "type";
+                        item = cJSON_CreateString(optarg);
+                        break;
+                case OPT_STATUS:
+                        key = "status";
+                        item = cJSON_CreateString(optarg);
+                        break;
+                case OPT_STDOUT:
+                        key = "stdout";
+                        item = cJSON_CreateString(optarg);
+                        break;
+                case OPT_ERROR:
+                        key = "error";
+                        item = cJSON_CreateString(optarg);
+                        break;
+                case OPT_NO_ERROR:
+                        key = "error";
+                        item = cJSON_CreateNull();
+                        break;
+                case OPT_READS:
+                        key = "reads";
+                        item = split_names(optarg);
+                        break;
+                case OPT_WRITES:
+                        key = "writes";
+                        item = split_names(optarg);
+                        break;
+                case OPT_OUTPUTS:
+                        key = "outputs";
+                        item = cJSON_Parse(optarg);
+                        if (!cJSON_IsArray(item)) {
+                                cJSON_Delete(item);
+                                return usage_error(cmd, "--outputs wants a JSON array of outputs");
+                        }
+                        break;
+                default:
+                        return EXIT_USAGE;
+                }
+                if (!item)
+                        return local_error("out of memory");
+                if (cJSON_GetObjectItemCaseSensitive(fields, key)) {
+                        cJSON_Delete(item);
+                        return usage_error(cmd, "%s given twice", key);
+                }
+                cJSON_AddItemToObject(fields, key, item);
+        }
+        if (argc - optind == 3 && streq(argv[optind + 2], "-")) {
+                r = code_source_set(cmd, &src, OPT_FILE, "-");
+                if (r != EXIT_OK)
+                        return r;
+        } else {
+                r = check_positional(cmd, argc, 2);
+                if (r != EXIT_OK)
+                        return r;
+        }
+        if (!fields->child && !src.code && !src.file)
+                return usage_error(cmd, "nothing to change: give --code, --file, '-' or another field");
+
+        p = params_new(ctl);
+        if (!p || !cJSON_AddStringToObject(p, "notebook_id", argv[optind]) ||
+            !cJSON_AddStringToObject(p, "cell_id", argv[optind + 1]) ||
+            add_expected_revision(p, have_rev, rev) < 0)
+                return local_error("out of memory");
+        r = code_source_add(&src, p);
+        if (r != EXIT_OK)
+                return r;
+        for (v = fields->child; v; v = next) {
+                next = v->next;
+                cJSON_AddItemToObject(p, v->string, cJSON_DetachItemViaPointer(fields, v));
+        }
+        r = ctl_call(ctl, "cell.update", TAKE_PTR(p), &res);
+        if (r != EXIT_OK)
+                return r;
+        if (ctl->json)
+                print_json(res);
+        else
+                print_cell_result("Updated", res);
+        return EXIT_OK;
+}
+
+static int cmd_cell_rm(Ctl *ctl, const Command *cmd, int argc, char **argv)
+{
+        _cleanup_(cjson_deletep) cJSON *res = NULL;
+        cJSON *p = NULL;
+        int r;
+
+        r = parse_id_command(ctl, cmd, argc, argv, 2, &p);
+        if (r != EXIT_OK)
+                return r < 0 ? EXIT_OK : r;
+        r = ctl_call(ctl, "cell.delete", p, &res);
+        if (r != EXIT_OK)
+                return r;
+        if (ctl->json) {
+                print_json(res);
+                return EXIT_OK;
+        }
+        printf("Deleted cell ");
+        put_sanitized(stdout, argv[optind + 1], false);
+        printf(" (notebook revision %" PRId64 ").\n", int_or(res, "revision", 0));
+        return EXIT_OK;
+}
+
+static int cmd_cell_mv(Ctl *ctl, const Command *cmd, int argc, char **argv)
+{
+        static const struct option opts[] = {
+                COMMON_OPTIONS,
+                { "expect-revision", required_argument, NULL, OPT_EXPECT },
+                { "position", required_argument, NULL, OPT_POSITION },
+                { "after", required_argument, NULL, OPT_AFTER },
+                { "first", no_argument, NULL, OPT_FIRST },
+                OPTIONS_END,
+        };
+        _cleanup_(cjson_deletep) cJSON *p = NULL, *res = NULL;
+        bool bad = false, have_rev = false, have_pos = false, first = false;
+        const char *after = NULL;
+        int64_t rev = 0, pos = 0;
+        int c, r;
+
+        while ((c = command_getopt(ctl, cmd, argc, argv, opts, &bad)) != -1) {
+                switch (c) {
+                case 'h':
+                        return EXIT_OK;
+                case OPT_EXPECT:
+                        if (parse_int(optarg, 0, &rev) < 0)
+                                return usage_error(cmd, "--expect-revision wants a number, not '%s'",
+                                                   optarg);
+                        have_rev = true;
+                        break;
+                case OPT_POSITION:
+                        if (parse_int(optarg, 0, &pos) < 0)
+                                return usage_error(cmd, "--position wants a number from 0, not '%s'",
+                                                   optarg);
+                        have_pos = true;
+                        break;
+                case OPT_AFTER:
+                        after = optarg;
+                        break;
+                case OPT_FIRST:
+                        first = true;
+                        break;
+                default:
+                        return EXIT_USAGE;
+                }
+        }
+        r = check_positional(cmd, argc, 2);
+        if (r != EXIT_OK)
+                return r;
+        if (have_pos + !!after + first != 1)
+                return usage_error(cmd, "give exactly one of --position, --after and --first");
+
+        p = params_new(ctl);
+        if (!p || !cJSON_AddStringToObject(p, "notebook_id", argv[optind]) ||
+            !cJSON_AddStringToObject(p, "cell_id", argv[optind + 1]) ||
+            add_expected_revision(p, have_rev, rev) < 0 ||
+            (have_pos && !cJSON_AddNumberToObject(p, "position", (double)pos)) ||
+            (after && !cJSON_AddStringToObject(p, "after_cell_id", after)) ||
+            (first && !cJSON_AddNullToObject(p, "after_cell_id")))
+                return local_error("out of memory");
+        r = ctl_call(ctl, "cell.move", TAKE_PTR(p), &res);
+        if (r != EXIT_OK)
+                return r;
+        if (ctl->json) {
+                print_json(res);
+                return EXIT_OK;
+        }
+        printf("Moved cell ");
+        put_sanitized(stdout, argv[optind + 1], false);
+        printf(" to position %" PRId64 " (notebook revision %" PRId64 ").\n", int_or(res, "position", 0),
+               int_or(res, "revision", 0));
+        return EXIT_OK;
+}
+
+static int cmd_graph(Ctl *ctl, const Command *cmd, int argc, char **argv)
+{
+        _cleanup_(cjson_deletep) cJSON *res = NULL;
+        const cJSON *edges, *order, *cycles, *v;
+        cJSON *p;
+        int r, ex, i;
+
+        if (simple_args(ctl, cmd, argc, argv, 1, &ex) < 0)
+                return ex;
+        p = params_new(ctl);
+        if (!p || !cJSON_AddStringToObject(p, "notebook_id", argv[optind])) {
+                cJSON_Delete(p);
+                return local_error("out of memory");
+        }
+        r = ctl_call(ctl, "notebook.graph", p, &res);
+        if (r != EXIT_OK)
+                return r;
+        if (ctl->json) {
+                print_json(res);
+                return EXIT_OK;
+        }
+        edges = cJSON_GetObjectItemCaseSensitive(res, "edges");
+        order = cJSON_GetObjectItemCaseSensitive(res, "order");
+        cycles = cJSON_GetObjectItemCaseSensitive(res, "cycles");
+
+        printf("Notebook %s, revision %" PRId64 "\n", str_or_dash(res, "notebook_id"),
+               int_or(res, "revision", 0));
+        printf("Edges (writer -> reader: variables):\n");
+        if (cJSON_GetArraySize(edges) == 0)
+                printf("  (none)\n");
+        cJSON_ArrayForEach(v, edges)
+        {
+                const cJSON *var;
+                const char *sep = "";
+
+                printf("  ");
+                put_sanitized(stdout, str_or_dash(v, "from"), false);
+                printf(" -> ");
+                put_sanitized(stdout, str_or_dash(v, "to"), false);
+                printf(": ");
+                cJSON_ArrayForEach(var, cJSON_GetObjectItemCaseSensitive(v, "vars"))
+                {
+                        if (!cJSON_IsString(var))
+                                continue;
+                        fputs(sep, stdout);
+                        put_sanitized(stdout, var->valuestring, false);
+                        sep = ", ";
+                }
+                putchar('\n');
+        }
+        printf("Order:\n");
+        if (cJSON_GetArraySize(order) == 0)
+                printf("  (none)\n");
+        i = 1;
+        cJSON_ArrayForEach(v, order)
+        {
+                printf("  %d. ", i++);
+                put_sanitized(stdout, cJSON_IsString(v) ? v->valuestring : "?", false);
+                putchar('\n');
+        }
+        printf("Cycles:\n");
+        if (cJSON_GetArraySize(cycles) == 0)
+                printf("  (none)\n");
+        cJSON_ArrayForEach(v, cycles)
+        {
+                const cJSON *id;
+                const char *sep = "";
+
+                printf("  ");
+                cJSON_ArrayForEach(id, v)
+                {
+                        fputs(sep, stdout);
+                        put_sanitized(stdout, cJSON_IsString(id) ? id->valuestring : "?", false);
+                        sep = ", ";
+                }
+                putchar('\n');
+        }
+        return EXIT_OK;
+}
+
+/* Prints an object as "key: value" lines, nested objects as "outer.inner: value". */
+static void print_flat(const cJSON *o, const char *prefix)
+{
+        const cJSON *v;
+
+        cJSON_ArrayForEach(v, o)
+        {
+                _cleanup_(freep) char *key = NULL;
+
+                if (asprintf(&key, "%s%s", prefix, v->string ? v->string : "?") < 0)
+                        return;
+                if (cJSON_IsObject(v)) {
+                        _cleanup_(freep) char *sub = NULL;
+
+                        if (asprintf(&sub, "%s.", key) < 0)
+                                return;
+                        print_flat(v, sub);
+                        continue;
+                }
+                printf("%s: ", key);
+                if (cJSON_IsArray(v)) {
+                        const cJSON *e;
+                        const char *sep = "";
+
+                        if (cJSON_GetArraySize(v) == 0)
+                                fputs("-", stdout);
+                        cJSON_ArrayForEach(e, v)
+                        {
+                                _cleanup_(freep) char *t = value_to_text(e);
+
+                                fputs(sep, stdout);
+                                put_sanitized(stdout, t ? t : "?", false);
+                                sep = ", ";
+                        }
+                } else {
+                        _cleanup_(freep) char *t = NULL;
+
+                        if (cJSON_IsNumber(v) && v->valuedouble == (double)(int64_t)v->valuedouble)
+                                printf("%" PRId64, (int64_t)v->valuedouble);
+                        else if (cJSON_IsBool(v))
+                                fputs(cJSON_IsTrue(v) ? "yes" : "no", stdout);
+                        else {
+                                t = value_to_text(v);
+                                put_sanitized(stdout, t ? t : "?", false);
+                        }
+                }
+                putchar('\n');
+        }
+}
+
+static int cmd_status(Ctl *ctl, const Command *cmd, int argc, char **argv)
+{
+        _cleanup_(cjson_deletep) cJSON *res = NULL;
+        int r, ex;
+
+        if (simple_args(ctl, cmd, argc, argv, 0, &ex) < 0)
+                return ex;
+        /* daemon.status takes no params, not even user_id. */
+        r = ctl_call(ctl, "daemon.status", NULL, &res);
+        if (r != EXIT_OK)
+                return r;
+        if (ctl->json)
+                print_json(res);
+        else
+                print_flat(res, "");
+        return EXIT_OK;
+}
+
+static int cmd_help(Ctl *ctl, const Command *cmd, int argc, char **argv);
+static int cmd_cell(Ctl *ctl, const Command *cmd, int argc, char **argv);
+
+#define EXPECT_HELP "  --expect-revision N   fail with exit code 5 unless the notebook is at revision N\n"
+
+static const Command commands[] = {
+        { "list", "", "Lists the user's notebooks: ID, NAME, CELLS, REV, UPDATED.\n", cmd_list },
+        { "show", "NOTEBOOK",
+          "Shows a notebook and its cells: index, id, type, status, variables read and written, the\n"
+          "number of outputs, then the code indented, the captured stdout (lines marked '>') and the\n"
+          "error (lines marked '!').\n",
+          cmd_show },
+        { "create", "[--name NAME] [--id ID] [--db-conn STRING] [--ttl UNIXTIME]",
+          "Creates a notebook (the id is a new UUID unless --id is given).\n"
+          "  --name NAME           the notebook's name\n"
+          "  --id ID               the notebook id\n"
+          "  --db-conn STRING      the database connection string\n"
+          "  --ttl UNIXTIME        expiry time, Unix seconds\n",
+          cmd_create },
+        { "rename", "NOTEBOOK NAME [--expect-revision N]", "Renames a notebook.\n" EXPECT_HELP, cmd_rename },
+        { "update",
+          "NOTEBOOK [--name NAME|--no-name] [--db-conn STRING|--no-db-conn] [--ttl UNIXTIME|--no-ttl] "
+          "[--expect-revision N]",
+          "Changes a notebook's name, connection string or expiry; the --no- forms clear "
+          "them.\n" EXPECT_HELP,
+          cmd_update },
+        { "rm", "NOTEBOOK [--expect-revision N]", "Deletes a notebook.\n" EXPECT_HELP, cmd_rm },
+        { "cell", "add|edit|rm|mv ...",
+          "Cell commands:\n"
+          "  cell add NOTEBOOK [OPTIONS] [-]\n"
+          "  cell edit NOTEBOOK CELL [OPTIONS] [-]\n"
+          "  cell rm NOTEBOOK CELL [--expect-revision N]\n"
+          "  cell mv NOTEBOOK CELL (--position N | --after CELL | --first) [--expect-revision N]\n"
+          "Run 'notebookctl cell COMMAND --help' for each.\n",
+          cmd_cell },
+        { "cell add",
+          "NOTEBOOK [--type python|sql] [--code CODE | --file PATH | -] [--position N | --after CELL] [--id "
+          "ID] "
+          "[--expect-revision N]",
+          "Adds a cell (appended unless --position or --after is given).\n"
+          "  --type TYPE           python (the default) or sql\n"
+          "  --code CODE           the cell's code\n"
+          "  --file PATH           read the code from PATH ('-': standard input)\n"
+          "  -                     read the code from standard input; it is also read when it is\n"
+          "                        not a terminal and neither --code nor --file is given\n"
+          "  --position N          the 0-based index the new cell takes\n"
+          "  --after CELL          insert after this cell\n"
+          "  --id ID               the cell id (default: a new UUID)\n" EXPECT_HELP,
+          cmd_cell_add },
+        { "cell edit",
+          "NOTEBOOK CELL [--code CODE | --file PATH | -] [--type T] [--status S] [--stdout S] "
+          "[--error S | --no-error] [--reads A,B] [--writes A,B] [--outputs JSON] [--expect-revision N]",
+          "Changes the given fields of a cell; the others keep their values.\n"
+          "  --code CODE           new code\n"
+          "  --file PATH           read the new code from PATH ('-': standard input)\n"
+          "  -                     read the new code from standard input\n"
+          "  --type TYPE           python or sql\n"
+          "  --status STATUS       idle, running, success or error\n"
+          "  --stdout TEXT         the cell's captured output\n"
+          "  --error TEXT          the cell's error message; --no-error clears it\n"
+          "  --reads A,B           variables the cell reads (comma-separated; \"\" for none)\n"
+          "  --writes A,B          variables the cell writes\n"
+          "  --outputs JSON        a JSON array of {\"mime_type\", \"data\", \"metadata\"} "
+          "objects\n" EXPECT_HELP,
+          cmd_cell_edit },
+        { "cell rm", "NOTEBOOK CELL [--expect-revision N]", "Deletes a cell.\n" EXPECT_HELP, cmd_cell_rm },
+        { "cell mv", "NOTEBOOK CELL (--position N | --after CELL | --first) [--expect-revision N]",
+          "Moves a cell.\n"
+          "  --position N          the 0-based index the cell has after the move\n"
+          "  --after CELL          put it after this (other) cell\n"
+          "  --first               put it at the front\n" EXPECT_HELP,
+          cmd_cell_mv },
+        { "graph", "NOTEBOOK", "Shows the notebook's dependency graph: edges, an execution order, cycles.\n",
+          cmd_graph },
+        { "demo-reset", "[--expect-revision N]",
+          "Rewrites the user's demo notebook (demo-USER) to the current demo content.\n" EXPECT_HELP,
+          cmd_demo_reset },
+        { "status", "", "Shows the daemon's status.\n", cmd_status },
+        { "help", "[COMMAND]", "Shows help for notebookctl or for one command.\n", cmd_help },
+};
+
+static const Command *command_find(const char *name)
+{
+        for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
+                if (streq(commands[i].name, name))
+                        return &commands[i];
+        return NULL;
+}
+
+static void print_main_help(void)
+{
+        printf("Usage: notebookctl [--socket PATH] [--user USER_ID] [--json] COMMAND [ARGS...]\n"
+               "       notebookctl --help | --version\n"
+               "\n"
+               "Talks to notebookd, the notebook daemon.\n"
+               "\n"
+               "Options:\n"
+               "  --socket PATH     the daemon's socket (default: $NOTEBOOKD_SOCKET, else\n"
+               "                    /run/notebookd/notebookd.sock for root,\n"
+               "                    $XDG_RUNTIME_DIR/notebookd/notebookd.sock for others)\n"
+               "  --user USER_ID    act for this user (default: the daemon picks one for you)\n"
+               "  --json            print the daemon's result (or error object) as JSON\n"
+               "  -h, --help        show this help ('notebookctl COMMAND --help' for a command)\n"
+               "  -V, --version     show the version\n"
+               "\n"
+               "Commands:\n"
+               "  list                          list notebooks\n"
+               "  show NOTEBOOK                 show a notebook and its cells\n"
+               "  create [OPTIONS]              create a notebook\n"
+               "  rename NOTEBOOK NAME          rename a notebook\n"
+               "  update NOTEBOOK [OPTIONS]     change name, connection string, ttl\n"
+               "  rm NOTEBOOK                   delete a notebook\n"
+               "  cell add NOTEBOOK [OPTIONS]   add a cell\n"
+               "  cell edit NOTEBOOK CELL ...   change a cell\n"
+               "  cell rm NOTEBOOK CELL         delete a cell\n"
+               "  cell mv NOTEBOOK CELL ...     move a cell\n"
+               "  graph NOTEBOOK                show the cells' dependency graph\n"
+               "  demo-reset                    restore the demo notebook\n"
+               "  status                        show the daemon's status\n"
+               "  help [COMMAND]                show help\n"
+               "Mutating commands take --expect-revision N.\n"
+               "\n"
+               "Exit status:\n"
+               "  0  success\n"
+               "  1  the daemon reported an error (not one below), or a local failure\n"
+               "  2  usage error\n"
+               "  3  cannot connect to the daemon, or the connection failed\n"
+               "  4  not found (-32010)\n"
+               "  5  revision conflict (-32011)\n"
+               "  6  access denied (-32012)\n"
+               "\n"
+               "Environment:\n"
+               "  NOTEBOOKD_SOCKET  the socket to use when --socket is not given\n"
+               "\n"
+               "See notebookctl(1) and doc/protocol.md.\n");
+}
+
+static int cmd_help(Ctl *ctl, const Command *cmd, int argc, char **argv)
+{
+        char name[64];
+        const Command *c;
+
+        if (argc < 2) {
+                print_main_help();
+                return EXIT_OK;
+        }
+        if (argc >= 3 && streq(argv[1], "cell"))
+                snprintf(name, sizeof(name), "cell %s", argv[2]);
+        else
+                snprintf(name, sizeof(name), "%s", argv[1]);
+        c = command_find(name);
+        if (!c)
+                return usage_error(NULL, "unknown command '%s'", name);
+        print_command_help(c);
+        return EXIT_OK;
+}
+
+/* Runs cmd with argv[0] replaced by "notebookctl NAME" (getopt's messages name it). */
+static int command_run(Ctl *ctl, const Command *cmd, int argc, char **argv)
+{
+        _cleanup_(freep) char **args = calloc((size_t)argc + 1, sizeof(char *));
+        _cleanup_(freep) char *arg0 = NULL;
+
+        if (!args || asprintf(&arg0, "notebookctl %s", cmd->name) < 0)
+                return local_error("out of memory");
+        args[0] = arg0;
+        for (int i = 1; i < argc; i++)
+                args[i] = argv[i];
+        optind = 0; /* glibc: start over, forgetting the state of the previous parse */
+        return cmd->run(ctl, cmd, argc, args);
+}
+
+static int cmd_cell(Ctl *ctl, const Command *cmd, int argc, char **argv)
+{
+        char name[64];
+        const Command *sub;
+
+        if (argc < 2 || streq(argv[1], "--help") || streq(argv[1], "-h")) {
+                if (argc < 2)
+                        return usage_error(cmd, "cell needs a command: add, edit, rm or mv");
+                print_command_help(cmd);
+                return EXIT_OK;
+        }
+        snprintf(name, sizeof(name), "cell %s", argv[1]);
+        sub = command_find(name);
+        if (!sub || sub == cmd)
+                return usage_error(cmd, "unknown cell command '%s'", argv[1]);
+        return command_run(ctl, sub, argc - 1, argv + 1);
+}
+
+int main(int argc, char **argv)
+{
+        static const struct option opts[] = {
+                { "help", no_argument, NULL, 'h' },
+                { "version", no_argument, NULL, 'V' },
+                { "socket", required_argument, NULL, OPT_SOCKET },
+                { "user", required_argument, NULL, OPT_USER },
+                { "json", no_argument, NULL, OPT_JSON },
+                OPTIONS_END,
+        };
+        Ctl ctl = { 0 };
+        const Command *cmd;
+        int c, r;
+
+        /* '+': stop at the command name; the command parses the rest. */
+        while ((c = getopt_long(argc, argv, "+hV", opts, NULL)) != -1) {
+                switch (c) {
+                case 'h':
+                        print_main_help();
+                        return EXIT_OK;
+                case 'V':
+                        printf("notebookctl %s\n", PACKAGE_VERSION);
+                        return EXIT_OK;
+                case OPT_SOCKET:
+                        ctl.socket_path = optarg;
+                        break;
+                case OPT_USER:
+                        ctl.user = optarg;
+                        break;
+                case OPT_JSON:
+                        ctl.json = true;
+                        break;
+                default:
+                        fputs("Try 'notebookctl --help'.\n", stderr);
+                        return EXIT_USAGE;
+                }
+        }
+        if (optind >= argc)
+                return usage_error(NULL, "no command given");
+        cmd = command_find(argv[optind]);
+        if (!cmd || strchr(argv[optind], ' '))
+                return usage_error(NULL, "unknown command '%s'", argv[optind]);
+
+        r = command_run(&ctl, cmd, argc - optind, argv + optind);
+        if (fflush(stdout) != 0 && r == EXIT_OK)
+                r = local_error("cannot write output: %s", strerror(errno));
+        ctl_done(&ctl);
+        return r;
+}
