@@ -8,7 +8,7 @@
 #include <sys/un.h>
 
 #include "conf.h"
-#include "limits.h"
+#include "nb-limits.h"
 #include "log.h"
 #include "util.h"
 
@@ -49,8 +49,9 @@ struct ConfParser {
         size_t n_bindings_alloc;
 };
 
-static void conf_report(ConfParser *p, unsigned line, const char *fmt, ...) _printf_(3, 4);
-static void conf_report(ConfParser *p, unsigned line, const char *fmt, ...)
+/* Reports a problem on the current line. */
+static void conf_report(ConfParser *p, const char *fmt, ...) _printf_(2, 3);
+static void conf_report(ConfParser *p, const char *fmt, ...)
 {
         char msg[CONF_ERROR_MAX];
         va_list ap;
@@ -61,7 +62,7 @@ static void conf_report(ConfParser *p, unsigned line, const char *fmt, ...)
         va_start(ap, fmt);
         vsnprintf(msg, sizeof(msg), fmt, ap);
         va_end(ap);
-        p->report(p->userdata, p->path, line, msg);
+        p->report(p->userdata, p->path, p->line, msg);
 }
 
 /* Values quoted in messages are cut, so that one long line does not drown the rest. */
@@ -131,11 +132,11 @@ static int conf_set_path(ConfParser *p, const char *value, const char *key, char
         char *copy;
 
         if (value[0] != '/') {
-                conf_report(p, p->line, "%s must be an absolute path, got '%.*s%s'", key, QUOTE(value));
+                conf_report(p, "%s must be an absolute path, got '%.*s%s'", key, QUOTE(value));
                 return -EINVAL;
         }
         if (strlen(value) >= CONF_PATH_MAX) {
-                conf_report(p, p->line, "%s is longer than %d bytes", key, CONF_PATH_MAX - 1);
+                conf_report(p, "%s is longer than %d bytes", key, CONF_PATH_MAX - 1);
                 return -EINVAL;
         }
         copy = strdup(value);
@@ -156,7 +157,7 @@ static int conf_parse_socket(ConfParser *p, const char *value)
         struct sockaddr_un sa;
 
         if (value[0] == '/' && strlen(value) >= sizeof(sa.sun_path)) {
-                conf_report(p, p->line, "socket path is longer than %zu bytes, too long for a Unix socket",
+                conf_report(p, "socket path is longer than %zu bytes, too long for a Unix socket",
                             sizeof(sa.sun_path) - 1);
                 return -EINVAL;
         }
@@ -170,7 +171,7 @@ static int conf_parse_durability(ConfParser *p, const char *value)
         else if (streq(value, "normal"))
                 p->config->durability_full = false;
         else {
-                conf_report(p, p->line, "durability must be 'full' or 'normal', got '%.*s%s'", QUOTE(value));
+                conf_report(p, "durability must be 'full' or 'normal', got '%.*s%s'", QUOTE(value));
                 return -EINVAL;
         }
         return 0;
@@ -181,7 +182,7 @@ static int conf_parse_max_line_bytes(ConfParser *p, const char *value)
         uint64_t v;
 
         if (parse_uint64(value, &v) < 0 || v < MAX_LINE_BYTES_MIN || v > CONF_MAX_LINE_BYTES_HIGH) {
-                conf_report(p, p->line, "max_line_bytes must be a number from %u to %u, got '%.*s%s'",
+                conf_report(p, "max_line_bytes must be a number from %u to %u, got '%.*s%s'",
                             MAX_LINE_BYTES_MIN, CONF_MAX_LINE_BYTES_HIGH, QUOTE(value));
                 return -EINVAL;
         }
@@ -195,7 +196,7 @@ static int conf_parse_log_level(ConfParser *p, const char *value)
 
         /* emerg and alert are for the whole system, not for one daemon's chatter. */
         if (level < LOG_CRIT) {
-                conf_report(p, p->line,
+                conf_report(p,
                             "log_level must be one of debug, info, notice, warning, err, crit; got '%.*s%s'",
                             QUOTE(value));
                 return -EINVAL;
@@ -289,12 +290,11 @@ static int conf_parse_admin_group(ConfParser *p, const char *value)
         if (r == -ENOMEM)
                 return r;
         if (r == -ESRCH) {
-                conf_report(p, p->line, "admin_group: no such group '%.*s%s'", QUOTE(value));
+                conf_report(p, "admin_group: no such group '%.*s%s'", QUOTE(value));
                 return -EINVAL;
         }
         if (r < 0) {
-                conf_report(p, p->line, "admin_group: cannot look up group '%.*s%s': %s", QUOTE(value),
-                            strerror(-r));
+                conf_report(p, "admin_group: cannot look up group '%.*s%s': %s", QUOTE(value), strerror(-r));
                 return -EINVAL;
         }
         p->config->have_admin_gid = true;
@@ -316,17 +316,17 @@ static int conf_daemon_key(ConfParser *p, const char *key, const char *value)
                 if (!streq(key, daemon_keys[i].name))
                         continue;
                 if (p->daemon_key_lines[i] > 0) {
-                        conf_report(p, p->line, "%s is already set on line %u", key, p->daemon_key_lines[i]);
+                        conf_report(p, "%s is already set on line %u", key, p->daemon_key_lines[i]);
                         return -EINVAL;
                 }
                 p->daemon_key_lines[i] = p->line;
                 if (!*value) {
-                        conf_report(p, p->line, "%s: missing value", key);
+                        conf_report(p, "%s: missing value", key);
                         return -EINVAL;
                 }
                 return daemon_keys[i].parse(p, value);
         }
-        conf_report(p, p->line, "unknown key '%.*s%s' in section [daemon]", QUOTE(key));
+        conf_report(p, "unknown key '%.*s%s' in section [daemon]", QUOTE(key));
         return -EINVAL;
 }
 
@@ -359,7 +359,7 @@ static int conf_parse_user_ids(ConfParser *p, char *value, char ***ret, size_t *
         bool bad = false;
 
         if (!*value) {
-                conf_report(p, p->line, "no user_id given");
+                conf_report(p, "no user_id given");
                 return -EINVAL;
         }
         for (char *item = value, *next; item; item = next) {
@@ -370,7 +370,7 @@ static int conf_parse_user_ids(ConfParser *p, char *value, char ***ret, size_t *
                         *next++ = 0;
                 id = conf_strip(item);
                 if (!conf_user_id_is_valid(id)) {
-                        conf_report(p, p->line,
+                        conf_report(p,
                                     "invalid user_id '%.*s%s': it must be 1 to %d bytes of UTF-8 without "
                                     "control characters or '/'",
                                     QUOTE(id), MAX_USER_ID_BYTES);
@@ -379,7 +379,7 @@ static int conf_parse_user_ids(ConfParser *p, char *value, char ***ret, size_t *
                 }
                 for (size_t i = 0; i < n; i++)
                         if (streq(ids[i], id)) {
-                                conf_report(p, p->line, "user_id '%s' is listed twice", id);
+                                conf_report(p, "user_id '%s' is listed twice", id);
                                 bad = true;
                                 break;
                         }
@@ -424,15 +424,14 @@ static int conf_users_key(ConfParser *p, const char *key, char *value)
                 if (r == -ENOMEM)
                         return r;
                 if (r == -ESRCH)
-                        conf_report(p, p->line, "no such user '%.*s%s'", QUOTE(key));
+                        conf_report(p, "no such user '%.*s%s'", QUOTE(key));
                 else if (r < 0)
-                        conf_report(p, p->line, "cannot look up user '%.*s%s': %s", QUOTE(key),
-                                    strerror(-r));
+                        conf_report(p, "cannot look up user '%.*s%s': %s", QUOTE(key), strerror(-r));
         }
         if (r == 0) {
                 other = config_find_uid(c, uid);
                 if (other) {
-                        conf_report(p, p->line, "uid %u is already bound on line %u", (unsigned)uid,
+                        conf_report(p, "uid %u is already bound on line %u", (unsigned)uid,
                                     p->binding_lines[other - c->bindings]);
                         r = -EINVAL;
                 }
@@ -482,12 +481,12 @@ static int conf_parse_section(ConfParser *p, char *s)
         char *end = strchr(s, ']'), *name;
 
         if (!end) {
-                conf_report(p, p->line, "section header without ']'");
+                conf_report(p, "section header without ']'");
                 p->section = SECTION_UNKNOWN;
                 return -EINVAL;
         }
         if (*conf_strip(end + 1)) {
-                conf_report(p, p->line, "unexpected text after section header");
+                conf_report(p, "unexpected text after section header");
                 p->section = SECTION_UNKNOWN;
                 return -EINVAL;
         }
@@ -498,7 +497,7 @@ static int conf_parse_section(ConfParser *p, char *s)
         else if (streq(name, "users"))
                 p->section = SECTION_USERS;
         else {
-                conf_report(p, p->line, "unknown section [%.*s%s]", QUOTE(name));
+                conf_report(p, "unknown section [%.*s%s]", QUOTE(name));
                 p->section = SECTION_UNKNOWN;
                 return -EINVAL;
         }
@@ -520,20 +519,20 @@ static int conf_parse_line(ConfParser *p, char *line)
 
         eq = strchr(s, '=');
         if (!eq) {
-                conf_report(p, p->line, "expected 'key = value' or '[section]'");
+                conf_report(p, "expected 'key = value' or '[section]'");
                 return -EINVAL;
         }
         *eq = 0;
         key = conf_strip(s);
         value = conf_strip(eq + 1);
         if (!*key) {
-                conf_report(p, p->line, "missing key before '='");
+                conf_report(p, "missing key before '='");
                 return -EINVAL;
         }
 
         switch (p->section) {
         case SECTION_NONE:
-                conf_report(p, p->line, "key '%.*s%s' outside of any section", QUOTE(key));
+                conf_report(p, "key '%.*s%s' outside of any section", QUOTE(key));
                 return -EINVAL;
         case SECTION_UNKNOWN:
                 return 0;
@@ -638,9 +637,9 @@ int config_load(const char *path, ConfigErrorFunc report, void *userdata, Config
                 p.line++;
                 s[n] = 0;
                 if (n > CONF_MAX_LINE_BYTES)
-                        conf_report(&p, p.line, "line is longer than %u bytes", CONF_MAX_LINE_BYTES);
+                        conf_report(&p, "line is longer than %u bytes", CONF_MAX_LINE_BYTES);
                 else if (strlen(s) != n)
-                        conf_report(&p, p.line, "line contains a NUL byte");
+                        conf_report(&p, "line contains a NUL byte");
                 else {
                         r = conf_parse_line(&p, s);
                         if (r == -ENOMEM)

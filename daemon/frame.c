@@ -40,7 +40,9 @@ static void frame_set_offset(FrameReader *f, size_t off)
 
 static size_t frame_max_alloc(const FrameReader *f)
 {
-        /* A whole line, its newline, and one read more. */
+        /* A whole line, its newline, and one read more; a limit near SIZE_MAX must not wrap. */
+        if (f->max_line > SIZE_MAX / 2)
+                return SIZE_MAX / 2;
         return f->max_line + 1 + FRAME_READ_CHUNK;
 }
 
