@@ -7,6 +7,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <poll.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -18,10 +19,6 @@
 #include <unistd.h>
 
 #include "nbclient.h"
-
-/* Not <limits.h>: AM_CPPFLAGS puts daemon/ on the include path, and daemon/limits.h shadows it. */
-#define INT_MAX_ INT32_MAX
-#define INT_MIN_ INT32_MIN
 
 /* The client library stands alone (it must not link daemon code), so it carries its own copies
  * of the few cleanup helpers it needs. */
@@ -227,7 +224,7 @@ static int wait_fd(int fd, short events, int64_t deadline)
                         int64_t left = deadline - now_msec();
                         if (left <= 0)
                                 return -ETIMEDOUT;
-                        t = left > INT_MAX_ ? INT_MAX_ : (int)left;
+                        t = left > INT_MAX ? INT_MAX : (int)left;
                 }
                 n = poll(&p, 1, t);
                 if (n < 0) {
@@ -365,7 +362,7 @@ static int reply_validate(const cJSON *msg, uint64_t *ret_id)
                 const cJSON *message = cJSON_GetObjectItemCaseSensitive(error, "message");
 
                 if (!cJSON_IsObject(error) || !cJSON_IsNumber(code) || !cJSON_IsString(message) ||
-                    code->valuedouble < INT_MIN_ || code->valuedouble > INT_MAX_ ||
+                    code->valuedouble < INT_MIN || code->valuedouble > INT_MAX ||
                     code->valuedouble != (double)(int)code->valuedouble)
                         return -EPROTO;
         } else if (*ret_id == 0)
@@ -534,7 +531,6 @@ int nb_client_recv(NbClient *c, uint64_t *ret_id, cJSON **ret_result, NbError *e
 {
         cJSON *msg;
         uint64_t id;
-        int r;
 
         if (!c)
                 return -EINVAL;
@@ -552,7 +548,7 @@ int nb_client_recv(NbClient *c, uint64_t *ret_id, cJSON **ret_result, NbError *e
                         return -ENOTCONN;
                 if (c->in_flight == 0)
                         return -EALREADY;
-                r = reply_read(c, &id, &msg);
+                int r = reply_read(c, &id, &msg);
                 if (r < 0)
                         return client_fail(c, r);
         }

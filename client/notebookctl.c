@@ -490,7 +490,6 @@ static cJSON *split_names(const char *s)
                 size_t n = e ? (size_t)(e - p) : strlen(p);
                 const char *b = p;
                 _cleanup_(freep) char *name = NULL;
-                cJSON *item;
 
                 while (n > 0 && (*b == ' ' || *b == '\t')) {
                         b++;
@@ -499,6 +498,8 @@ static cJSON *split_names(const char *s)
                 while (n > 0 && (b[n - 1] == ' ' || b[n - 1] == '\t'))
                         n--;
                 if (n > 0) {
+                        cJSON *item;
+
                         name = strndup(b, n);
                         item = name ? cJSON_CreateString(name) : NULL;
                         if (!item)

@@ -56,9 +56,10 @@ int model_check_keys(const cJSON *obj, const char *const *allowed, ModelError *e
                                 found = true;
                                 break;
                         }
+                /* The name lives as long as the request, which outlives the error reply. */
                 if (!found)
-                        return model_error(e, RPC_INVALID_PARAMS, NULL, -1, "Unknown parameter \"%.64s\".",
-                                           item->string);
+                        return model_error(e, RPC_INVALID_PARAMS, item->string, -1,
+                                           "Unknown parameter \"%.64s\".", item->string);
         }
         return 0;
 }

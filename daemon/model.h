@@ -34,7 +34,7 @@ enum {
 /* What is wrong with a peer's input, for the error reply. */
 typedef struct ModelError {
         int code;
-        const char *param; /* static string or NULL */
+        const char *param; /* NULL, a static string, or a key of the request being handled */
         long long limit;   /* -1 when none */
         char message[256];
 } ModelError;

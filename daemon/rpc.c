@@ -841,7 +841,9 @@ int rpc_handle(Rpc *rpc, const RpcPeer *peer, const char *line, size_t len, RpcR
         if (r < 0)
                 return ret->text ? 0 : -ENOMEM;
 
-        req = cJSON_ParseWithLength(line, len);
+        /* The terminating NUL is part of the length so that cJSON refuses anything after the
+         * value ("{...} {...}" on one line is not one request). */
+        req = cJSON_ParseWithLengthOpts(line, len + 1, NULL, true);
         ret->failed = !cJSON_IsObject(req);
         if (!req) {
                 ret->text = rpc_error_line(RPC_PARSE_ERROR, "The request is not valid JSON.", NULL, 0);

@@ -41,7 +41,8 @@ typedef struct RpcReply {
 
 void rpc_reply_done(RpcReply *r);
 
-/* Handles one request line (as framed, without '\n'). Returns 0 with *ret filled, or -ENOMEM. */
+/* Handles one request line (as framed: without '\n', and line[len] must be NUL). Returns 0 with
+ * *ret filled, or -ENOMEM. */
 int rpc_handle(Rpc *rpc, const RpcPeer *peer, const char *line, size_t len, RpcReply *ret);
 
 /* An error reply with a null id, for errors found before a request could be parsed: oversize

@@ -71,12 +71,26 @@ notebookd=$build/notebookd
 notebookctl=$build/notebookctl
 
 ctl() { "$notebookctl" ${ctl_args[@]+"${ctl_args[@]}"} "$@"; }
-# Shows the command as a user would type it, then runs it.
+# An argument as a user would type it: bare if it is plain, else in single quotes.
+quote() {
+        if [[ "$1" =~ ^[A-Za-z0-9_./,:=@%+-]+$ ]]; then
+                printf '%s' "$1"
+        else
+                printf "'%s'" "${1//\'/\'\\\'\'}"
+        fi
+}
+# Shows the command as a user would type it.
+show_cmd() {
+        local a
+        printf '%s$ build/notebookctl' "$bold"
+        for a in ${ctl_args[@]+"${ctl_args[@]}"} "$@"; do
+                printf ' %s' "$(quote "$a")"
+        done
+        printf '%s\n' "$reset"
+}
 show_run() {
-        printf '%s$ build/notebookctl%s' "$bold" "$reset"
-        printf ' %q' ${ctl_args[@]+"${ctl_args[@]}"} "$@"
-        printf '\n'
-        ctl "$@"
+        show_cmd "$@"
+        ctl "$@" </dev/null
 }
 
 # --- 2. the daemon ------------------------------------------------------------------------------
@@ -142,29 +156,36 @@ if ctl show "$demo" >/dev/null 2>&1; then
         had_demo=1
 fi
 
-heading "1. List your notebooks (user '$user'). The first list provisions $blank and $demo."
+if [ -z "$had_demo" ]; then
+        heading "1. List your notebooks (user '$user'). The first list provisions $blank and $demo."
+else
+        heading "1. List your notebooks (user '$user'; $blank and $demo were provisioned by an earlier run)"
+fi
 show_run list
 
 if [ -n "$had_demo" ] || ! ctl show "$demo" >/dev/null 2>&1; then
-        heading "   $demo exists from an earlier run: reset it to the original demo content"
-        show_run demo-reset >/dev/null
-        note "done (its revision number keeps growing: it is the same notebook)"
+        heading "   Reset $demo to the original demo content, undoing the earlier run's changes"
+        show_cmd demo-reset
+        ctl demo-reset </dev/null >/dev/null
+        note "(done; the revision keeps counting up: it is the same notebook)"
 fi
 
 heading "2. Show the demo notebook: six cells, with the variables each reads and writes"
 show_run show "$demo"
 
-heading "3. Add a cell at the end that reads x and y (written by cells 1 and 2) and writes z"
-show_run cell add "$demo" --id quickstart-z --code 'z = x * y' --reads x,y --writes z
+heading "3. Add a cell at the end (the reply comes once the change is committed to disk)"
+show_run cell add "$demo" --id quickstart-z --code 'z = x * y'
 
-heading "4. Edit that cell: new code, and it now also reads df (written by cell 4)"
-show_run cell edit "$demo" quickstart-z --code 'z = x * y + len(df)' --reads x,y,df
+heading "4. Edit that cell: new code, and the variables it reads (x, y, df) and writes (z)"
+note "(notebookd does not run code; a front end reports what each cell reads and writes)"
+show_run cell edit "$demo" quickstart-z --code 'z = x * y + len(df)' --reads x,y,df --writes z
 
 heading "5. The dependency graph: which cell feeds which, in a topological order"
 show_run graph "$demo"
 
 heading "6. Daemon status"
 show_run status
+database=$(ctl --json status </dev/null | /usr/bin/python3 -c 'import json, sys; print(json.load(sys.stdin).get("database", ""))' || true)
 
 # --- 4. where things are ------------------------------------------------------------------------
 heading "notebookd keeps running in the background"
@@ -172,7 +193,7 @@ if [ -n "$pid" ]; then
         cat <<EOF
   pid       $pid   (also in $pidfile)
   socket    $socket
-  database  $state_dir/notebookd.db
+  database  ${database:-$state_dir/notebookd.db}
   log       $logfile
 
   Try:      build/notebookctl --help

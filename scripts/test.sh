@@ -145,6 +145,8 @@ if has_stage asan; then
         asan_cflags="-O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined"
         export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1
         export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
+        # Sanitized binaries run a few times slower: stretch the integration tests' timeouts.
+        export NB_TIMEOUT_SCALE=${NB_TIMEOUT_SCALE:-3}
         # configure's own test programs run with these options as well; they are leak-free.
         if step "configure (build-asan/, ASan+UBSan)" \
                 env -C build-asan ../configure --quiet CFLAGS="$asan_cflags" \

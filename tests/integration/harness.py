@@ -486,13 +486,13 @@ class Daemon:
                 state = "running" if self.alive() else f"exited ({self.proc.returncode if self.proc else 'never started'})"
                 return f"notebookd {self.socket}: {state}; stderr tail:\n{self.stderr_tail()}"
 
-        def serving(self):
+        def serving(self, timeout=None):
                 """(bool, detail): the process is alive and a new connection gets a correct
                 daemon.status reply."""
                 if not self.alive():
                         return False, f"daemon not running (status {self.proc.returncode if self.proc else None})"
                 try:
-                        with self.client(timeout=tmo(10)) as c:
+                        with self.client(timeout=tmo(10) if timeout is None else timeout) as c:
                                 r = c.rpc("daemon.status")
                                 if r.get("pid") != self.proc.pid:
                                         return False, f"daemon.status pid {r.get('pid')} != {self.proc.pid}"

@@ -520,7 +520,6 @@ static void test_transport_errors(void)
         cJSON *res = NULL;
         NbClient *c;
         pid_t pid;
-        int r;
 
         c = server_start(srv_hangup_mid_reply, &pid);
         is_int(nb_client_call(c, "m", NULL, &res, NULL), -ECONNRESET, "hang-up mid-reply: -ECONNRESET");
@@ -553,6 +552,7 @@ static void test_transport_errors(void)
         {
                 cJSON *p = cJSON_CreateObject();
                 char *big = malloc(4 * 1024 * 1024);
+                int r;
 
                 memset(big, 'z', 4 * 1024 * 1024 - 1);
                 big[4 * 1024 * 1024 - 1] = 0;
@@ -615,7 +615,7 @@ static void test_deep_pipeline(void)
 
 static void test_default_path(void)
 {
-        char *p, want[128];
+        char *p;
 
         setenv("NOTEBOOKD_SOCKET", "/tmp/elsewhere.sock", 1);
         p = nb_default_socket_path();
@@ -637,6 +637,8 @@ static void test_default_path(void)
                 is_str(p, "/run/notebookd/notebookd.sock",
                        "root without XDG_RUNTIME_DIR: the system socket");
         else {
+                char want[128];
+
                 snprintf(want, sizeof(want), "/run/user/%u/notebookd/notebookd.sock", (unsigned)geteuid());
                 is_str(p, want, "user without XDG_RUNTIME_DIR: /run/user/UID");
         }
