@@ -2,6 +2,7 @@
 #include <getopt.h>
 #include <signal.h>
 #include <stdio.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <systemd/sd-daemon.h>
 #include <systemd/sd-event.h>
@@ -168,6 +169,17 @@ static int run(int argc, char **argv)
         r = parse_argv(argc, argv, &args);
         if (r <= 0)
                 return r < 0 ? 2 : 0;
+
+        /* Every peer costs a descriptor: take all the kernel allows this process (as systemd does for
+         * its services), so the soft limit does not cap MAX_CONNECTIONS. */
+        {
+                struct rlimit rl;
+
+                if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+                        rl.rlim_cur = rl.rlim_max;
+                        (void)setrlimit(RLIMIT_NOFILE, &rl);
+                }
+        }
         if (args.log_level >= 0)
                 log_set_max_level(args.log_level);
 

@@ -190,10 +190,12 @@ static int outputs_check(const cJSON *v, ModelError *e)
                 mime = cJSON_GetObjectItemCaseSensitive(o, "mime_type");
                 data = cJSON_GetObjectItemCaseSensitive(o, "data");
                 meta = cJSON_GetObjectItemCaseSensitive(o, "metadata");
-                if (!cJSON_IsString(mime) || !*mime->valuestring ||
-                    strlen(mime->valuestring) > MAX_MIME_TYPE_BYTES || has_control_chars(mime->valuestring))
+                if (!cJSON_IsString(mime) || !*mime->valuestring || has_control_chars(mime->valuestring))
                         return model_error(e, RPC_INVALID_PARAMS, "outputs", -1,
-                                           "An output's \"mime_type\" must be a string of 1 to %d bytes.",
+                                           "An output's \"mime_type\" must be a non-empty string.");
+                if (strlen(mime->valuestring) > MAX_MIME_TYPE_BYTES)
+                        return model_error(e, RPC_TOO_LARGE, "outputs", MAX_MIME_TYPE_BYTES,
+                                           "An output's \"mime_type\" is longer than %d bytes.",
                                            MAX_MIME_TYPE_BYTES);
                 if (!data || !(cJSON_IsString(data) || cJSON_IsObject(data) || cJSON_IsArray(data)))
                         return model_error(e, RPC_INVALID_PARAMS, "outputs", -1,

@@ -1,4 +1,5 @@
 /* SPDX-License-Identifier: MIT */
+#include <fcntl.h>
 #include <grp.h>
 #include <pwd.h>
 #include <stdio.h>
@@ -51,6 +52,8 @@ struct Server {
         bool have_admin_gid;
         gid_t admin_gid;
         bool draining;
+        int reserve_fd; /* kept open to be closed when accept() runs out of descriptors */
+        bool emfile_logged;
         Conn *conns;
         unsigned n_conns;
         Request *queue_head, **queue_tail;
@@ -373,16 +376,35 @@ static int on_accept(sd_event_source *source, int fd, uint32_t revents, void *us
 
         for (;;) {
                 _cleanup_close_ int cfd = accept4(fd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
+                bool got;
                 Conn *c;
                 int r;
 
                 if (cfd < 0) {
                         if (errno == EINTR || errno == ECONNABORTED)
                                 continue;
+                        if ((errno == EMFILE || errno == ENFILE) && s->reserve_fd >= 0) {
+                                /* Out of descriptors: the pending peer would keep the listening
+                                 * socket readable and the loop spinning. Spend the reserve to take
+                                 * it off the queue and close it, then take the reserve back. */
+                                log_full_errno(s->emfile_logged ? LOG_DEBUG : LOG_WARNING, -errno,
+                                               "Out of file descriptors, refusing connections: %m");
+                                s->emfile_logged = true;
+                                closep(&s->reserve_fd);
+                                cfd = accept4(fd, NULL, NULL, SOCK_CLOEXEC);
+                                got = cfd >= 0;
+                                closep(&cfd);
+                                s->reserve_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+                                /* EMFILE comes before the queue is looked at: stop when it is empty. */
+                                if (got)
+                                        continue;
+                                return 0;
+                        }
                         if (errno != EAGAIN)
                                 log_warning_errno(-errno, "accept() failed: %m");
                         return 0;
                 }
+                s->emfile_logged = false;
                 if (s->n_conns >= MAX_CONNECTIONS) {
                         log_warning("Too many connections (%d), refusing one.", MAX_CONNECTIONS);
                         continue;
@@ -536,6 +558,7 @@ int server_new(sd_event *event, Rpc *rpc, int listen_fd, size_t max_line, gid_t 
         s->event = sd_event_ref(event);
         s->rpc = rpc;
         s->listen_fd = -1;
+        s->reserve_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
         s->max_line = max_line;
         s->admin_gid = admin_gid;
         s->have_admin_gid = have_admin_gid;
@@ -588,6 +611,7 @@ Server *server_free(Server *s)
         sd_event_source_disable_unref(s->batch);
         sd_event_source_disable_unref(s->retry);
         closep(&s->listen_fd);
+        closep(&s->reserve_fd);
         sd_event_unref(s->event);
         free(s);
         return NULL;

@@ -54,6 +54,7 @@ static inline void closep(int *fd)
         if (*fd >= 0) {
                 int saved = errno;
                 close(*fd);
+                *fd = -1;
                 errno = saved;
         }
 }

@@ -190,14 +190,15 @@ database=$(ctl --json status </dev/null | /usr/bin/python3 -c 'import json, sys;
 # --- 4. where things are ------------------------------------------------------------------------
 heading "notebookd keeps running in the background"
 if [ -n "$pid" ]; then
+        ctl_hint="build/notebookctl${ctl_args[*]:+ ${ctl_args[*]}}"
         cat <<EOF
   pid       $pid   (also in $pidfile)
   socket    $socket
   database  ${database:-$state_dir/notebookd.db}
   log       $logfile
 
-  Try:      build/notebookctl --help
-            build/notebookctl show $blank
+  Try:      $ctl_hint --help
+            $ctl_hint show $blank
   Stop it:  kill $pid        (or: kill \$(cat $pidfile))
             SIGTERM stops it cleanly; everything acknowledged is on disk.
   Again:    ./scripts/quickstart.sh   (stops this daemon first; the data is kept)
