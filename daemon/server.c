@@ -564,6 +564,10 @@ int server_new(sd_event *event, Rpc *rpc, int listen_fd, size_t max_line, gid_t 
         s->have_admin_gid = have_admin_gid;
         s->queue_tail = &s->queue_head;
 
+        /* An inherited socket may be blocking; accept() in the loop must never wait. */
+        r = fcntl(listen_fd, F_GETFL);
+        if (r < 0 || fcntl(listen_fd, F_SETFL, r | O_NONBLOCK) < 0)
+                return -errno;
         r = sd_event_add_io(event, &s->listen_io, listen_fd, EPOLLIN, on_accept, s);
         if (r < 0)
                 return r;
