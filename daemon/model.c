@@ -23,6 +23,153 @@ int model_error(ModelError *e, int code, const char *param, long long limit, con
         return -EINVAL;
 }
 
+/* ---- printing ------------------------------------------------------------------------------ */
+
+typedef struct Buf {
+        char *p;
+        size_t len, alloc;
+        bool oom;
+} Buf;
+
+static void buf_put(Buf *b, const char *s, size_t n)
+{
+        if (b->oom)
+                return;
+        if (b->len + n + 1 > b->alloc) {
+                size_t want = MAX(b->alloc * 2, b->len + n + 1);
+                char *p = realloc(b->p, want);
+
+                if (!p) {
+                        b->oom = true;
+                        return;
+                }
+                b->p = p;
+                b->alloc = want;
+        }
+        memcpy(b->p + b->len, s, n);
+        b->len += n;
+        b->p[b->len] = 0;
+}
+
+static void buf_puts(Buf *b, const char *s)
+{
+        buf_put(b, s, strlen(s));
+}
+
+static void print_string(Buf *b, const char *s)
+{
+        const char *run = s;
+
+        buf_put(b, "\"", 1);
+        for (; *s; s++) {
+                unsigned char c = (unsigned char)*s;
+                char esc[8];
+
+                if (c >= 0x20 && c != '"' && c != '\\')
+                        continue;
+                buf_put(b, run, (size_t)(s - run));
+                run = s + 1;
+                switch (c) {
+                case '"':
+                        buf_puts(b, "\\\"");
+                        break;
+                case '\\':
+                        buf_puts(b, "\\\\");
+                        break;
+                case '\n':
+                        buf_puts(b, "\\n");
+                        break;
+                case '\r':
+                        buf_puts(b, "\\r");
+                        break;
+                case '\t':
+                        buf_puts(b, "\\t");
+                        break;
+                default:
+                        snprintf(esc, sizeof(esc), "\\u%04x", c);
+                        buf_puts(b, esc);
+                }
+        }
+        buf_put(b, run, (size_t)(s - run));
+        buf_put(b, "\"", 1);
+}
+
+static void print_number(Buf *b, double d)
+{
+        char num[40];
+
+        if (!isfinite(d)) {
+                buf_puts(b, "null");
+                return;
+        }
+        if (d == floor(d) && fabs(d) < 1e17)
+                snprintf(num, sizeof(num), "%.0f", d);
+        else
+                for (int prec = 15; prec <= 17; prec++) {
+                        snprintf(num, sizeof(num), "%.*g", prec, d);
+                        if (strtod(num, NULL) == d)
+                                break;
+                }
+        buf_puts(b, num);
+}
+
+static void print_value(Buf *b, const cJSON *v)
+{
+        const cJSON *c;
+
+        if (cJSON_IsNull(v))
+                buf_puts(b, "null");
+        else if (cJSON_IsFalse(v))
+                buf_puts(b, "false");
+        else if (cJSON_IsTrue(v))
+                buf_puts(b, "true");
+        else if (cJSON_IsNumber(v))
+                print_number(b, v->valuedouble);
+        else if (cJSON_IsString(v))
+                print_string(b, v->valuestring ? v->valuestring : "");
+        else if (cJSON_IsArray(v) || cJSON_IsObject(v)) {
+                bool obj = cJSON_IsObject(v);
+
+                buf_put(b, obj ? "{" : "[", 1);
+                for (c = v->child; c; c = c->next) {
+                        if (c != v->child)
+                                buf_put(b, ",", 1);
+                        if (obj) {
+                                print_string(b, c->string ? c->string : "");
+                                buf_put(b, ":", 1);
+                        }
+                        print_value(b, c);
+                }
+                buf_put(b, obj ? "}" : "]", 1);
+        } else
+                buf_puts(b, "null"); /* raw and invalid items never come from parsing */
+}
+
+char *model_json_print(const cJSON *v, bool newline)
+{
+        Buf b = { 0 };
+
+        print_value(&b, v);
+        if (newline)
+                buf_put(&b, "\n", 1);
+        if (b.oom) {
+                free(b.p);
+                return NULL;
+        }
+        return b.p;
+}
+
+/* Numbers too large for a double (1e999) parse as infinity, which JSON cannot carry back. */
+static bool json_all_finite(const cJSON *v)
+{
+        if (cJSON_IsNumber(v))
+                return isfinite(v->valuedouble);
+        for (const cJSON *c = v->child; c; c = c->next)
+                if (!json_all_finite(c))
+                        return false;
+        return true;
+}
+
 static bool has_control_chars(const char *s)
 {
         for (; *s; s++)
@@ -204,7 +351,10 @@ static int outputs_check(const cJSON *v, ModelError *e)
                         return model_error(e, RPC_INVALID_PARAMS, "outputs", -1,
                                            "An output's \"metadata\" must be an object.");
         }
-        text = cJSON_PrintUnformatted(v);
+        if (!json_all_finite(v))
+                return model_error(e, RPC_INVALID_PARAMS, "outputs", -1,
+                                   "A number in \"outputs\" is too large to store.");
+        text = model_json_print(v, false);
         if (!text)
                 return -ENOMEM;
         if (strlen(text) > MAX_OUTPUTS_BYTES)

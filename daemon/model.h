@@ -42,6 +42,12 @@ typedef struct ModelError {
 int model_error(ModelError *e, int code, const char *param, long long limit, const char *fmt, ...)
         __attribute__((format(printf, 5, 6)));
 
+/* Serialises v compactly, like cJSON_PrintUnformatted(), but every number comes back exactly as
+ * the double it is (cJSON keeps 15 digits and loses the rest): the shortest of 15 to 17 digits
+ * that round-trips, integers in full. Non-finite numbers print as null; model_cell_fields() never
+ * lets one in. With newline, a '\n' ends the text (a protocol line). NULL on OOM. */
+char *model_json_print(const cJSON *v, bool newline);
+
 bool model_id_valid(const char *s, size_t max_bytes);
 bool model_user_id_valid(const char *s);
 

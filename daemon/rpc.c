@@ -44,20 +44,7 @@ void rpc_reply_done(RpcReply *r)
 
 static char *print_line(cJSON *msg)
 {
-        char *text = cJSON_PrintUnformatted(msg), *line;
-        size_t n;
-
-        if (!text)
-                return NULL;
-        n = strlen(text);
-        line = realloc(text, n + 2);
-        if (!line) {
-                free(text);
-                return NULL;
-        }
-        line[n] = '\n';
-        line[n + 1] = 0;
-        return line;
+        return model_json_print(msg, true);
 }
 
 static cJSON *envelope(const cJSON *id)

@@ -231,7 +231,7 @@ static int bind_json(sqlite3_stmt *st, int i, const cJSON *v)
                 sqlite3_bind_null(st, i);
                 return 0;
         }
-        text = cJSON_PrintUnformatted(v);
+        text = model_json_print(v, false);
         if (!text)
                 return -ENOMEM;
         sqlite3_bind_text(st, i, text, -1, free);

@@ -93,6 +93,25 @@ check_suite() {
         count "$dir/test-suite.log"
 }
 
+# distcheck repeats configure, build, check, install and distclean in a copy of the tarball: its
+# output goes to build/distcheck.log, and only its test summary and verdict are shown (all of the
+# log's end, and the failed tests' logs, when it fails).
+distcheck() {
+        local name="make distcheck (build/)" log=build/distcheck.log f
+        # shellcheck disable=SC2016 # expanded by the inner shell
+        if step "$name" bash -c 'make -C build -j"$1" distcheck DISTCHECK_CONFIGURE_FLAGS=--enable-werror >"$2" 2>&1' \
+                _ "$jobs" "$log"; then
+                grep -B1 -A9 '^Testsuite summary' "$log" || true
+                grep -A2 'archives ready for distribution' "$log" || true
+        else
+                heading "end of $log"
+                tail -n 150 "$log"
+                for f in build/notebookd-*/_build/sub/test-suite.log; do
+                        show_log "$f"
+                done
+        fi
+}
+
 heading "dependencies"
 if ! scripts/install-deps.sh; then
         echo "test.sh: installing the dependencies failed; nothing can be built." >&2
@@ -121,11 +140,7 @@ if has_stage check || has_stage distcheck; then
                         fi
                         if has_stage distcheck; then
                                 if [ ${#failed[@]} -eq 0 ]; then
-                                        step "make distcheck (build/)" make -C build -j"$jobs" distcheck \
-                                                DISTCHECK_CONFIGURE_FLAGS=--enable-werror ||
-                                                for f in build/notebookd-*/_build/sub/test-suite.log; do
-                                                        show_log "$f"
-                                                done
+                                        distcheck
                                 else
                                         skip "make distcheck (build/)" "make check passing"
                                 fi

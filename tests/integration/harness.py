@@ -49,6 +49,24 @@ class TAP:
                 self.case_name = None
                 self.on_failure = []  # callables returning diagnostic text (daemon logs)
                 sys.stdout.reconfigure(line_buffering=True)
+                # An exception outside any case (set-up code) or a hang still ends in valid TAP: a
+                # failed test, the plan, a nonzero exit status.
+                sys.excepthook = self._unhandled
+                signal.signal(signal.SIGALRM, self._timed_out)
+                signal.alarm(int(tmo(float(os.environ.get("NB_TEST_TIMEOUT", "300")))))
+                raise_fd_limit()
+
+        def _unhandled(self, typ, value, tb):
+                self.ok(False, "unhandled exception outside a test case",
+                        "".join(traceback.format_exception(typ, value, tb)))
+                self.dump_failure_diags()
+                self.done()
+
+        def _timed_out(self, signum, frame):
+                self.ok(False, "the test file took longer than NB_TEST_TIMEOUT",
+                        "".join(traceback.format_stack(frame)))
+                self.dump_failure_diags()
+                self.done()
 
         def diag(self, text):
                 for line in str(text).splitlines() or [""]:
@@ -134,6 +152,23 @@ class TAP:
                 cleanup_all()
                 sys.stdout.flush()
                 os._exit(0)
+
+
+def raise_fd_limit():
+        """Soft RLIMIT_NOFILE up to the hard one: tests open more than 1024 connections, and the
+        daemons started from here inherit the limit."""
+        import resource
+        soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+        if hard == resource.RLIM_INFINITY or hard > soft:
+                try:
+                        resource.setrlimit(resource.RLIMIT_NOFILE, (hard if hard != resource.RLIM_INFINITY else 65536, hard))
+                except (ValueError, OSError):
+                        pass
+
+
+def fd_limit():
+        import resource
+        return resource.getrlimit(resource.RLIMIT_NOFILE)[0]
 
 
 def short(v, limit=600):

@@ -4,6 +4,7 @@
 import grp
 import json
 import os
+import pwd
 import shutil
 import stat
 import sys
@@ -72,11 +73,11 @@ def as_uid(uid, argv, groups=None):
         return run(pre + argv, timeout=tmo(20))
 
 
-def rpc_as(uid, calls, groups=None):
+def rpc_as(uid, calls, groups=None, daemon=None):
         """calls: list of (method, params); returns the replies (or raises)."""
         reqs = [{"jsonrpc": "2.0", "id": i, "method": m, **({"params": p} if p is not None else {})}
                 for i, (m, p) in enumerate(calls)]
-        rc, out, err = as_uid(uid, [PY, "-c", RAW, d.socket, json.dumps(reqs)], groups)
+        rc, out, err = as_uid(uid, [PY, "-c", RAW, (daemon or d).socket, json.dumps(reqs)], groups)
         if rc != 0:
                 raise RuntimeError(f"raw client as uid {uid}: rc {rc}\n{out}\n{err}")
         return json.loads(out)
@@ -231,6 +232,21 @@ def _():
         rc, out, err = as_uid(UNBOUND_UID, [NOTEBOOKCTL, "--socket", d.socket, "status"])
         t.is_(rc, 0, "unbound: notebookctl status exits 0")
         alice_untouched("notebookctl")
+
+
+@t.case("binding by user name")
+def _():
+        try:
+                name = pwd.getpwuid(GUEST_UID).pw_name
+        except KeyError:
+                t.skip("binding by user name", f"uid {GUEST_UID} has no passwd entry")
+                return
+        d2 = Daemon(t, config=f"[users]\n{name} = byname\n")
+        d2.start()
+        r = rpc_as(GUEST_UID, [("notebook.list", None), ("notebook.list", {"user_id": "guest"})], daemon=d2)
+        t.is_(r[0].get("result", {}).get("user_id"), "byname", f"'{name} = byname' binds uid {GUEST_UID}")
+        t.is_(code_of(r[1]), -32012, "the other daemon's binding does not apply here")
+        t.is_(d2.stop(), 0, "second daemon: SIGTERM, exit 0")
 
 
 root.close()

@@ -200,5 +200,51 @@ def _():
         check_serving(t, d)
 
 
+@t.case("a client that does not read its replies stalls nobody else")
+def _():
+        user, nbid = "slow", "big"
+        # About 2 MiB per reply: a few of them fill the socket buffers.
+        d.rpc("notebook.create", {"user_id": user, "notebook_id": nbid,
+                                  "cells": [{"code": "x" * 20000} for _ in range(100)]})
+        slow = d.client()
+        n = 150
+        blob = b"".join(json.dumps(req("notebook.get", {"user_id": user, "notebook_id": nbid}, i)).encode() + b"\n"
+                        for i in range(n))
+        slow.sock.setblocking(False)
+        sent = 0
+        try:
+                while sent < len(blob):
+                        sent += slow.sock.send(blob[sent:])
+        except BlockingIOError:
+                pass  # the daemon stopped reading us: expected once replies pile up
+        slow.sock.setblocking(True)
+        slow.sock.settimeout(tmo(30))
+        t.diag(f"slow client: sent {sent} of {len(blob)} bytes before the daemon stopped reading")
+        time.sleep(0.3)
+        t0 = time.monotonic()
+        with d.client(timeout=tmo(5)) as other:
+                r = other.call("notebook.list", {"user_id": user})
+                w = other.call("cell.create", {"user_id": user, "notebook_id": "other", "code": "x"})
+        t.ok("result" in r and time.monotonic() - t0 < tmo(2), "another client answered while one does not read",
+             f"{time.monotonic() - t0:.2f}s {short(r)}")
+        t.error_is(w, -32010, "another client's write path works too (unknown notebook)")
+        # Now read everything: all replies, in order, complete.
+        slow.sock.setblocking(True)
+        got = []
+        try:
+                if sent < len(blob):
+                        import threading as th
+                        sender = th.Thread(target=lambda: slow.sock.sendall(blob[sent:]), daemon=True)
+                        sender.start()
+                while len(got) < n:
+                        rep = slow.read_reply(timeout=tmo(30))
+                        got.append((rep.get("id"), len((rep.get("result") or {}).get("notebook", {}).get("cells", []))))
+        except Exception as e:
+                t.diag(f"reading the slow client's replies: {type(e).__name__}: {e}")
+        slow.close()
+        t.is_(got, [(i, 100) for i in range(n)], f"the slow client gets all {n} replies, in order, complete")
+        check_serving(t, d)
+
+
 t.is_(d.stop(), 0, "SIGTERM: exit 0")
 t.done()

@@ -5,12 +5,10 @@ import json
 import os
 import shutil
 import signal
-import socket
 import stat
 import subprocess
 import sys
 import threading
-import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from harness import NOTEBOOKD, TAP, Daemon, check_serving, connect_retry, req, run, short, tmo, wait_for  # noqa: E402

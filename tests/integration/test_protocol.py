@@ -3,12 +3,13 @@
 
 import json
 import os
+import pwd
 import re
 import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import TAP, Daemon, RpcError, check_serving, req  # noqa: E402
+from harness import TAP, Daemon, check_serving, req, short  # noqa: E402
 
 t = TAP()
 d = Daemon(t)
@@ -110,10 +111,24 @@ def _():
         r4 = rpc("notebook.list", {"user_id": "alice"})
         t.is_((r4.get("provisioned"), r4.get("notebooks")), (False, []), "list after deleting both: empty, not provisioned")
 
-        # Root without user_id acts for "root".
+        # A privileged peer (root, or the daemon's own uid) without user_id acts for its login name.
+        me = pwd.getpwuid(os.getuid()).pw_name
         r5 = rpc("notebook.list")
-        t.is_(r5.get("user_id"), "root", "root without user_id acts as root")
-        t.is_([n["id"] for n in r5.get("notebooks", [])], ["blank-root", "demo-root"], "root: provisioned")
+        t.is_(r5.get("user_id"), me, f"privileged peer without user_id acts as {me}")
+        t.is_([n["id"] for n in r5.get("notebooks", [])], [f"blank-{me}", f"demo-{me}"], f"{me}: provisioned")
+
+
+@t.case("notebook.list order: created_at, then id")
+def _():
+        U = "order"
+        rpc("notebook.create", {"user_id": U, "notebook_id": "zz"})
+        tick()
+        rpc("notebook.create", {"user_id": U, "notebook_id": "aa"})
+        tick()
+        r = rpc("notebook.list", {"user_id": U})
+        t.is_([n["id"] for n in r["notebooks"]], ["zz", "aa", f"blank-{U}", f"demo-{U}"],
+              "list: by created_at, ties (the provisioned pair) by id")
+        t.is_(r["provisioned"], True, "a user with notebooks of its own is still provisioned on its first list")
 
 
 @t.case("notebook.create / get / update / delete")
@@ -357,7 +372,7 @@ def _():
 @t.case("expected_revision: match succeeds, mismatch is -32011 and changes nothing")
 def _():
         U = "gina"
-        nb = rpc("notebook.create", {"user_id": U, "notebook_id": "er", "cells": [{"id": "k1"}, {"id": "k2"}]})["notebook"]
+        rpc("notebook.create", {"user_id": U, "notebook_id": "er", "cells": [{"id": "k1"}, {"id": "k2"}]})
         ops = [
                 ("notebook.update", {"name": "n"}),
                 ("cell.create", {"code": "new", "cell_id": "k3"}),
@@ -562,6 +577,74 @@ def _():
         t.is_(get("u-two", "same")["cells"][0]["code"], "changed", "delete by one leaves the other's")
         t.error_is(call("cell.update", {"user_id": "u-one", "notebook_id": "same", "cell_id": "c", "code": "x"}), -32010,
                    "cell of the other user's notebook not found")
+
+
+@t.case("group commit: a failing request in a batch undoes only itself")
+def _():
+        U = "batch"
+        rpc("notebook.create", {"user_id": U, "notebook_id": "b", "cells": [{"id": "first"}]})
+        P = {"user_id": U, "notebook_id": "b"}
+        reqs = [
+                req("cell.create", dict(P, cell_id="a", code="a"), 1),
+                req("cell.create", dict(P, cell_id="first"), 2),                  # exists: -32014
+                req("cell.create", dict(P, cell_id="b", code="b"), 3),
+                req("cell.update", dict(P, cell_id="a", code="x", expected_revision=1), 4),  # stale: -32011
+                req("notebook.create", {"user_id": U, "notebook_id": "half",
+                                        "cells": [{"id": "h1"}, {"id": "h1"}]}, 5),  # duplicate ids: refused
+                req("cell.move", dict(P, cell_id="nope", position=0), 6),         # -32010
+                req("cell.create", dict(P, cell_id="c", code="c"), 7),
+                req("cell.update", dict(P, cell_id="b", code="B"), 8),
+        ]
+        with d.client() as bc:
+                reps = bc.pipeline(reqs)
+        t.is_([r.get("id") for r in reps], list(range(1, 9)), "batch: replies in order")
+        t.is_([(r.get("error") or {}).get("code") for r in reps], [None, -32014, None, -32011, (reps[4].get("error") or {}).get("code") or "no error", -32010, None, None],
+              "batch: each request succeeds or fails on its own")
+        t.ok((reps[4].get("error") or {}).get("code") in (-32014, -32602), "notebook.create with duplicate cell ids refused",
+             reps[4])
+        t.is_([r["result"]["revision"] for r in reps if "result" in r], [2, 3, 4, 5], "batch: revisions of the successes")
+        nb = get(U, "b")
+        t.is_([(x["id"], x["code"]) for x in nb["cells"]], [("first", ""), ("a", "a"), ("b", "B"), ("c", "c")],
+              "batch: the successes stored, nothing of the failures")
+        t.error_is(call("notebook.get", {"user_id": U, "notebook_id": "half"}), -32010, "refused create left nothing")
+
+
+@t.case("numbers in outputs round-trip exactly")
+def _():
+        U = "num"
+        rpc("notebook.create", {"user_id": U, "notebook_id": "n", "cells": [{"id": "c"}]})
+        values = [0, -1, 1.5, 0.1, 0.30000000000000004, 1e-07, 123456789012, 9007199254740991,
+                  -9007199254740991, 1.7976931348623157e308, 5e-324, 2.2250738585072014e-308, 123456789.12345678]
+        # Every one of these is exactly a double: a store that keeps JSON numbers as doubles must
+        # give back the same value (printing 17 significant digits where 15 do not round-trip).
+        outs = [{"mime_type": "application/json", "data": {"v": values}, "metadata": {"m": values[4]}}]
+        r = rpc("cell.update", {"user_id": U, "notebook_id": "n", "cell_id": "c", "outputs": outs})
+        got = (r.get("cell", {}).get("outputs") or [{}])[0]
+        bad = [(a, b) for a, b in zip(values, (got.get("data") or {}).get("v", [])) if a != b]
+        t.ok(not bad and got.get("metadata") == outs[0]["metadata"], "cell.update reply: numbers exact (value, got)",
+             short(bad))
+        stored = get(U, "n")["cells"][0]["outputs"][0]
+        bad = [(a, b) for a, b in zip(values, stored.get("data", {}).get("v", [])) if a != b]
+        t.ok(not bad and stored.get("metadata") == outs[0]["metadata"], "notebook.get: numbers stored exactly (value, got)",
+             short(bad))
+
+
+@t.case("request ids echoed exactly")
+def _():
+        with d.client() as ic:
+                for rid in (0, -1, 1, 2**31, 2**53 - 1, -(2**53 - 1), "", "x" * 300, "\u00e9\u4e2d"):
+                        ic.send(b'{"jsonrpc":"2.0","id":' + json.dumps(rid).encode()
+                                + b',"method":"daemon.status"}\n')
+                        r = ic.read_reply()
+                        t.ok(r.get("id") == rid and type(r.get("id")) is type(rid) and "result" in r,
+                             f"id {short(rid, 30)} echoed exactly", short(r, 200))
+                for raw in (b"9007199254740993", b"9223372036854775807", b"-9223372036854775809"):
+                        ic.send(b'{"jsonrpc":"2.0","id":' + raw + b',"method":"daemon.status"}\n')
+                        line = ic.readline()
+                        r = json.loads(line)
+                        t.ok(("result" in r and line.startswith(b'{"jsonrpc":"2.0","id":' + raw + b",")) or
+                             (r.get("error") or {}).get("code") == -32600,
+                             f"id {raw.decode()} beyond 2^53: echoed exactly or -32600, never altered", line[:120])
 
 
 @t.case("not found: -32010 everywhere")

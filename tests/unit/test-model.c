@@ -186,8 +186,38 @@ static void test_params(void)
                "string where an integer is due");
 }
 
+static void test_print(void)
+{
+        static const char *const exact[] = {
+                "[0.30000000000000004,9007199254740991,-9007199254740991,1.7976931348623157e+308]",
+                "[4.94065645841247e-324,0.1,100,-0,1e+100,1.2345678901234568e+20]",
+                "{\"s\":\"q\\\"b\\\\n\\n\\t\\u0001\\u001f\u00e9\",\"a\":[true,false,null,{}],\"e\":[]}",
+        };
+        _cleanup_(cJSON_Deletep) cJSON *inf =
+                parse("{\"outputs\":[{\"mime_type\":\"t\",\"data\":[1e999]}]}");
+        ModelError e = { 0 };
+        cJSON *out = NULL;
+
+        for (size_t i = 0; i < ELEMENTSOF(exact); i++) {
+                _cleanup_(cJSON_Deletep) cJSON *v = parse(exact[i]);
+                _cleanup_free_ char *text = model_json_print(v, false);
+
+                is_str(text, exact[i], "prints back exactly (case %zu)", i);
+        }
+        {
+                _cleanup_(cJSON_Deletep) cJSON *v = parse("{\"id\":1}");
+                _cleanup_free_ char *line = model_json_print(v, true);
+
+                is_str(line, "{\"id\":1}\n", "a protocol line ends with a newline");
+        }
+        is_int(model_cell_fields(inf, false, &out, NULL, &e), -EINVAL,
+               "a number beyond double range is refused");
+        is_int(e.code, RPC_INVALID_PARAMS, "as an invalid parameter");
+}
+
 int main(void)
 {
+        test_print();
         test_ids();
         test_cell_defaults();
         test_cell_update();
