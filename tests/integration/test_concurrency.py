@@ -246,5 +246,33 @@ def _():
         check_serving(t, d)
 
 
+@t.case("group commit: requests that arrive together share a transaction")
+def _():
+        c = d.client()
+        nb = c.rpc("notebook.create", {"user_id": "gc", "notebook_id": "gc", "cells": [{"id": "c"}]})["notebook"]
+        before = c.rpc("daemon.status")["transactions"]
+        n = 8
+        conns = [d.client() for _ in range(n)]
+        per = 40
+
+        def burst(i, barrier):
+                reqs = [conns[i].request("cell.update", {"user_id": "gc", "notebook_id": "gc", "cell_id": "c",
+                                                         "code": f"{i}-{k}"}) for k in range(per)]
+                barrier.wait()
+                return conns[i].pipeline(reqs)
+
+        replies = in_parallel(n, burst)
+        ok = all(isinstance(r, list) and len(r) == per and all("result" in x for x in r) for r in replies)
+        t.ok(ok, f"{n} clients x {per} pipelined writes all acknowledged", short(replies))
+        for c2 in conns:
+                c2.close()
+        after = c.rpc("daemon.status")["transactions"]
+        used = after - before - 1  # the status call itself runs in one
+        t.ok(0 < used <= n * per // 4, f"{n * per} writes committed in {used} transactions (at most {n * per // 4})")
+        got = c.rpc("notebook.get", {"user_id": "gc", "notebook_id": "gc"})["notebook"]
+        t.is_(got["revision"], nb["revision"] + n * per, "every write counted once in the revision")
+        c.close()
+
+
 t.is_(d.stop(), 0, "SIGTERM: exit 0")
 t.done()
