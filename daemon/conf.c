@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 #include <fcntl.h>
 #include <grp.h>
+#include <limits.h>
 #include <pwd.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -16,8 +17,6 @@
 #define CONF_MAX_LINE_BYTES      (64u * 1024)
 #define CONF_MAX_LINE_BYTES_HIGH (1024u * 1024 * 1024)
 #define CONF_ERROR_MAX           1024
-/* PATH_MAX on Linux; <limits.h> itself is out of reach, daemon/limits.h shadows it. */
-#define CONF_PATH_MAX 4096
 
 typedef enum ConfSection {
         SECTION_NONE,
@@ -135,8 +134,9 @@ static int conf_set_path(ConfParser *p, const char *value, const char *key, char
                 conf_report(p, "%s must be an absolute path, got '%.*s%s'", key, QUOTE(value));
                 return -EINVAL;
         }
-        if (strlen(value) >= CONF_PATH_MAX) {
-                conf_report(p, "%s is longer than %d bytes", key, CONF_PATH_MAX - 1);
+        /* PATH_MAX counts the terminating NUL. */
+        if (strlen(value) >= PATH_MAX) {
+                conf_report(p, "%s is longer than %d bytes", key, PATH_MAX - 1);
                 return -EINVAL;
         }
         copy = strdup(value);

@@ -11,32 +11,13 @@
 /* An idle connection gives back a buffer that a long line made bigger than this. */
 #define FRAME_KEEP_BYTES (1024u * 1024)
 
-/* Layout of the allocation. FrameReader has no field for where the unreturned bytes start, and
- * we need one: returned lines must stay in place until the next call, and moving the rest down
- * after every line would make a burst of small pipelined lines quadratic. So f->buf points at
- * the first byte not yet returned, f->alloc counts the bytes from there to the end of the
- * buffer, and one size_t after that end records how far f->buf has moved from the start of the
- * allocation (what free() and realloc() need):
+/* Returned lines must stay in place until the next call, and moving the rest down after every
+ * line would make a burst of small pipelined lines quadratic. So f->start only advances past
+ * them, and they are dropped lazily, when frame_reader_space() needs their room:
  *
- *   base            f->buf          f->buf + f->len   f->buf + f->alloc
- *   | returned lines | unreturned data | free           | size_t offset |
- *
- * The returned lines are dropped lazily, when frame_reader_space() needs their room. */
-
-static size_t frame_offset(const FrameReader *f)
-{
-        size_t off;
-
-        if (!f->buf)
-                return 0;
-        memcpy(&off, f->buf + f->alloc, sizeof(off));
-        return off;
-}
-
-static void frame_set_offset(FrameReader *f, size_t off)
-{
-        memcpy(f->buf + f->alloc, &off, sizeof(off));
-}
+ *   f->buf          f->buf + f->start   f->buf + f->len   f->buf + f->alloc
+ *   | returned lines | unreturned data   | free            |
+ */
 
 static size_t frame_max_alloc(const FrameReader *f)
 {
@@ -53,37 +34,31 @@ void frame_reader_init(FrameReader *f, size_t max_line)
 
 void frame_reader_done(FrameReader *f)
 {
-        if (f->buf)
-                free(f->buf - frame_offset(f));
+        free(f->buf);
         *f = (FrameReader){ .max_line = f->max_line };
 }
 
-/* Moves the unreturned bytes to the start of the allocation. */
+/* Moves the unreturned bytes to the start of the buffer. */
 static void frame_compact(FrameReader *f)
 {
-        size_t off = frame_offset(f);
-        char *base = f->buf - off;
-
-        if (off == 0)
+        if (f->start == 0)
                 return;
-        memmove(base, f->buf, f->len);
-        f->buf = base;
-        f->alloc += off;
-        frame_set_offset(f, 0);
+        memmove(f->buf, f->buf + f->start, f->len - f->start);
+        f->len -= f->start;
+        f->scanned -= f->start;
+        f->start = 0;
 }
 
 static int frame_resize(FrameReader *f, size_t total)
 {
         char *p;
 
-        assert(frame_offset(f) == 0);
         assert(total >= f->len);
-        p = realloc(f->buf, total + sizeof(size_t));
+        p = realloc(f->buf, total);
         if (!p)
                 return -ENOMEM;
         f->buf = p;
         f->alloc = total;
-        frame_set_offset(f, 0);
         return 0;
 }
 
@@ -93,10 +68,10 @@ int frame_reader_space(FrameReader *f, char **ret_ptr, size_t *ret_size)
         int r;
 
         /* Give back what one long line made us allocate once the connection is idle again. */
-        if (f->buf && f->len == 0 && frame_offset(f) + f->alloc > FRAME_KEEP_BYTES) {
-                free(f->buf - frame_offset(f));
+        if (f->buf && f->start == f->len && f->alloc > FRAME_KEEP_BYTES) {
+                free(f->buf);
                 f->buf = NULL;
-                f->alloc = f->scanned = 0;
+                f->alloc = f->len = f->start = f->scanned = 0;
         }
         if (!f->buf) {
                 r = frame_resize(f, FRAME_INITIAL_BYTES < max ? FRAME_INITIAL_BYTES : max);
@@ -151,38 +126,26 @@ static bool frame_is_blank(const char *s, size_t n)
         return true;
 }
 
-/* Forgets every buffered byte (there are some, so f->buf is set). The returned lines stay where
- * they are until the next read. */
+/* Forgets every unreturned byte. The returned lines stay where they are until the next read. */
 static void frame_drop_all(FrameReader *f)
 {
-        size_t off = frame_offset(f);
-
-        f->buf += f->len;
-        f->alloc -= f->len;
-        frame_set_offset(f, off + f->len);
-        f->len = 0;
-        f->scanned = 0;
+        f->start = f->scanned = f->len;
 }
 
-/* Takes n bytes (a line and its newline) off the front of the buffer. */
+/* Takes n bytes (a line and its newline) off the front of the unreturned ones. */
 static void frame_advance(FrameReader *f, size_t n)
 {
-        size_t off = frame_offset(f);
-
-        f->buf += n;
-        f->alloc -= n;
-        f->len -= n;
-        f->scanned = 0;
-        frame_set_offset(f, off + n);
+        f->start += n;
+        f->scanned = f->start;
 }
 
 int frame_reader_next(FrameReader *f, const char **ret_line, size_t *ret_len)
 {
         for (;;) {
                 char *line, *nl;
-                size_t n;
+                size_t n, avail = f->len - f->start;
 
-                if (f->len == 0)
+                if (avail == 0)
                         return 0;
 
                 nl = memchr(f->buf + f->scanned, '\n', f->len - f->scanned);
@@ -193,8 +156,8 @@ int frame_reader_next(FrameReader *f, const char **ret_line, size_t *ret_len)
                                 return 0;
                         }
                         /* With one byte more than the limit the line may still end in "\r\n". */
-                        if (f->len > f->max_line + 1 ||
-                            (f->len == f->max_line + 1 && f->buf[f->len - 1] != '\r')) {
+                        if (avail > f->max_line + 1 ||
+                            (avail == f->max_line + 1 && f->buf[f->len - 1] != '\r')) {
                                 frame_drop_all(f);
                                 f->discarding = true;
                                 return -EMSGSIZE;
@@ -202,7 +165,7 @@ int frame_reader_next(FrameReader *f, const char **ret_line, size_t *ret_len)
                         return 0;
                 }
 
-                line = f->buf;
+                line = f->buf + f->start;
                 n = (size_t)(nl - line);
                 frame_advance(f, n + 1);
 
@@ -228,7 +191,7 @@ int frame_reader_next(FrameReader *f, const char **ret_line, size_t *ret_len)
 bool frame_reader_has_partial(const FrameReader *f)
 {
         /* Whatever follows the last newline, unless it is only blanks. */
-        for (size_t i = f->len; i > 0; i--) {
+        for (size_t i = f->len; i > f->start; i--) {
                 if (f->buf[i - 1] == '\n')
                         return false;
                 if (!frame_is_blank_char(f->buf[i - 1]))

@@ -8,19 +8,23 @@
 #include <stddef.h>
 
 typedef struct FrameReader {
-        char *buf;         /* bytes received, not yet returned as lines */
-        size_t len;        /* bytes used in buf */
-        size_t alloc;      /* bytes allocated in buf, never more than max_line + 1 + read size */
-        size_t scanned;    /* bytes of buf already searched for '\n' */
-        size_t max_line;   /* longest line accepted, newline excluded */
-        bool discarding;   /* skipping the rest of an oversize line */
+        char *buf;       /* the allocation: returned lines, then bytes not yet returned */
+        size_t start;    /* offset in buf of the first byte not yet returned as a line */
+        size_t len;      /* bytes used in buf (returned or not); buf[start..len) is unreturned */
+        size_t alloc;    /* bytes allocated in buf, never more than max_line + 1 + read size */
+        size_t scanned;  /* offset in buf up to which buf[start..] was searched for '\n' */
+        size_t max_line; /* longest line accepted, newline excluded */
+        bool discarding; /* skipping the rest of an oversize line */
 } FrameReader;
 
 void frame_reader_init(FrameReader *f, size_t max_line);
 void frame_reader_done(FrameReader *f);
 
-/* Returns where up to *ret_size bytes may be written (read(2) into it), growing the buffer as
- * needed, at most to the line limit; -ENOMEM. Follow with frame_reader_commit(). */
+/* Returns where up to *ret_size bytes (never 0) may be written (read(2) into it), growing the
+ * buffer as needed, at most to the line limit. Follow with frame_reader_commit(). Errors:
+ *   -ENOMEM
+ *   -ENOBUFS  the buffer is full of complete lines the caller has not taken with
+ *             frame_reader_next(); never happens to a caller that takes every line between reads */
 int frame_reader_space(FrameReader *f, char **ret_ptr, size_t *ret_size);
 void frame_reader_commit(FrameReader *f, size_t n);
 
