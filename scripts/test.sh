@@ -40,7 +40,11 @@ step() {
         shift
         heading "$name"
         printf '+ %s\n' "$*"
-        timeout -k 30 "$step_timeout" "$@"
+        if declare -F "$1" >/dev/null; then
+                "$@"
+        else
+                timeout -k 30 "$step_timeout" "$@"
+        fi
         rc=$?
         if [ $rc -eq 124 ] || [ $rc -eq 137 ]; then
                 printf 'test.sh: "%s" took longer than %ss (NB_STEP_TIMEOUT) and was stopped.\n' \
@@ -112,6 +116,22 @@ distcheck() {
         fi
 }
 
+# configure_in DIR ARGS...: configures DIR with ARGS, starting from an empty DIR unless it was
+# configured with exactly these ARGS before: objects built with other flags (say by quickstart.sh,
+# without -Werror) must not be reused, since make does not rebuild them when only flags change.
+configure_in() {
+        local dir=$1 stamp
+        shift
+        stamp="$*"
+        if [ -f "$dir/Makefile" ] && [ "$(cat "$dir/.nb-configure-args" 2>/dev/null)" = "$stamp" ]; then
+                echo "$dir/ is configured with these arguments already; make reconfigures it if needed."
+                return 0
+        fi
+        rm -rf "$dir" && mkdir -p "$dir" || return
+        env -C "$dir" ../configure --quiet "$@" || return
+        printf '%s\n' "$stamp" >"$dir/.nb-configure-args"
+}
+
 heading "dependencies"
 if ! scripts/install-deps.sh; then
         echo "test.sh: installing the dependencies failed; nothing can be built." >&2
@@ -131,9 +151,7 @@ step "autoreconf" autoreconf -fi || {
 
 # --- 1. -Werror build, tests, distcheck -----------------------------------------------------------
 if has_stage check || has_stage distcheck; then
-        mkdir -p build
-        if step "configure (build/, --enable-werror)" \
-                env -C build ../configure --enable-werror --quiet; then
+        if step "configure (build/, --enable-werror)" configure_in build --enable-werror; then
                 if step "build (build/)" make -C build -j"$jobs"; then
                         if has_stage check; then
                                 check_suite build "make check (build/)"
@@ -156,15 +174,13 @@ fi
 
 # --- 2. AddressSanitizer + UBSan ------------------------------------------------------------------
 if has_stage asan; then
-        mkdir -p build-asan
         asan_cflags="-O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined"
         export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1
         export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
         # Sanitized binaries run a few times slower: stretch the integration tests' timeouts.
         export NB_TIMEOUT_SCALE=${NB_TIMEOUT_SCALE:-3}
         # configure's own test programs run with these options as well; they are leak-free.
-        if step "configure (build-asan/, ASan+UBSan)" \
-                env -C build-asan ../configure --quiet CFLAGS="$asan_cflags" \
+        if step "configure (build-asan/, ASan+UBSan)" configure_in build-asan CFLAGS="$asan_cflags" \
                 LDFLAGS="-fsanitize=address,undefined"; then
                 if step "build (build-asan/)" make -C build-asan -j"$jobs"; then
                         check_suite build-asan "make check (build-asan/, ASan+UBSan)"
