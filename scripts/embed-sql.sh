@@ -7,7 +7,7 @@ echo '#include <stddef.h>'
 echo '#include "store.h"'
 n=0
 for f in "$@"; do
-        echo "static const char migration_$n[] = {"
+        echo "static const char migration_${n}[] = {"
         od -An -v -tx1 "$f" | sed -e 's/  */ /g' -e 's/^ //' -e 's/ $//' -e '/^$/d' -e 's/\([0-9a-f][0-9a-f]\)/0x\1,/g'
         echo "0x00 };"
         n=$((n + 1))
@@ -17,7 +17,7 @@ i=0
 for f in "$@"; do
         base=$(basename "$f" .sql)
         version=$(echo "$base" | sed -e 's/_.*//' -e 's/^0*//')
-        echo "        { $version, \"$base\", migration_$i },"
+        echo "        { $version, \"$base\", migration_${i} },"
         i=$((i + 1))
 done
 echo "};"
