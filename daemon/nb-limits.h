@@ -6,15 +6,15 @@
 
 #define MAX_LINE_BYTES_DEFAULT (16u * 1024 * 1024) /* one request line, newline excluded */
 #define MAX_LINE_BYTES_MIN     (64u * 1024)
-#define MAX_JSON_DEPTH         64 /* nesting of arrays and objects in one request */
+#define MAX_JSON_DEPTH         64  /* nesting of arrays and objects in one request */
 #define MAX_ID_BYTES           128 /* notebook_id, cell_id */
-#define MAX_USER_ID_BYTES      64 /* leaves room for "blank-" and "demo-" prefixes */
+#define MAX_USER_ID_BYTES      64  /* leaves room for "blank-" and "demo-" prefixes */
 #define MAX_NAME_BYTES         1024
 #define MAX_CONN_STRING_BYTES  4096
 #define MAX_CODE_BYTES         (1024u * 1024)
 #define MAX_STDOUT_BYTES       (1024u * 1024)
 #define MAX_ERROR_BYTES        (64u * 1024)
-#define MAX_OUTPUTS            64 /* outputs per cell */
+#define MAX_OUTPUTS            64                 /* outputs per cell */
 #define MAX_OUTPUTS_BYTES      (8u * 1024 * 1024) /* serialized outputs of one cell */
 #define MAX_MIME_TYPE_BYTES    255
 #define MAX_VARS               1024 /* names in reads or in writes */
@@ -23,4 +23,4 @@
 #define MAX_CONNECTIONS        1024
 #define MAX_PIPELINED          64 /* unanswered requests per connection before it is no longer read */
 #define MAX_OUTPUT_BUFFER      (64u * 1024 * 1024) /* unsent reply bytes per connection */
-#define MAX_BATCH_REQUESTS     256 /* requests that share one transaction */
+#define MAX_BATCH_REQUESTS     256                 /* requests that share one transaction */

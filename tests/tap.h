@@ -33,22 +33,23 @@ static inline int tap_ok(int cond, const char *file, int line, const char *fmt, 
 
 #define ok(cond, ...) tap_ok(!!(cond), __FILE__, __LINE__, __VA_ARGS__)
 
-#define is_int(got, want, ...)                                                                          \
-        ({                                                                                              \
-                long long _g_ = (long long)(got), _w_ = (long long)(want);                              \
-                int _r_ = ok(_g_ == _w_, __VA_ARGS__);                                                  \
-                if (!_r_)                                                                               \
-                        printf("#   got %lld, want %lld\n", _g_, _w_);                                 \
-                _r_;                                                                                    \
+#define is_int(got, want, ...)                                             \
+        ({                                                                 \
+                long long _g_ = (long long)(got), _w_ = (long long)(want); \
+                int _r_ = ok(_g_ == _w_, __VA_ARGS__);                     \
+                if (!_r_)                                                  \
+                        printf("#   got %lld, want %lld\n", _g_, _w_);     \
+                _r_;                                                       \
         })
 
-#define is_str(got, want, ...)                                                                          \
-        ({                                                                                              \
-                const char *_g_ = (got), *_w_ = (want);                                                 \
-                int _r_ = ok(_g_ && _w_ && strcmp(_g_, _w_) == 0, __VA_ARGS__);                         \
-                if (!_r_)                                                                               \
-                        printf("#   got \"%s\", want \"%s\"\n", _g_ ? _g_ : "(null)", _w_ ? _w_ : "(null)"); \
-                _r_;                                                                                    \
+#define is_str(got, want, ...)                                                        \
+        ({                                                                            \
+                const char *_g_ = (got), *_w_ = (want);                               \
+                int _r_ = ok(_g_ && _w_ && strcmp(_g_, _w_) == 0, __VA_ARGS__);       \
+                if (!_r_)                                                             \
+                        printf("#   got \"%s\", want \"%s\"\n", _g_ ? _g_ : "(null)", \
+                               _w_ ? _w_ : "(null)");                                 \
+                _r_;                                                                  \
         })
 
 static inline void tap_diag(const char *msg)
