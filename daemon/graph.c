@@ -140,7 +140,9 @@ static void var_list_collect(const cJSON *list, size_t cell, struct var_ref *ref
 
         cJSON_ArrayForEach(v, list)
         {
-                refs[(*n)++] = (struct var_ref){ .name = v->valuestring, .cell = cell, .rank = rank++ };
+                refs[*n] = (struct var_ref){ .name = v->valuestring, .cell = cell, .rank = rank };
+                (*n)++;
+                rank++;
         }
 }
 

@@ -17,6 +17,8 @@ packages=(
         # standard library only), util-linux (setpriv, setsid), systemd-socket-activate
         # (LISTEN_FDS tests), procps (ps/pgrep in tests and quickstart diagnostics)
         sqlite3 python3 util-linux systemd procps
+        # lint stage of test.sh
+        clang-format cppcheck
 )
 # shellcheck disable=SC2206 # word splitting is the point
 packages+=(${NB_EXTRA_PACKAGES:-})

@@ -4,14 +4,15 @@
 #   1. build/       -Werror build, `make check`, then `make distcheck` (the release tarball builds,
 #                   passes its tests from a read-only source tree, installs and uninstalls cleanly)
 #   2. build-asan/  the same suite under AddressSanitizer (with LeakSanitizer) and UBSan
+#   3. lint         the tree is formatted by .clang-format, and cppcheck finds nothing
 #
 # Every stage runs even when an earlier one failed (a stage is skipped only when what it needs
 # failed), so one run shows every problem. Exits non-zero if anything failed.
 #
 # Environment:
 #   NB_JOBS             parallel make jobs (default 2)
-#   NB_STAGES           stages to run, space-separated, from: check distcheck asan
-#                       (default: all three)
+#   NB_STAGES           stages to run, space-separated, from: check distcheck asan lint
+#                       (default: all four)
 #   NB_STEP_TIMEOUT     seconds one step (configure, build, check ...) may take (default 1800)
 #   NB_FUZZ_ITERATIONS  fuzz campaign length, NB_CRASH_ROUNDS kill -9 rounds: passed through to
 #                       the tests, which keep short defaults; raise them for a long campaign.
@@ -20,7 +21,7 @@ set -uo pipefail
 cd "$(dirname "$0")/.." || exit 1
 src=$(pwd)
 jobs=${NB_JOBS:-2}
-stages=${NB_STAGES:-check distcheck asan}
+stages=${NB_STAGES:-check distcheck asan lint}
 step_timeout=${NB_STEP_TIMEOUT:-1800}
 
 # A test must never wait for a terminal.
@@ -170,6 +171,19 @@ if has_stage check || has_stage distcheck; then
                 tail -n 60 build/config.log 2>/dev/null
                 skip "build and tests (build/)" "configure"
         fi
+fi
+
+# --- 3. lint: formatting and cppcheck -------------------------------------------------------------
+lint() {
+        local files rc=0
+        mapfile -t files < <(git ls-files '*.c' '*.h' 2>/dev/null || find daemon client tests -name '*.[ch]')
+        clang-format --dry-run --Werror "${files[@]}" || rc=1
+        cppcheck --quiet --error-exitcode=1 --enable=warning,performance,portability --std=c11 \
+                -I daemon -I client --suppress=missingIncludeSystem --inline-suppr daemon client tests/tools || rc=1
+        return $rc
+}
+if has_stage lint; then
+        step "lint (clang-format, cppcheck)" lint
 fi
 
 # --- 2. AddressSanitizer + UBSan ------------------------------------------------------------------
