@@ -44,6 +44,17 @@ typedef enum SqlId {
         SQL_RENUMBER,
         SQL_USER_INSERT,
         SQL_STATS,
+        SQL_SYNC_READ,
+        SQL_SYNC_DIRTY,
+        SQL_SYNC_BEGIN,
+        SQL_SYNC_PUT_DONE,
+        SQL_SYNC_PURGE,
+        SQL_SYNC_FORGET_BASE,
+        SQL_SYNC_SET_STATE,
+        SQL_SYNC_INSERT,
+        SQL_SYNC_REPLACE,
+        SQL_SYNC_USERS,
+        SQL_SYNC_UNSYNCED,
         _SQL_MAX,
 } SqlId;
 
@@ -106,6 +117,37 @@ static const char *const sql_text[_SQL_MAX] = {
         [SQL_STATS] =
                 "SELECT (SELECT count(*) FROM notebooks WHERE deleted = 0), (SELECT count(*) FROM users), "
                 "(SELECT count(*) FROM notebooks WHERE dirty = 1)",
+        [SQL_SYNC_READ] =
+                "SELECT nb, revision, coalesce(base_revision, -1), deleted, dirty, sync_id, sync_state, "
+                "sync_error FROM notebooks WHERE user_id = ?1 AND id = ?2",
+        [SQL_SYNC_DIRTY] = "SELECT user_id, id FROM notebooks WHERE dirty = 1 ORDER BY dirty_since LIMIT ?1",
+        [SQL_SYNC_BEGIN] = "UPDATE notebooks SET sync_id = ?3, sync_state = 'syncing', sync_error = NULL "
+                           "WHERE user_id = ?1 AND id = ?2",
+        [SQL_SYNC_PUT_DONE] =
+                "UPDATE notebooks SET base_revision = ?3, base_snapshot = ?4, dirty = (revision <> ?3), "
+                "dirty_since = CASE WHEN revision = ?3 THEN NULL ELSE dirty_since END, "
+                "sync_state = CASE WHEN revision = ?3 THEN 'synced' ELSE 'pending' END, "
+                "sync_error = NULL WHERE user_id = ?1 AND id = ?2",
+        [SQL_SYNC_PURGE] =
+                "DELETE FROM notebooks WHERE user_id = ?1 AND id = ?2 AND deleted = 1 AND revision = ?3",
+        [SQL_SYNC_FORGET_BASE] =
+                "UPDATE notebooks SET base_revision = NULL, base_snapshot = NULL, sync_error = NULL "
+                "WHERE user_id = ?1 AND id = ?2",
+        [SQL_SYNC_SET_STATE] =
+                "UPDATE notebooks SET sync_state = ?3, sync_error = ?4 WHERE user_id = ?1 AND id = ?2",
+        [SQL_SYNC_INSERT] =
+                "INSERT INTO notebooks (user_id, id, name, db_conn_string, revision, created_at, "
+                "updated_at, ttl, demo_version, dirty, base_revision, base_snapshot, sync_state) "
+                "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, 0, ?5, ?10, 'synced')",
+        [SQL_SYNC_REPLACE] =
+                "UPDATE notebooks SET name = ?3, db_conn_string = ?4, revision = ?5, created_at = ?6, "
+                "updated_at = ?7, ttl = ?8, demo_version = ?9, deleted = 0, dirty = 0, "
+                "dirty_since = NULL, base_revision = ?5, base_snapshot = ?10, sync_state = 'synced', "
+                "sync_error = NULL WHERE user_id = ?1 AND id = ?2",
+        [SQL_SYNC_USERS] = "SELECT user_id FROM users UNION SELECT user_id FROM notebooks",
+        [SQL_SYNC_UNSYNCED] = "SELECT user_id, id, revision, base_revision, deleted, sync_state, sync_error "
+                              "FROM notebooks WHERE dirty = 1 OR sync_state IN ('conflict', 'error') "
+                              "ORDER BY user_id, id LIMIT ?1",
 };
 
 struct Store {
@@ -1233,4 +1275,260 @@ int store_stats(Store *s, StoreStats *ret)
         if (st)
                 sqlite3_reset(st);
         return r;
+}
+
+/* ---- sync ---------------------------------------------------------------------------------- */
+
+void store_sync_info_done(StoreSyncInfo *i)
+{
+        free(i->sync_id);
+        free(i->sync_state);
+        free(i->sync_error);
+        *i = (StoreSyncInfo){ 0 };
+}
+
+static char *column_strdup(sqlite3_stmt *st, int col)
+{
+        const char *t = (const char *)sqlite3_column_text(st, col);
+
+        return t ? strdup(t) : NULL;
+}
+
+static sqlite3_stmt *stmt_key(Store *s, SqlId id, const char *user_id, const char *notebook_id)
+{
+        sqlite3_stmt *st = stmt(s, id);
+
+        if (st) {
+                bind_text(st, 1, user_id);
+                bind_text(st, 2, notebook_id);
+        }
+        return st;
+}
+
+int store_sync_read(Store *s, const char *user_id, const char *notebook_id, cJSON **ret_notebook,
+                    StoreSyncInfo *ret_info)
+{
+        sqlite3_stmt *st = stmt_key(s, SQL_SYNC_READ, user_id, notebook_id);
+        StoreSyncInfo info = { 0 };
+        int64_t nb = 0;
+        int r;
+
+        r = step(s, st);
+        if (r > 0) {
+                nb = sqlite3_column_int64(st, 0);
+                info.revision = sqlite3_column_int64(st, 1);
+                info.base_revision = sqlite3_column_int64(st, 2);
+                info.deleted = sqlite3_column_int(st, 3);
+                info.dirty = sqlite3_column_int(st, 4);
+                info.sync_id = column_strdup(st, 5);
+                info.sync_state = column_strdup(st, 6);
+                info.sync_error = column_strdup(st, 7);
+                r = 0;
+        } else if (r == 0)
+                r = -ENOENT;
+        if (st)
+                sqlite3_reset(st);
+        if (r < 0)
+                return r;
+        *ret_notebook = NULL;
+        if (!info.deleted) {
+                r = notebook_full(s, nb, ret_notebook);
+                if (r < 0) {
+                        store_sync_info_done(&info);
+                        return r;
+                }
+        }
+        *ret_info = info;
+        return 0;
+}
+
+/* Rows of two text columns as an array of pairs. */
+static int pairs_query(Store *s, sqlite3_stmt *st, cJSON **ret)
+{
+        _cleanup_(cJSON_Deletep) cJSON *out = cJSON_CreateArray();
+        int r;
+
+        if (!out)
+                return -ENOMEM;
+        while ((r = step(s, st)) > 0) {
+                const char *a = (const char *)sqlite3_column_text(st, 0),
+                           *b = (const char *)sqlite3_column_text(st, 1);
+                const char *pair[2] = { a ? a : "", b ? b : "" };
+                cJSON *item = cJSON_CreateStringArray(pair, 2);
+
+                if (!item || !cJSON_AddItemToArray(out, item)) {
+                        cJSON_Delete(item);
+                        r = -ENOMEM;
+                        break;
+                }
+        }
+        if (st)
+                sqlite3_reset(st);
+        if (r < 0)
+                return r;
+        *ret = TAKE_PTR(out);
+        return 0;
+}
+
+int store_sync_dirty(Store *s, int64_t max, cJSON **ret)
+{
+        sqlite3_stmt *st = stmt(s, SQL_SYNC_DIRTY);
+
+        if (st)
+                sqlite3_bind_int64(st, 1, max);
+        return pairs_query(s, st, ret);
+}
+
+int store_sync_begin(Store *s, const char *user_id, const char *notebook_id, const char *sync_id)
+{
+        sqlite3_stmt *st = stmt_key(s, SQL_SYNC_BEGIN, user_id, notebook_id);
+
+        if (st)
+                bind_text(st, 3, sync_id);
+        return run(s, st);
+}
+
+int store_sync_put_done(Store *s, const char *user_id, const char *notebook_id, int64_t revision,
+                        const char *snapshot)
+{
+        sqlite3_stmt *st = stmt_key(s, SQL_SYNC_PUT_DONE, user_id, notebook_id);
+
+        if (st) {
+                sqlite3_bind_int64(st, 3, revision);
+                bind_text(st, 4, snapshot);
+        }
+        return run(s, st);
+}
+
+int store_sync_delete_done(Store *s, const char *user_id, const char *notebook_id, int64_t revision)
+{
+        sqlite3_stmt *st = stmt_key(s, SQL_SYNC_PURGE, user_id, notebook_id);
+        int r;
+
+        if (st)
+                sqlite3_bind_int64(st, 3, revision);
+        r = run(s, st);
+        if (r < 0 || sqlite3_changes(s->db) > 0)
+                return r;
+        /* Created again (or changed) since the delete was sent: the remote has no copy now. */
+        return run(s, stmt_key(s, SQL_SYNC_FORGET_BASE, user_id, notebook_id));
+}
+
+int store_sync_set_state(Store *s, const char *user_id, const char *notebook_id, const char *state,
+                         const char *error)
+{
+        sqlite3_stmt *st = stmt_key(s, SQL_SYNC_SET_STATE, user_id, notebook_id);
+
+        if (st) {
+                bind_text(st, 3, state);
+                bind_text(st, 4, error);
+        }
+        return run(s, st);
+}
+
+int store_sync_apply_remote(Store *s, const cJSON *notebook, const char *snapshot)
+{
+        const cJSON *user = cJSON_GetObjectItemCaseSensitive(notebook, "user_id"),
+                    *id = cJSON_GetObjectItemCaseSensitive(notebook, "id"),
+                    *rev = cJSON_GetObjectItemCaseSensitive(notebook, "revision"),
+                    *cells = cJSON_GetObjectItemCaseSensitive(notebook, "cells");
+        _cleanup_(cJSON_Deletep) cJSON *local = NULL;
+        StoreSyncInfo info = { 0 };
+        sqlite3_stmt *st;
+        int64_t nb;
+        bool found;
+        int r;
+
+        if (!cJSON_IsString(user) || !cJSON_IsString(id) || !cJSON_IsNumber(rev) || !cJSON_IsArray(cells))
+                return -EINVAL;
+        if (cJSON_GetArraySize(cells) > MAX_CELLS)
+                return -E2BIG;
+        r = store_sync_read(s, user->valuestring, id->valuestring, &local, &info);
+        if (r < 0 && r != -ENOENT)
+                return r;
+        found = r == 0;
+        if (found && info.dirty) {
+                store_sync_info_done(&info);
+                r = store_sync_set_state(s, user->valuestring, id->valuestring, "conflict",
+                                         "changed here and on the remote");
+                return r < 0 ? r : 0;
+        }
+        store_sync_info_done(&info);
+
+        st = stmt_key(s, found ? SQL_SYNC_REPLACE : SQL_SYNC_INSERT, user->valuestring, id->valuestring);
+        if (st) {
+                bind_member_text(st, 3, notebook, "name");
+                bind_member_text(st, 4, notebook, "db_conn_string");
+                sqlite3_bind_int64(st, 5, (sqlite3_int64)rev->valuedouble);
+                bind_member_text(st, 6, notebook, "created_at");
+                bind_member_text(st, 7, notebook, "updated_at");
+                bind_member_int(st, 8, notebook, "ttl");
+                bind_member_int(st, 9, notebook, "demo_version");
+                bind_text(st, 10, snapshot);
+        }
+        r = run(s, st);
+        if (r < 0)
+                return r;
+        r = nb_find(s, user->valuestring, id->valuestring, &nb, NULL, NULL);
+        if (r < 0)
+                return r;
+        st = stmt(s, SQL_CELLS_DELETE_ALL);
+        if (st)
+                sqlite3_bind_int64(st, 1, nb);
+        if ((r = run(s, st)) < 0 || (r = cells_insert_all(s, nb, cells)) < 0)
+                return r;
+        return 1;
+}
+
+int store_sync_users(Store *s, cJSON **ret)
+{
+        _cleanup_(cJSON_Deletep) cJSON *out = cJSON_CreateArray();
+        sqlite3_stmt *st = stmt(s, SQL_SYNC_USERS);
+        int r;
+
+        if (!out)
+                return -ENOMEM;
+        while ((r = step(s, st)) > 0)
+                if (!cJSON_AddItemToArray(out, column_text_or_null(st, 0))) {
+                        r = -ENOMEM;
+                        break;
+                }
+        if (st)
+                sqlite3_reset(st);
+        if (r < 0)
+                return r;
+        *ret = TAKE_PTR(out);
+        return 0;
+}
+
+int store_sync_unsynced(Store *s, int64_t max, cJSON **ret)
+{
+        _cleanup_(cJSON_Deletep) cJSON *out = cJSON_CreateArray();
+        sqlite3_stmt *st = stmt(s, SQL_SYNC_UNSYNCED);
+        int r;
+
+        if (!out)
+                return -ENOMEM;
+        if (st)
+                sqlite3_bind_int64(st, 1, max);
+        while ((r = step(s, st)) > 0) {
+                cJSON *o = cJSON_CreateObject();
+
+                if (!o || !cJSON_AddItemToArray(out, o) || !add(o, "user_id", column_text_or_null(st, 0)) ||
+                    !add(o, "notebook_id", column_text_or_null(st, 1)) ||
+                    !add(o, "revision", column_int_or_null(st, 2)) ||
+                    !add(o, "base_revision", column_int_or_null(st, 3)) ||
+                    !add(o, "deleted", cJSON_CreateBool(sqlite3_column_int(st, 4))) ||
+                    !add(o, "state", column_text_or_null(st, 5)) ||
+                    !add(o, "error", column_text_or_null(st, 6))) {
+                        r = -ENOMEM;
+                        break;
+                }
+        }
+        if (st)
+                sqlite3_reset(st);
+        if (r < 0)
+                return r;
+        *ret = TAKE_PTR(out);
+        return 0;
 }

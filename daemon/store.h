@@ -111,3 +111,44 @@ typedef struct StoreStats {
         int64_t dirty;     /* notebooks with changes not yet synced */
 } StoreStats;
 int store_stats(Store *s, StoreStats *ret);
+
+/* ---- sync ------------------------------------------------------------------------------------
+ * The sync engine's view of a notebook. Each call is one statement or runs inside the caller's
+ * transaction; the engine wraps a sequence in store_begin()/store_commit() itself. */
+
+typedef struct StoreSyncInfo {
+        int64_t revision;
+        int64_t base_revision; /* the revision the remote holds; -1: the remote never had it */
+        bool deleted;          /* a tombstone: the remote copy is still to be deleted */
+        bool dirty;
+        char *sync_id; /* token of the last write sent, or NULL */
+        char *sync_state;
+        char *sync_error;
+} StoreSyncInfo;
+void store_sync_info_done(StoreSyncInfo *i);
+
+/* The notebook as the remote should hold it (*ret_notebook NULL for a tombstone), and its sync
+ * columns. -ENOENT when there is no row at all. */
+int store_sync_read(Store *s, const char *user_id, const char *notebook_id, cJSON **ret_notebook,
+                    StoreSyncInfo *ret_info);
+/* Dirty notebooks, oldest change first, at most max: an array of [user_id, notebook_id]. */
+int store_sync_dirty(Store *s, int64_t max, cJSON **ret);
+/* Records the token of the write about to be sent, before it is sent. */
+int store_sync_begin(Store *s, const char *user_id, const char *notebook_id, const char *sync_id);
+/* The remote now holds revision (snapshot: the item, kept as the base of a later merge). The
+ * notebook stays dirty if it changed meanwhile. */
+int store_sync_put_done(Store *s, const char *user_id, const char *notebook_id, int64_t revision,
+                        const char *snapshot);
+/* The remote copy is gone: a tombstone of that revision disappears; a notebook created again
+ * since then becomes one the remote never had. */
+int store_sync_delete_done(Store *s, const char *user_id, const char *notebook_id, int64_t revision);
+int store_sync_set_state(Store *s, const char *user_id, const char *notebook_id, const char *state,
+                         const char *error);
+/* A remote version newer than what we hold: taken over by a clean notebook (or one not known
+ * here), returning 1; a dirty one is marked "conflict" and kept, returning 0. */
+int store_sync_apply_remote(Store *s, const cJSON *notebook, const char *snapshot);
+/* Users with local notebooks or provisioned here: an array of strings. */
+int store_sync_users(Store *s, cJSON **ret);
+/* For status: notebooks not in sync (dirty or in an error or conflict state), at most max, each
+ * {user_id, notebook_id, revision, base_revision, deleted, state, error}. */
+int store_sync_unsynced(Store *s, int64_t max, cJSON **ret);

@@ -254,6 +254,83 @@ static void test_savepoints(Store *s)
         is_int(store_notebook_exists(s, "alice", "kept"), 1, "the released write is kept");
 }
 
+static bool json_has(const cJSON *v, const char *needle)
+{
+        _cleanup_free_ char *text = model_json_print(v, false);
+
+        return text && strstr(text, needle);
+}
+
+static void test_sync(Store *s)
+{
+        _cleanup_(cJSON_Deletep) cJSON *dirty = NULL, *nb = NULL, *fields = cJSON_CreateObject(),
+                                       *remote = NULL, *unsynced = NULL, *users = NULL;
+        StoreSyncInfo info = { 0 };
+        StoreMut m = STORE_MUT_INIT;
+
+        store_notebook_create(s, "sync", "s1", NULL, NULL, NULL);
+        is_int(store_sync_dirty(s, 1000, &dirty), 0, "list dirty notebooks");
+        ok(json_has(dirty, "[\"sync\",\"s1\"]"), "a new notebook is dirty");
+        is_int(store_sync_read(s, "sync", "s1", &nb, &info), 0, "read for sync");
+        is_int(info.base_revision, -1, "never on the remote");
+        ok(info.dirty && !info.deleted && nb, "dirty, live, with its content");
+        store_sync_info_done(&info);
+        cJSON_Delete(TAKE_PTR(nb));
+
+        is_int(store_sync_begin(s, "sync", "s1", "tok-1"), 0, "record the token before sending");
+        cJSON_AddStringToObject(fields, "name", "edited meanwhile");
+        is_int(store_notebook_update(s, "sync", "s1", &m, fields, NULL), 0,
+               "an edit while the write is in flight");
+        is_int(store_sync_put_done(s, "sync", "s1", 1, "{}"), 0, "revision 1 reached the remote");
+        store_sync_read(s, "sync", "s1", &nb, &info);
+        ok(info.dirty && info.base_revision == 1, "still dirty, base moved to 1");
+        is_str(info.sync_id, "tok-1", "the token is kept");
+        store_sync_info_done(&info);
+        cJSON_Delete(TAKE_PTR(nb));
+        is_int(store_sync_put_done(s, "sync", "s1", 2, "{}"), 0, "revision 2 reached the remote");
+        store_sync_read(s, "sync", "s1", &nb, &info);
+        ok(!info.dirty && info.base_revision == 2, "clean at base 2");
+        is_str(info.sync_state, "synced", "state synced");
+        store_sync_info_done(&info);
+        cJSON_Delete(TAKE_PTR(nb));
+
+        /* A newer remote version replaces the clean notebook; a dirty one is kept, in conflict. */
+        remote = cJSON_Parse(
+                "{\"id\":\"s1\",\"user_id\":\"sync\",\"name\":\"from remote\",\"revision\":7,"
+                "\"created_at\":\"2026-01-01T00:00:00.000Z\",\"updated_at\":\"2026-01-02T00:00:00.000Z\","
+                "\"cells\":[{\"id\":\"r\",\"type\":\"sql\",\"code\":\"select 1\",\"status\":\"idle\","
+                "\"stdout\":\"\",\"outputs\":[],\"error\":null,\"reads\":[],\"writes\":[]}]}");
+        is_int(store_sync_apply_remote(s, remote, "{}"), 1, "a clean notebook takes the remote version");
+        is_int(revision_of(s, "sync", "s1"), 7, "at the remote revision");
+        is_str(cell_order(s, "sync", "s1"), "r", "with the remote cells");
+        cJSON_ReplaceItemInObject(remote, "id", cJSON_CreateString("s2"));
+        is_int(store_sync_apply_remote(s, remote, "{}"), 1, "a notebook only the remote had arrives");
+        is_int(store_notebook_exists(s, "sync", "s2"), 1, "and is listed");
+        m = (StoreMut)STORE_MUT_INIT;
+        store_notebook_update(s, "sync", "s1", &m, fields, NULL);
+        cJSON_ReplaceItemInObject(remote, "id", cJSON_CreateString("s1"));
+        cJSON_ReplaceItemInObject(remote, "revision", cJSON_CreateNumber(9));
+        is_int(store_sync_apply_remote(s, remote, "{}"), 0, "a dirty notebook keeps its own version");
+        store_sync_read(s, "sync", "s1", &nb, &info);
+        is_str(info.sync_state, "conflict", "and is marked in conflict");
+        is_int(info.revision, 8, "nothing local was lost");
+        store_sync_info_done(&info);
+        cJSON_Delete(TAKE_PTR(nb));
+        is_int(store_sync_unsynced(s, 100, &unsynced), 0, "list what is not in sync");
+        ok(json_has(unsynced, "\"state\":\"conflict\""), "the conflict is listed");
+
+        /* Deletes: a tombstone goes when the remote delete of its revision succeeded. */
+        m = (StoreMut)STORE_MUT_INIT;
+        store_notebook_delete(s, "sync", "s2", &m);
+        store_sync_read(s, "sync", "s2", &nb, &info);
+        ok(info.deleted && nb == NULL, "a deleted notebook is a tombstone without content");
+        store_sync_info_done(&info);
+        is_int(store_sync_delete_done(s, "sync", "s2", m.revision), 0, "remote delete done");
+        is_int(store_sync_read(s, "sync", "s2", &nb, &info), -ENOENT, "the tombstone is gone");
+        is_int(store_sync_users(s, &users), 0, "known users");
+        ok(json_has(users, "\"sync\""), "include users with notebooks");
+}
+
 static void test_reopen_and_version(void)
 {
         Store *s = open_store();
@@ -297,6 +374,7 @@ int main(void)
         test_renumber(s);
         test_cell_limit(s);
         test_savepoints(s);
+        test_sync(s);
         store_free(s);
         test_reopen_and_version();
         snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
