@@ -21,6 +21,7 @@ typedef struct Call {
         const char *missing_id; /* for not-found errors: which id */
         bool missing_cell;
         int64_t current_revision; /* for conflicts */
+        cJSON *changed;           /* see RpcReply.changed */
 } Call;
 
 typedef int (*MethodFunc)(Call *c);
@@ -37,6 +38,7 @@ void rpc_reply_done(RpcReply *r)
 {
         free(r->text);
         free(r->abort_text);
+        cJSON_Delete(r->changed);
         *r = (RpcReply){ 0 };
 }
 
@@ -290,6 +292,22 @@ static int resolve_user(Call *c)
         return 0;
 }
 
+/* Records that the request changed a notebook, for the sync engine. Failing to record it only
+ * delays the push: the notebook is dirty in the store, and the engine rescans for those. */
+static void call_changed(Call *c, const char *notebook_id)
+{
+        const char *pair[2] = { c->user_id, notebook_id };
+        cJSON *item;
+
+        if (!c->changed && !(c->changed = cJSON_CreateArray()))
+                return (void)log_oom();
+        item = cJSON_CreateStringArray(pair, 2);
+        if (!item || !cJSON_AddItemToArray(c->changed, item)) {
+                cJSON_Delete(item);
+                log_oom();
+        }
+}
+
 static int result_new(Call *c)
 {
         c->result = cJSON_CreateObject();
@@ -329,6 +347,14 @@ static int m_notebook_list(Call *c)
         r = store_provision(c->rpc->store, c->user_id, &provisioned);
         if (r < 0)
                 return store_error(c, r, NULL, NULL, NULL);
+        if (provisioned) {
+                char id[MAX_ID_BYTES + 1];
+
+                snprintf(id, sizeof(id), "blank-%s", c->user_id);
+                call_changed(c, id);
+                snprintf(id, sizeof(id), "demo-%s", c->user_id);
+                call_changed(c, id);
+        }
         r = store_notebook_list(c->rpc->store, c->user_id, &list);
         if (r < 0)
                 return store_error(c, r, NULL, NULL, NULL);
@@ -430,6 +456,7 @@ static int m_notebook_create(Call *c)
         r = store_notebook_create(c->rpc->store, c->user_id, id, fields, cells, &nb);
         if (r < 0)
                 return store_error(c, r, id, NULL, NULL);
+        call_changed(c, id);
         if (result_new(c) < 0 || !add_item(c->result, "notebook", nb))
                 return -ENOMEM;
         return 0;
@@ -456,6 +483,7 @@ static int m_notebook_update(Call *c)
         c->current_revision = m.revision;
         if (r < 0)
                 return store_error(c, r, id, NULL, NULL);
+        call_changed(c, id);
         if (result_new(c) < 0 || !add_item(c->result, "notebook", nb))
                 return -ENOMEM;
         return 0;
@@ -473,6 +501,7 @@ static int m_notebook_delete(Call *c)
         c->current_revision = m.revision;
         if (r < 0)
                 return store_error(c, r, id, NULL, NULL);
+        call_changed(c, id);
         if (result_new(c) < 0 || !cJSON_AddStringToObject(c->result, "notebook_id", id) ||
             !cJSON_AddNumberToObject(c->result, "revision", (double)m.revision))
                 return -ENOMEM;
@@ -491,6 +520,7 @@ static int m_demo_reset(Call *c)
         c->current_revision = m.revision;
         if (r < 0)
                 return store_error(c, r, NULL, NULL, NULL);
+        call_changed(c, cJSON_GetObjectItem(nb, "id")->valuestring);
         if (result_new(c) < 0 || !add_item(c->result, "notebook", nb))
                 return -ENOMEM;
         return 0;
@@ -524,6 +554,7 @@ static int m_cell_create(Call *c)
         c->current_revision = m.revision;
         if (r < 0)
                 return store_error(c, r, id, r == -EEXIST ? cell_id : NULL, place.after);
+        call_changed(c, id);
         if (result_mut(c, id, &m) < 0 || !cJSON_AddNumberToObject(c->result, "position", (double)index) ||
             !add_item(c->result, "cell", stored))
                 return -ENOMEM;
@@ -551,6 +582,7 @@ static int m_cell_update(Call *c)
         c->current_revision = m.revision;
         if (r < 0)
                 return store_error(c, r, id, cell_id, NULL);
+        call_changed(c, id);
         if (result_mut(c, id, &m) < 0 || !cJSON_AddNumberToObject(c->result, "position", (double)index) ||
             !add_item(c->result, "cell", cell))
                 return -ENOMEM;
@@ -570,6 +602,7 @@ static int m_cell_delete(Call *c)
         c->current_revision = m.revision;
         if (r < 0)
                 return store_error(c, r, id, cell_id, NULL);
+        call_changed(c, id);
         return result_mut(c, id, &m);
 }
 
@@ -592,6 +625,7 @@ static int m_cell_move(Call *c)
         c->current_revision = m.revision;
         if (r < 0)
                 return store_error(c, r, id, r == -ERANGE ? NULL : cell_id, place.after);
+        call_changed(c, id);
         if (result_mut(c, id, &m) < 0 || !cJSON_AddNumberToObject(c->result, "position", (double)index))
                 return -ENOMEM;
         return 0;
@@ -631,7 +665,7 @@ static int m_daemon_status(Call *c)
 {
         Rpc *rpc = c->rpc;
         const UserBinding *b = rpc->config ? config_find_uid(rpc->config, c->peer->uid) : NULL;
-        cJSON *sync, *peer, *ids;
+        cJSON *peer, *ids;
 
         if (result_new(c) < 0 || !cJSON_AddStringToObject(c->result, "version", VERSION_STRING) ||
             !cJSON_AddNumberToObject(c->result, "pid", getpid()) ||
@@ -641,9 +675,21 @@ static int m_daemon_status(Call *c)
             !cJSON_AddStringToObject(c->result, "durability",
                                      !rpc->config || rpc->config->durability_full ? "full" : "normal"))
                 return -ENOMEM;
-        sync = cJSON_AddObjectToObject(c->result, "sync");
-        if (!sync || !cJSON_AddStringToObject(sync, "mode", "local-only") ||
-            !cJSON_AddNumberToObject(c->result, "connections", rpc->connections) ||
+        /* Unprivileged peers see the per-notebook states of their default user only. */
+        if (rpc->sync_status) {
+                if (rpc->sync_status(rpc->sync_userdata,
+                                     c->peer->privileged  ? NULL
+                                     : b && b->n_user_ids ? b->user_ids[0]
+                                                          : "",
+                                     c->result) < 0)
+                        return -ENOMEM;
+        } else {
+                cJSON *sync = cJSON_AddObjectToObject(c->result, "sync");
+
+                if (!sync || !cJSON_AddStringToObject(sync, "mode", "local-only"))
+                        return -ENOMEM;
+        }
+        if (!cJSON_AddNumberToObject(c->result, "connections", rpc->connections) ||
             !cJSON_AddNumberToObject(c->result, "requests", (double)rpc->requests) ||
             !cJSON_AddNumberToObject(c->result, "transactions", (double)rpc->transactions))
                 return -ENOMEM;
@@ -787,6 +833,7 @@ static int request_run(Rpc *rpc, const RpcPeer *peer, const cJSON *req, RpcReply
                         return -ENOMEM;
         }
         cJSON_Delete(c.result);
+        ret->changed = TAKE_PTR(c.changed);
         if (m->writes) {
                 ret->abort_text =
                         notification ? strdup("")
@@ -799,6 +846,7 @@ static int request_run(Rpc *rpc, const RpcPeer *peer, const cJSON *req, RpcReply
 
 fail:
         cJSON_Delete(c.result);
+        cJSON_Delete(c.changed);
         ret->failed = true;
         if (notification)
                 return 0;

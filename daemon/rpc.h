@@ -30,6 +30,10 @@ typedef struct Rpc {
         unsigned connections;
         uint64_t requests;
         uint64_t transactions;
+        /* The sync engine's hooks; all NULL when the daemon runs local-only. */
+        void (*sync_notify)(void *userdata, const char *user_id, const char *notebook_id);
+        int (*sync_status)(void *userdata, const char *user_id, cJSON *obj);
+        void *sync_userdata;
 } Rpc;
 
 typedef struct RpcReply {
@@ -37,6 +41,8 @@ typedef struct RpcReply {
         char *abort_text; /* the reply to send instead if the transaction does not commit; NULL if
                            * the request wrote nothing */
         bool failed;      /* the request failed: undo whatever it wrote */
+        cJSON *changed;   /* [user_id, notebook_id] pairs the request changed, for the sync engine
+                           * once the transaction has committed; NULL if none */
 } RpcReply;
 
 void rpc_reply_done(RpcReply *r);

@@ -508,6 +508,13 @@ static int server_run_batch(Server *s)
                         RpcReply *rep = &replies[n];
                         const char *text = committed || !rep->abort_text ? rep->text : rep->abort_text;
 
+                        if (committed && rep->changed && s->rpc->sync_notify) {
+                                const cJSON *pair;
+
+                                cJSON_ArrayForEach(pair, rep->changed) s->rpc->sync_notify(
+                                        s->rpc->sync_userdata, cJSON_GetArrayItem(pair, 0)->valuestring,
+                                        cJSON_GetArrayItem(pair, 1)->valuestring);
+                        }
                         if (text && conn_append(q->conn, text) < 0) {
                                 log_oom();
                                 q->conn->dead = true;
