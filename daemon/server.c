@@ -511,9 +511,12 @@ static int server_run_batch(Server *s)
                         if (committed && rep->changed && s->rpc->sync_notify) {
                                 const cJSON *pair;
 
-                                cJSON_ArrayForEach(pair, rep->changed) s->rpc->sync_notify(
-                                        s->rpc->sync_userdata, cJSON_GetArrayItem(pair, 0)->valuestring,
-                                        cJSON_GetArrayItem(pair, 1)->valuestring);
+                                cJSON_ArrayForEach(pair, rep->changed)
+                                {
+                                        s->rpc->sync_notify(s->rpc->sync_userdata,
+                                                            cJSON_GetArrayItem(pair, 0)->valuestring,
+                                                            cJSON_GetArrayItem(pair, 1)->valuestring);
+                                }
                         }
                         if (text && conn_append(q->conn, text) < 0) {
                                 log_oom();
