@@ -1,0 +1,41 @@
+/* SPDX-License-Identifier: MIT */
+#pragma once
+
+/* The DynamoDB client: one JSON-protocol call (X-Amz-Target DynamoDB_20120810.<target>) at a
+ * time per caller, with credentials from creds.c, signed by sigv4.c, sent by http.c, and its
+ * outcome classified by ddb.c. Asynchronous: nothing here blocks the event loop. */
+
+#include <stdbool.h>
+#include <cjson/cJSON.h>
+#include <systemd/sd-event.h>
+
+#include "conf.h"
+#include "ddb.h"
+#include "util.h"
+
+typedef struct Remote Remote;
+
+typedef struct RemoteReply {
+        int error;           /* 0, or a negative errno when no HTTP answer came (-ECANCELED at shutdown) */
+        bool maybe_sent;     /* with error: the request may have reached the remote */
+        long status;         /* HTTP status */
+        DdbErrorClass cls;   /* DDB_OK or what kind of failure */
+        const char *message; /* for people: what went wrong; never a secret */
+        cJSON *body;         /* the parsed answer (DDB_OK) or NULL */
+} RemoteReply;
+
+/* owner and userdata are the caller's; the reply and its body are valid during the call only. */
+typedef void (*RemoteFunc)(void *owner, void *userdata, RemoteReply *reply);
+
+int remote_new(sd_event *event, const RemoteConfig *conf, Remote **ret);
+/* Cancels what is in flight: each callback runs once more with -ECANCELED. */
+Remote *remote_free(Remote *r);
+DEFINE_TRIVIAL_CLEANUP_FUNC(Remote *, remote_free)
+
+/* Sends body (serialised now; the caller keeps it) to target. The callback always runs, later,
+ * never from inside this call. */
+int remote_call(Remote *r, const char *target, const cJSON *body, RemoteFunc cb, void *owner,
+                void *userdata);
+
+const char *remote_endpoint(Remote *r);
+const char *remote_region(Remote *r);

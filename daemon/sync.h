@@ -1,0 +1,33 @@
+/* SPDX-License-Identifier: MIT */
+#pragma once
+
+/* The sync engine: pushes changed notebooks to DynamoDB with revision-conditioned writes, pulls
+ * newer remote versions, and never gives up on a dirty notebook. See doc/sync.md. */
+
+#include <stdint.h>
+#include <cjson/cJSON.h>
+#include <systemd/sd-event.h>
+
+#include "conf.h"
+#include "store.h"
+#include "util.h"
+
+typedef struct Sync Sync;
+
+/* Starts the engine on a configured remote: resumes all pending work and pulls once. */
+int sync_new(sd_event *event, Store *store, const RemoteConfig *remote, Sync **ret);
+Sync *sync_free(Sync *s);
+DEFINE_TRIVIAL_CLEANUP_FUNC(Sync *, sync_free)
+
+/* A committed local change to a notebook: schedules its push (debounced). */
+void sync_notify_change(Sync *s, const char *user_id, const char *notebook_id);
+
+/* Pulls every known user's notebooks now. */
+void sync_pull_now(Sync *s);
+
+/* Adds the "sync" object of daemon.status to obj. With user_id, per-notebook states are limited
+ * to that user's notebooks. s may be NULL: local-only. */
+int sync_status(Sync *s, const char *user_id, cJSON *obj);
+
+/* One line for humans, e.g. "online, 0 pending" (for logs and STATUS=). */
+const char *sync_summary(Sync *s, char *buf, size_t size);
