@@ -373,13 +373,11 @@ int http_new(sd_event *event, const HttpOptions *options, Http **ret)
                 h->options.total_timeout_usec = DEFAULT_TOTAL_TIMEOUT_USEC;
         if (!h->options.max_body)
                 h->options.max_body = DEFAULT_MAX_BODY;
-        if (h->options.ca_file && !(h->ca_file = strdup(h->options.ca_file)))
+        h->multi = curl_multi_init();
+        if (!h->multi || (h->options.ca_file && !(h->ca_file = strdup(h->options.ca_file))))
+                // cppcheck-suppress memleak ; h is freed by its cleanup handler
                 return -ENOMEM;
         h->options.ca_file = h->ca_file;
-
-        h->multi = curl_multi_init();
-        if (!h->multi)
-                return -ENOMEM;
         if (curl_multi_setopt(h->multi, CURLMOPT_SOCKETFUNCTION, socket_cb) != CURLM_OK ||
             curl_multi_setopt(h->multi, CURLMOPT_SOCKETDATA, h) != CURLM_OK ||
             curl_multi_setopt(h->multi, CURLMOPT_TIMERFUNCTION, timer_cb) != CURLM_OK ||
