@@ -1,4 +1,5 @@
 /* SPDX-License-Identifier: MIT */
+#include <ctype.h>
 #include <fcntl.h>
 #include <grp.h>
 #include <limits.h>
@@ -22,6 +23,7 @@ typedef enum ConfSection {
         SECTION_NONE,
         SECTION_DAEMON,
         SECTION_USERS,
+        SECTION_REMOTE,
         SECTION_UNKNOWN, /* reported once at its header; its keys are skipped */
 } ConfSection;
 
@@ -44,7 +46,8 @@ struct ConfParser {
         ConfSection section;
         Config *config;
         unsigned daemon_key_lines[6]; /* where each of daemon_keys[] was set, 0 if not yet */
-        unsigned *binding_lines;      /* where each binding was written, for duplicate reports */
+        unsigned remote_key_lines[11];
+        unsigned *binding_lines; /* where each binding was written, for duplicate reports */
         size_t n_bindings_alloc;
 };
 
@@ -78,6 +81,20 @@ Config *config_new(void)
         c->durability_full = true;
         c->max_line_bytes = MAX_LINE_BYTES_DEFAULT;
         c->log_level = -1;
+        c->remote = (RemoteConfig){
+                .enabled = true,
+                .table = strdup("notebooks"),
+                .debounce_usec = 500 * USEC_PER_MSEC,
+                .max_delay_usec = 5 * USEC_PER_SEC,
+                .pull_interval_usec = 60 * USEC_PER_SEC,
+                .connect_timeout_usec = 5 * USEC_PER_SEC,
+                .request_timeout_usec = 30 * USEC_PER_SEC,
+                .max_in_flight = 8,
+        };
+        if (!c->remote.table) {
+                free(c);
+                return NULL;
+        }
         return c;
 }
 
@@ -93,6 +110,10 @@ Config *config_free(Config *c)
                 free(c->bindings[i].user_ids);
         }
         free(c->bindings);
+        free(c->remote.table);
+        free(c->remote.region);
+        free(c->remote.endpoint);
+        free(c->remote.ca_file);
         free(c);
         return NULL;
 }
@@ -330,6 +351,151 @@ static int conf_daemon_key(ConfParser *p, const char *key, const char *value)
         return -EINVAL;
 }
 
+/* ---- [remote] ---- */
+
+static bool chars_in(const char *s, const char *extra)
+{
+        for (; *s; s++)
+                if (!isalnum((unsigned char)*s) && !strchr(extra, *s))
+                        return false;
+        return true;
+}
+
+static int conf_set_string(ConfParser *p, char **field, const char *value)
+{
+        char *v = strdup(value);
+
+        if (!v)
+                return -ENOMEM;
+        free(*field);
+        *field = v;
+        return 0;
+}
+
+static int conf_remote_enabled(ConfParser *p, const char *value)
+{
+        if (streq(value, "yes") || streq(value, "true") || streq(value, "1"))
+                p->config->remote.enabled = true;
+        else if (streq(value, "no") || streq(value, "false") || streq(value, "0"))
+                p->config->remote.enabled = false;
+        else {
+                conf_report(p, "enabled: expected yes or no, not '%.*s%s'", QUOTE(value));
+                return -EINVAL;
+        }
+        return 0;
+}
+
+static int conf_remote_table(ConfParser *p, const char *value)
+{
+        size_t n = strlen(value);
+
+        if (n < 3 || n > 255 || !chars_in(value, "_.-")) {
+                conf_report(p, "table: a DynamoDB table name is 3 to 255 characters of A-Z a-z 0-9 _ . -");
+                return -EINVAL;
+        }
+        return conf_set_string(p, &p->config->remote.table, value);
+}
+
+static int conf_remote_region(ConfParser *p, const char *value)
+{
+        if (strlen(value) > 64 || !chars_in(value, "-")) {
+                conf_report(p, "region: expected a region name such as us-east-1");
+                return -EINVAL;
+        }
+        return conf_set_string(p, &p->config->remote.region, value);
+}
+
+static int conf_remote_endpoint(ConfParser *p, const char *value)
+{
+        if ((strncmp(value, "http://", 7) != 0 && strncmp(value, "https://", 8) != 0) ||
+            strlen(value) > 1024 || strpbrk(value, " \t")) {
+                conf_report(p, "endpoint: expected an http:// or https:// URL");
+                return -EINVAL;
+        }
+        return conf_set_string(p, &p->config->remote.endpoint, value);
+}
+
+static int conf_remote_ca_file(ConfParser *p, const char *value)
+{
+        if (value[0] != '/') {
+                conf_report(p, "ca_file: expected an absolute path");
+                return -EINVAL;
+        }
+        return conf_set_string(p, &p->config->remote.ca_file, value);
+}
+
+/* An integer key in [min, max], times unit, into *field. */
+static int conf_remote_number(ConfParser *p, const char *key, const char *value, uint64_t min, uint64_t max,
+                              uint64_t unit, uint64_t *field)
+{
+        uint64_t v;
+
+        if (parse_uint64(value, &v) < 0 || v < min || v > max) {
+                conf_report(p, "%s: expected a whole number from %llu to %llu", key, (unsigned long long)min,
+                            (unsigned long long)max);
+                return -EINVAL;
+        }
+        *field = v * unit;
+        return 0;
+}
+
+#define REMOTE_NUMBER(fn, key, min, max, unit, field)                                               \
+        static int fn(ConfParser *p, const char *value)                                             \
+        {                                                                                           \
+                return conf_remote_number(p, key, value, min, max, unit, &p->config->remote.field); \
+        }
+REMOTE_NUMBER(conf_remote_debounce, "debounce_ms", 0, 600000, USEC_PER_MSEC, debounce_usec)
+REMOTE_NUMBER(conf_remote_max_delay, "max_delay_ms", 0, 3600000, USEC_PER_MSEC, max_delay_usec)
+REMOTE_NUMBER(conf_remote_pull, "pull_interval_s", 0, 86400, USEC_PER_SEC, pull_interval_usec)
+REMOTE_NUMBER(conf_remote_connect, "connect_timeout_ms", 100, 600000, USEC_PER_MSEC, connect_timeout_usec)
+REMOTE_NUMBER(conf_remote_request, "request_timeout_ms", 100, 3600000, USEC_PER_MSEC, request_timeout_usec)
+
+static int conf_remote_in_flight(ConfParser *p, const char *value)
+{
+        uint64_t v;
+        int r = conf_remote_number(p, "max_in_flight", value, 1, 256, 1, &v);
+
+        if (r >= 0)
+                p->config->remote.max_in_flight = (unsigned)v;
+        return r;
+}
+
+static const ConfKey remote_keys[] = {
+        { "enabled", conf_remote_enabled },
+        { "table", conf_remote_table },
+        { "region", conf_remote_region },
+        { "endpoint", conf_remote_endpoint },
+        { "ca_file", conf_remote_ca_file },
+        { "debounce_ms", conf_remote_debounce },
+        { "max_delay_ms", conf_remote_max_delay },
+        { "max_in_flight", conf_remote_in_flight },
+        { "pull_interval_s", conf_remote_pull },
+        { "connect_timeout_ms", conf_remote_connect },
+        { "request_timeout_ms", conf_remote_request },
+};
+_Static_assert(ELEMENTSOF(remote_keys) == ELEMENTSOF(((ConfParser *)NULL)->remote_key_lines),
+               "one line slot per key");
+
+static int conf_remote_key(ConfParser *p, const char *key, const char *value)
+{
+        for (size_t i = 0; i < ELEMENTSOF(remote_keys); i++) {
+                if (!streq(key, remote_keys[i].name))
+                        continue;
+                if (p->remote_key_lines[i] > 0) {
+                        conf_report(p, "%s is already set on line %u", key, p->remote_key_lines[i]);
+                        return -EINVAL;
+                }
+                p->remote_key_lines[i] = p->line;
+                if (!*value) {
+                        conf_report(p, "%s: missing value", key);
+                        return -EINVAL;
+                }
+                return remote_keys[i].parse(p, value);
+        }
+        conf_report(p, "unknown key '%.*s%s' in section [remote]", QUOTE(key));
+        return -EINVAL;
+}
+
 static bool conf_user_id_is_valid(const char *s)
 {
         size_t n = strlen(s);
@@ -496,7 +662,10 @@ static int conf_parse_section(ConfParser *p, char *s)
                 p->section = SECTION_DAEMON;
         else if (streq(name, "users"))
                 p->section = SECTION_USERS;
-        else {
+        else if (streq(name, "remote")) {
+                p->section = SECTION_REMOTE;
+                p->config->remote.present = true;
+        } else {
                 conf_report(p, "unknown section [%.*s%s]", QUOTE(name));
                 p->section = SECTION_UNKNOWN;
                 return -EINVAL;
@@ -540,6 +709,8 @@ static int conf_parse_line(ConfParser *p, char *line)
                 return conf_daemon_key(p, key, value);
         case SECTION_USERS:
                 return conf_users_key(p, key, value);
+        case SECTION_REMOTE:
+                return conf_remote_key(p, key, value);
         }
         return 0;
 }
@@ -649,6 +820,11 @@ int config_load(const char *path, ConfigErrorFunc report, void *userdata, Config
                         break;
                 s = nl + 1;
         }
+
+        /* Checks between keys, once every key has been read. */
+        p.line = p.remote_key_lines[6] ? p.remote_key_lines[6] : p.remote_key_lines[5];
+        if (c->remote.max_delay_usec < c->remote.debounce_usec)
+                conf_report(&p, "max_delay_ms must not be less than debounce_ms");
 
         if (p.n_errors > 0)
                 return -EINVAL;

@@ -19,6 +19,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <sys/types.h>
 
 typedef struct UserBinding {
@@ -26,6 +27,23 @@ typedef struct UserBinding {
         char **user_ids; /* n_user_ids strings, in the order written; the first is the default */
         size_t n_user_ids;
 } UserBinding;
+
+/* [remote]: the DynamoDB table notebooks are synced to. Credentials never go here: they come
+ * from the environment, systemd credentials or ~/.aws/credentials. */
+typedef struct RemoteConfig {
+        bool present; /* the section appeared */
+        bool enabled;
+        char *table;    /* default "notebooks" */
+        char *region;   /* NULL: from the environment or ~/.aws/config */
+        char *endpoint; /* NULL: from the environment, else AWS's for the region */
+        char *ca_file;
+        uint64_t debounce_usec;
+        uint64_t max_delay_usec;
+        uint64_t pull_interval_usec; /* 0: at start and on demand only */
+        uint64_t connect_timeout_usec;
+        uint64_t request_timeout_usec;
+        unsigned max_in_flight;
+} RemoteConfig;
 
 typedef struct Config {
         char *state_dir;   /* NULL: not set in the file */
@@ -37,6 +55,7 @@ typedef struct Config {
         gid_t admin_gid;
         UserBinding *bindings;
         size_t n_bindings;
+        RemoteConfig remote;
 } Config;
 
 /* Called once per problem found; line is 0 for problems not tied to a line. */

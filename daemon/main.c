@@ -11,6 +11,7 @@
 #include "log.h"
 #include "server.h"
 #include "store.h"
+#include "sync.h"
 
 #define DB_FILE_NAME "notebookd.db"
 
@@ -141,6 +142,25 @@ static char *default_socket_path(void)
         return p;
 }
 
+static void on_sync_notify(void *userdata, const char *user_id, const char *notebook_id)
+{
+        sync_notify_change(userdata, user_id, notebook_id);
+}
+
+static int on_sync_status(void *userdata, const char *user_id, cJSON *obj)
+{
+        return sync_status(userdata, user_id, obj);
+}
+
+/* A remote is configured by a [remote] section (unless it says enabled = no), or by an endpoint
+ * in the environment. */
+static bool remote_wanted(const Config *c)
+{
+        if (c->remote.present)
+                return c->remote.enabled;
+        return getenv("AWS_ENDPOINT_URL_DYNAMODB") && *getenv("AWS_ENDPOINT_URL_DYNAMODB");
+}
+
 static int on_signal(sd_event_source *s, const struct signalfd_siginfo *si, void *userdata)
 {
         Server *server = userdata;
@@ -155,6 +175,7 @@ static int run(int argc, char **argv)
 {
         _cleanup_(sd_event_unrefp) sd_event *event = NULL;
         _cleanup_(server_freep) Server *server = NULL;
+        _cleanup_(sync_freep) Sync *sync = NULL;
         _cleanup_(store_freep) Store *store = NULL;
         _cleanup_free_ char *state_dir = NULL, *socket_path = NULL, *config_path = NULL, *db_path = NULL;
         Config *config = NULL;
@@ -304,6 +325,17 @@ static int run(int argc, char **argv)
         }
         listen_fd = -1; /* the server owns it now */
 
+        if (remote_wanted(config)) {
+                r = sync_new(event, store, &config->remote, &sync);
+                if (r < 0) {
+                        log_error_errno(r, "Cannot set up sync to DynamoDB: %m");
+                        goto fail;
+                }
+                rpc.sync_notify = on_sync_notify;
+                rpc.sync_status = on_sync_status;
+                rpc.sync_userdata = sync;
+        }
+
         sigemptyset(&mask);
         sigaddset(&mask, SIGTERM);
         sigaddset(&mask, SIGINT);
@@ -315,10 +347,15 @@ static int run(int argc, char **argv)
                 goto fail;
         }
 
-        log_info("notebookd %s ready: socket %s, database %s (durability %s), local-only: no remote "
-                 "configured.",
-                 PACKAGE_VERSION, socket_path, db_path, config->durability_full ? "full" : "normal");
-        (void)sd_notify(false, "READY=1\nSTATUS=Serving, local-only.");
+        {
+                char where[512];
+
+                log_info("notebookd %s ready: socket %s, database %s (durability %s); sync: %s.",
+                         PACKAGE_VERSION, socket_path, db_path, config->durability_full ? "full" : "normal",
+                         sync ? remote_describe(sync, where, sizeof(where))
+                              : "local-only, no remote configured");
+        }
+        (void)sd_notify(false, "READY=1\nSTATUS=Serving.");
 
         r = sd_event_loop(event);
         if (r < 0) {
@@ -326,6 +363,8 @@ static int run(int argc, char **argv)
                 goto fail;
         }
         server = server_free(server);
+        /* Pushes in flight are dropped; their notebooks stay dirty and go out at the next start. */
+        sync = sync_free(sync);
         if (bound_here)
                 (void)unlink(socket_path);
         config_free(config);

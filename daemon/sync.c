@@ -169,7 +169,7 @@ void sync_notify_change(Sync *s, const char *user_id, const char *notebook_id)
 static void sync_log_failure(Sync *s, const char *fmt, const char *a, const char *b)
 {
         uint64_t now = now_monotonic_usec();
-        char msg[512];
+        char msg[sizeof(s->last_error)];
 
         snprintf(msg, sizeof(msg), fmt, a, b);
         snprintf(s->last_error, sizeof(s->last_error), "%s", msg);
@@ -758,6 +758,13 @@ static unsigned sync_pending(Sync *s)
         for (Job *j = s->jobs; j; j = j->next)
                 n += !j->in_flight;
         return n;
+}
+
+const char *remote_describe(Sync *s, char *buf, size_t size)
+{
+        snprintf(buf, size, "DynamoDB table %s at %s (region %s)", s->conf.table, remote_endpoint(s->remote),
+                 remote_region(s->remote));
+        return buf;
 }
 
 const char *sync_summary(Sync *s, char *buf, size_t size)

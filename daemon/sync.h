@@ -29,5 +29,8 @@ void sync_pull_now(Sync *s);
  * to that user's notebooks. s may be NULL: local-only. */
 int sync_status(Sync *s, const char *user_id, cJSON *obj);
 
+/* Where the engine syncs to, for the start-up log line. */
+const char *remote_describe(Sync *s, char *buf, size_t size);
+
 /* One line for humans, e.g. "online, 0 pending" (for logs and STATUS=). */
 const char *sync_summary(Sync *s, char *buf, size_t size);
