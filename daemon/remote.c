@@ -58,10 +58,9 @@ int remote_new(sd_event *event, const RemoteConfig *conf, Remote **ret)
         if (!r)
                 return -ENOMEM;
         r->region = creds_region(conf->region);
-        if (!r->region)
-                return -ENOMEM;
-        r->endpoint = creds_endpoint(conf->endpoint, r->region);
+        r->endpoint = r->region ? creds_endpoint(conf->endpoint, r->region) : NULL;
         if (!r->endpoint)
+                // cppcheck-suppress memleak ; r is freed by its cleanup handler
                 return -ENOMEM;
         k = endpoint_parse(r);
         if (k < 0)
