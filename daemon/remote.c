@@ -103,19 +103,26 @@ static void on_http_done(void *userdata, const HttpResult *res)
         _cleanup_(cJSON_Deletep) cJSON *body = NULL;
         RemoteReply rep = { .error = res->error, .maybe_sent = res->maybe_sent, .status = res->status };
         char message[512];
-        const char *type = "", *msg = "";
+        DdbError e;
 
         if (res->error < 0) {
                 snprintf(message, sizeof(message), "%s",
                          res->error_text[0] ? res->error_text : strerror(-res->error));
                 rep.cls = DDB_RETRYABLE;
         } else {
-                body = cJSON_ParseWithLength(res->body, res->body_len);
-                rep.cls = ddb_error_classify(res->status, body, &type, &msg);
-                if (rep.cls == DDB_OK)
+                ddb_error_parse(res->status, res->body, res->body_len, &e);
+                rep.cls = e.cls;
+                if (rep.cls == DDB_OK) {
+                        body = cJSON_ParseWithLength(res->body, res->body_len);
                         rep.body = body;
-                snprintf(message, sizeof(message), "HTTP %ld%s%s%s%s", res->status, *type ? " " : "", type,
-                         *msg ? ": " : "", msg);
+                        if (!body) {
+                                /* A 2xx answer we cannot read: as good as none. */
+                                rep.cls = DDB_RETRYABLE;
+                                snprintf(e.message, sizeof(e.message), "unreadable answer");
+                        }
+                }
+                snprintf(message, sizeof(message), "HTTP %ld%s%s%s%s", res->status, *e.type ? " " : "",
+                         e.type, *e.message ? ": " : "", e.message);
         }
         rep.message = message;
         c->cb(c->owner, c->userdata, &rep);
