@@ -125,6 +125,7 @@ static void on_http_done(void *userdata, const HttpResult *res)
                          e.type, *e.message ? ": " : "", e.message);
         }
         rep.message = message;
+        rep.type = res->error < 0 ? "" : e.type;
         c->cb(c->owner, c->userdata, &rep);
         free(c);
 }

@@ -21,6 +21,7 @@ typedef struct RemoteReply {
         long status;         /* HTTP status */
         DdbErrorClass cls;   /* DDB_OK or what kind of failure */
         const char *message; /* for people: what went wrong; never a secret */
+        const char *type;    /* DynamoDB's error type, e.g. "ResourceNotFoundException", or "" */
         cJSON *body;         /* the parsed answer (DDB_OK) or NULL */
 } RemoteReply;
 

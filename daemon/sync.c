@@ -373,8 +373,13 @@ static void on_push_reply(void *owner, void *userdata, RemoteReply *rep)
         case DDB_THROTTLING:
                 job_retry(s, j, rep);
                 return;
+        case DDB_VALIDATION:
+                if (!rep->type || !streq(rep->type, "ResourceNotFoundException"))
+                        break;
+                _fallthrough_;
         case DDB_AUTH:
-                /* Credentials may be fixed or refreshed: keep trying at the outage pace. */
+                /* Credentials may be fixed or refreshed, the table created: keep trying at the
+                 * outage pace. */
                 sync_log_failure(s, "%s: %s", j->notebook_id,
                                  rep->message ? rep->message : "not authorised");
                 sync_outage(s);

@@ -14,6 +14,7 @@
 
 #define _cleanup_(f)   __attribute__((cleanup(f)))
 #define _unused_       __attribute__((unused))
+#define _fallthrough_  __attribute__((fallthrough))
 #define _printf_(a, b) __attribute__((format(printf, a, b)))
 #define _warn_unused_  __attribute__((warn_unused_result))
 
