@@ -214,6 +214,10 @@ static int graph_load(struct graph *g, const cJSON *cells)
 
 static int graph_add_link(struct graph *g, size_t from, size_t to, size_t rank, const char *name)
 {
+        /* Each (writer, reader, name) is a link: a notebook within every other limit could ask for
+         * a billion of them. */
+        if (g->n_links >= GRAPH_MAX_LINKS)
+                return -E2BIG;
         if (g->n_links == g->n_links_allocated) {
                 size_t m = g->n_links_allocated > 0 ? g->n_links_allocated : 64;
                 struct link *l;

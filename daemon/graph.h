@@ -12,5 +12,8 @@
  *   "order":  [id, ...] every cell not on a cycle, topologically sorted, ties by position
  *   "cycles": [[id, ...], ...] strongly connected groups of two or more cells, each in position
  *             order, groups ordered by their first cell's position
- * Returns 0, -EINVAL if cells is not an array of such objects, -ENOMEM. */
+ * Returns 0, -EINVAL if cells is not an array of such objects, -E2BIG if the cells share more
+ * than GRAPH_MAX_LINKS (writer, reader, variable) links, -ENOMEM. */
+#define GRAPH_MAX_LINKS (2000u * 1000u)
+
 int graph_compute(const cJSON *cells, cJSON **ret);

@@ -644,6 +644,10 @@ static int m_notebook_graph(Call *c)
         if (r < 0)
                 return store_error(c, r, id, NULL, NULL);
         r = graph_compute(cJSON_GetObjectItemCaseSensitive(nb, "cells"), &graph);
+        if (r == -E2BIG)
+                return model_error(&c->error, RPC_TOO_LARGE, NULL, GRAPH_MAX_LINKS,
+                                   "The cells share more than %u variable links; the graph is too large.",
+                                   GRAPH_MAX_LINKS);
         if (r < 0)
                 return model_error(&c->error, RPC_INTERNAL_ERROR, NULL, -1, "Cannot compute the graph.");
         if (result_new(c) < 0 || !cJSON_AddStringToObject(c->result, "notebook_id", id) ||

@@ -332,8 +332,29 @@ static void test_large(void)
                "large: nothing in order");
 }
 
+/* 1000 cells that all read and write the same three names: three million links, over the cap. */
+static void test_link_cap(void)
+{
+        cJSON *cells = cJSON_CreateArray(), *graph = NULL;
+
+        for (int i = 0; i < 1000; i++) {
+                const char *names[] = { "a", "b", "c" };
+                cJSON *c = cJSON_CreateObject();
+                char id[16];
+
+                snprintf(id, sizeof(id), "c%d", i);
+                cJSON_AddStringToObject(c, "id", id);
+                cJSON_AddItemToObject(c, "reads", cJSON_CreateStringArray(names, 3));
+                cJSON_AddItemToObject(c, "writes", cJSON_CreateStringArray(names, 3));
+                cJSON_AddItemToArray(cells, c);
+        }
+        ok(graph_compute(cells, &graph) == -E2BIG && !graph, "more than GRAPH_MAX_LINKS links is -E2BIG");
+        cJSON_Delete(cells);
+}
+
 int main(void)
 {
+        test_link_cap();
         test_empty();
         test_shapes();
         test_cycles();
