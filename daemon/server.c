@@ -452,7 +452,7 @@ static int server_run_batch(Server *s)
                 Request *batch = s->queue_head, *q, *last = NULL;
                 RpcReply replies[MAX_BATCH_REQUESTS];
                 unsigned n = 0;
-                bool committed;
+                bool committed, lost = false;
                 int r;
 
                 r = store_begin(s->rpc->store);
@@ -482,9 +482,13 @@ static int server_run_batch(Server *s)
                                 r = store_rollback_to(s->rpc->store);
                         else
                                 r = store_release(s->rpc->store);
-                        if (r < 0 && !rep->failed && rep->abort_text) {
-                                free(rep->text);
-                                rep->text = TAKE_PTR(rep->abort_text);
+                        if (r < 0 || !store_in_transaction(s->rpc->store)) {
+                                /* SQLite gave up the whole transaction (disk full, I/O error), or the
+                                 * savepoint could not be closed: no write of this batch stands. Stop
+                                 * here; the rest of the queue waits for a new transaction. */
+                                lost = true;
+                                n++;
+                                break;
                         }
                 }
                 s->queue_head = last->next;
@@ -492,7 +496,7 @@ static int server_run_batch(Server *s)
                         s->queue_tail = &s->queue_head;
                 last->next = NULL;
 
-                r = store_commit(s->rpc->store);
+                r = lost ? -EIO : store_commit(s->rpc->store);
                 committed = r >= 0;
                 if (!committed) {
                         log_error_errno(r, "Commit failed, %u requests answered with an error: %s", n,

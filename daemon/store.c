@@ -384,8 +384,9 @@ int store_open(const char *path, bool durability_full, Store **ret, char *errbuf
                 return errno_from_sqlite(r);
         }
         sqlite3_extended_result_codes(s->db, 1);
-        /* Only we write the database; a short wait covers a reader such as the sqlite3 shell. */
-        sqlite3_busy_timeout(s->db, 2000);
+        /* Only we write the database. Another process holding the write lock (the sqlite3 shell)
+         * makes BEGIN fail quickly; the server retries it later instead of stalling its loop. */
+        sqlite3_busy_timeout(s->db, 50);
 
         r = exec(s, "PRAGMA journal_mode = WAL");
         if (r >= 0)
@@ -444,6 +445,11 @@ int store_savepoint(Store *s)
 int store_release(Store *s)
 {
         return run(s, stmt(s, SQL_RELEASE));
+}
+
+bool store_in_transaction(Store *s)
+{
+        return !sqlite3_get_autocommit(s->db);
 }
 
 int store_rollback_to(Store *s)

@@ -48,6 +48,8 @@ int store_rollback(Store *s);
 int store_savepoint(Store *s);
 int store_release(Store *s);
 int store_rollback_to(Store *s);
+/* False once SQLite has rolled a transaction back on its own (SQLITE_FULL, I/O errors). */
+bool store_in_transaction(Store *s);
 
 /* In and out of every mutation. */
 typedef struct StoreMut {
