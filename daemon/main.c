@@ -2,6 +2,8 @@
 #include <getopt.h>
 #include <signal.h>
 #include <stdio.h>
+#include <fcntl.h>
+#include <sys/file.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <systemd/sd-daemon.h>
@@ -179,7 +181,7 @@ static int run(int argc, char **argv)
         _cleanup_(store_freep) Store *store = NULL;
         _cleanup_free_ char *state_dir = NULL, *socket_path = NULL, *config_path = NULL, *db_path = NULL;
         Config *config = NULL;
-        _cleanup_close_ int listen_fd = -1;
+        _cleanup_close_ int listen_fd = -1, lock_fd = -1;
         bool bound_here = false;
         char err[512];
         Rpc rpc = {};
@@ -251,6 +253,27 @@ static int run(int argc, char **argv)
         if (r < 0) {
                 log_error_errno(r, "Cannot create %s: %m", state_dir);
                 goto fail;
+        }
+        /* One daemon per state directory, whatever socket each was given. */
+        {
+                _cleanup_free_ char *lock_path = NULL;
+
+                if (asprintf(&lock_path, "%s/notebookd.lock", state_dir) < 0) {
+                        log_oom();
+                        goto fail;
+                }
+                lock_fd = open(lock_path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOCTTY, 0600);
+                if (lock_fd < 0) {
+                        log_error_errno(-errno, "Cannot open %s: %m", lock_path);
+                        goto fail;
+                }
+                if (flock(lock_fd, LOCK_EX | LOCK_NB) < 0) {
+                        if (errno == EWOULDBLOCK)
+                                log_error("Another notebookd is using %s.", state_dir);
+                        else
+                                log_error_errno(-errno, "Cannot lock %s: %m", lock_path);
+                        goto fail;
+                }
         }
         if (asprintf(&db_path, "%s/%s", state_dir, DB_FILE_NAME) < 0) {
                 log_oom();
@@ -372,7 +395,9 @@ static int run(int argc, char **argv)
         return 0;
 
 fail:
+        /* In dependency order: the engine uses the store and the configuration. */
         server = server_free(server);
+        sync = sync_free(sync);
         config_free(config);
         return 1;
 }
