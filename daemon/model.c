@@ -273,11 +273,28 @@ static const char *const cell_types[] = { "python", "sql", NULL };
 static const char *const cell_statuses[] = { "idle", "running", "success", "error", NULL };
 
 /* A list of distinct variable names, first occurrence kept. */
+typedef struct VarRef {
+        const char *name;
+        int index;
+} VarRef;
+
+static int var_ref_compare(const void *a, const void *b)
+{
+        const VarRef *x = a, *y = b;
+        int c = strcmp(x->name, y->name);
+
+        return c ? c : (x->index > y->index) - (x->index < y->index);
+}
+
+/* A list of distinct variable names, first occurrence kept. Duplicates are found by sorting, so
+ * a cell of MAX_VARS names costs n log n, not n squared. */
 static int vars_normalise(const cJSON *v, const char *key, cJSON **ret, ModelError *e)
 {
         _cleanup_(cJSON_Deletep) cJSON *out = NULL;
+        _cleanup_free_ VarRef *refs = NULL;
+        _cleanup_free_ bool *dup = NULL;
         const cJSON *item;
-        int n;
+        int n, i = 0;
 
         if (!cJSON_IsArray(v))
                 return model_error(e, RPC_INVALID_PARAMS, key, -1, "\"%s\" must be an array of strings.",
@@ -286,26 +303,31 @@ static int vars_normalise(const cJSON *v, const char *key, cJSON **ret, ModelErr
         if (n > MAX_VARS)
                 return model_error(e, RPC_TOO_LARGE, key, MAX_VARS, "\"%s\" has more than %d names.", key,
                                    MAX_VARS);
+        refs = calloc((size_t)n + 1, sizeof(*refs));
+        dup = calloc((size_t)n + 1, sizeof(*dup));
         out = cJSON_CreateArray();
-        if (!out)
+        if (!refs || !dup || !out)
                 return -ENOMEM;
         cJSON_ArrayForEach(item, v)
         {
-                const cJSON *seen;
-                bool dup = false;
-
                 if (!cJSON_IsString(item) || !*item->valuestring)
                         return model_error(e, RPC_INVALID_PARAMS, key, -1,
                                            "\"%s\" must be an array of non-empty strings.", key);
                 if (strlen(item->valuestring) > MAX_VAR_BYTES)
                         return model_error(e, RPC_TOO_LARGE, key, MAX_VAR_BYTES,
                                            "A name in \"%s\" is longer than %d bytes.", key, MAX_VAR_BYTES);
-                cJSON_ArrayForEach(seen, out) if (streq(seen->valuestring, item->valuestring))
-                {
-                        dup = true;
-                        break;
-                }
-                if (!dup && !cJSON_AddItemToArray(out, cJSON_CreateString(item->valuestring)))
+                refs[i] = (VarRef){ item->valuestring, i };
+                i++;
+        }
+        if (n > 1)
+                qsort(refs, (size_t)n, sizeof(*refs), var_ref_compare);
+        for (i = 1; i < n; i++)
+                if (streq(refs[i].name, refs[i - 1].name))
+                        dup[refs[i].index] = true;
+        i = 0;
+        cJSON_ArrayForEach(item, v)
+        {
+                if (!dup[i++] && !cJSON_AddItemToArray(out, cJSON_CreateString(item->valuestring)))
                         return -ENOMEM;
         }
         *ret = TAKE_PTR(out);
