@@ -589,9 +589,12 @@ int server_new(sd_event *event, Rpc *rpc, int listen_fd, size_t max_line, gid_t 
         r = sd_event_add_defer(event, &s->batch, on_batch, s);
         if (r < 0)
                 return r;
-        /* Idle priority: every pending read of this loop pass is dispatched first, so the requests
-         * that arrived together end up in one transaction. */
-        sd_event_source_set_priority(s->batch, SD_EVENT_PRIORITY_IDLE);
+        /* The same priority as the peers' reads: sources pending since an earlier loop pass run
+         * first, so the reads of one pass are dispatched before the batch that follows them (the
+         * requests that arrived together share a transaction), yet peers that stay readable
+         * without sending whole requests cannot hold the batch off for ever, as they would with
+         * an idle priority. */
+        sd_event_source_set_priority(s->batch, SD_EVENT_PRIORITY_NORMAL);
         sd_event_source_set_enabled(s->batch, SD_EVENT_OFF);
         r = sd_event_add_time_relative(event, &s->retry, CLOCK_MONOTONIC, BEGIN_RETRY_USEC, 0, on_retry, s);
         if (r < 0)

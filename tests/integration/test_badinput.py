@@ -552,6 +552,39 @@ def _():
         t.is_(lim.stop(), 0, "SIGTERM: exit 0")
 
 
+@t.case("peers sending only blank lines do not hold up other peers' requests")
+def _():
+        import threading
+        stop = []
+
+        def spam():
+                s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+                s.connect(d.socket)
+                try:
+                        while not stop:
+                                s.sendall(b"\n" * 65536)
+                except OSError:
+                        pass
+                s.close()
+
+        ths = [threading.Thread(target=spam, daemon=True) for _ in range(4)]
+        for th in ths:
+                th.start()
+        time.sleep(0.3)
+        c = d.client()
+        t0 = time.monotonic()
+        try:
+                r = c.call("daemon.status", timeout=tmo(5))
+        except Exception as e:
+                r = {"exception": str(e)}
+        took = time.monotonic() - t0
+        stop.append(True)
+        for th in ths:
+                th.join(timeout=tmo(5))
+        c.close()
+        t.ok("result" in r, f"daemon.status answered while 4 peers stream blank lines ({took:.2f} s)", short(r))
+
+
 t.is_(d.stop(), 0, "SIGTERM: exit 0")
 t.is_(dd.stop(), 0, "default-limit daemon: SIGTERM, exit 0")
 t.done()
