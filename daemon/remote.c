@@ -9,23 +9,33 @@
 
 struct Remote {
         Http *http;
-        char *endpoint; /* scheme://host[:port][/path] */
-        char *url;      /* the endpoint with a path */
-        char *host;     /* host[:port], signed as the Host header */
+        Creds *creds;
+        char *url;  /* the endpoint with a path */
+        char *host; /* host[:port], signed as the Host header */
         char *path;
         char *region;
 };
 
+/* One call: waits for credentials, then for the answer. */
 typedef struct Call {
         Remote *remote;
         RemoteFunc cb;
         void *owner, *userdata;
+        char *target; /* DynamoDB_20120810.<target> */
+        char *body;
 } Call;
 
-/* Splits the endpoint into what is signed: host (with port) and path. */
-static int endpoint_parse(Remote *r)
+static void call_free(Call *c)
 {
-        const char *p = strstr(r->endpoint, "://"), *slash;
+        free(c->target);
+        free(c->body);
+        free(c);
+}
+
+/* Splits the endpoint into what is signed: host (with port) and path. */
+static int endpoint_parse(Remote *r, const char *endpoint)
+{
+        const char *p = strstr(endpoint, "://"), *slash;
 
         if (!p)
                 return -EINVAL;
@@ -37,8 +47,7 @@ static int endpoint_parse(Remote *r)
                 return -ENOMEM;
         if (!*r->host)
                 return -EINVAL;
-        if (asprintf(&r->url, "%.*s%s", (int)(p - r->endpoint) + (int)strlen(r->host), r->endpoint,
-                     r->path) < 0) {
+        if (asprintf(&r->url, "%.*s%s", (int)(p - endpoint) + (int)strlen(r->host), endpoint, r->path) < 0) {
                 r->url = NULL;
                 return -ENOMEM;
         }
@@ -53,16 +62,24 @@ int remote_new(sd_event *event, const RemoteConfig *conf, Remote **ret)
                 .connect_timeout_usec = conf->connect_timeout_usec,
                 .total_timeout_usec = conf->request_timeout_usec,
         };
+        const char *region, *endpoint;
         int k;
 
         if (!r)
                 return -ENOMEM;
-        r->region = creds_region(conf->region);
-        r->endpoint = r->region ? creds_endpoint(conf->endpoint, r->region) : NULL;
-        if (!r->endpoint)
-                // cppcheck-suppress memleak ; r is freed by its cleanup handler
+        k = creds_new(event, &(CredsOptions){ .region = conf->region, .endpoint = conf->endpoint },
+                      &r->creds);
+        if (k < 0)
+                return k;
+        region = creds_region(r->creds);
+        endpoint = creds_endpoint(r->creds);
+        if (!endpoint)
+                return -EINVAL; /* neither an endpoint nor a region to build one from */
+        /* An endpoint without a region anywhere (a local server) is signed for us-east-1. */
+        r->region = strdup(region ? region : "us-east-1");
+        if (!r->region)
                 return -ENOMEM;
-        k = endpoint_parse(r);
+        k = endpoint_parse(r, endpoint);
         if (k < 0)
                 return k;
         k = http_new(event, &o, &r->http);
@@ -76,9 +93,10 @@ Remote *remote_free(Remote *r)
 {
         if (!r)
                 return NULL;
-        /* Cancels the calls in flight: their callbacks run with -ECANCELED. */
+        /* Cancels the calls in flight and those waiting for credentials: their callbacks run with
+         * -ECANCELED. */
         r->http = http_free(r->http);
-        free(r->endpoint);
+        r->creds = creds_free(r->creds);
         free(r->url);
         free(r->host);
         free(r->path);
@@ -89,7 +107,7 @@ Remote *remote_free(Remote *r)
 
 const char *remote_endpoint(Remote *r)
 {
-        return r->endpoint;
+        return r->url;
 }
 
 const char *remote_region(Remote *r)
@@ -97,17 +115,25 @@ const char *remote_region(Remote *r)
         return r->region;
 }
 
-static void on_http_done(void *userdata, const HttpResult *res)
+static void call_fail(Call *c, int error, DdbErrorClass cls, const char *message)
+{
+        RemoteReply rep = { .error = error, .cls = cls, .message = message, .type = "" };
+
+        c->cb(c->owner, c->userdata, &rep);
+        call_free(c);
+}
+
+static void on_http_done(const HttpResult *res, void *userdata)
 {
         Call *c = userdata;
         _cleanup_(cJSON_Deletep) cJSON *body = NULL;
         RemoteReply rep = { .error = res->error, .maybe_sent = res->maybe_sent, .status = res->status };
         char message[512];
-        DdbError e;
+        DdbError e = { 0 };
 
         if (res->error < 0) {
                 snprintf(message, sizeof(message), "%s",
-                         res->error_text[0] ? res->error_text : strerror(-res->error));
+                         res->error_text && res->error_text[0] ? res->error_text : strerror(-res->error));
                 rep.cls = DDB_RETRYABLE;
         } else {
                 ddb_error_parse(res->status, res->body, res->body_len, &e);
@@ -121,68 +147,95 @@ static void on_http_done(void *userdata, const HttpResult *res)
                                 snprintf(e.message, sizeof(e.message), "unreadable answer");
                         }
                 }
+                /* Refused credentials (expired token, rotated key): look them up again next time. */
+                if (rep.cls == DDB_AUTH)
+                        creds_invalidate(c->remote->creds);
                 snprintf(message, sizeof(message), "HTTP %ld%s%s%s%s", res->status, *e.type ? " " : "",
                          e.type, *e.message ? ": " : "", e.message);
         }
         rep.message = message;
         rep.type = res->error < 0 ? "" : e.type;
         c->cb(c->owner, c->userdata, &rep);
-        free(c);
+        call_free(c);
 }
 
-int remote_call(Remote *r, const char *target, const cJSON *body, RemoteFunc cb, void *owner, void *userdata)
+static void on_creds(int error, const AwsCredentials *cred, const char *message, void *userdata)
 {
-        _cleanup_(aws_credentials_done) AwsCredentials cred = { 0 };
-        _cleanup_free_ char *text = NULL, *h_date = NULL, *h_token = NULL, *h_auth = NULL, *h_host = NULL,
-                            *h_target = NULL, *amz_target = NULL;
+        Call *c = userdata;
+        Remote *r = c->remote;
         Sigv4Result sig = { 0 };
-        Call *c;
+        char date[32], *auth = NULL;
         int k;
 
-        k = creds_load(&cred);
-        if (k < 0)
-                return k;
-        text = model_json_print(body, false);
-        if (!text || asprintf(&amz_target, "DynamoDB_20120810.%s", target) < 0)
-                return -ENOMEM;
+        if (error == -ECANCELED) {
+                call_fail(c, -ECANCELED, DDB_RETRYABLE, "cancelled");
+                return;
+        }
+        if (error < 0) {
+                /* No credentials yet: like refused ones, worth trying again at the outage pace. */
+                call_fail(c, 0, DDB_AUTH, message && *message ? message : "no AWS credentials found");
+                return;
+        }
 
         Sigv4Header signed_headers[] = {
                 { "host", r->host },
                 { "content-type", "application/x-amz-json-1.0" },
-                { "x-amz-target", amz_target },
+                { "x-amz-target", c->target },
         };
         Sigv4Request req = {
                 .method = "POST",
                 .path = r->path,
                 .headers = signed_headers,
                 .n_headers = ELEMENTSOF(signed_headers),
-                .body = text,
-                .body_len = strlen(text),
+                .body = c->body,
+                .body_len = strlen(c->body),
         };
-        Sigv4Credentials sc = { cred.access_key_id, cred.secret_access_key, cred.session_token };
+        Sigv4Credentials sc = { cred->access_key_id, cred->secret_access_key, cred->session_token };
 
         k = sigv4_sign(&req, &sc, r->region, "dynamodb", time(NULL), &sig);
-        if (k < 0)
-                return k;
-        if (asprintf(&h_host, "Host: %s", r->host) < 0 ||
-            asprintf(&h_target, "X-Amz-Target: %s", amz_target) < 0 ||
-            asprintf(&h_date, "X-Amz-Date: %s", sig.amz_date) < 0 ||
-            asprintf(&h_auth, "Authorization: %s", sig.authorization) < 0 ||
-            (cred.session_token && asprintf(&h_token, "X-Amz-Security-Token: %s", cred.session_token) < 0)) {
-                sigv4_result_done(&sig);
-                return -ENOMEM;
+        if (k < 0) {
+                call_fail(c, k, DDB_RETRYABLE, "cannot sign the request");
+                return;
         }
+        snprintf(date, sizeof(date), "%s", sig.amz_date);
+        auth = TAKE_PTR(sig.authorization);
         sigv4_result_done(&sig);
 
-        const char *headers[] = {
-                h_host, "Content-Type: application/x-amz-json-1.0", h_target, h_date, h_auth, h_token, NULL
+        HttpHeader headers[] = {
+                { "Host", r->host },           { "Content-Type", "application/x-amz-json-1.0" },
+                { "X-Amz-Target", c->target }, { "X-Amz-Date", date },
+                { "Authorization", auth },     { "X-Amz-Security-Token", cred->session_token },
         };
-        c = calloc(1, sizeof(*c));
+        HttpRequestSpec spec = {
+                .method = "POST",
+                .url = r->url,
+                .headers = headers,
+                .n_headers = ELEMENTSOF(headers) - (cred->session_token ? 0 : 1),
+                .body = c->body,
+                .body_len = strlen(c->body),
+        };
+        k = http_request(r->http, &spec, on_http_done, c, NULL);
+        free(auth);
+        if (k < 0)
+                call_fail(c, k, DDB_RETRYABLE, "cannot send the request");
+}
+
+int remote_call(Remote *r, const char *target, const cJSON *body, RemoteFunc cb, void *owner, void *userdata)
+{
+        Call *c = calloc(1, sizeof(*c));
+        int k;
+
         if (!c)
                 return -ENOMEM;
         *c = (Call){ .remote = r, .cb = cb, .owner = owner, .userdata = userdata };
-        k = http_request(r->http, "POST", r->url, headers, text, strlen(text), on_http_done, c);
+        c->body = model_json_print(body, false);
+        if (!c->body || asprintf(&c->target, "DynamoDB_20120810.%s", target) < 0) {
+                c->target = NULL;
+                call_free(c);
+                return -ENOMEM;
+        }
+        k = creds_get(r->creds, on_creds, c, NULL);
         if (k < 0)
-                free(c);
+                call_free(c);
         return k;
 }

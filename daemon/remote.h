@@ -33,9 +33,9 @@ int remote_new(sd_event *event, const RemoteConfig *conf, Remote **ret);
 Remote *remote_free(Remote *r);
 DEFINE_TRIVIAL_CLEANUP_FUNC(Remote *, remote_free)
 
-/* Sends body (serialised now; the caller keeps it) to target. On success the callback runs once,
- * later, never from inside this call; a negative return means nothing was sent and no callback
- * will run (-ENOKEY: no credentials anywhere). */
+/* Sends body (serialised now; the caller keeps it) to target, once credentials are at hand. On
+ * success the callback runs once, later, never from inside this call (missing credentials come
+ * back as a DDB_AUTH reply); a negative return (-ENOMEM) means no callback will run. */
 int remote_call(Remote *r, const char *target, const cJSON *body, RemoteFunc cb, void *owner,
                 void *userdata);
 
