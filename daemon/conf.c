@@ -2,6 +2,7 @@
 #include <ctype.h>
 #include <fcntl.h>
 #include <grp.h>
+#include <inttypes.h>
 #include <limits.h>
 #include <pwd.h>
 #include <stdarg.h>
@@ -18,6 +19,10 @@
 #define CONF_MAX_LINE_BYTES      (64u * 1024)
 #define CONF_MAX_LINE_BYTES_HIGH (1024u * 1024 * 1024)
 #define CONF_ERROR_MAX           1024
+#define REMOTE_TABLE_MIN         3u /* DynamoDB's rules for a table name */
+#define REMOTE_TABLE_MAX         255u
+#define REMOTE_REGION_MAX        64u
+#define REMOTE_ENDPOINT_MAX      1024u
 
 typedef enum ConfSection {
         SECTION_NONE,
@@ -26,6 +31,22 @@ typedef enum ConfSection {
         SECTION_REMOTE,
         SECTION_UNKNOWN, /* reported once at its header; its keys are skipped */
 } ConfSection;
+
+/* The keys of [remote], as indexes into remote_keys[]. */
+typedef enum RemoteKey {
+        REMOTE_ENABLED,
+        REMOTE_TABLE,
+        REMOTE_REGION,
+        REMOTE_ENDPOINT,
+        REMOTE_CA_FILE,
+        REMOTE_DEBOUNCE,
+        REMOTE_MAX_DELAY,
+        REMOTE_MAX_IN_FLIGHT,
+        REMOTE_PULL_INTERVAL,
+        REMOTE_CONNECT_TIMEOUT,
+        REMOTE_REQUEST_TIMEOUT,
+        _REMOTE_KEY_MAX,
+} RemoteKey;
 
 typedef struct ConfParser ConfParser;
 
@@ -45,8 +66,9 @@ struct ConfParser {
         unsigned n_errors;
         ConfSection section;
         Config *config;
-        unsigned daemon_key_lines[6]; /* where each of daemon_keys[] was set, 0 if not yet */
-        unsigned remote_key_lines[11];
+        unsigned daemon_key_lines[6];               /* where each of daemon_keys[] was set, 0 if not yet */
+        unsigned remote_key_lines[_REMOTE_KEY_MAX]; /* where each of remote_keys[] was set, 0 if not yet */
+        bool remote_key_bad[_REMOTE_KEY_MAX];       /* its value was refused */
         unsigned *binding_lines; /* where each binding was written, for duplicate reports */
         size_t n_bindings_alloc;
 };
@@ -353,15 +375,20 @@ static int conf_daemon_key(ConfParser *p, const char *key, const char *value)
 
 /* ---- [remote] ---- */
 
-static bool chars_in(const char *s, const char *extra)
+/* Letters and digits (ASCII only, whatever the locale) and the characters in extra. */
+static bool conf_chars_in(const char *s, const char *extra)
 {
-        for (; *s; s++)
-                if (!isalnum((unsigned char)*s) && !strchr(extra, *s))
+        for (; *s; s++) {
+                char c = *s;
+
+                if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+                      strchr(extra, c)))
                         return false;
+        }
         return true;
 }
 
-static int conf_set_string(ConfParser *p, char **field, const char *value)
+static int conf_set_string(char **field, const char *value)
 {
         char *v = strdup(value);
 
@@ -379,7 +406,7 @@ static int conf_remote_enabled(ConfParser *p, const char *value)
         else if (streq(value, "no") || streq(value, "false") || streq(value, "0"))
                 p->config->remote.enabled = false;
         else {
-                conf_report(p, "enabled: expected yes or no, not '%.*s%s'", QUOTE(value));
+                conf_report(p, "enabled must be 'yes' or 'no', got '%.*s%s'", QUOTE(value));
                 return -EINVAL;
         }
         return 0;
@@ -389,50 +416,83 @@ static int conf_remote_table(ConfParser *p, const char *value)
 {
         size_t n = strlen(value);
 
-        if (n < 3 || n > 255 || !chars_in(value, "_.-")) {
-                conf_report(p, "table: a DynamoDB table name is 3 to 255 characters of A-Z a-z 0-9 _ . -");
+        if (n < REMOTE_TABLE_MIN || n > REMOTE_TABLE_MAX || !conf_chars_in(value, "_.-")) {
+                conf_report(p,
+                            "table must be a DynamoDB table name of %u to %u characters among A-Z a-z 0-9 _ "
+                            ". -, "
+                            "got '%.*s%s'",
+                            REMOTE_TABLE_MIN, REMOTE_TABLE_MAX, QUOTE(value));
                 return -EINVAL;
         }
-        return conf_set_string(p, &p->config->remote.table, value);
+        return conf_set_string(&p->config->remote.table, value);
 }
 
 static int conf_remote_region(ConfParser *p, const char *value)
 {
-        if (strlen(value) > 64 || !chars_in(value, "-")) {
-                conf_report(p, "region: expected a region name such as us-east-1");
+        bool lower = true;
+
+        for (const char *c = value; *c; c++)
+                if (isupper((unsigned char)*c))
+                        lower = false;
+        /* AWS region names are lower case; the signer and the endpoint need them so. */
+        if (strlen(value) > REMOTE_REGION_MAX || !lower || !conf_chars_in(value, "-")) {
+                conf_report(
+                        p,
+                        "region must be up to %u lower-case letters, digits and '-' (such as us-east-1), "
+                        "got '%.*s%s'",
+                        REMOTE_REGION_MAX, QUOTE(value));
                 return -EINVAL;
         }
-        return conf_set_string(p, &p->config->remote.region, value);
+        return conf_set_string(&p->config->remote.region, value);
 }
 
 static int conf_remote_endpoint(ConfParser *p, const char *value)
 {
-        if ((strncmp(value, "http://", 7) != 0 && strncmp(value, "https://", 8) != 0) ||
-            strlen(value) > 1024 || strpbrk(value, " \t")) {
-                conf_report(p, "endpoint: expected an http:// or https:// URL");
+        const char *host = strncmp(value, "http://", 7) == 0    ? value + 7
+                           : strncmp(value, "https://", 8) == 0 ? value + 8
+                                                                : NULL;
+
+        if (!host) {
+                conf_report(p, "endpoint must start with http:// or https://, got '%.*s%s'", QUOTE(value));
                 return -EINVAL;
         }
-        return conf_set_string(p, &p->config->remote.endpoint, value);
+        if (strlen(value) > REMOTE_ENDPOINT_MAX) {
+                conf_report(p, "endpoint is longer than %u bytes", REMOTE_ENDPOINT_MAX);
+                return -EINVAL;
+        }
+        for (const char *s = value; *s; s++)
+                if ((unsigned char)*s <= ' ' || *s == 0x7f) {
+                        conf_report(p,
+                                    "endpoint must not contain blanks or control characters, got '%.*s%s'",
+                                    QUOTE(value));
+                        return -EINVAL;
+                }
+        if (*host == 0 || *host == '/') {
+                conf_report(p, "endpoint has no host, got '%.*s%s'", QUOTE(value));
+                return -EINVAL;
+        }
+        /* The path is signed as written: a query or a fragment would make every signature wrong. */
+        if (strpbrk(value, "?#")) {
+                conf_report(p, "endpoint must not have a query or a fragment, got '%.*s%s'", QUOTE(value));
+                return -EINVAL;
+        }
+        return conf_set_string(&p->config->remote.endpoint, value);
 }
 
 static int conf_remote_ca_file(ConfParser *p, const char *value)
 {
-        if (value[0] != '/') {
-                conf_report(p, "ca_file: expected an absolute path");
-                return -EINVAL;
-        }
-        return conf_set_string(p, &p->config->remote.ca_file, value);
+        return conf_set_path(p, value, "ca_file", &p->config->remote.ca_file);
 }
 
-/* An integer key in [min, max], times unit, into *field. */
+/* A whole number in [min, max] times unit, into *field. */
 static int conf_remote_number(ConfParser *p, const char *key, const char *value, uint64_t min, uint64_t max,
                               uint64_t unit, uint64_t *field)
 {
         uint64_t v;
 
         if (parse_uint64(value, &v) < 0 || v < min || v > max) {
-                conf_report(p, "%s: expected a whole number from %llu to %llu", key, (unsigned long long)min,
-                            (unsigned long long)max);
+                conf_report(p, "%s must be a number from %" PRIu64 " to %" PRIu64 ", got '%.*s%s'", key, min,
+                            max, QUOTE(value));
                 return -EINVAL;
         }
         *field = v * unit;
@@ -444,6 +504,7 @@ static int conf_remote_number(ConfParser *p, const char *key, const char *value,
         {                                                                                           \
                 return conf_remote_number(p, key, value, min, max, unit, &p->config->remote.field); \
         }
+/* max_delay_ms >= debounce_ms is checked once the whole file is read. */
 REMOTE_NUMBER(conf_remote_debounce, "debounce_ms", 0, 600000, USEC_PER_MSEC, debounce_usec)
 REMOTE_NUMBER(conf_remote_max_delay, "max_delay_ms", 0, 3600000, USEC_PER_MSEC, max_delay_usec)
 REMOTE_NUMBER(conf_remote_pull, "pull_interval_s", 0, 86400, USEC_PER_SEC, pull_interval_usec)
@@ -452,7 +513,7 @@ REMOTE_NUMBER(conf_remote_request, "request_timeout_ms", 100, 3600000, USEC_PER_
 
 static int conf_remote_in_flight(ConfParser *p, const char *value)
 {
-        uint64_t v;
+        uint64_t v = 0;
         int r = conf_remote_number(p, "max_in_flight", value, 1, 256, 1, &v);
 
         if (r >= 0)
@@ -460,25 +521,25 @@ static int conf_remote_in_flight(ConfParser *p, const char *value)
         return r;
 }
 
-static const ConfKey remote_keys[] = {
-        { "enabled", conf_remote_enabled },
-        { "table", conf_remote_table },
-        { "region", conf_remote_region },
-        { "endpoint", conf_remote_endpoint },
-        { "ca_file", conf_remote_ca_file },
-        { "debounce_ms", conf_remote_debounce },
-        { "max_delay_ms", conf_remote_max_delay },
-        { "max_in_flight", conf_remote_in_flight },
-        { "pull_interval_s", conf_remote_pull },
-        { "connect_timeout_ms", conf_remote_connect },
-        { "request_timeout_ms", conf_remote_request },
+static const ConfKey remote_keys[_REMOTE_KEY_MAX] = {
+        [REMOTE_ENABLED] = { "enabled", conf_remote_enabled },
+        [REMOTE_TABLE] = { "table", conf_remote_table },
+        [REMOTE_REGION] = { "region", conf_remote_region },
+        [REMOTE_ENDPOINT] = { "endpoint", conf_remote_endpoint },
+        [REMOTE_CA_FILE] = { "ca_file", conf_remote_ca_file },
+        [REMOTE_DEBOUNCE] = { "debounce_ms", conf_remote_debounce },
+        [REMOTE_MAX_DELAY] = { "max_delay_ms", conf_remote_max_delay },
+        [REMOTE_MAX_IN_FLIGHT] = { "max_in_flight", conf_remote_in_flight },
+        [REMOTE_PULL_INTERVAL] = { "pull_interval_s", conf_remote_pull },
+        [REMOTE_CONNECT_TIMEOUT] = { "connect_timeout_ms", conf_remote_connect },
+        [REMOTE_REQUEST_TIMEOUT] = { "request_timeout_ms", conf_remote_request },
 };
-_Static_assert(ELEMENTSOF(remote_keys) == ELEMENTSOF(((ConfParser *)NULL)->remote_key_lines),
-               "one line slot per key");
 
 static int conf_remote_key(ConfParser *p, const char *key, const char *value)
 {
         for (size_t i = 0; i < ELEMENTSOF(remote_keys); i++) {
+                int r;
+
                 if (!streq(key, remote_keys[i].name))
                         continue;
                 if (p->remote_key_lines[i] > 0) {
@@ -488,12 +549,34 @@ static int conf_remote_key(ConfParser *p, const char *key, const char *value)
                 p->remote_key_lines[i] = p->line;
                 if (!*value) {
                         conf_report(p, "%s: missing value", key);
+                        p->remote_key_bad[i] = true;
                         return -EINVAL;
                 }
-                return remote_keys[i].parse(p, value);
+                r = remote_keys[i].parse(p, value);
+                if (r == -EINVAL)
+                        p->remote_key_bad[i] = true;
+                return r;
         }
         conf_report(p, "unknown key '%.*s%s' in section [remote]", QUOTE(key));
         return -EINVAL;
+}
+
+/* Checks between [remote] keys, once the whole file is read. A key whose own value was refused
+ * is left out, so that one mistake is reported once. */
+static void conf_remote_check(ConfParser *p)
+{
+        const RemoteConfig *r = &p->config->remote;
+
+        if (p->remote_key_bad[REMOTE_DEBOUNCE] || p->remote_key_bad[REMOTE_MAX_DELAY] ||
+            r->max_delay_usec >= r->debounce_usec)
+                return;
+        /* On the line of the key that was written last: either was (the defaults agree). */
+        p->line = MAX(p->remote_key_lines[REMOTE_DEBOUNCE], p->remote_key_lines[REMOTE_MAX_DELAY]);
+        conf_report(p, "max_delay_ms (%" PRIu64 "%s) must not be less than debounce_ms (%" PRIu64 "%s)",
+                    r->max_delay_usec / USEC_PER_MSEC,
+                    p->remote_key_lines[REMOTE_MAX_DELAY] ? "" : ", the default",
+                    r->debounce_usec / USEC_PER_MSEC,
+                    p->remote_key_lines[REMOTE_DEBOUNCE] ? "" : ", the default");
 }
 
 static bool conf_user_id_is_valid(const char *s)
@@ -821,10 +904,7 @@ int config_load(const char *path, ConfigErrorFunc report, void *userdata, Config
                 s = nl + 1;
         }
 
-        /* Checks between keys, once every key has been read. */
-        p.line = p.remote_key_lines[6] ? p.remote_key_lines[6] : p.remote_key_lines[5];
-        if (c->remote.max_delay_usec < c->remote.debounce_usec)
-                conf_report(&p, "max_delay_ms must not be less than debounce_ms");
+        conf_remote_check(&p);
 
         if (p.n_errors > 0)
                 return -EINVAL;

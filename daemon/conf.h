@@ -15,6 +15,19 @@
  *   # uid or user name = user_id[, user_id ...]
  *   1000 = alice
  *   bob = bob, bob-work
+ *
+ *   [remote]                     # sync to DynamoDB; never credentials here
+ *   enabled = yes                # yes | no; yes when the section exists
+ *   table = notebooks            # 3-255 of [A-Za-z0-9_.-]
+ *   region = us-east-1           # letters, digits, '-'
+ *   endpoint = http://127.0.0.1:8000
+ *   ca_file = /etc/ssl/ca.pem    # absolute path
+ *   debounce_ms = 500            # 0 ... 600000
+ *   max_delay_ms = 5000          # debounce_ms ... 3600000
+ *   max_in_flight = 8            # 1 ... 256
+ *   pull_interval_s = 60         # 0 (start and on demand only) ... 86400
+ *   connect_timeout_ms = 5000    # 100 ... 600000
+ *   request_timeout_ms = 30000   # 100 ... 3600000
  */
 
 #include <stdbool.h>
@@ -28,15 +41,16 @@ typedef struct UserBinding {
         size_t n_user_ids;
 } UserBinding;
 
-/* [remote]: the DynamoDB table notebooks are synced to. Credentials never go here: they come
- * from the environment, systemd credentials or ~/.aws/credentials. */
+/* [remote]: the DynamoDB table notebooks are synced to. config_new() sets every default, also
+ * when the file has no [remote]. Credentials never go here: they come from the environment,
+ * systemd credentials, ~/.aws/credentials, or container or instance metadata. */
 typedef struct RemoteConfig {
         bool present; /* the section appeared */
         bool enabled;
         char *table;    /* default "notebooks" */
         char *region;   /* NULL: from the environment or ~/.aws/config */
         char *endpoint; /* NULL: from the environment, else AWS's for the region */
-        char *ca_file;
+        char *ca_file;  /* NULL: the system's CA certificates */
         uint64_t debounce_usec;
         uint64_t max_delay_usec;
         uint64_t pull_interval_usec; /* 0: at start and on demand only */

@@ -20,15 +20,83 @@ const char *const fuzz_seeds[] = {
         "; comment\n[daemon]\ndurability = normal # trailing comment\nlog_level=debug\r\n",
         "[users]\n0 = a\nroot = b\n1000 =\n1001 = x/y, ,z\n",
         "[nope]\nx = 1\n[daemon\nstate_dir = relative\nmax_line_bytes = 65535\n",
+        "[remote]\nenabled = yes\ntable = notebooks\nregion = us-east-1\nendpoint = http://127.0.0.1:8000\n"
+        "ca_file = /etc/ssl/ca.pem\ndebounce_ms = 500\nmax_delay_ms = 5000\nmax_in_flight = 8\n"
+        "pull_interval_s = 60\nconnect_timeout_ms = 5000\nrequest_timeout_ms = 30000\n",
+        "[remote]\nenabled = no\ntable = a.b_c-D\nendpoint = https://dynamodb.eu-west-1.amazonaws.com/\n"
+        "debounce_ms = 0\nmax_delay_ms = 0\npull_interval_s = 0\n[daemon]\n[remote]\nmax_in_flight = 256\n",
+        "[remote]\ndebounce_ms = 9000\ntable = ab\nregion = us_east\nendpoint = ftp://x\nca_file = ca.pem\n"
+        "max_in_flight = 0\nconnect_timeout_ms = 99\ntable = again\ntoken = secret\n",
         NULL,
 };
 
 const char *const fuzz_dictionary[] = {
-        "[daemon]\n", "[users]\n",   "state_dir",   "socket", "durability", "max_line_bytes",
-        "log_level",  "admin_group", " = ",         "=",      ",",          " # ",
-        "#",          ";",           "\n",          "\r\n",   "root",       "nobody",
-        "0",          "65534",       "4294967295",  "full",   "normal",     "debug",
-        "crit",       "/",           "/run/x.sock", "65536",  "1073741824", NULL,
+        "[daemon]\n",
+        "[users]\n",
+        "state_dir",
+        "socket",
+        "durability",
+        "max_line_bytes",
+        "log_level",
+        "admin_group",
+        " = ",
+        "=",
+        ",",
+        " # ",
+        "#",
+        ";",
+        "\n",
+        "\r\n",
+        "root",
+        "nobody",
+        "0",
+        "65534",
+        "4294967295",
+        "full",
+        "normal",
+        "debug",
+        "crit",
+        "/",
+        "/run/x.sock",
+        "65536",
+        "1073741824",
+        /* [remote] */
+        "[remote]\n",
+        "enabled",
+        "table",
+        "region",
+        "endpoint",
+        "ca_file",
+        "debounce_ms",
+        "max_delay_ms",
+        "max_in_flight",
+        "pull_interval_s",
+        "connect_timeout_ms",
+        "request_timeout_ms",
+        "yes",
+        "no",
+        "true",
+        "false",
+        "notebooks",
+        "us-east-1",
+        "http://",
+        "https://",
+        "127.0.0.1:8000",
+        "?",
+        "%",
+        "_",
+        ".",
+        "-",
+        "100",
+        "256",
+        "500",
+        "5000",
+        "600000",
+        "600001",
+        "3600000",
+        "86400",
+        "18446744073709551616",
+        NULL,
 };
 
 typedef struct Reports {
@@ -54,12 +122,53 @@ static void remove_conf(void)
         unlink(conf_path);
 }
 
+/* Letters, digits and the characters in extra only. */
+static bool only(const char *s, const char *extra)
+{
+        for (; *s; s++)
+                if (!((*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z') || (*s >= '0' && *s <= '9') ||
+                      strchr(extra, *s)))
+                        return false;
+        return true;
+}
+
+static void fuzz_check_remote(const RemoteConfig *r)
+{
+        size_t n;
+
+        fuzz_check(r->table);
+        n = strlen(r->table);
+        fuzz_check(n >= 3 && n <= 255 && only(r->table, "_.-"));
+        fuzz_check(!r->region || (*r->region && strlen(r->region) <= 64 && only(r->region, "-")));
+        if (r->endpoint) {
+                const char *host = strncmp(r->endpoint, "http://", 7) == 0    ? r->endpoint + 7
+                                   : strncmp(r->endpoint, "https://", 8) == 0 ? r->endpoint + 8
+                                                                              : NULL;
+
+                fuzz_check(host && *host && *host != '/' && strlen(r->endpoint) <= 1024);
+                for (const char *s = r->endpoint; *s; s++)
+                        fuzz_check((unsigned char)*s > ' ' && *s != 0x7f && *s != '?' && *s != '#');
+        }
+        fuzz_check(!r->ca_file || r->ca_file[0] == '/');
+        fuzz_check(r->enabled || r->present); /* only the section can turn it off */
+        fuzz_check(r->debounce_usec <= 600000 * USEC_PER_MSEC && r->debounce_usec % USEC_PER_MSEC == 0);
+        fuzz_check(r->max_delay_usec >= r->debounce_usec && r->max_delay_usec <= 3600000 * USEC_PER_MSEC);
+        fuzz_check(r->max_in_flight >= 1 && r->max_in_flight <= 256);
+        fuzz_check(r->pull_interval_usec <= 86400 * USEC_PER_SEC &&
+                   r->pull_interval_usec % USEC_PER_SEC == 0);
+        fuzz_check(r->connect_timeout_usec >= 100 * USEC_PER_MSEC &&
+                   r->connect_timeout_usec <= 600000 * USEC_PER_MSEC);
+        fuzz_check(r->request_timeout_usec >= 100 * USEC_PER_MSEC &&
+                   r->request_timeout_usec <= 3600000 * USEC_PER_MSEC);
+}
+
 static void check_config(const Config *c)
 {
         fuzz_check(!c->state_dir || c->state_dir[0] == '/');
         fuzz_check(!c->socket_path || c->socket_path[0] == '/');
         fuzz_check(c->max_line_bytes >= MAX_LINE_BYTES_MIN && c->max_line_bytes <= 1024u * 1024 * 1024);
         fuzz_check(c->log_level >= -1 && c->log_level <= 7);
+        fuzz_check_remote(&c->remote);
         for (size_t i = 0; i < c->n_bindings; i++) {
                 const UserBinding *b = &c->bindings[i];
 

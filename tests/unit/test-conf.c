@@ -70,6 +70,21 @@ static void show_errors(const Errors *e)
         }
 }
 
+static bool has(const char *haystack, const char *needle)
+{
+        return strstr(haystack, needle) != NULL;
+}
+
+/* Every [remote] default but present, which says whether the section appeared. */
+static bool remote_has_defaults(const RemoteConfig *r)
+{
+        return r->enabled && r->table && streq(r->table, "notebooks") && !r->region && !r->endpoint &&
+               !r->ca_file && r->debounce_usec == 500 * USEC_PER_MSEC &&
+               r->max_delay_usec == 5 * USEC_PER_SEC && r->max_in_flight == 8 &&
+               r->pull_interval_usec == 60 * USEC_PER_SEC && r->connect_timeout_usec == 5 * USEC_PER_SEC &&
+               r->request_timeout_usec == 30 * USEC_PER_SEC;
+}
+
 static void test_defaults(void)
 {
         Config *c = config_new();
@@ -80,6 +95,8 @@ static void test_defaults(void)
                    c->max_line_bytes == MAX_LINE_BYTES_DEFAULT && c->log_level == -1 && !c->have_admin_gid &&
                    c->n_bindings == 0 && !c->bindings,
            "config_new() has every default");
+        ok(c && remote_has_defaults(&c->remote), "config_new() has every [remote] default");
+        ok(c && !c->remote.present, "config_new(): no [remote] section");
         ok(config_free(c) == NULL, "config_free() returns NULL");
         ok(config_free(NULL) == NULL, "config_free(NULL) is fine");
 
@@ -88,6 +105,20 @@ static void test_defaults(void)
         ok(r == 0 && c->durability_full && c->max_line_bytes == MAX_LINE_BYTES_DEFAULT &&
                    c->log_level == -1 && c->n_bindings == 0,
            "empty file gives the defaults");
+        ok(r == 0 && !c->remote.present && remote_has_defaults(&c->remote),
+           "empty file: no [remote], and its defaults");
+        if (r == 0)
+                config_free(c);
+
+        r = load("[daemon]\nlog_level = info\n[users]\n1000 = a\n", &e, &c);
+        ok(r == 0 && !c->remote.present && remote_has_defaults(&c->remote),
+           "file without [remote]: its defaults, table \"notebooks\"");
+        if (r == 0)
+                config_free(c);
+
+        r = load("[remote]\n", &e, &c);
+        ok(r == 0 && c->remote.present && remote_has_defaults(&c->remote),
+           "empty [remote]: present, enabled, every default");
         if (r == 0)
                 config_free(c);
 
@@ -171,6 +202,129 @@ static void test_valid(void)
         }
 }
 
+static void test_remote(void)
+{
+        static const char text[] = "[daemon]\n"
+                                   "log_level = info\n"
+                                   "[remote]   # sync to DynamoDB\n"
+                                   "enabled = yes\n"
+                                   "table = nb_Prod.v-2\n"
+                                   "region = eu-west-3\n"
+                                   "endpoint = https://dynamodb.example.com:8443/base/path\r\n"
+                                   "ca_file = /etc/notebookd/ca.pem\n"
+                                   "debounce_ms = 250\n"
+                                   "max_delay_ms = 2000   # at most 2 s late\n"
+                                   "max_in_flight = 16\n"
+                                   "pull_interval_s = 300\n"
+                                   "connect_timeout_ms = 1500\n"
+                                   "request_timeout_ms = 45000\n"
+                                   "[users]\n"
+                                   "1000 = alice\n";
+        char big[1200], name[256], url[1026];
+        Errors e;
+        Config *c;
+        int r;
+
+        r = load(text, &e, &c);
+        is_int(r, 0, "[remote] with every key loads");
+        is_int(e.n, 0, "[remote]: no errors reported");
+        if (r != 0) {
+                show_errors(&e);
+                return;
+        }
+        ok(c->remote.present && c->remote.enabled, "[remote]: present and enabled");
+        is_str(c->remote.table, "nb_Prod.v-2", "[remote]: table");
+        is_str(c->remote.region, "eu-west-3", "[remote]: region");
+        is_str(c->remote.endpoint, "https://dynamodb.example.com:8443/base/path",
+               "[remote]: endpoint, CR cut");
+        is_str(c->remote.ca_file, "/etc/notebookd/ca.pem", "[remote]: ca_file");
+        is_int(c->remote.debounce_usec, 250 * USEC_PER_MSEC, "[remote]: debounce_ms in usec");
+        is_int(c->remote.max_delay_usec, 2 * USEC_PER_SEC, "[remote]: max_delay_ms in usec, comment cut");
+        is_int(c->remote.max_in_flight, 16, "[remote]: max_in_flight");
+        is_int(c->remote.pull_interval_usec, 300 * USEC_PER_SEC, "[remote]: pull_interval_s in usec");
+        is_int(c->remote.connect_timeout_usec, 1500 * USEC_PER_MSEC, "[remote]: connect_timeout_ms in usec");
+        is_int(c->remote.request_timeout_usec, 45 * USEC_PER_SEC, "[remote]: request_timeout_ms in usec");
+        is_int(c->n_bindings, 1, "[remote] between other sections");
+        config_free(c);
+
+        /* The other end of every range, and the other spellings of enabled. */
+        r = load("[remote]\nenabled = no\ntable = abc\nregion = x1\nendpoint = http://127.0.0.1:8000\n"
+                 "debounce_ms = 0\nmax_delay_ms = 0\nmax_in_flight = 1\npull_interval_s = 0\n"
+                 "connect_timeout_ms = 100\nrequest_timeout_ms = 100\n",
+                 &e, &c);
+        is_int(r, 0, "[remote] at the low ends of the ranges");
+        if (r == 0) {
+                ok(c->remote.present && !c->remote.enabled, "enabled = no: present, not enabled");
+                is_str(c->remote.table, "abc", "table of 3 characters");
+                is_str(c->remote.endpoint, "http://127.0.0.1:8000", "http:// endpoint");
+                ok(c->remote.debounce_usec == 0 && c->remote.max_delay_usec == 0, "debounce 0, max_delay 0");
+                is_int(c->remote.max_in_flight, 1, "max_in_flight 1");
+                is_int(c->remote.pull_interval_usec, 0, "pull_interval_s 0: at start and on demand only");
+                ok(c->remote.connect_timeout_usec == 100 * USEC_PER_MSEC &&
+                           c->remote.request_timeout_usec == 100 * USEC_PER_MSEC,
+                   "timeouts of 100 ms");
+                config_free(c);
+        } else
+                show_errors(&e);
+
+        r = load("[remote]\nenabled = false\ndebounce_ms = 600000\nmax_delay_ms = 3600000\nmax_in_flight = "
+                 "256\n"
+                 "pull_interval_s = 86400\nconnect_timeout_ms = 600000\nrequest_timeout_ms = 3600000\n",
+                 &e, &c);
+        is_int(r, 0, "[remote] at the high ends of the ranges");
+        if (r == 0) {
+                ok(!c->remote.enabled, "enabled = false");
+                is_int(c->remote.debounce_usec, 600 * USEC_PER_SEC, "debounce_ms 600000");
+                is_int(c->remote.max_delay_usec, 3600 * USEC_PER_SEC, "max_delay_ms 3600000");
+                is_int(c->remote.max_in_flight, 256, "max_in_flight 256");
+                is_int(c->remote.pull_interval_usec, 86400 * USEC_PER_SEC, "pull_interval_s 86400");
+                is_int(c->remote.connect_timeout_usec, 600 * USEC_PER_SEC, "connect_timeout_ms 600000");
+                is_int(c->remote.request_timeout_usec, 3600 * USEC_PER_SEC, "request_timeout_ms 3600000");
+                config_free(c);
+        } else
+                show_errors(&e);
+
+        /* max_delay_ms is checked against debounce_ms only after the whole file: equal is fine, and
+         * the order they are written in does not matter. A section may be opened again. */
+        r = load("[remote]\nmax_delay_ms = 700\nenabled = 1\n[daemon]\n[remote]\ndebounce_ms = 700\n", &e,
+                 &c);
+        is_int(r, 0, "max_delay_ms = debounce_ms, written first, in another [remote]");
+        if (r == 0) {
+                ok(c->remote.enabled && c->remote.max_delay_usec == c->remote.debounce_usec,
+                   "max_delay_ms = debounce_ms = 700");
+                config_free(c);
+        } else
+                show_errors(&e);
+
+        /* The longest table name and endpoint, and one byte more. */
+        memset(name, 'T', 255);
+        name[255] = 0;
+        snprintf(big, sizeof(big), "[remote]\ntable = %s\n", name);
+        r = load(big, &e, &c);
+        ok(r == 0 && strlen(c->remote.table) == 255, "table of 255 characters");
+        if (r == 0)
+                config_free(c);
+        else
+                show_errors(&e);
+        memcpy(url, "http://h/", 9);
+        memset(url + 9, 'p', 1024 - 9);
+        url[1024] = 0;
+        snprintf(big, sizeof(big), "[remote]\nendpoint = %s\n", url);
+        r = load(big, &e, &c);
+        ok(r == 0 && strlen(c->remote.endpoint) == 1024, "endpoint of 1024 bytes");
+        if (r == 0)
+                config_free(c);
+        else
+                show_errors(&e);
+        url[1024] = 'p';
+        url[1025] = 0;
+        snprintf(big, sizeof(big), "[remote]\nendpoint = %s\n", url);
+        r = load(big, &e, &c);
+        if (!ok(r == -EINVAL && e.n == 1 && e.lines[0] == 2 && has(e.messages[0], "longer than 1024"),
+                "endpoint of 1025 bytes refused"))
+                show_errors(&e);
+}
+
 typedef struct ErrorCase {
         const char *text;
         unsigned line;
@@ -224,12 +378,79 @@ static const ErrorCase error_cases[] = {
         { "[users]\n1000 = a\n1000 = b\n", 3, "already bound on line 2", "uid bound twice" },
         { "[users]\n4294967295 = a\n", 2, "no such user", "uid -1 is not a uid" },
         { "[users]\n99999999999 = a\n", 2, "no such user", "uid out of range" },
+        { "[remote]\nbogus = 1\n", 2, "unknown key 'bogus' in section [remote]", "unknown [remote] key" },
+        { "[remote]\ntable =\n", 2, "table: missing value", "[remote] key without a value" },
+        { "[remote]\ntable = abc\ntable = def\n", 3, "already set on line 2", "[remote] key twice" },
+        { "[remote]\ndebounce_ms = 1\n[daemon]\n[remote]\ndebounce_ms = 1\n", 5, "already set on line 2",
+          "[remote] key twice, in two [remote] sections" },
+        { "[remote]\nenabled = maybe\n", 2, "enabled must be 'yes' or 'no', got 'maybe'", "bad enabled" },
+        { "[remote]\nenabled = Yes\n", 2, "enabled", "enabled is case-sensitive" },
+        { "[remote]\ntable = ab\n", 2, "table must be", "table of 2 characters" },
+        { "[remote]\ntable = "
+          "TTTTTTTTTTTTTTTTTTTTTTTTTTTTTTTTTTTTTTTTTTTTTTTTTTTTTTTTTTTTTTTT"
+          "TTTTTTTTTTTTTTTTTTTTTTTTTTTTTTTTTTTTTTTTTTTTTTTTTTTTTTTTTTTTTTTT"
+          "TTTTTTTTTTTTTTTTTTTTTTTTTTTTTTTTTTTTTTTTTTTTTTTTTTTTTTTTTTTTTTTT"
+          "TTTTTTTTTTTTTTTTTTTTTTTTTTTTTTTTTTTTTTTTTTTTTTTTTTTTTTTTTTTTTTTT"
+          "\n",
+          2, "table must be", "table of 256 characters" },
+        { "[remote]\ntable = my table\n", 2, "table must be", "table with a space" },
+        { "[remote]\ntable = notes/2\n", 2, "got 'notes/2'", "table with '/'" },
+        { "[remote]\ntable = caf\xc3\xa9s\n", 2, "table must be", "table with a non-ASCII letter" },
+        { "[remote]\nregion = us_east_1\n", 2, "region must be", "region with '_'" },
+        { "[remote]\nregion = us east\n", 2, "region must be", "region with a space" },
+        { "[remote]\nregion = "
+          "r0123456789012345678901234567890123456789012345678901234567890123\n",
+          2, "region must be", "region of 65 characters" },
+        { "[remote]\nendpoint = 127.0.0.1:8000\n", 2, "http:// or https://", "endpoint without a scheme" },
+        { "[remote]\nendpoint = ftp://example.com\n", 2, "http:// or https://",
+          "endpoint with another scheme" },
+        { "[remote]\nendpoint = HTTP://example.com\n", 2, "http:// or https://",
+          "endpoint scheme in capitals" },
+        { "[remote]\nendpoint = http://\n", 2, "no host", "endpoint without a host" },
+        { "[remote]\nendpoint = https:///path\n", 2, "no host", "endpoint with an empty host" },
+        { "[remote]\nendpoint = http://a b\n", 2, "blanks or control", "endpoint with a space" },
+        { "[remote]\nendpoint = http://a\tb\n", 2, "blanks or control", "endpoint with a tab" },
+        { "[remote]\nendpoint = http://a\rb\n", 2, "blanks or control", "endpoint with a CR inside" },
+        { "[remote]\nendpoint = http://a/?x=1\n", 2, "query", "endpoint with a query" },
+        { "[remote]\nendpoint = http://a/#frag\n", 2, "fragment", "endpoint with a fragment" },
+        { "[remote]\nca_file = ca.pem\n", 2, "ca_file must be an absolute path", "relative ca_file" },
+        { "[remote]\ndebounce_ms = 600001\n", 2, "debounce_ms must be a number from 0 to 600000",
+          "debounce_ms above the maximum" },
+        { "[remote]\ndebounce_ms = -1\n", 2, "debounce_ms", "debounce_ms negative" },
+        { "[remote]\ndebounce_ms = 1.5\n", 2, "debounce_ms", "debounce_ms not whole" },
+        { "[remote]\nmax_delay_ms = 3600001\n", 2, "max_delay_ms must be a number from 0 to 3600000",
+          "max_delay_ms above the maximum" },
+        { "[remote]\nmax_delay_ms = 5s\n", 2, "max_delay_ms", "max_delay_ms with a unit" },
+        { "[remote]\nmax_in_flight = 0\n", 2, "max_in_flight must be a number from 1 to 256",
+          "max_in_flight 0" },
+        { "[remote]\nmax_in_flight = 257\n", 2, "max_in_flight", "max_in_flight 257" },
+        { "[remote]\nmax_in_flight = 99999999999999999999999\n", 2, "max_in_flight",
+          "max_in_flight overflow" },
+        { "[remote]\npull_interval_s = 86401\n", 2, "pull_interval_s must be a number from 0 to 86400",
+          "pull_interval_s above the maximum" },
+        { "[remote]\nconnect_timeout_ms = 99\n", 2, "connect_timeout_ms must be a number from 100 to 600000",
+          "connect_timeout_ms below the minimum" },
+        { "[remote]\nconnect_timeout_ms = 600001\n", 2, "connect_timeout_ms", "connect_timeout_ms too big" },
+        { "[remote]\nrequest_timeout_ms = 99\n", 2,
+          "request_timeout_ms must be a number from 100 to 3600000",
+          "request_timeout_ms below the minimum" },
+        { "[remote]\nrequest_timeout_ms = 3600001\n", 2, "request_timeout_ms",
+          "request_timeout_ms too big" },
+        { "[remote]\ndebounce_ms = 1000\nmax_delay_ms = 999\n", 3,
+          "max_delay_ms (999) must not be less than debounce_ms (1000)", "max_delay_ms < debounce_ms" },
+        { "[remote]\nmax_delay_ms = 999\ndebounce_ms = 1000\n", 3, "max_delay_ms (999)",
+          "max_delay_ms < debounce_ms, on the later line" },
+        { "[remote]\ndebounce_ms = 6000\n", 2, "max_delay_ms (5000, the default)",
+          "debounce_ms above the default max_delay_ms" },
+        { "[remote]\nmax_delay_ms = 100\n", 2, "debounce_ms (500, the default)",
+          "max_delay_ms below the default debounce_ms" },
+        { "[remote]\nmax_delay_ms = 100\ndebounce_ms = soon\n", 3, "debounce_ms must be",
+          "a refused debounce_ms is not compared" },
+        { "[remote]\ndebounce_ms = 6000\nmax_delay_ms = 1h\n", 3, "max_delay_ms must be",
+          "a refused max_delay_ms is not compared" },
+        { "[remote]\ndebounce_ms = 6000\nmax_delay_ms =\n", 3, "missing value",
+          "an empty max_delay_ms is not compared" },
 };
-
-static bool has(const char *haystack, const char *needle)
-{
-        return strstr(haystack, needle) != NULL;
-}
 
 static void test_errors(void)
 {
@@ -302,6 +523,59 @@ static void test_errors(void)
                                 right = false;
                         }
                 ok(right, "many errors: each on its line, in order");
+                if (!right)
+                        show_errors(&e);
+        }
+
+        /* The same for [remote], and the check between keys comes last, on its line. */
+        {
+                static const char text[] = "[remote]\n"                        /* 1 */
+                                           "enabled = perhaps\n"               /* 2 */
+                                           "table = x\n"                       /* 3 */
+                                           "region = a.b\n"                    /* 4 */
+                                           "endpoint = localhost:8000\n"       /* 5 */
+                                           "ca_file = ./ca.pem\n"              /* 6 */
+                                           "max_delay_ms = 10\n"               /* 7 */
+                                           "max_in_flight = 1000\n"            /* 8 */
+                                           "pull_interval_s = 1d\n"            /* 9 */
+                                           "connect_timeout_ms = 0\n"          /* 10 */
+                                           "request_timeout_ms = 9999999999\n" /* 11 */
+                                           "token = secret\n"                  /* 12 */
+                                           "[daemon]\n"                        /* 13 */
+                                           "[remote]\n"                        /* 14 */
+                                           "table = notebooks\n"               /* 15 */
+                                           "debounce_ms = 20\n"                /* 16 */
+                                           "enabled = no\n";                   /* 17 */
+                static const struct {
+                        unsigned line;
+                        const char *needle;
+                } want[] = {
+                        { 2, "enabled" },
+                        { 3, "table" },
+                        { 4, "region" },
+                        { 5, "endpoint" },
+                        { 6, "ca_file" },
+                        { 8, "max_in_flight" },
+                        { 9, "pull_interval_s" },
+                        { 10, "connect_timeout_ms" },
+                        { 11, "request_timeout_ms" },
+                        { 12, "unknown key 'token'" },
+                        { 15, "already set on line 3" },
+                        { 17, "already set on line 2" },
+                        { 16, "max_delay_ms (10) must not be less than debounce_ms (20)" },
+                };
+                bool right = true;
+
+                r = load(text, &e, &c);
+                ok(r == -EINVAL && c == (Config *)(uintptr_t)0x1,
+                   "many [remote] errors: -EINVAL, *ret untouched");
+                is_int(e.n, ELEMENTSOF(want), "many [remote] errors: all reported in one load");
+                for (size_t i = 0; i < ELEMENTSOF(want); i++)
+                        if (i >= e.n || e.lines[i] != want[i].line || !has(e.messages[i], want[i].needle)) {
+                                printf("# want line %u: %s\n", want[i].line, want[i].needle);
+                                right = false;
+                        }
+                ok(right, "many [remote] errors: each on its line, the check between keys last");
                 if (!right)
                         show_errors(&e);
         }
@@ -380,6 +654,7 @@ int main(void)
 
         test_defaults();
         test_valid();
+        test_remote();
         test_errors();
         test_limits();
         test_missing();
