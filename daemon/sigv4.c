@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: MIT */
-#include <ctype.h>
+#include <limits.h>
 #include <stdio.h>
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
@@ -8,14 +8,108 @@
 #include "sigv4.h"
 #include "util.h"
 
-#define ALGORITHM "AWS4-HMAC-SHA256"
+#define SIGV4_ALGORITHM "AWS4-HMAC-SHA256"
+#define SHA256_BYTES    32
+#define SHA256_HEX_MAX  (2 * SHA256_BYTES + 1)
 
-/* A growing string; a failed allocation is remembered and reported once at the end. */
+/* Character classes in plain ASCII: the C library's depend on the locale (isalnum() and tolower()
+ * on a byte above 0x7f), and a signature must not. */
+static bool ascii_alnum(unsigned char c)
+{
+        return (c >= '0' && c <= '9') || (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z');
+}
+
+static bool ascii_space(unsigned char c)
+{
+        return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\v' || c == '\f';
+}
+
+static char ascii_lower(char c)
+{
+        return c >= 'A' && c <= 'Z' ? (char)(c - 'A' + 'a') : c;
+}
+
+/* Header names are tokens (checked first), so comparing them in ASCII is enough. */
+static bool ascii_strcaseeq(const char *a, const char *b)
+{
+        for (; *a && ascii_lower(*a) == ascii_lower(*b); a++, b++)
+                ;
+        return ascii_lower(*a) == ascii_lower(*b);
+}
+
+static int hexval(unsigned char c)
+{
+        if (c >= '0' && c <= '9')
+                return c - '0';
+        if (c >= 'a' && c <= 'f')
+                return c - 'a' + 10;
+        if (c >= 'A' && c <= 'F')
+                return c - 'A' + 10;
+        return -1;
+}
+
+/* RFC 3986 unreserved: the only bytes SigV4 leaves unencoded. */
+static bool unreserved(unsigned char c)
+{
+        return ascii_alnum(c) || c == '-' || c == '.' || c == '_' || c == '~';
+}
+
+/* RFC 9110 token, what a header name or a method may be made of. */
+static bool token_valid(const char *s)
+{
+        if (!s || !*s)
+                return false;
+        for (; *s; s++)
+                if (!ascii_alnum((unsigned char)*s) && !strchr("!#$%&'*+-.^_`|~", *s))
+                        return false;
+        return true;
+}
+
+/* A header value may hold visible characters, spaces, tabs and bytes above 0x7f; a line break only
+ * when the next line is folded (starts with a space or tab). Anything else could end the header
+ * early when it is sent. */
+static bool header_value_valid(const char *v)
+{
+        for (; *v; v++) {
+                unsigned char c = (unsigned char)*v;
+
+                if (c == '\r' && v[1] == '\n')
+                        continue;
+                if (c == '\n') {
+                        if (v[1] != ' ' && v[1] != '\t')
+                                return false;
+                        continue;
+                }
+                if ((c < 0x20 && c != '\t') || c == 0x7f)
+                        return false;
+        }
+        return true;
+}
+
+/* A region, service or access key: printable ASCII with no space, and none of the bytes in
+ * forbidden, because it goes between the '/' of the credential scope and into a header. */
+static bool word_valid(const char *s, const char *forbidden)
+{
+        if (!s || !*s)
+                return false;
+        for (; *s; s++)
+                if ((unsigned char)*s <= 0x20 || (unsigned char)*s >= 0x7f || strchr(forbidden, *s))
+                        return false;
+        return true;
+}
+
+/* A growing string. A failed allocation is remembered and checked once, when the string is used. */
 typedef struct Str {
         char *p;
         size_t len, alloc;
         bool oom;
 } Str;
+
+static void str_done(Str *s)
+{
+        free(s->p);
+        *s = (Str){ 0 };
+}
 
 static void str_put(Str *s, const char *p, size_t n)
 {
@@ -47,57 +141,44 @@ static void str_putc(Str *s, char c)
         str_put(s, &c, 1);
 }
 
-static bool unreserved(unsigned char c)
+/* The string, "" for one never written to, or NULL after a failed allocation. */
+static const char *str_get(const Str *s)
 {
-        return isalnum(c) || c == '-' || c == '.' || c == '_' || c == '~';
+        return s->oom ? NULL : s->p ? s->p : "";
 }
 
-/* URI-encodes bytes as SigV4 wants: unreserved characters as they are, everything else %XX
- * (upper case hex); '/' is kept when keep_slash. */
-static void str_put_encoded(Str *s, const char *p, size_t n, bool keep_slash)
+static void str_put_encoded_byte(Str *s, unsigned char c, bool keep_slash)
 {
         static const char hex[] = "0123456789ABCDEF";
 
+        if (unreserved(c) || (keep_slash && c == '/'))
+                str_putc(s, (char)c);
+        else
+                str_put(s, (const char[]){ '%', hex[c >> 4], hex[c & 15] }, 3);
+}
+
+/* URI-encodes as SigV4 wants: unreserved bytes as they are, everything else %XX in upper case. */
+static void str_put_encoded(Str *s, const char *p, size_t n, bool keep_slash)
+{
+        for (size_t i = 0; i < n; i++)
+                str_put_encoded_byte(s, (unsigned char)p[i], keep_slash);
+}
+
+/* Decodes and encodes again, so that "%e1%88%b4" and a raw U+1234 both become "%E1%88%B4" and a
+ * raw space "%20". A '%' that starts no valid escape is taken as a byte and becomes "%25". */
+static void str_put_reencoded(Str *s, const char *p, size_t n)
+{
         for (size_t i = 0; i < n; i++) {
                 unsigned char c = (unsigned char)p[i];
 
-                if (unreserved(c) || (keep_slash && c == '/'))
-                        str_putc(s, (char)c);
-                else {
-                        char e[3] = { '%', hex[c >> 4], hex[c & 15] };
-                        str_put(s, e, 3);
-                }
-        }
-}
-
-static int hexval(char c)
-{
-        if (c >= '0' && c <= '9')
-                return c - '0';
-        c = (char)tolower((unsigned char)c);
-        if (c >= 'a' && c <= 'f')
-                return c - 'a' + 10;
-        return -1;
-}
-
-/* Percent-decodes p[0..n) into a new string (invalid escapes are kept as they are). */
-static char *percent_decode(const char *p, size_t n, size_t *ret_len)
-{
-        char *out = malloc(n + 1);
-        size_t k = 0;
-
-        if (!out)
-                return NULL;
-        for (size_t i = 0; i < n; i++) {
-                if (p[i] == '%' && i + 2 < n && hexval(p[i + 1]) >= 0 && hexval(p[i + 2]) >= 0) {
-                        out[k++] = (char)(hexval(p[i + 1]) * 16 + hexval(p[i + 2]));
+                if (c == '%' && i + 2 < n && hexval((unsigned char)p[i + 1]) >= 0 &&
+                    hexval((unsigned char)p[i + 2]) >= 0) {
+                        c = (unsigned char)(hexval((unsigned char)p[i + 1]) * 16 +
+                                            hexval((unsigned char)p[i + 2]));
                         i += 2;
-                } else
-                        out[k++] = p[i];
+                }
+                str_put_encoded_byte(s, c, false);
         }
-        out[k] = 0;
-        *ret_len = k;
-        return out;
 }
 
 static void hex_encode(const unsigned char *d, size_t n, char *out)
@@ -111,181 +192,214 @@ static void hex_encode(const unsigned char *d, size_t n, char *out)
         out[2 * n] = 0;
 }
 
-static int sha256_hex(const void *p, size_t n, char out[static 65])
+static int sha256_hex(const void *p, size_t n, char out[static SHA256_HEX_MAX])
 {
         unsigned char md[EVP_MAX_MD_SIZE];
         unsigned len = 0;
 
-        if (!EVP_Digest(p, n, md, &len, EVP_sha256(), NULL) || len != 32)
+        if (!EVP_Digest(p, n, md, &len, EVP_sha256(), NULL) || len != SHA256_BYTES)
                 return -EIO;
-        hex_encode(md, 32, out);
+        hex_encode(md, SHA256_BYTES, out);
         return 0;
 }
 
-static int hmac(const void *key, size_t key_len, const char *data, unsigned char out[static 32])
+static int hmac_sha256(const void *key, size_t key_len, const char *data,
+                       unsigned char out[static SHA256_BYTES])
 {
         unsigned len = 0;
 
+        if (key_len > INT_MAX)
+                return -EINVAL;
         if (!HMAC(EVP_sha256(), key, (int)key_len, (const unsigned char *)data, strlen(data), out, &len) ||
-            len != 32)
+            len != SHA256_BYTES)
                 return -EIO;
         return 0;
 }
 
-/* The canonical path: "." and ".." segments resolved and repeated slashes merged (unless
- * keep_path), then each segment URI-encoded. */
-static int canonical_path(Str *s, const char *path, bool keep_path)
+static void key_erase(unsigned char (*k)[SHA256_BYTES])
 {
-        _cleanup_free_ char *copy = NULL;
-        const char **segs = NULL;
-        size_t n = 0, cap = 0;
-        bool trailing;
-        char *save = NULL;
+        OPENSSL_cleanse(*k, sizeof(*k));
+}
+#define _cleanup_key_ _cleanup_(key_erase)
 
-        if (!path || !*path)
-                path = "/";
+static void erase_freep(char **p)
+{
+        if (*p) {
+                OPENSSL_cleanse(*p, strlen(*p));
+                free(*p);
+        }
+}
+
+/* kSigning = HMAC(HMAC(HMAC(HMAC("AWS4" secret, date), region), service), "aws4_request"). Every
+ * intermediate key is wiped on the way out; the caller wipes the result. */
+static int derive_signing_key(const char *secret, const char *date, const char *region, const char *service,
+                              unsigned char key[static SHA256_BYTES])
+{
+        _cleanup_key_ unsigned char k_date[SHA256_BYTES], k_region[SHA256_BYTES], k_service[SHA256_BYTES];
+        _cleanup_(erase_freep) char *k_secret = NULL;
+        size_t len = strlen(secret);
+        int r;
+
+        k_secret = malloc(len + 5);
+        if (!k_secret)
+                return -ENOMEM;
+        memcpy(k_secret, "AWS4", 4);
+        memcpy(k_secret + 4, secret, len + 1);
+
+        r = hmac_sha256(k_secret, len + 4, date, k_date);
+        if (r >= 0)
+                r = hmac_sha256(k_date, SHA256_BYTES, region, k_region);
+        if (r >= 0)
+                r = hmac_sha256(k_region, SHA256_BYTES, service, k_service);
+        if (r >= 0)
+                r = hmac_sha256(k_service, SHA256_BYTES, "aws4_request", key);
+        return r;
+}
+
+/* The canonical path. Unless keep_path, "." and ".." segments are resolved and empty ones dropped
+ * first (a trailing slash stays), the way botocore does it. Each segment is then URI-encoded as
+ * given. */
+static int put_canonical_path(Str *s, const char *path, bool keep_path)
+{
+        typedef struct Segment {
+                const char *p;
+                size_t n;
+        } Segment;
+        _cleanup_free_ Segment *segs = NULL;
+        size_t n = 0, len = strlen(path);
+
         if (keep_path) {
-                str_put_encoded(s, path, strlen(path), true);
+                str_put_encoded(s, path, len, true);
                 return 0;
         }
-        copy = strdup(path);
-        if (!copy)
+        /* Every segment takes its '/' and at least one byte, so this is enough. */
+        segs = malloc((len / 2 + 1) * sizeof(*segs));
+        if (!segs)
                 return -ENOMEM;
-        trailing = path[strlen(path) - 1] == '/';
-        for (char *seg = strtok_r(copy, "/", &save); seg; seg = strtok_r(NULL, "/", &save)) {
-                if (streq(seg, "."))
+        for (const char *p = path; *p;) {
+                size_t k = strcspn(p, "/");
+
+                if (k == 0) {
+                        p++;
                         continue;
-                if (streq(seg, "..")) {
+                }
+                if (k == 2 && p[0] == '.' && p[1] == '.') {
                         if (n > 0)
                                 n--;
-                        continue;
-                }
-                if (n == cap) {
-                        const char **p = realloc(segs, (cap = cap ? cap * 2 : 8) * sizeof(*segs));
-
-                        if (!p) {
-                                free(segs);
-                                return -ENOMEM;
-                        }
-                        segs = p;
-                }
-                segs[n++] = seg;
+                } else if (!(k == 1 && p[0] == '.'))
+                        segs[n++] = (Segment){ p, k };
+                p += k;
         }
         str_putc(s, '/');
         for (size_t i = 0; i < n; i++) {
                 if (i > 0)
                         str_putc(s, '/');
-                str_put_encoded(s, segs[i], strlen(segs[i]), false);
+                str_put_encoded(s, segs[i].p, segs[i].n, false);
         }
-        if (trailing && n > 0)
+        if (n > 0 && path[len - 1] == '/')
                 str_putc(s, '/');
-        free(segs);
         return 0;
 }
 
 typedef struct QueryParam {
-        char *key, *value; /* encoded */
+        Str key, value; /* encoded */
 } QueryParam;
 
 static int param_cmp(const void *a, const void *b)
 {
         const QueryParam *x = a, *y = b;
-        int c = strcmp(x->key, y->key);
+        int c = strcmp(str_get(&x->key), str_get(&y->key));
 
-        return c ? c : strcmp(x->value, y->value);
+        return c ? c : strcmp(str_get(&x->value), str_get(&y->value));
 }
 
-/* Re-encodes one part of a query: decoded first, so "%E1%88%B4" stays as it is and "a b" gets
- * encoded. */
-static char *query_part(const char *p, size_t n)
-{
-        _cleanup_free_ char *dec = NULL;
-        Str s = { 0 };
-        size_t len;
-
-        dec = percent_decode(p, n, &len);
-        if (!dec)
-                return NULL;
-        str_put_encoded(&s, dec, len, false);
-        if (!s.p && !s.oom)
-                str_put(&s, "", 0);
-        if (s.oom) {
-                free(s.p);
-                return NULL;
-        }
-        return s.p;
-}
-
-static int canonical_query(Str *s, const char *query)
+/* The canonical query: each "key=value" (a missing '=' means an empty value) re-encoded, sorted by
+ * key and then value, joined with '&'. */
+static int put_canonical_query(Str *s, const char *query)
 {
         QueryParam *params = NULL;
-        size_t n = 0, cap = 0;
+        size_t n = 0, n_max = 1;
         int r = 0;
 
-        for (const char *p = query; p && *p;) {
-                const char *end = strchr(p, '&'), *eq;
-                size_t len = end ? (size_t)(end - p) : strlen(p);
+        if (!query || !*query)
+                return 0;
+        for (const char *p = query; *p; p++)
+                n_max += *p == '&';
+        params = calloc(n_max, sizeof(*params));
+        if (!params)
+                return -ENOMEM;
+        for (const char *p = query; *p;) {
+                size_t len = strcspn(p, "&");
+                const char *eq = memchr(p, '=', len);
 
                 if (len > 0) {
-                        eq = memchr(p, '=', len);
-                        if (n == cap) {
-                                QueryParam *q = realloc(params, (cap = cap ? cap * 2 : 8) * sizeof(*params));
-                                if (!q) {
-                                        r = -ENOMEM;
-                                        break;
-                                }
-                                params = q;
-                        }
-                        params[n].key = query_part(p, eq ? (size_t)(eq - p) : len);
-                        params[n].value = eq ? query_part(eq + 1, len - (size_t)(eq - p) - 1) : strdup("");
-                        n++;
-                        if (!params[n - 1].key || !params[n - 1].value) {
+                        QueryParam *q = &params[n++];
+                        size_t key_len = eq ? (size_t)(eq - p) : len;
+
+                        str_put_reencoded(&q->key, p, key_len);
+                        if (eq)
+                                str_put_reencoded(&q->value, eq + 1, len - key_len - 1);
+                        if (q->key.oom || q->value.oom) {
                                 r = -ENOMEM;
                                 break;
                         }
                 }
-                p += len + (end ? 1 : 0);
+                p += len + (p[len] == '&');
         }
         if (r >= 0) {
-                if (n > 0)
-                        qsort(params, n, sizeof(*params), param_cmp);
+                qsort(params, n, sizeof(*params), param_cmp);
                 for (size_t i = 0; i < n; i++) {
                         if (i > 0)
                                 str_putc(s, '&');
-                        str_puts(s, params[i].key);
+                        str_puts(s, str_get(&params[i].key));
                         str_putc(s, '=');
-                        str_puts(s, params[i].value);
+                        str_puts(s, str_get(&params[i].value));
                 }
         }
         for (size_t i = 0; i < n; i++) {
-                free(params[i].key);
-                free(params[i].value);
+                str_done(&params[i].key);
+                str_done(&params[i].value);
         }
         free(params);
         return r;
 }
 
 typedef struct CanonHeader {
-        char *name; /* lower case */
-        Str value;  /* trimmed, whitespace collapsed, duplicates joined with ',' */
-        size_t order;
+        char *name;   /* lower case */
+        Str value;    /* trimmed, each run of whitespace one space */
+        size_t order; /* position in the request: duplicates are joined in this order */
 } CanonHeader;
+
+typedef struct CanonHeaders {
+        CanonHeader *h;
+        size_t n;
+} CanonHeaders;
+
+static void canon_headers_done(CanonHeaders *c)
+{
+        for (size_t i = 0; i < c->n; i++) {
+                free(c->h[i].name);
+                str_done(&c->h[i].value);
+        }
+        free(c->h);
+        *c = (CanonHeaders){ 0 };
+}
 
 static int header_cmp(const void *a, const void *b)
 {
         const CanonHeader *x = a, *y = b;
         int c = strcmp(x->name, y->name);
 
-        return c ? c : (x->order < y->order ? -1 : x->order > y->order);
+        return c ? c : (x->order > y->order) - (x->order < y->order);
 }
 
-/* Appends value trimmed, with every run of whitespace (folded lines included) made one space. */
-static void put_trimmed(Str *s, const char *v)
+/* Appends v trimmed, every run of whitespace (folded lines included) made one space. */
+static void str_put_trimmed(Str *s, const char *v)
 {
         bool space = false, started = false;
 
         for (; *v; v++) {
-                if (isspace((unsigned char)*v)) {
+                if (ascii_space((unsigned char)*v)) {
                         space = started;
                         continue;
                 }
@@ -295,180 +409,223 @@ static void put_trimmed(Str *s, const char *v)
                 started = true;
                 str_putc(s, *v);
         }
+        /* An empty value is a value: make sure the Str owns a string. */
+        str_put(s, "", 0);
 }
 
-static bool header_name_valid(const char *n)
+static int canon_headers_add(CanonHeaders *c, const char *name, const char *value, size_t order)
 {
-        if (!n || !*n)
-                return false;
-        for (; *n; n++)
-                if (isspace((unsigned char)*n) || *n == ':' || (unsigned char)*n < 0x20)
-                        return false;
-        return true;
+        CanonHeader *h = &c->h[c->n];
+
+        *h = (CanonHeader){ .name = strdup(name), .order = order };
+        c->n++;
+        if (!h->name)
+                return -ENOMEM;
+        for (char *p = h->name; *p; p++)
+                *p = ascii_lower(*p);
+        str_put_trimmed(&h->value, value);
+        return h->value.oom ? -ENOMEM : 0;
+}
+
+/* The headers the signer adds itself may not come with the request: they would be signed twice. */
+static bool header_reserved(const char *name, const Sigv4Request *req, const Sigv4Credentials *cred)
+{
+        return ascii_strcaseeq(name, "x-amz-date") || ascii_strcaseeq(name, "authorization") ||
+               (cred->session_token && ascii_strcaseeq(name, "x-amz-security-token")) ||
+               (req->add_content_sha256 && ascii_strcaseeq(name, "x-amz-content-sha256"));
+}
+
+static int request_check(const Sigv4Request *req, const Sigv4Credentials *cred, const char *region,
+                         const char *service)
+{
+        if (!req || !cred || !token_valid(req->method))
+                return -EINVAL;
+        if (!word_valid(cred->access_key_id, ",/") || !cred->secret_access_key || !*cred->secret_access_key)
+                return -EINVAL;
+        /* The token is sent as a header of its own: one line, nothing to fold. */
+        if (cred->session_token && !word_valid(cred->session_token, ""))
+                return -EINVAL;
+        if (!word_valid(region, "/") || !word_valid(service, "/"))
+                return -EINVAL;
+        if (req->path && *req->path && req->path[0] != '/')
+                return -EINVAL;
+        if ((req->n_headers > 0 && !req->headers) || (req->body_len > 0 && !req->body))
+                return -EINVAL;
+        for (size_t i = 0; i < req->n_headers; i++) {
+                const Sigv4Header *h = &req->headers[i];
+
+                if (!token_valid(h->name) || !h->value || !header_value_valid(h->value) ||
+                    header_reserved(h->name, req, cred))
+                        return -EINVAL;
+        }
+        return 0;
+}
+
+/* Method, path, query, canonical headers, an empty line, the signed header names, the payload
+ * hash; also returns the signed names for the Authorization header. */
+static int build_canonical_request(const Sigv4Request *req, const Sigv4Credentials *cred,
+                                   const Sigv4Result *res, Str *canon, Str *signed_names)
+{
+        _cleanup_(canon_headers_done) CanonHeaders hs = { 0 };
+        size_t n_unique = 0;
+        int r;
+
+        hs.h = calloc(req->n_headers + 3, sizeof(*hs.h));
+        if (!hs.h)
+                return -ENOMEM;
+        for (size_t i = 0; i < req->n_headers; i++) {
+                r = canon_headers_add(&hs, req->headers[i].name, req->headers[i].value, i);
+                if (r < 0)
+                        return r;
+        }
+        r = canon_headers_add(&hs, "x-amz-date", res->amz_date, req->n_headers);
+        if (r >= 0 && cred->session_token && !req->omit_session_token)
+                r = canon_headers_add(&hs, "x-amz-security-token", cred->session_token, req->n_headers + 1);
+        if (r >= 0 && req->add_content_sha256)
+                r = canon_headers_add(&hs, "x-amz-content-sha256", res->content_sha256, req->n_headers + 2);
+        if (r < 0)
+                return r;
+        qsort(hs.h, hs.n, sizeof(*hs.h), header_cmp);
+
+        str_puts(canon, req->method);
+        str_putc(canon, '\n');
+        r = put_canonical_path(canon, req->path && *req->path ? req->path : "/", req->keep_path);
+        if (r < 0)
+                return r;
+        str_putc(canon, '\n');
+        r = put_canonical_query(canon, req->query);
+        if (r < 0)
+                return r;
+        str_putc(canon, '\n');
+        /* Sorted by name and then request order, so repeated names come together, in order. */
+        for (size_t i = 0; i < hs.n; i++) {
+                if (i > 0 && streq(hs.h[i].name, hs.h[i - 1].name))
+                        str_putc(canon, ',');
+                else {
+                        str_puts(canon, i > 0 ? "\n" : "");
+                        str_puts(canon, hs.h[i].name);
+                        str_putc(canon, ':');
+                        str_puts(signed_names, n_unique++ > 0 ? ";" : "");
+                        str_puts(signed_names, hs.h[i].name);
+                }
+                str_puts(canon, str_get(&hs.h[i].value));
+        }
+        str_puts(canon, "\n\n");
+        str_puts(canon, str_get(signed_names) ?: "");
+        str_putc(canon, '\n');
+        str_puts(canon, res->content_sha256);
+        return canon->oom || signed_names->oom ? -ENOMEM : 0;
+}
+
+static int result_add_header(Sigv4Result *res, const char *name, const char *value)
+{
+        Sigv4Header *h = &res->headers[res->n_headers];
+
+        h->name = name;
+        h->value = strdup(value);
+        if (!h->value)
+                return -ENOMEM;
+        res->n_headers++;
+        return 0;
 }
 
 int sigv4_sign(const Sigv4Request *req, const Sigv4Credentials *cred, const char *region,
                const char *service, time_t when, Sigv4Result *ret)
 {
-        Str canon = { 0 }, signed_names = { 0 }, sts = { 0 }, auth = { 0 };
-        size_t n_extra = 3, n = 0, n_unique = 0;
-        CanonHeader *hs = NULL;
-        unsigned char k1[32], k2[32], k3[32], k4[32], sig[32];
-        char date[9], scope[256], hash[65];
-        _cleanup_free_ char *secret_key = NULL;
+        _cleanup_(sigv4_result_done) Sigv4Result res = { 0 };
+        _cleanup_(str_done) Str canon = { 0 }, signed_names = { 0 }, sts = { 0 }, scope = { 0 },
+                                auth = { 0 };
+        _cleanup_key_ unsigned char key[SHA256_BYTES];
+        unsigned char sig[SHA256_BYTES];
+        char date[9], canon_hash[SHA256_HEX_MAX];
         struct tm tm;
         int r;
 
         *ret = (Sigv4Result){ 0 };
-        if (!req || !cred || !cred->access_key_id || !cred->secret_access_key || !region || !service ||
-            !req->method)
-                return -EINVAL;
-        for (size_t i = 0; i < req->n_headers; i++)
-                if (!header_name_valid(req->headers[i].name) || !req->headers[i].value)
-                        return -EINVAL;
-
-        gmtime_r(&when, &tm);
-        strftime(ret->amz_date, sizeof(ret->amz_date), "%Y%m%dT%H%M%SZ", &tm);
-        strftime(date, sizeof(date), "%Y%m%d", &tm);
-        snprintf(scope, sizeof(scope), "%s/%s/%s/aws4_request", date, region, service);
-        r = sha256_hex(req->body ? req->body : "", req->body ? req->body_len : 0, ret->content_sha256);
+        r = request_check(req, cred, region, service);
         if (r < 0)
                 return r;
 
-        /* The headers signed: the request's and the ones signing adds. */
-        hs = calloc(req->n_headers + n_extra, sizeof(*hs));
-        if (!hs)
+        /* X-Amz-Date and the scope's date need a four-digit year. */
+        if (!gmtime_r(&when, &tm) || tm.tm_year + 1900 < 1000 || tm.tm_year + 1900 > 9999 ||
+            strftime(res.amz_date, sizeof(res.amz_date), "%Y%m%dT%H%M%SZ", &tm) != 16 ||
+            strftime(date, sizeof(date), "%Y%m%d", &tm) != 8)
+                return -EINVAL;
+        r = sha256_hex(req->body_len > 0 ? req->body : "", req->body_len, res.content_sha256);
+        if (r < 0)
+                return r;
+
+        r = build_canonical_request(req, cred, &res, &canon, &signed_names);
+        if (r < 0)
+                return r;
+        r = sha256_hex(canon.p, canon.len, canon_hash);
+        if (r < 0)
+                return r;
+
+        str_puts(&scope, date);
+        str_putc(&scope, '/');
+        str_puts(&scope, region);
+        str_putc(&scope, '/');
+        str_puts(&scope, service);
+        str_puts(&scope, "/aws4_request");
+
+        str_puts(&sts, SIGV4_ALGORITHM "\n");
+        str_puts(&sts, res.amz_date);
+        str_putc(&sts, '\n');
+        str_puts(&sts, str_get(&scope) ?: "");
+        str_putc(&sts, '\n');
+        str_puts(&sts, canon_hash);
+        if (scope.oom || sts.oom)
                 return -ENOMEM;
-        for (size_t i = 0; i < req->n_headers + n_extra; i++) {
-                const char *name, *value;
 
-                if (i < req->n_headers) {
-                        name = req->headers[i].name;
-                        value = req->headers[i].value;
-                } else if (i == req->n_headers) {
-                        name = "x-amz-date";
-                        value = ret->amz_date;
-                } else if (i == req->n_headers + 1) {
-                        if (!cred->session_token || req->omit_session_token)
-                                continue;
-                        name = "x-amz-security-token";
-                        value = cred->session_token;
-                } else {
-                        if (!req->add_content_sha256)
-                                continue;
-                        name = "x-amz-content-sha256";
-                        value = ret->content_sha256;
-                }
-                hs[n].name = strdup(name);
-                if (!hs[n].name) {
-                        r = -ENOMEM;
-                        goto finish;
-                }
-                for (char *c = hs[n].name; *c; c++)
-                        *c = (char)tolower((unsigned char)*c);
-                put_trimmed(&hs[n].value, value);
-                hs[n].order = i;
-                n++;
-        }
-        qsort(hs, n, sizeof(*hs), header_cmp);
-
-        /* Canonical request: method, path, query, headers (duplicates joined), signed names, hash. */
-        str_puts(&canon, req->method);
-        str_putc(&canon, '\n');
-        r = canonical_path(&canon, req->path, req->keep_path);
+        r = derive_signing_key(cred->secret_access_key, date, region, service, key);
         if (r < 0)
-                goto finish;
-        str_putc(&canon, '\n');
-        r = canonical_query(&canon, req->query);
+                return r;
+        r = hmac_sha256(key, sizeof(key), sts.p, sig);
         if (r < 0)
-                goto finish;
-        str_putc(&canon, '\n');
-        for (size_t i = 0; i < n; i++) {
-                if (i > 0 && streq(hs[i].name, hs[i - 1].name)) {
-                        str_putc(&canon, ',');
-                } else {
-                        if (i > 0)
-                                str_putc(&canon, '\n');
-                        str_puts(&canon, hs[i].name);
-                        str_putc(&canon, ':');
-                        if (n_unique++ > 0)
-                                str_putc(&signed_names, ';');
-                        str_puts(&signed_names, hs[i].name);
-                }
-                if (hs[i].value.p)
-                        str_puts(&canon, hs[i].value.p);
-        }
-        str_puts(&canon, "\n\n");
-        str_puts(&canon, signed_names.p ? signed_names.p : "");
-        str_putc(&canon, '\n');
-        str_puts(&canon, ret->content_sha256);
-        if (canon.oom || signed_names.oom) {
-                r = -ENOMEM;
-                goto finish;
-        }
+                return r;
+        hex_encode(sig, SHA256_BYTES, res.signature);
 
-        r = sha256_hex(canon.p, canon.len, hash);
-        if (r < 0)
-                goto finish;
-        str_puts(&sts, ALGORITHM "\n");
-        str_puts(&sts, ret->amz_date);
-        str_putc(&sts, '\n');
-        str_puts(&sts, scope);
-        str_putc(&sts, '\n');
-        str_puts(&sts, hash);
-
-        /* The signing key: HMAC chained over date, region, service and "aws4_request". */
-        if (asprintf(&secret_key, "AWS4%s", cred->secret_access_key) < 0) {
-                secret_key = NULL;
-                r = -ENOMEM;
-                goto finish;
-        }
-        if ((r = hmac(secret_key, strlen(secret_key), date, k1)) < 0 || (r = hmac(k1, 32, region, k2)) < 0 ||
-            (r = hmac(k2, 32, service, k3)) < 0 || (r = hmac(k3, 32, "aws4_request", k4)) < 0 ||
-            (r = sts.oom ? -ENOMEM : 0) < 0 || (r = hmac(k4, 32, sts.p, sig)) < 0)
-                goto finish;
-        hex_encode(sig, 32, ret->signature);
-
-        str_puts(&auth, ALGORITHM " Credential=");
+        str_puts(&auth, SIGV4_ALGORITHM " Credential=");
         str_puts(&auth, cred->access_key_id);
         str_putc(&auth, '/');
-        str_puts(&auth, scope);
+        str_puts(&auth, scope.p);
         str_puts(&auth, ", SignedHeaders=");
         str_puts(&auth, signed_names.p);
         str_puts(&auth, ", Signature=");
-        str_puts(&auth, ret->signature);
-        if (auth.oom) {
-                r = -ENOMEM;
-                goto finish;
-        }
-        ret->authorization = TAKE_PTR(auth.p);
-        ret->canonical_request = TAKE_PTR(canon.p);
-        ret->string_to_sign = TAKE_PTR(sts.p);
-        r = 0;
+        str_puts(&auth, res.signature);
+        if (auth.oom)
+                return -ENOMEM;
 
-finish:
-        if (secret_key)
-                OPENSSL_cleanse(secret_key, strlen(secret_key));
-        OPENSSL_cleanse(k1, sizeof(k1));
-        OPENSSL_cleanse(k2, sizeof(k2));
-        OPENSSL_cleanse(k3, sizeof(k3));
-        OPENSSL_cleanse(k4, sizeof(k4));
-        for (size_t i = 0; i < n; i++) {
-                free(hs[i].name);
-                free(hs[i].value.p);
-        }
-        free(hs);
-        free(canon.p);
-        free(signed_names.p);
-        free(sts.p);
-        free(auth.p);
+        /* The order documented in sigv4.h, which is the order botocore adds them in. */
+        r = result_add_header(&res, "X-Amz-Date", res.amz_date);
+        if (r >= 0 && cred->session_token)
+                r = result_add_header(&res, "X-Amz-Security-Token", cred->session_token);
+        if (r >= 0 && req->add_content_sha256)
+                r = result_add_header(&res, "x-amz-content-sha256", res.content_sha256);
+        if (r >= 0)
+                r = result_add_header(&res, "Authorization", auth.p);
         if (r < 0)
-                sigv4_result_done(ret);
-        return r;
+                return r;
+
+        res.authorization = TAKE_PTR(auth.p);
+        res.canonical_request = TAKE_PTR(canon.p);
+        res.string_to_sign = TAKE_PTR(sts.p);
+        *ret = res;
+        res = (Sigv4Result){ 0 };
+        return 0;
 }
 
 void sigv4_result_done(Sigv4Result *r)
 {
+        if (!r)
+                return;
+        /* Wiped because one of them is the session token. */
+        for (size_t i = 0; i < r->n_headers; i++) {
+                char *v = (char *)r->headers[i].value;
+
+                erase_freep(&v);
+        }
         free(r->authorization);
         free(r->canonical_request);
         free(r->string_to_sign);
