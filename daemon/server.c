@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 #include <fcntl.h>
 #include <grp.h>
+#include <poll.h>
 #include <pwd.h>
 #include <stdio.h>
 #include <sys/socket.h>
@@ -13,6 +14,8 @@
 
 /* Bytes read from one peer per dispatch, so one busy peer cannot hold up the others. */
 #define READ_BUDGET_BYTES (1024u * 1024)
+/* How long a stop waits for peers to take the replies they are owed. */
+#define DRAIN_TIMEOUT_USEC (5 * USEC_PER_SEC)
 /* A failed BEGIN (the database locked by another process) is retried after this long. */
 #define BEGIN_RETRY_USEC (100 * USEC_PER_MSEC)
 
@@ -606,12 +609,29 @@ int server_new(sd_event *event, Rpc *rpc, int listen_fd, size_t max_line, gid_t 
 
 void server_drain(Server *s)
 {
+        uint64_t deadline = now_monotonic_usec() + DRAIN_TIMEOUT_USEC;
+
         s->draining = true;
         sd_event_source_set_enabled(s->listen_io, SD_EVENT_OFF);
         /* Requests already received are run and answered; nothing more is read. */
         on_batch(s->batch, s);
-        for (Conn *c = s->conns; c; c = c->next)
-                conn_flush(c);
+
+        /* The replies are owed: wait (the loop is ending anyway) until every peer took them, or
+         * the deadline passed for those that do not read. */
+        for (;;) {
+                struct pollfd fds[64];
+                nfds_t n = 0;
+                uint64_t now = now_monotonic_usec();
+
+                for (Conn *c = s->conns; c && n < ELEMENTSOF(fds); c = c->next) {
+                        conn_flush(c);
+                        if (!c->dead && c->out_off < c->out_len)
+                                fds[n++] = (struct pollfd){ .fd = c->fd, .events = POLLOUT };
+                }
+                if (n == 0 || now >= deadline)
+                        break;
+                (void)poll(fds, n, (int)MIN((deadline - now) / USEC_PER_MSEC + 1, 100u));
+        }
 }
 
 Server *server_free(Server *s)

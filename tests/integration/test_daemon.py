@@ -9,6 +9,7 @@ import stat
 import subprocess
 import sys
 import threading
+import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from harness import NOTEBOOKD, TAP, Daemon, check_serving, connect_retry, req, run, short, tmo, wait_for  # noqa: E402
@@ -196,6 +197,29 @@ def _():
                 if p.poll() is None:
                         p.kill()
                         p.wait(timeout=5)
+
+
+@t.case("SIGTERM: requests already received are answered in full, even to a slow reader")
+def _():
+        a = Daemon(t)
+        a.start()
+        c = a.client()
+        c.rpc("notebook.create", {"user_id": "u", "notebook_id": "big"})
+        code = "x" * 100000
+        reqs = [c.request("cell.create", {"user_id": "u", "notebook_id": "big", "code": code}) for _ in range(20)]
+        c.send(b"".join(json.dumps(r).encode() + b"\n" for r in reqs))
+        time.sleep(0.5)  # received and committed; about 2 MB of replies wait in the daemon
+        a.proc.send_signal(signal.SIGTERM)
+        got = []
+        try:
+                for _ in reqs:
+                        got.append(c.read_reply(timeout=tmo(10)))
+        except Exception as e:
+                t.diag(f"reading replies: {type(e).__name__}: {e}")
+        c.close()
+        ok = len(got) == 20 and all("result" in r and len(r["result"]["cell"]["code"]) == 100000 for r in got)
+        t.ok(ok, f"all 20 replies arrive whole after SIGTERM ({len(got)} read)")
+        t.is_(a.proc.wait(timeout=tmo(10)), 0, "and the daemon exits 0")
 
 
 t.is_(d.stop(), 0, "SIGTERM: exit 0")
