@@ -2,6 +2,7 @@
 #include <assert.h>
 
 #include "frame.h"
+#include "nb-limits.h"
 #include "util.h"
 
 /* The most we offer to read(2) at once, and the slack the buffer may have past a full line. */
@@ -239,7 +240,7 @@ int frame_check_line(const char *line, size_t len, unsigned max_depth)
         const unsigned char *s = (const unsigned char *)line;
         bool in_string = false, escaped = false;
         unsigned depth = 0;
-        size_t i = 0;
+        size_t i = 0, values = 0;
 
         while (i < len) {
                 unsigned char c = s[i];
@@ -273,6 +274,10 @@ int frame_check_line(const char *line, size_t len, unsigned max_depth)
                                 return -ELOOP;
                 } else if ((c == ']' || c == '}') && depth > 0)
                         depth--;
+                /* Each value costs the parser a node of some 64 bytes whatever its text: bound their
+                 * number, which is at most one more than the commas and openings. */
+                if ((c == ',' || c == '[' || c == '{') && !in_string && ++values > MAX_JSON_VALUES)
+                        return -E2BIG;
                 i++;
         }
         return 0;

@@ -44,5 +44,6 @@ bool frame_reader_has_partial(const FrameReader *f);
  *   0         fine
  *   -EILSEQ   invalid UTF-8, a raw NUL byte, or a \u0000 escape inside a string
  *   -ELOOP    arrays/objects nested deeper than max_depth
+ *   -E2BIG    more than MAX_JSON_VALUES values (each costs the parser a node)
  * It does not otherwise validate JSON (the parser does). */
 int frame_check_line(const char *line, size_t len, unsigned max_depth);

@@ -6,9 +6,10 @@
 
 #define MAX_LINE_BYTES_DEFAULT (16u * 1024 * 1024) /* one request line, newline excluded */
 #define MAX_LINE_BYTES_MIN     (64u * 1024)
-#define MAX_JSON_DEPTH         64  /* nesting of arrays and objects in one request */
-#define MAX_ID_BYTES           128 /* notebook_id, cell_id */
-#define MAX_USER_ID_BYTES      64  /* leaves room for "blank-" and "demo-" prefixes */
+#define MAX_JSON_VALUES        (1000u * 1000u) /* arrays, objects and scalars in one request */
+#define MAX_JSON_DEPTH         64              /* nesting of arrays and objects in one request */
+#define MAX_ID_BYTES           128             /* notebook_id, cell_id */
+#define MAX_USER_ID_BYTES      64              /* leaves room for "blank-" and "demo-" prefixes */
 #define MAX_NAME_BYTES         1024
 #define MAX_CONN_STRING_BYTES  4096
 #define MAX_CODE_BYTES         (1024u * 1024)

@@ -872,6 +872,9 @@ int rpc_handle(Rpc *rpc, const RpcPeer *peer, const char *line, size_t len, RpcR
         if (r == -ELOOP)
                 ret->text = rpc_error_line(RPC_TOO_DEEP, "The request nests arrays and objects too deeply.",
                                            "limit", MAX_JSON_DEPTH);
+        else if (r == -E2BIG)
+                ret->text = rpc_error_line(RPC_TOO_LARGE, "The request holds too many JSON values.", "limit",
+                                           MAX_JSON_VALUES);
         else if (r < 0)
                 ret->text = rpc_error_line(RPC_BAD_ENCODING,
                                            "The request is not valid UTF-8 or contains a NUL character.",

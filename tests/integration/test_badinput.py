@@ -113,6 +113,15 @@ def _():
                 t.is_(extra, None, "no reply to blank lines")
 
 
+@t.case("too many JSON values in one request: -32013, before parsing")
+def _():
+        # 1.1 million small values in 2.2 MB: parsing them would take some 70 MB of nodes.
+        line = b'{"jsonrpc":"2.0","id":1,"method":"nope","params":{"a":[' + b"0," * 1100000 + b'0]}}'
+        r = bad_line_default("1.1 million values", line, -32013)
+        t.ok(r is not None and r.get("error", {}).get("data", {}).get("limit") == 1000000, "data.limit says 1000000",
+             short(r))
+
+
 @t.case("invalid JSON: -32700")
 def _():
         for i, line in enumerate([b"{", b"hello", b'{"jsonrpc":"2.0","id":1,"method":"daemon.status",}',
