@@ -40,6 +40,9 @@ struct Job {
         int64_t revision;
         int64_t base_revision;
         char sync_id[UUID_STRING_MAX];
+        /* Tokens of earlier writes whose answer never came: any of them may stand on the remote. */
+        char unconfirmed[8][UUID_STRING_MAX];
+        unsigned n_unconfirmed;
         char *snapshot;
         cJSON *request;
 };
@@ -230,6 +233,23 @@ static int store_in_tx(Sync *s, int r)
         return store_commit(s->store);
 }
 
+static void job_remember_token(Job *j, const char *sync_id)
+{
+        for (unsigned i = 0; i < MIN(j->n_unconfirmed, ELEMENTSOF(j->unconfirmed)); i++)
+                if (streq(j->unconfirmed[i], sync_id))
+                        return;
+        snprintf(j->unconfirmed[j->n_unconfirmed++ % ELEMENTSOF(j->unconfirmed)], UUID_STRING_MAX, "%s",
+                 sync_id);
+}
+
+static bool job_token_is_ours(const Job *j, const char *sync_id)
+{
+        for (unsigned i = 0; i < MIN(j->n_unconfirmed, ELEMENTSOF(j->unconfirmed)); i++)
+                if (streq(j->unconfirmed[i], sync_id))
+                        return true;
+        return false;
+}
+
 static void job_finish(Sync *s, Job *j)
 {
         j->in_flight = false;
@@ -270,6 +290,7 @@ static void job_succeeded(Sync *s, Job *j)
         log_debug("Sync: %s %s revision %lld.", j->deleting ? "deleted" : "stored", j->notebook_id,
                   (long long)j->revision);
         s->pushes++;
+        j->n_unconfirmed = 0;
         sync_healthy(s);
         j->not_before = 0;
         job_finish(s, j);
@@ -336,6 +357,26 @@ static void on_get_after_conflict(void *owner, void *userdata, RemoteReply *rep)
         /* Our own write, whose answer was lost: the outcome was a success, not a conflict. */
         if ((j->deleting && !item) || (cJSON_IsString(sid_s) && streq(sid_s->valuestring, j->sync_id))) {
                 job_succeeded(s, j);
+                return;
+        }
+        /* An earlier write of ours whose answer was lost stands there: the remote is at that
+         * revision, which becomes the base; what changed since goes out in the next push. */
+        if (cJSON_IsString(sid_s) && job_token_is_ours(j, sid_s->valuestring)) {
+                const cJSON *rev = cJSON_GetObjectItemCaseSensitive(
+                        cJSON_GetObjectItemCaseSensitive(item, "revision"), "N");
+                _cleanup_free_ char *snapshot = model_json_print(item, false);
+                int r = cJSON_IsString(rev) && snapshot ? store_begin(s->store) : -ENOMEM;
+
+                if (r >= 0)
+                        r = store_sync_put_done(s->store, j->user_id, j->notebook_id,
+                                                strtoll(rev->valuestring, NULL, 10), snapshot);
+                r = store_in_tx(s, r);
+                if (r < 0)
+                        log_warning_errno(r, "Sync: cannot record the base of %s: %m", j->notebook_id);
+                j->n_unconfirmed = 0;
+                j->changed = true; /* push again at once, on the new base */
+                sync_healthy(s);
+                job_finish(s, j);
                 return;
         }
         snprintf(why, sizeof(why), "the remote holds a different version of this notebook");
@@ -419,11 +460,15 @@ static int job_prepare(Sync *s, Job *j)
         j->revision = info.revision;
         j->base_revision = info.base_revision;
         j->deleting = info.deleted;
+        /* The last token sent before a restart may stand on the remote too. */
+        if (info.sync_id && info.sync_state && !streq(info.sync_state, "synced"))
+                job_remember_token(j, info.sync_id);
         store_sync_info_done(&info);
 
         r = uuid_v4_string(j->sync_id);
         if (r < 0)
                 return r;
+        job_remember_token(j, j->sync_id);
         if (j->deleting) {
                 if (j->base_revision < 0)
                         return 0; /* never reached the remote: nothing to delete there */

@@ -15,10 +15,15 @@ packages=(
         libsqlite3-dev libcurl4-openssl-dev libcjson-dev libsystemd-dev libssl-dev
         # run and test: the sqlite3 shell (integrity checks), /usr/bin/python3 (integration tests,
         # standard library only), util-linux (setpriv, setsid), systemd-socket-activate
-        # (LISTEN_FDS tests), procps (ps/pgrep in tests and quickstart diagnostics)
-        sqlite3 python3 util-linux systemd procps
+        # (LISTEN_FDS tests), procps (ps/pgrep in tests and quickstart diagnostics),
+        # python3-botocore (test-sigv4 compares signatures with botocore's signer)
+        sqlite3 python3 util-linux systemd procps python3-botocore
         # lint stage of test.sh
         clang-format cppcheck
+        # DynamoDB tests and the quick start: dynalite (npm, pinned in tests/dynalite, installed
+        # below) runs on Debian's nodejs; boto3 is the independent reader (tests/tools/ddbcheck.py,
+        # run with /usr/bin/python3)
+        nodejs npm python3-boto3
 )
 # shellcheck disable=SC2206 # word splitting is the point
 packages+=(${NB_EXTRA_PACKAGES:-})
@@ -32,16 +37,48 @@ if ! command -v dpkg-query >/dev/null 2>&1 || ! command -v apt-get >/dev/null 2>
 fi
 
 missing_packages() {
-        local p status
+        local p status provided
+        # What installed packages provide counts as installed: a nodejs from elsewhere (NodeSource)
+        # provides npm, and conflicts with Debian's.
+        provided=" $(dpkg-query -W -f='${db:Status-Status} ${Provides}\n' 2>/dev/null |
+                sed -n 's/^installed //p' | sed 's/ ([^)]*)//g' | tr ',\n' '  ') "
         for p in "${packages[@]}"; do
                 status=$(dpkg-query -W -f='${db:Status-Status}' "$p" 2>/dev/null || true)
-                [ "$status" = installed ] || printf '%s\n' "$p"
+                [ "$status" = installed ] || [[ "$provided" == *" $p "* ]] || printf '%s\n' "$p"
         done
+}
+
+# dynalite, the loopback DynamoDB of the tests and the quick start: `npm ci` of the versions that
+# tests/dynalite/package-lock.json pins, only when node_modules is missing or came from another
+# lock file (so an installed tree needs no network). --ignore-scripts: nothing is built or fetched
+# beyond the registry's packages (the LevelDB binding ships prebuilt N-API binaries).
+install_dynalite() {
+        local dir want stamp npm_log
+        dir=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)/tests/dynalite
+        [ -f "$dir/package-lock.json" ] || return 0
+        want=$(sha256sum <"$dir/package-lock.json")
+        stamp=$dir/node_modules/.notebookd-lock-sha256
+        if [ -f "$dir/node_modules/dynalite/cli.js" ] && [ "$(cat "$stamp" 2>/dev/null)" = "$want" ]; then
+                say "dynalite already installed (tests/dynalite/node_modules)."
+                return 0
+        fi
+        say "installing dynalite: npm ci in tests/dynalite"
+        npm_log=$(mktemp /tmp/notebookd-npm-ci.XXXXXX.log)
+        if ! npm ci --prefix "$dir" --ignore-scripts --prefer-offline --no-audit --no-fund \
+                --loglevel=error >"$npm_log" 2>&1; then
+                say "npm ci failed; its output follows." >&2
+                cat "$npm_log" >&2
+                rm -f "$npm_log"
+                exit 1
+        fi
+        rm -f "$npm_log"
+        printf '%s\n' "$want" >"$stamp"
 }
 
 mapfile -t missing < <(missing_packages)
 if [ ${#missing[@]} -eq 0 ]; then
         say "all ${#packages[@]} packages already installed."
+        install_dynalite
         exit 0
 fi
 
@@ -76,4 +113,5 @@ if [ ${#still[@]} -ne 0 ]; then
         cat "$log" >&2
         exit 1
 fi
+install_dynalite
 say "done."

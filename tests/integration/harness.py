@@ -610,3 +610,318 @@ def req(method, params=None, id=None):
 def strip_volatile(nb):
         """A notebook as far as its stored content goes (for before/after comparisons)."""
         return json.loads(json.dumps(nb, sort_keys=True))
+
+
+# --------------------------------------------------------------------------------------------
+# DynamoDB on loopback: dynalite, the fault-injecting proxy, the independent reader
+#
+#   Dynalite     dynalite (tests/dynalite, installed by scripts/install-deps.sh) on a free
+#                127.0.0.1 port with its LevelDB data in a temporary directory; available() says
+#                whether it can run here (else: t.skip_all(reason))
+#   FaultProxy   tests/tools/faultproxy.py in front of a port, driven through its control port
+#   ddb_call()   one raw DynamoDB JSON request (dummy signature: dynalite checks none)
+#   ddbcheck()   tests/tools/ddbcheck.py (boto3) run with /usr/bin/python3
+
+NODE = os.environ.get("NB_NODE", "node")
+DYNALITE_CLI = os.environ.get("NB_DYNALITE_CLI", os.path.join(SRCDIR, "tests", "dynalite", "node_modules",
+                                                               "dynalite", "cli.js"))
+FAULTPROXY = os.path.join(SRCDIR, "tests", "tools", "faultproxy.py")
+DDBCHECK = os.path.join(SRCDIR, "tests", "tools", "ddbcheck.py")
+SYSTEM_PYTHON = "/usr/bin/python3"  # Debian's, with python3-boto3
+
+
+def free_port(host="127.0.0.1"):
+        """A port nothing listens on right now (another process may take it before it is used)."""
+        with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as s:
+                s.bind((host, 0))
+                return s.getsockname()[1]
+
+
+def port_open(port, host="127.0.0.1", timeout=0.2):
+        try:
+                with socket.create_connection((host, port), timeout=timeout):
+                        return True
+        except OSError:
+                return False
+
+
+def file_tail(path, lines=40, limit=64 * 1024):
+        try:
+                with open(path, "rb") as f:
+                        f.seek(0, os.SEEK_END)
+                        f.seek(max(0, f.tell() - limit))
+                        return "\n".join(f.read().decode(errors="replace").splitlines()[-lines:])
+        except OSError:
+                return ""
+
+
+def ddb_call(port, operation, payload, timeout=None, conn=None, host="127.0.0.1"):
+        """POSTs one DynamoDB request (X-Amz-Target DynamoDB_20120810.<operation>) to host:port;
+        returns (status, parsed JSON body or the raw text). conn: an http.client connection to
+        reuse (keep-alive). Connection errors propagate (ConnectionResetError, ...)."""
+        import http.client
+        body = json.dumps(payload).encode()
+        own = conn is None
+        if own:
+                conn = http.client.HTTPConnection(host, port, timeout=tmo(10) if timeout is None else timeout)
+        try:
+                conn.request("POST", "/", body=body, headers={
+                        "Content-Type": "application/x-amz-json-1.0",
+                        "X-Amz-Target": f"DynamoDB_20120810.{operation}",
+                        "X-Amz-Date": time.strftime("%Y%m%dT%H%M%SZ", time.gmtime()),
+                        "Authorization": "AWS4-HMAC-SHA256 Credential=AKIDTEST/20250101/us-east-1/dynamodb/aws4_request, "
+                                         "SignedHeaders=content-type;host;x-amz-date;x-amz-target, Signature=" + "0" * 64})
+                resp = conn.getresponse()
+                data = resp.read().decode(errors="replace")
+        finally:
+                if own:
+                        conn.close()
+        try:
+                return resp.status, json.loads(data)
+        except ValueError:
+                return resp.status, data
+
+
+class Dynalite:
+        def __init__(self, tap=None, base=None, memory=False, extra_args=()):
+                self.base = base or make_tempdir("nbdyn-")
+                self.data_dir = os.path.join(self.base, "dynalite-db")
+                self.log_path = os.path.join(self.base, "dynalite.log")
+                self.memory = memory
+                self.extra_args = list(extra_args)
+                self.port = None
+                self.proc = None
+                _daemons.append(self)  # killed by cleanup_all()
+                if tap is not None:
+                        tap.on_failure.append(self.diagnostics)
+
+        @staticmethod
+        def available():
+                """(True, "") when node and the installed dynalite are there, else (False, why)."""
+                if not shutil.which(NODE):
+                        return False, f"{NODE} not found (scripts/install-deps.sh installs nodejs)"
+                if not os.path.isfile(DYNALITE_CLI):
+                        return False, f"dynalite not installed ({DYNALITE_CLI}; scripts/install-deps.sh runs npm ci)"
+                return True, ""
+
+        @property
+        def endpoint(self):
+                return f"http://127.0.0.1:{self.port}"
+
+        def argv(self, port):
+                a = [NODE, DYNALITE_CLI, "--host", "127.0.0.1", "--port", str(port),
+                     "--createTableMs", "0", "--deleteTableMs", "0", "--updateTableMs", "0"]
+                if not self.memory:
+                        a += ["--path", self.data_dir]
+                return a + self.extra_args
+
+        def start(self, timeout=None):
+                """Starts dynalite (on the port it had before, if any, so that a restart keeps the
+                endpoint) and waits until it accepts connections. Returns self."""
+                if self.alive():
+                        raise RuntimeError("dynalite already running")
+                fixed = self.port is not None
+                for _ in range(1 if fixed else 3):
+                        port = self.port if fixed else free_port()
+                        with open(self.log_path, "ab") as log:
+                                log.write(f"--- start on 127.0.0.1:{port}\n".encode())
+                                log.flush()
+                                self.proc = subprocess.Popen(self.argv(port), stdin=subprocess.DEVNULL, stdout=log,
+                                                             stderr=log, close_fds=True)
+                        deadline = time.monotonic() + (tmo(20) if timeout is None else timeout)
+                        while time.monotonic() < deadline and self.proc.poll() is None:
+                                if port_open(port):
+                                        self.port = port
+                                        return self
+                                time.sleep(0.05)
+                        if self.proc.poll() is None:
+                                self.proc.kill()
+                                self.proc.wait(timeout=5)
+                                raise RuntimeError(f"dynalite did not accept connections on {port}:\n" + self.log_tail())
+                        if "EADDRINUSE" not in self.log_tail():
+                                break
+                raise RuntimeError(f"dynalite exited with {self.proc.returncode} at start-up:\n" + self.log_tail())
+
+        def alive(self):
+                return self.proc is not None and self.proc.poll() is None
+
+        def stop(self, sig=signal.SIGTERM, timeout=None):
+                if not self.proc:
+                        return None
+                if self.proc.poll() is None:
+                        self.proc.send_signal(sig)
+                try:
+                        return self.proc.wait(timeout=tmo(10) if timeout is None else timeout)
+                except subprocess.TimeoutExpired:
+                        self.proc.kill()
+                        return self.proc.wait(timeout=5)
+
+        def restart(self):
+                self.stop()
+                return self.start()
+
+        def pause(self):
+                """SIGSTOP: connections are still accepted (by the kernel), nothing is answered."""
+                self.proc.send_signal(signal.SIGSTOP)
+
+        def resume(self):
+                self.proc.send_signal(signal.SIGCONT)
+
+        def call(self, operation, payload, timeout=None):
+                return ddb_call(self.port, operation, payload, timeout=timeout)
+
+        def log_tail(self, lines=40):
+                return file_tail(self.log_path, lines)
+
+        def diagnostics(self):
+                state = "running" if self.alive() else f"exited ({self.proc.returncode if self.proc else 'never started'})"
+                return f"dynalite on port {self.port}: {state}; log tail:\n{self.log_tail()}"
+
+
+class FaultProxy:
+        """tests/tools/faultproxy.py in front of 127.0.0.1:target_port. Rules and counters: see
+        that file's head. set_mode("throttle", target="PutItem", count=3) replaces every rule with
+        one; add_rule() appends; clear() lets everything pass."""
+
+        def __init__(self, target_port, tap=None, seed=None, log_bodies=False, rules=(), base=None):
+                self.target_port = target_port
+                self.seed = seed
+                self.log_bodies = log_bodies
+                self.initial_rules = list(rules)
+                self.base = base or make_tempdir("nbfp-")
+                self.stderr_path = os.path.join(self.base, "faultproxy.stderr")
+                self.port = self.control_port = None
+                self.proc = None
+                _daemons.append(self)
+                if tap is not None:
+                        tap.on_failure.append(self.diagnostics)
+
+        @property
+        def endpoint(self):
+                return f"http://127.0.0.1:{self.port}"
+
+        def start(self, timeout=None):
+                import select
+                argv = [sys.executable, FAULTPROXY, "--target", f"127.0.0.1:{self.target_port}"]
+                if self.seed is not None:
+                        argv += ["--seed", str(self.seed)]
+                if self.log_bodies:
+                        argv += ["--log-bodies"]
+                for r in self.initial_rules:
+                        argv += ["--rule", json.dumps(r)]
+                with open(self.stderr_path, "ab") as err:
+                        self.proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                                     stderr=err, close_fds=True)
+                deadline = time.monotonic() + (tmo(10) if timeout is None else timeout)
+                line = b""
+                while not line.endswith(b"\n"):
+                        left = deadline - time.monotonic()
+                        if left <= 0 or self.proc.poll() is not None:
+                                self.proc.kill()
+                                self.proc.wait(timeout=5)
+                                raise RuntimeError("faultproxy did not start:\n" + file_tail(self.stderr_path))
+                        if select.select([self.proc.stdout], [], [], left)[0]:
+                                b = os.read(self.proc.stdout.fileno(), 1)
+                                if not b:
+                                        continue
+                                line += b
+                self.port, self.control_port = (int(x) for x in line.split())
+                return self
+
+        def alive(self):
+                return self.proc is not None and self.proc.poll() is None
+
+        def stop(self, timeout=None):
+                if not self.proc:
+                        return None
+                if self.proc.poll() is None:
+                        self.proc.terminate()
+                try:
+                        return self.proc.wait(timeout=tmo(10) if timeout is None else timeout)
+                except subprocess.TimeoutExpired:
+                        self.proc.kill()
+                        return self.proc.wait(timeout=5)
+
+        def control(self, method, path, body=None):
+                """One control request; returns the JSON answer, raises RuntimeError on an error."""
+                import http.client
+                conn = http.client.HTTPConnection("127.0.0.1", self.control_port, timeout=tmo(10))
+                try:
+                        data = None if body is None else json.dumps(body).encode()
+                        conn.request(method, path, body=data, headers={"Content-Type": "application/json"})
+                        resp = conn.getresponse()
+                        obj = json.loads(resp.read() or b"null")
+                finally:
+                        conn.close()
+                if resp.status != 200:
+                        raise RuntimeError(f"faultproxy {method} {path}: {resp.status} {obj}")
+                return obj
+
+        def set_mode(self, mode, **rule):
+                """Replaces every rule by this one ("pass" without options: clears); its id."""
+                if mode == "pass" and not rule:
+                        self.clear()
+                        return None
+                return self.control("PUT", "/rules", [dict(rule, mode=mode)])["ids"][0]
+
+        def add_rule(self, mode, **rule):
+                return self.control("POST", "/rules", [dict(rule, mode=mode)])["ids"][0]
+
+        def set_rules(self, rules):
+                return self.control("PUT", "/rules", list(rules))["ids"]
+
+        def remove_rule(self, rule_id):
+                return self.control("DELETE", f"/rules/{rule_id}")
+
+        def clear(self):
+                return self.control("DELETE", "/rules")
+
+        def rules(self):
+                return self.control("GET", "/rules")["rules"]
+
+        def stats(self):
+                return self.control("GET", "/stats")
+
+        def applied(self, mode, target=None, stats=None):
+                """How often mode was applied (to target, or to any)."""
+                per = (stats or self.stats())["applied"].get(mode, {})
+                return sum(per.values()) if target is None else per.get(target, 0)
+
+        def reset_stats(self):
+                return self.control("DELETE", "/stats")
+
+        def log(self, since=0):
+                return self.control("GET", f"/log?since={since}")["entries"]
+
+        def close_connections(self, how="close"):
+                return self.control("POST", "/connections/close", {"how": how})["closed"]
+
+        def retarget(self, port):
+                self.target_port = port
+                return self.control("PUT", "/target", {"target": f"127.0.0.1:{port}"})
+
+        def diagnostics(self):
+                state = "running" if self.alive() else f"exited ({self.proc.returncode if self.proc else 'never started'})"
+                text = f"faultproxy on port {self.port} (control {self.control_port}) -> {self.target_port}: {state}"
+                if self.alive():
+                        try:
+                                text += "\nrules: " + json.dumps(self.rules()) + "\nstats: " + json.dumps(self.stats())
+                        except Exception as e:
+                                text += f"\n(control interface: {e})"
+                return text + "\nstderr tail:\n" + file_tail(self.stderr_path)
+
+
+def ddbcheck_available():
+        """(True, "") when /usr/bin/python3 has boto3, else (False, why)."""
+        if not os.access(SYSTEM_PYTHON, os.X_OK):
+                return False, f"{SYSTEM_PYTHON} not found"
+        p = subprocess.run([SYSTEM_PYTHON, "-c", "import boto3"], capture_output=True)
+        if p.returncode != 0:
+                return False, "python3-boto3 is not installed (scripts/install-deps.sh)"
+        return True, ""
+
+
+def ddbcheck(endpoint, *args, input=None, timeout=None):
+        """Runs tests/tools/ddbcheck.py --endpoint ENDPOINT args...; returns (rc, out, err)."""
+        return run([SYSTEM_PYTHON, DDBCHECK, "--endpoint", endpoint] + [str(a) for a in args],
+                   timeout=timeout, input=input)

@@ -270,6 +270,46 @@ def _():
         t.ok(wait_for(lambda: dyn.item("alice", "short-lived") is None, 10), "and deleted remotely")
 
 
+@t.case("through faults (lost answers, throttling, 5xx, resets): converges, no spurious conflict")
+def _():
+        try:
+                from harness import FaultProxy
+        except ImportError:
+                t.skip("fault injection", "harness has no FaultProxy")
+                return
+        proxy = FaultProxy(dyn.port, t)
+        proxy.start()
+        conf = CONF.replace(f"http://127.0.0.1:{dyn.port}", proxy.endpoint)
+        d2 = Daemon(t, config=conf)
+        d2.start()
+        try:
+                proxy.set_rules([
+                        {"mode": "drop_response", "target": "PutItem", "count": 3},
+                        {"mode": "throttle", "target": "PutItem", "count": 3},
+                        {"mode": "error", "target": "PutItem", "count": 2},
+                        {"mode": "reset", "target": "PutItem", "count": 2},
+                ])
+                d2.rpc("notebook.list", {"user_id": "faulty"})
+                for i in range(12):
+                        d2.rpc("cell.update", {"user_id": "faulty", "notebook_id": "demo-faulty",
+                                               "cell_id": "demo-cell-1", "code": f"x = {i}"})
+                        time.sleep(0.15)
+
+                def converged():
+                        local = d2.rpc("notebook.get", {"user_id": "faulty", "notebook_id": "demo-faulty"})["notebook"]
+                        return not compare(dyn.item("faulty", "demo-faulty"), local)
+
+                t.ok(wait_for(converged, 60), "the table ends equal to the local notebook")
+                st = d2.rpc("daemon.status")["sync"]
+                t.ok(not [n for n in st.get("notebooks", []) if n["state"] == "conflict"] and st["conflicts"] == 0,
+                     "no notebook was marked in conflict by its own lost writes", short(st))
+                t.ok(proxy.applied("drop_response") >= 1, "answers were really dropped",
+                     short(proxy.stats()))
+        finally:
+                t.is_(d2.stop(), 0, "the daemon behind the proxy stops cleanly")
+                proxy.stop()
+
+
 t.is_(d.stop(), 0, "SIGTERM: exit 0")
 dyn.stop()
 t.done()
