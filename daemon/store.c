@@ -542,21 +542,23 @@ static int summary_get(Store *s, int64_t nb, cJSON **ret)
         return r;
 }
 
-static int cells_get(Store *s, int64_t nb, cJSON **ret)
+/* Steps through a bound statement, turning each row into an array element with row_fn; resets
+ * the statement. */
+static int rows_to_array(Store *s, sqlite3_stmt *st, cJSON *(*row_fn)(sqlite3_stmt *st), cJSON **ret)
 {
-        _cleanup_(cJSON_Deletep) cJSON *cells = cJSON_CreateArray();
-        sqlite3_stmt *st = stmt(s, SQL_CELLS);
+        _cleanup_(cJSON_Deletep) cJSON *out = cJSON_CreateArray();
         int r;
 
-        if (!cells)
+        if (!out) {
+                if (st)
+                        sqlite3_reset(st);
                 return -ENOMEM;
-        if (st)
-                sqlite3_bind_int64(st, 1, nb);
+        }
         while ((r = step(s, st)) > 0) {
-                cJSON *c = cell_from_row(st);
+                cJSON *item = row_fn(st);
 
-                if (!c || !cJSON_AddItemToArray(cells, c)) {
-                        cJSON_Delete(c);
+                if (!item || !cJSON_AddItemToArray(out, item)) {
+                        cJSON_Delete(item);
                         r = -ENOMEM;
                         break;
                 }
@@ -565,8 +567,17 @@ static int cells_get(Store *s, int64_t nb, cJSON **ret)
                 sqlite3_reset(st);
         if (r < 0)
                 return r;
-        *ret = TAKE_PTR(cells);
+        *ret = TAKE_PTR(out);
         return 0;
+}
+
+static int cells_get(Store *s, int64_t nb, cJSON **ret)
+{
+        sqlite3_stmt *st = stmt(s, SQL_CELLS);
+
+        if (st)
+                sqlite3_bind_int64(st, 1, nb);
+        return rows_to_array(s, st, cell_from_row, ret);
 }
 
 static int notebook_full(Store *s, int64_t nb, cJSON **ret)
@@ -664,29 +675,11 @@ int store_notebook_exists(Store *s, const char *user_id, const char *notebook_id
 
 int store_notebook_list(Store *s, const char *user_id, cJSON **ret)
 {
-        _cleanup_(cJSON_Deletep) cJSON *list = cJSON_CreateArray();
         sqlite3_stmt *st = stmt(s, SQL_NB_LIST);
-        int r;
 
-        if (!list)
-                return -ENOMEM;
         if (st)
                 bind_text(st, 1, user_id);
-        while ((r = step(s, st)) > 0) {
-                cJSON *n = summary_from_row(st);
-
-                if (!n || !cJSON_AddItemToArray(list, n)) {
-                        cJSON_Delete(n);
-                        r = -ENOMEM;
-                        break;
-                }
-        }
-        if (st)
-                sqlite3_reset(st);
-        if (r < 0)
-                return r;
-        *ret = TAKE_PTR(list);
-        return 0;
+        return rows_to_array(s, st, summary_from_row, ret);
 }
 
 int store_notebook_get(Store *s, const char *user_id, const char *notebook_id, cJSON **ret)
@@ -1348,32 +1341,19 @@ int store_sync_read(Store *s, const char *user_id, const char *notebook_id, cJSO
         return 0;
 }
 
-/* Rows of two text columns as an array of pairs. */
+/* A row of two text columns as a pair. */
+static cJSON *pair_from_row(sqlite3_stmt *st)
+{
+        const char *a = (const char *)sqlite3_column_text(st, 0),
+                   *b = (const char *)sqlite3_column_text(st, 1);
+        const char *pair[2] = { a ? a : "", b ? b : "" };
+
+        return cJSON_CreateStringArray(pair, 2);
+}
+
 static int pairs_query(Store *s, sqlite3_stmt *st, cJSON **ret)
 {
-        _cleanup_(cJSON_Deletep) cJSON *out = cJSON_CreateArray();
-        int r;
-
-        if (!out)
-                return -ENOMEM;
-        while ((r = step(s, st)) > 0) {
-                const char *a = (const char *)sqlite3_column_text(st, 0),
-                           *b = (const char *)sqlite3_column_text(st, 1);
-                const char *pair[2] = { a ? a : "", b ? b : "" };
-                cJSON *item = cJSON_CreateStringArray(pair, 2);
-
-                if (!item || !cJSON_AddItemToArray(out, item)) {
-                        cJSON_Delete(item);
-                        r = -ENOMEM;
-                        break;
-                }
-        }
-        if (st)
-                sqlite3_reset(st);
-        if (r < 0)
-                return r;
-        *ret = TAKE_PTR(out);
-        return 0;
+        return rows_to_array(s, st, pair_from_row, ret);
 }
 
 int store_sync_dirty(Store *s, int64_t max, cJSON **ret)
@@ -1486,55 +1466,35 @@ int store_sync_apply_remote(Store *s, const cJSON *notebook, const char *snapsho
         return 1;
 }
 
+static cJSON *first_column(sqlite3_stmt *st)
+{
+        return column_text_or_null(st, 0);
+}
+
 int store_sync_users(Store *s, cJSON **ret)
 {
-        _cleanup_(cJSON_Deletep) cJSON *out = cJSON_CreateArray();
-        sqlite3_stmt *st = stmt(s, SQL_SYNC_USERS);
-        int r;
+        return rows_to_array(s, stmt(s, SQL_SYNC_USERS), first_column, ret);
+}
 
-        if (!out)
-                return -ENOMEM;
-        while ((r = step(s, st)) > 0)
-                if (!cJSON_AddItemToArray(out, column_text_or_null(st, 0))) {
-                        r = -ENOMEM;
-                        break;
-                }
-        if (st)
-                sqlite3_reset(st);
-        if (r < 0)
-                return r;
-        *ret = TAKE_PTR(out);
-        return 0;
+static cJSON *unsynced_from_row(sqlite3_stmt *st)
+{
+        _cleanup_(cJSON_Deletep) cJSON *o = cJSON_CreateObject();
+
+        if (!o || !add(o, "user_id", column_text_or_null(st, 0)) ||
+            !add(o, "notebook_id", column_text_or_null(st, 1)) ||
+            !add(o, "revision", column_int_or_null(st, 2)) ||
+            !add(o, "base_revision", column_int_or_null(st, 3)) ||
+            !add(o, "deleted", cJSON_CreateBool(sqlite3_column_int(st, 4))) ||
+            !add(o, "state", column_text_or_null(st, 5)) || !add(o, "error", column_text_or_null(st, 6)))
+                return NULL;
+        return TAKE_PTR(o);
 }
 
 int store_sync_unsynced(Store *s, int64_t max, cJSON **ret)
 {
-        _cleanup_(cJSON_Deletep) cJSON *out = cJSON_CreateArray();
         sqlite3_stmt *st = stmt(s, SQL_SYNC_UNSYNCED);
-        int r;
 
-        if (!out)
-                return -ENOMEM;
         if (st)
                 sqlite3_bind_int64(st, 1, max);
-        while ((r = step(s, st)) > 0) {
-                cJSON *o = cJSON_CreateObject();
-
-                if (!o || !cJSON_AddItemToArray(out, o) || !add(o, "user_id", column_text_or_null(st, 0)) ||
-                    !add(o, "notebook_id", column_text_or_null(st, 1)) ||
-                    !add(o, "revision", column_int_or_null(st, 2)) ||
-                    !add(o, "base_revision", column_int_or_null(st, 3)) ||
-                    !add(o, "deleted", cJSON_CreateBool(sqlite3_column_int(st, 4))) ||
-                    !add(o, "state", column_text_or_null(st, 5)) ||
-                    !add(o, "error", column_text_or_null(st, 6))) {
-                        r = -ENOMEM;
-                        break;
-                }
-        }
-        if (st)
-                sqlite3_reset(st);
-        if (r < 0)
-                return r;
-        *ret = TAKE_PTR(out);
-        return 0;
+        return rows_to_array(s, st, unsynced_from_row, ret);
 }
