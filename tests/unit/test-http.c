@@ -117,6 +117,10 @@ static bool serve_one(Conn *c, const char *method, const char *path, const char 
         return conn_printf(c, "HTTP/1.1 500 Unknown\r\nContent-Length: 0\r\n\r\n");
 }
 
+/* Connection threads still running: main waits for them before exiting, since OpenSSL's exit-time
+ * cleanup must not run under a thread that is still inside SSL_accept(). */
+static atomic_int active_conns;
+
 static void *serve_conn(void *arg)
 {
         Conn *c = arg;
@@ -176,6 +180,7 @@ done:
         }
         close(c->fd);
         free(c);
+        atomic_fetch_sub(&active_conns, 1);
         return NULL;
 }
 
@@ -194,7 +199,9 @@ static void *serve(void *arg)
                 c = calloc(1, sizeof(*c));
                 c->server = s;
                 c->fd = fd;
+                atomic_fetch_add(&active_conns, 1);
                 if (pthread_create(&t, NULL, serve_conn, c) != 0) {
+                        atomic_fetch_sub(&active_conns, 1);
                         close(fd);
                         free(c);
                         continue;
@@ -701,5 +708,7 @@ int main(void)
         test_limits(e, &plain);
         test_tls(e, dir);
         rmdir(dir);
+        for (int i = 0; i < 500 && atomic_load(&active_conns) > 0; i++)
+                usleep(10000);
         return tap_done();
 }
