@@ -20,26 +20,13 @@
 
 #include "nbclient.h"
 
-/* The client library stands alone (it must not link daemon code), so it carries its own copies
- * of the few cleanup helpers it needs. */
-#define _cleanup_(f) __attribute__((cleanup(f)))
-
-static inline void freep(void *p)
-{
-        free(*(void **)p);
-}
+/* The cleanup macros are util.h's (header only: the client links no daemon code). */
+#include "util.h"
 
 static inline void cjson_deletep(cJSON **p)
 {
         cJSON_Delete(*p);
 }
-
-#define TAKE_PTR(p)                       \
-        ({                                \
-                __typeof__(p) _tp_ = (p); \
-                (p) = NULL;               \
-                _tp_;                     \
-        })
 
 #define READ_CHUNK_BYTES  ((size_t)64 * 1024)
 #define MIN_REPLY_LIMIT   ((size_t)64)

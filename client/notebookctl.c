@@ -24,26 +24,13 @@
 #define PACKAGE_VERSION "unknown"
 #endif
 
-#define _cleanup_(f) __attribute__((cleanup(f)))
-
-static inline void freep(void *p)
-{
-        free(*(void **)p);
-}
+/* The cleanup macros are util.h's (header only: the client links no daemon code). */
+#include "util.h"
 
 static inline void cjson_deletep(cJSON **p)
 {
         cJSON_Delete(*p);
 }
-
-#define TAKE_PTR(p)                       \
-        ({                                \
-                __typeof__(p) _tp_ = (p); \
-                (p) = NULL;               \
-                _tp_;                     \
-        })
-
-#define streq(a, b) (strcmp((a), (b)) == 0)
 
 /* Exit codes, documented in --help and notebookctl(1). */
 enum {
