@@ -18,30 +18,20 @@
 
 #include <cjson/cJSON.h>
 
+#include "ctl.h"
 #include "nbclient.h"
+#include "table.h"
 
 #ifndef PACKAGE_VERSION
 #define PACKAGE_VERSION "unknown"
 #endif
 
-/* The cleanup macros are util.h's (header only: the client links no daemon code). */
 #include "util.h"
 
 static inline void cjson_deletep(cJSON **p)
 {
         cJSON_Delete(*p);
 }
-
-/* Exit codes, documented in --help and notebookctl(1). */
-enum {
-        EXIT_OK = 0,
-        EXIT_DAEMON = 1, /* an error the daemon reported (other than below), or a local failure */
-        EXIT_USAGE = 2,
-        EXIT_TRANSPORT = 3, /* cannot connect, connection lost, unreadable reply */
-        EXIT_NOT_FOUND = 4, /* -32010 */
-        EXIT_CONFLICT = 5,  /* -32011 */
-        EXIT_DENIED = 6,    /* -32012 */
-};
 
 /* Code read from a file or stdin: the daemon takes 1 MiB and reports anything larger itself
  * (-32013); reading stops well above that so a runaway pipe cannot eat memory. */
@@ -301,6 +291,11 @@ enum {
         OPT_READS,
         OPT_WRITES,
         OPT_OUTPUTS,
+        OPT_CONFIG,
+        OPT_TABLE,
+        OPT_ENDPOINT,
+        OPT_REGION,
+        OPT_WAIT,
 };
 
 #define COMMON_OPTIONS                                                                         \
@@ -1455,8 +1450,68 @@ static int cmd_status(Ctl *ctl, const Command *cmd, int argc, char **argv)
         return EXIT_OK;
 }
 
+/* table create|check: DynamoDB is reached directly, not through the daemon (table.c). */
+static int cmd_table(Ctl *ctl, const Command *cmd, int argc, char **argv)
+{
+        static const struct option opts[] = {
+                COMMON_OPTIONS,
+                { "config", required_argument, NULL, OPT_CONFIG },
+                { "table", required_argument, NULL, OPT_TABLE },
+                { "endpoint", required_argument, NULL, OPT_ENDPOINT },
+                { "region", required_argument, NULL, OPT_REGION },
+                { "wait", required_argument, NULL, OPT_WAIT },
+                OPTIONS_END,
+        };
+        TableArgs a = { .wait_usec = 300 * USEC_PER_SEC };
+        bool create = streq(cmd->name, "table create"), bad = false;
+        int64_t wait;
+        int c;
+
+        while ((c = command_getopt(ctl, cmd, argc, argv, opts, &bad)) != -1) {
+                switch (c) {
+                case 'h':
+                        return EXIT_OK;
+                case OPT_CONFIG:
+                        a.config_path = optarg;
+                        break;
+                case OPT_TABLE:
+                        a.table = optarg;
+                        break;
+                case OPT_ENDPOINT:
+                        a.endpoint = optarg;
+                        break;
+                case OPT_REGION:
+                        a.region = optarg;
+                        break;
+                case OPT_WAIT:
+                        if (!create || parse_int(optarg, 1, &wait) < 0 || wait > 86400)
+                                return usage_error(cmd, create ? "--wait takes whole seconds, 1 to 86400"
+                                                               : "--wait is an option of table create");
+                        a.wait_usec = (uint64_t)wait * USEC_PER_SEC;
+                        break;
+                default:
+                        return EXIT_USAGE;
+                }
+        }
+        if (check_positional(cmd, argc, 0) != EXIT_OK)
+                return EXIT_USAGE;
+        a.json = ctl->json;
+        return create ? table_create(&a) : table_check(&a);
+}
+
 static int cmd_help(Ctl *ctl, const Command *cmd, int argc, char **argv);
-static int cmd_cell(Ctl *ctl, const Command *cmd, int argc, char **argv);
+static int cmd_group(Ctl *ctl, const Command *cmd, int argc, char **argv);
+
+#define TABLE_HELP                                                                                    \
+        "  --config FILE         the daemon's configuration, for its [remote] section (default:\n"    \
+        "                        /etc/notebookd/notebookd.conf for root, else\n"                      \
+        "                        $XDG_CONFIG_HOME/notebookd/notebookd.conf, if present)\n"            \
+        "  --table NAME          the table (default: [remote] table, else \"notebooks\")\n"           \
+        "  --endpoint URL        the DynamoDB endpoint (default: [remote] endpoint,\n"                \
+        "                        $AWS_ENDPOINT_URL_DYNAMODB, $AWS_ENDPOINT_URL, else AWS's for the "  \
+        "region)\n"                                                                                   \
+        "  --region REGION       the region (default: [remote] region, $AWS_REGION, ~/.aws/config)\n" \
+        "Credentials come from the standard AWS chain (environment, shared files, container, instance).\n"
 
 #define EXPECT_HELP "  --expect-revision N   fail with exit code 5 unless the notebook is at revision N\n"
 
@@ -1489,7 +1544,7 @@ static const Command commands[] = {
           "  cell rm NOTEBOOK CELL [--expect-revision N]\n"
           "  cell mv NOTEBOOK CELL (--position N | --after CELL | --first) [--expect-revision N]\n"
           "Run 'notebookctl cell COMMAND --help' for each.\n",
-          cmd_cell },
+          cmd_group },
         { "cell add",
           "NOTEBOOK [--type python|sql] [--code CODE | --file PATH | -] [--position N | --after CELL] [--id "
           "ID] "
@@ -1533,6 +1588,26 @@ static const Command commands[] = {
           "Rewrites the user's demo notebook (demo-USER) to the current demo content.\n" EXPECT_HELP,
           cmd_demo_reset },
         { "status", "", "Shows the daemon's status.\n", cmd_status },
+        { "table", "create|check [OPTIONS]",
+          "Table commands (they talk to DynamoDB directly, with the daemon's [remote] settings):\n"
+          "  table create          create the table notebookd syncs to\n"
+          "  table check           tell whether an existing table fits notebookd\n"
+          "Run 'notebookctl table COMMAND --help' for each.\n",
+          cmd_group },
+        { "table create",
+          "[--config FILE] [--table NAME] [--endpoint URL] [--region REGION] [--wait SECONDS]",
+          "Creates the DynamoDB table notebookd syncs to: keys user_id and notebook_id, the indexes\n"
+          "NotebookByIdIndex and NotebooksByUserCreatedIndex, on-demand billing, TTL on attribute\n"
+          "\"ttl\" (where the endpoint implements TTL; it says so where it does not). Waits until the\n"
+          "table is active, then checks it as 'table check' does. A table that exists already is left\n"
+          "as it is and only checked.\n" TABLE_HELP
+          "  --wait SECONDS        how long to wait for the table to become active (default 300)\n",
+          cmd_table },
+        { "table check", "[--config FILE] [--table NAME] [--endpoint URL] [--region REGION]",
+          "Tells whether an existing table fits notebookd: its keys, both indexes with their keys and\n"
+          "projections, and whether TTL is on. Exit status 0 when it fits, 1 when it does not, 4 when\n"
+          "there is no such table.\n" TABLE_HELP,
+          cmd_table },
         { "help", "[COMMAND]", "Shows help for notebookctl or for one command.\n", cmd_help },
 };
 
@@ -1574,6 +1649,7 @@ static void print_main_help(void)
                "  graph NOTEBOOK                show the cells' dependency graph\n"
                "  demo-reset                    restore the demo notebook\n"
                "  status                        show the daemon's status\n"
+               "  table create|check            create or check the DynamoDB table\n"
                "  help [COMMAND]                show help\n"
                "Mutating commands take --expect-revision N.\n"
                "\n"
@@ -1601,8 +1677,9 @@ static int cmd_help(Ctl *ctl, const Command *cmd, int argc, char **argv)
                 print_main_help();
                 return EXIT_OK;
         }
-        if (argc >= 3 && streq(argv[1], "cell"))
-                snprintf(name, sizeof(name), "cell %s", argv[2]);
+        c = command_find(argv[1]);
+        if (argc >= 3 && c && c->run == cmd_group)
+                snprintf(name, sizeof(name), "%s %s", argv[1], argv[2]);
         else
                 snprintf(name, sizeof(name), "%s", argv[1]);
         c = command_find(name);
@@ -1627,21 +1704,22 @@ static int command_run(Ctl *ctl, const Command *cmd, int argc, char **argv)
         return cmd->run(ctl, cmd, argc, args);
 }
 
-static int cmd_cell(Ctl *ctl, const Command *cmd, int argc, char **argv)
+/* A command with sub-commands ("cell add", "table check"): runs the one named next. */
+static int cmd_group(Ctl *ctl, const Command *cmd, int argc, char **argv)
 {
         char name[64];
         const Command *sub;
 
         if (argc < 2 || streq(argv[1], "--help") || streq(argv[1], "-h")) {
                 if (argc < 2)
-                        return usage_error(cmd, "cell needs a command: add, edit, rm or mv");
+                        return usage_error(cmd, "%s needs a command: %s", cmd->name, cmd->synopsis);
                 print_command_help(cmd);
                 return EXIT_OK;
         }
-        snprintf(name, sizeof(name), "cell %s", argv[1]);
+        snprintf(name, sizeof(name), "%s %s", cmd->name, argv[1]);
         sub = command_find(name);
         if (!sub || sub == cmd)
-                return usage_error(cmd, "unknown cell command '%s'", argv[1]);
+                return usage_error(cmd, "unknown %s command '%s'", cmd->name, argv[1]);
         return command_run(ctl, sub, argc - 1, argv + 1);
 }
 

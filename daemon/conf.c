@@ -911,3 +911,10 @@ int config_load(const char *path, ConfigErrorFunc report, void *userdata, Config
         *ret = TAKE_PTR(c);
         return 0;
 }
+
+char *config_default_path(void)
+{
+        if (geteuid() == 0)
+                return strdup("/etc/notebookd/notebookd.conf");
+        return xdg_dir_path("XDG_CONFIG_HOME", ".config", "notebookd/notebookd.conf");
+}

@@ -84,5 +84,10 @@ Config *config_free(Config *c);
  * cannot be read (not reported through report); 0 and a new Config on success. */
 int config_load(const char *path, ConfigErrorFunc report, void *userdata, Config **ret);
 
+/* Where the configuration is when none is named: /etc/notebookd/notebookd.conf for root,
+ * $XDG_CONFIG_HOME/notebookd/notebookd.conf (or ~/.config/...) for others. NULL on OOM or when
+ * there is no home to look in. */
+char *config_default_path(void);
+
 /* The binding of uid, or NULL. */
 const UserBinding *config_find_uid(const Config *c, uid_t uid);

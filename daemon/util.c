@@ -136,3 +136,15 @@ int mkdir_parents(const char *path, mode_t mode)
                 return -errno;
         return 0;
 }
+
+char *xdg_dir_path(const char *var, const char *fallback, const char *leaf)
+{
+        const char *base = getenv(var), *home = getenv("HOME");
+        char *p = NULL;
+
+        if (base && base[0] == '/')
+                return asprintf(&p, "%s/%s", base, leaf) < 0 ? NULL : p;
+        if (fallback && home && home[0] == '/')
+                return asprintf(&p, "%s/%s/%s", home, fallback, leaf) < 0 ? NULL : p;
+        return NULL;
+}

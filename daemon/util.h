@@ -91,3 +91,7 @@ bool utf8_is_valid(const char *s, size_t n);
 int parse_uint64(const char *s, uint64_t *ret);
 
 int mkdir_parents(const char *path, mode_t mode);
+
+/* $var/leaf when var names an absolute directory, else $HOME/fallback/leaf (fallback may be NULL:
+ * no fallback); NULL when neither applies or on OOM. For the XDG base directories. */
+char *xdg_dir_path(const char *var, const char *fallback, const char *leaf);
