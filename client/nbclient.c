@@ -32,7 +32,8 @@ static inline void cjson_deletep(cJSON **p)
 #define MIN_REPLY_LIMIT   ((size_t)64)
 #define MAX_SAFE_JSON_INT ((uint64_t)1 << 53) /* ids are sent as JSON numbers, i.e. doubles */
 
-/* A reply read while nb_client_call() waited for another one; handed out by nb_client_recv(). */
+/* A reply read while nb_client_call() waited for another one, handed out by nb_client_recv(); or
+ * a notification, handed out by nb_client_next_notification(). */
 typedef struct Reply {
         struct Reply *next;
         uint64_t id;
@@ -53,6 +54,8 @@ struct NbClient {
         size_t start, len, scanned, cap;
 
         Reply *queue_head, *queue_tail;
+        Reply *notes_head, *notes_tail;
+        unsigned n_notes;
 };
 
 void nb_error_done(NbError *e)
@@ -150,16 +153,44 @@ int nb_client_connect(const char *path, NbClient **ret)
         return nb_client_new_from_fd(fd, ret);
 }
 
+static void list_push(Reply **head, Reply **tail, Reply *q)
+{
+        q->next = NULL;
+        if (*tail)
+                (*tail)->next = q;
+        else
+                *head = q;
+        *tail = q;
+}
+
+static Reply *list_pop(Reply **head, Reply **tail)
+{
+        Reply *q = *head;
+
+        if (q) {
+                *head = q->next;
+                if (!*head)
+                        *tail = NULL;
+        }
+        return q;
+}
+
+static void list_clear(Reply **head, Reply **tail)
+{
+        Reply *q;
+
+        while ((q = list_pop(head, tail))) {
+                cJSON_Delete(q->msg);
+                free(q);
+        }
+}
+
 NbClient *nb_client_free(NbClient *c)
 {
         if (!c)
                 return NULL;
-        while (c->queue_head) {
-                Reply *q = c->queue_head;
-                c->queue_head = q->next;
-                cJSON_Delete(q->msg);
-                free(q);
-        }
+        list_clear(&c->queue_head, &c->queue_tail);
+        list_clear(&c->notes_head, &c->notes_tail);
         if (c->fd >= 0)
                 close(c->fd);
         free(c->buf);
@@ -357,9 +388,30 @@ static int reply_validate(const cJSON *msg, uint64_t *ret_id)
         return 0;
 }
 
-/* Reads the next reply (skipping blank lines and daemon notifications). Any failure here kills the
- * connection: after a bad line we no longer know which reply belongs to which request. */
-static int reply_read(NbClient *c, uint64_t *ret_id, cJSON **ret_msg)
+/* Keeps a notification for nb_client_next_notification(); the oldest go when too many wait. */
+static int note_keep(NbClient *c, cJSON *msg)
+{
+        Reply *q = calloc(1, sizeof(*q));
+
+        if (!q) {
+                cJSON_Delete(msg);
+                return -ENOMEM;
+        }
+        q->msg = msg;
+        list_push(&c->notes_head, &c->notes_tail, q);
+        if (++c->n_notes > NB_CLIENT_MAX_NOTIFICATIONS) {
+                q = list_pop(&c->notes_head, &c->notes_tail);
+                cJSON_Delete(q->msg);
+                free(q);
+                c->n_notes--;
+        }
+        return 0;
+}
+
+/* Reads the next reply (skipping blank lines; daemon notifications are kept aside). With for_note,
+ * returns 1 as soon as a notification was kept. Any failure here kills the connection: after a
+ * bad line we no longer know which reply belongs to which request. */
+static int reply_read(NbClient *c, bool for_note, uint64_t *ret_id, cJSON **ret_msg)
 {
         int64_t deadline = deadline_from_now(c);
 
@@ -382,8 +434,14 @@ static int reply_read(NbClient *c, uint64_t *ret_id, cJSON **ret_msg)
                 r = reply_validate(msg, ret_id);
                 if (r < 0)
                         return r;
-                if (r > 0)
+                if (r > 0) {
+                        r = note_keep(c, TAKE_PTR(msg));
+                        if (r < 0)
+                                return r;
+                        if (for_note)
+                                return 1;
                         continue;
+                }
                 if (c->in_flight == 0)
                         return -EPROTO; /* a reply to nothing */
                 c->in_flight--;
@@ -522,11 +580,8 @@ int nb_client_recv(NbClient *c, uint64_t *ret_id, cJSON **ret_result, NbError *e
         if (!c)
                 return -EINVAL;
         if (c->queue_head) {
-                Reply *q = c->queue_head;
+                Reply *q = list_pop(&c->queue_head, &c->queue_tail);
 
-                c->queue_head = q->next;
-                if (!c->queue_head)
-                        c->queue_tail = NULL;
                 id = q->id;
                 msg = q->msg;
                 free(q);
@@ -535,7 +590,7 @@ int nb_client_recv(NbClient *c, uint64_t *ret_id, cJSON **ret_result, NbError *e
                         return -ENOTCONN;
                 if (c->in_flight == 0)
                         return -EALREADY;
-                int r = reply_read(c, &id, &msg);
+                int r = reply_read(c, false, &id, &msg);
                 if (r < 0)
                         return client_fail(c, r);
         }
@@ -557,7 +612,7 @@ int nb_client_call(NbClient *c, const char *method, cJSON *params, cJSON **ret_r
                 cJSON *msg;
                 Reply *q;
 
-                r = reply_read(c, &id, &msg);
+                r = reply_read(c, false, &id, &msg);
                 if (r < 0)
                         return client_fail(c, r);
                 /* An error with a null id (say, "line too long") is ours when nothing else was
@@ -572,10 +627,39 @@ int nb_client_call(NbClient *c, const char *method, cJSON *params, cJSON **ret_r
                 }
                 q->id = id;
                 q->msg = msg;
-                if (c->queue_tail)
-                        c->queue_tail->next = q;
-                else
-                        c->queue_head = q;
-                c->queue_tail = q;
+                list_push(&c->queue_head, &c->queue_tail, q);
+        }
+}
+
+int nb_client_next_notification(NbClient *c, cJSON **ret_msg)
+{
+        for (;;) {
+                Reply *q = list_pop(&c->notes_head, &c->notes_tail);
+                cJSON *msg;
+                uint64_t id;
+                int r;
+
+                if (q) {
+                        c->n_notes--;
+                        *ret_msg = q->msg;
+                        free(q);
+                        return 0;
+                }
+                if (c->dead)
+                        return -ENOTCONN;
+                r = reply_read(c, true, &id, &msg);
+                if (r < 0)
+                        return client_fail(c, r);
+                if (r > 0)
+                        continue;
+                /* A reply to a request in flight: kept for nb_client_recv(). */
+                q = calloc(1, sizeof(*q));
+                if (!q) {
+                        cJSON_Delete(msg);
+                        return client_fail(c, -ENOMEM);
+                }
+                q->id = id;
+                q->msg = msg;
+                list_push(&c->queue_head, &c->queue_tail, q);
         }
 }

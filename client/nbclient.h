@@ -101,3 +101,11 @@ int nb_client_call(NbClient *c, const char *method, cJSON *params, cJSON **ret_r
  * order, but nothing here depends on that: match replies by id. */
 int nb_client_send(NbClient *c, const char *method, cJSON *params, uint64_t *ret_id);
 int nb_client_recv(NbClient *c, uint64_t *ret_id, cJSON **ret_result, NbError *err);
+
+/* Notifications from the daemon (notebook.changed, after notebook.watch): waits for the next one
+ * (within the timeout) and returns the whole message, {"jsonrpc", "method", "params"}, for the
+ * caller to delete. Notifications that arrive while a call waits are kept for here, at most
+ * NB_CLIENT_MAX_NOTIFICATIONS (the oldest go first); replies that arrive here are kept for
+ * nb_client_recv(). */
+#define NB_CLIENT_MAX_NOTIFICATIONS 4096
+int nb_client_next_notification(NbClient *c, cJSON **ret_msg);

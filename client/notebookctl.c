@@ -296,6 +296,7 @@ enum {
         OPT_ENDPOINT,
         OPT_REGION,
         OPT_WAIT,
+        OPT_COUNT,
 };
 
 #define COMMON_OPTIONS                                                                         \
@@ -1450,6 +1451,100 @@ static int cmd_status(Ctl *ctl, const Command *cmd, int argc, char **argv)
         return EXIT_OK;
 }
 
+/* Prints notebook.changed notifications as they come, until --count of them or the end. */
+static int cmd_watch(Ctl *ctl, const Command *cmd, int argc, char **argv)
+{
+        static const struct option opts[] = {
+                COMMON_OPTIONS,
+                { "count", required_argument, NULL, OPT_COUNT },
+                OPTIONS_END,
+        };
+        _cleanup_(cjson_deletep) cJSON *res = NULL;
+        int64_t count = -1, seen = 0;
+        bool bad = false;
+        cJSON *p;
+        int c, r;
+
+        while ((c = command_getopt(ctl, cmd, argc, argv, opts, &bad)) != -1) {
+                if (c == 'h')
+                        return EXIT_OK;
+                if (c != OPT_COUNT)
+                        return EXIT_USAGE;
+                if (parse_int(optarg, 1, &count) < 0)
+                        return usage_error(cmd, "--count takes a positive integer");
+        }
+        if (argc - optind > 1)
+                return usage_error(cmd, "watch takes at most one NOTEBOOK");
+        p = params_new(ctl);
+        if (!p || (argc - optind == 1 && !cJSON_AddStringToObject(p, "notebook_id", argv[optind]))) {
+                cJSON_Delete(p);
+                return local_error("out of memory");
+        }
+        r = ctl_call(ctl, "notebook.watch", p, &res);
+        if (r != EXIT_OK)
+                return r;
+        if (!ctl->json && isatty(STDERR_FILENO))
+                fprintf(stderr, "Watching %s of user %s; Ctrl-C stops.\n",
+                        argc - optind == 1 ? argv[optind] : "all notebooks", str_or_dash(res, "user_id"));
+        fflush(stdout);
+
+        while (count < 0 || seen < count) {
+                _cleanup_(cjson_deletep) cJSON *msg = NULL;
+                const cJSON *params;
+                char ts[TIMESTAMP_MAX];
+
+                r = nb_client_next_notification(ctl->client, &msg);
+                if (r < 0) {
+                        fprintf(stderr, "notebookctl: watch: %s\n",
+                                r == -ECONNRESET ? "the daemon closed the connection" : strerror(-r));
+                        return EXIT_TRANSPORT;
+                }
+                params = cJSON_GetObjectItemCaseSensitive(msg, "params");
+                if (!cJSON_IsObject(params))
+                        continue;
+                seen++;
+                if (ctl->json) {
+                        _cleanup_(freep) char *line = cJSON_PrintUnformatted(params);
+
+                        if (!line)
+                                return local_error("out of memory");
+                        puts(line);
+                } else {
+                        const cJSON *rev = cJSON_GetObjectItemCaseSensitive(params, "revision");
+
+                        fputs(format_timestamp(ts, now_realtime_usec()), stdout);
+                        putchar(' ');
+                        put_sanitized(stdout, str_or_dash(params, "notebook_id"), false);
+                        if (cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(params, "deleted")))
+                                fputs(" deleted", stdout);
+                        else if (cJSON_IsNumber(rev))
+                                printf(" revision %" PRId64, (int64_t)rev->valuedouble);
+                        printf(" (%s)\n", str_or_dash(params, "origin"));
+                }
+                if (fflush(stdout) != 0)
+                        return local_error("cannot write output: %s", strerror(errno));
+        }
+        return EXIT_OK;
+}
+
+static int cmd_pull(Ctl *ctl, const Command *cmd, int argc, char **argv)
+{
+        _cleanup_(cjson_deletep) cJSON *res = NULL;
+        int r, ex;
+
+        if (simple_args(ctl, cmd, argc, argv, 0, &ex) < 0)
+                return ex;
+        r = ctl_call(ctl, "sync.pull", NULL, &res);
+        if (r != EXIT_OK)
+                return r;
+        if (ctl->json)
+                print_json(res);
+        else
+                printf("Pull started: newer versions in the table come in shortly ('notebookctl status' "
+                       "shows how it went).\n");
+        return EXIT_OK;
+}
+
 /* table create|check: DynamoDB is reached directly, not through the daemon (table.c). */
 static int cmd_table(Ctl *ctl, const Command *cmd, int argc, char **argv)
 {
@@ -1587,6 +1682,16 @@ static const Command commands[] = {
         { "demo-reset", "[--expect-revision N]",
           "Rewrites the user's demo notebook (demo-USER) to the current demo content.\n" EXPECT_HELP,
           cmd_demo_reset },
+        { "watch", "[NOTEBOOK] [--count N]",
+          "Prints a line each time one of the user's notebooks (or the one named) changes, here or\n"
+          "through sync from another machine: time, notebook, revision (or 'deleted'), and origin\n"
+          "(local or remote). With --json, one notification object per line.\n"
+          "  --count N             stop after N changes\n",
+          cmd_watch },
+        { "pull", "",
+          "Asks the daemon to look for newer versions in the DynamoDB table now, for every user it\n"
+          "knows (it also does so at start and periodically).\n",
+          cmd_pull },
         { "status", "", "Shows the daemon's status.\n", cmd_status },
         { "table", "create|check [OPTIONS]",
           "Table commands (they talk to DynamoDB directly, with the daemon's [remote] settings):\n"
@@ -1648,6 +1753,8 @@ static void print_main_help(void)
                "  cell mv NOTEBOOK CELL ...     move a cell\n"
                "  graph NOTEBOOK                show the cells' dependency graph\n"
                "  demo-reset                    restore the demo notebook\n"
+               "  watch [NOTEBOOK]              print changes as they happen\n"
+               "  pull                          fetch newer versions from the table now\n"
                "  status                        show the daemon's status\n"
                "  table create|check            create or check the DynamoDB table\n"
                "  help [COMMAND]                show help\n"

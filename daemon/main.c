@@ -154,6 +154,17 @@ static int on_sync_status(void *userdata, const char *user_id, cJSON *obj)
         return sync_status(userdata, user_id, obj);
 }
 
+static void on_sync_pull(void *userdata)
+{
+        sync_pull_now(userdata);
+}
+
+/* A notebook changed by the remote: its watchers are told. */
+static void on_remote_change(void *userdata, const char *user_id, const char *notebook_id)
+{
+        server_notify_change(userdata, user_id, notebook_id, "remote");
+}
+
 /* A remote is configured by a [remote] section (unless it says enabled = no), or by an endpoint
  * in the environment. */
 static bool remote_wanted(const Config *c)
@@ -356,7 +367,9 @@ static int run(int argc, char **argv)
                 }
                 rpc.sync_notify = on_sync_notify;
                 rpc.sync_status = on_sync_status;
+                rpc.sync_pull = on_sync_pull;
                 rpc.sync_userdata = sync;
+                sync_set_change_callback(sync, on_remote_change, server);
         }
 
         sigemptyset(&mask);

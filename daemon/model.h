@@ -29,6 +29,7 @@ enum {
         RPC_TOO_LARGE = -32013,
         RPC_EXISTS = -32014,
         RPC_STORAGE = -32020,
+        RPC_NO_REMOTE = -32030,
 };
 
 /* What is wrong with a peer's input, for the error reply. */

@@ -22,6 +22,7 @@ typedef struct Call {
         bool missing_cell;
         int64_t current_revision; /* for conflicts */
         cJSON *changed;           /* see RpcReply.changed */
+        cJSON *watch;             /* see RpcReply.watch */
 } Call;
 
 typedef int (*MethodFunc)(Call *c);
@@ -39,6 +40,7 @@ void rpc_reply_done(RpcReply *r)
         free(r->text);
         free(r->abort_text);
         cJSON_Delete(r->changed);
+        cJSON_Delete(r->watch);
         *r = (RpcReply){ 0 };
 }
 
@@ -720,6 +722,51 @@ static int m_daemon_status(Call *c)
         return 0;
 }
 
+/* notebook.watch and notebook.unwatch: the server keeps the subscriptions of each connection. */
+static int watch_change(Call *c, bool on)
+{
+        const char *id = NULL;
+        int r;
+
+        if ((r = get_id(c, "notebook_id", false, &id)) < 0)
+                return r;
+        if (on && c->peer->watches >= MAX_WATCHES)
+                return model_error(&c->error, RPC_TOO_LARGE, NULL, MAX_WATCHES,
+                                   "A connection may hold at most %d watches.", MAX_WATCHES);
+        c->watch = cJSON_CreateArray();
+        if (!c->watch || !cJSON_AddItemToArray(c->watch, cJSON_CreateBool(on)) ||
+            !cJSON_AddItemToArray(c->watch, cJSON_CreateString(c->user_id)) ||
+            !cJSON_AddItemToArray(c->watch, id ? cJSON_CreateString(id) : cJSON_CreateNull()))
+                return -ENOMEM;
+        if (result_new(c) < 0 || !cJSON_AddStringToObject(c->result, "user_id", c->user_id) ||
+            !(id ? cJSON_AddStringToObject(c->result, "notebook_id", id)
+                 : cJSON_AddNullToObject(c->result, "notebook_id")) ||
+            !cJSON_AddBoolToObject(c->result, "watching", on))
+                return -ENOMEM;
+        return 0;
+}
+
+static int m_notebook_watch(Call *c)
+{
+        return watch_change(c, true);
+}
+
+static int m_notebook_unwatch(Call *c)
+{
+        return watch_change(c, false);
+}
+
+static int m_sync_pull(Call *c)
+{
+        if (!c->rpc->sync_pull)
+                return model_error(&c->error, RPC_NO_REMOTE, NULL, -1,
+                                   "No remote is configured: notebookd runs local-only.");
+        c->rpc->sync_pull(c->rpc->sync_userdata);
+        if (result_new(c) < 0 || !cJSON_AddBoolToObject(c->result, "started", true))
+                return -ENOMEM;
+        return 0;
+}
+
 static const Method methods[] = {
         { "notebook.list", m_notebook_list, true, true, (const char *const[]){ "user_id", NULL } },
         { "notebook.get", m_notebook_get, false, true,
@@ -747,6 +794,11 @@ static const Method methods[] = {
           (const char *const[]){ "user_id", "expected_revision", NULL } },
         { "notebook.graph", m_notebook_graph, false, true,
           (const char *const[]){ "user_id", "notebook_id", NULL } },
+        { "notebook.watch", m_notebook_watch, false, true,
+          (const char *const[]){ "user_id", "notebook_id", NULL } },
+        { "notebook.unwatch", m_notebook_unwatch, false, true,
+          (const char *const[]){ "user_id", "notebook_id", NULL } },
+        { "sync.pull", m_sync_pull, false, false, (const char *const[]){ NULL } },
         { "daemon.status", m_daemon_status, false, false, (const char *const[]){ NULL } },
 };
 
@@ -838,6 +890,7 @@ static int request_run(Rpc *rpc, const RpcPeer *peer, const cJSON *req, RpcReply
         }
         cJSON_Delete(c.result);
         ret->changed = TAKE_PTR(c.changed);
+        ret->watch = TAKE_PTR(c.watch);
         if (m->writes) {
                 ret->abort_text =
                         notification ? strdup("")
@@ -851,6 +904,7 @@ static int request_run(Rpc *rpc, const RpcPeer *peer, const cJSON *req, RpcReply
 fail:
         cJSON_Delete(c.result);
         cJSON_Delete(c.changed);
+        cJSON_Delete(c.watch);
         ret->failed = true;
         if (notification)
                 return 0;

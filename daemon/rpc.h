@@ -18,6 +18,7 @@ typedef struct RpcPeer {
         pid_t pid;
         bool privileged;                          /* may act for any user_id */
         char default_user[MAX_USER_ID_BYTES + 1]; /* used when a privileged peer names no user */
+        unsigned watches;                         /* the connection's watches, kept by the server */
 } RpcPeer;
 
 /* What the daemon tells about itself in daemon.status, kept up to date by the server. */
@@ -33,6 +34,7 @@ typedef struct Rpc {
         /* The sync engine's hooks; all NULL when the daemon runs local-only. */
         void (*sync_notify)(void *userdata, const char *user_id, const char *notebook_id);
         int (*sync_status)(void *userdata, const char *user_id, cJSON *obj);
+        void (*sync_pull)(void *userdata);
         void *sync_userdata;
 } Rpc;
 
@@ -42,7 +44,9 @@ typedef struct RpcReply {
                            * the request wrote nothing */
         bool failed;      /* the request failed: undo whatever it wrote */
         cJSON *changed;   /* [user_id, notebook_id] pairs the request changed, for the sync engine
-                           * once the transaction has committed; NULL if none */
+                           * and watchers once the transaction has committed; NULL if none */
+        cJSON *watch;     /* notebook.watch/unwatch: [watching (bool), user_id, notebook_id or null]
+                           * for the server to apply to the connection; NULL otherwise */
 } RpcReply;
 
 void rpc_reply_done(RpcReply *r);

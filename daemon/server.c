@@ -30,6 +30,11 @@ typedef struct Request {
         char *reply;
 } Request;
 
+/* A notebook.watch subscription: one notebook, or all of a user's (notebook_id NULL). */
+typedef struct Watch {
+        char *user_id, *notebook_id;
+} Watch;
+
 struct Conn {
         Server *server;
         Conn *prev, *next;
@@ -39,9 +44,10 @@ struct Conn {
         FrameReader frame;
         char *out; /* replies not yet written */
         size_t out_len, out_off, out_alloc;
-        unsigned pending; /* requests queued or running, not yet answered */
-        bool eof;         /* the peer will send nothing more */
-        bool dead;        /* the socket failed or was shut; drop whatever is left */
+        unsigned pending;           /* requests queued or running, not yet answered */
+        Watch watches[MAX_WATCHES]; /* as many as peer.watches */
+        bool eof;                   /* the peer will send nothing more */
+        bool dead;                  /* the socket failed or was shut; drop whatever is left */
 };
 
 struct Server {
@@ -128,6 +134,10 @@ static void conn_free(Conn *c)
         sd_event_source_disable_unref(c->io);
         closep(&c->fd);
         frame_reader_done(&c->frame);
+        for (unsigned i = 0; i < c->peer.watches; i++) {
+                free(c->watches[i].user_id);
+                free(c->watches[i].notebook_id);
+        }
         free(c->out);
         free(c);
 }
@@ -437,6 +447,113 @@ static int on_accept(sd_event_source *source, int fd, uint32_t revents, void *us
         }
 }
 
+/* ---- watches ------------------------------------------------------------------------------- */
+
+static bool watch_matches(const Watch *w, const char *user_id, const char *notebook_id)
+{
+        return streq(w->user_id, user_id) && streq_ptr(w->notebook_id, notebook_id);
+}
+
+/* Applies a notebook.watch or notebook.unwatch ([on, user_id, notebook_id or null]); rpc checked
+ * the limit. Watching twice is watching once. */
+static int conn_apply_watch(Conn *c, const cJSON *w)
+{
+        bool on = cJSON_IsTrue(cJSON_GetArrayItem(w, 0));
+        const char *user = cJSON_GetArrayItem(w, 1)->valuestring;
+        const char *nb = cJSON_GetStringValue(cJSON_GetArrayItem(w, 2));
+        unsigned i;
+
+        for (i = 0; i < c->peer.watches; i++)
+                if (watch_matches(&c->watches[i], user, nb))
+                        break;
+        if (!on) {
+                if (i < c->peer.watches) {
+                        free(c->watches[i].user_id);
+                        free(c->watches[i].notebook_id);
+                        c->watches[i] = c->watches[--c->peer.watches];
+                }
+                return 0;
+        }
+        if (i < c->peer.watches || c->peer.watches >= MAX_WATCHES)
+                return 0;
+        c->watches[i].user_id = strdup(user);
+        c->watches[i].notebook_id = nb ? strdup(nb) : NULL;
+        if (!c->watches[i].user_id || (nb && !c->watches[i].notebook_id)) {
+                free(c->watches[i].user_id);
+                free(c->watches[i].notebook_id);
+                return -ENOMEM;
+        }
+        c->peer.watches++;
+        return 0;
+}
+
+static bool conn_watches(const Conn *c, const char *user_id, const char *notebook_id)
+{
+        for (unsigned i = 0; i < c->peer.watches; i++) {
+                const Watch *w = &c->watches[i];
+
+                if (streq(w->user_id, user_id) && (!w->notebook_id || streq(w->notebook_id, notebook_id)))
+                        return true;
+        }
+        return false;
+}
+
+/* The notebook.changed notification: the notebook's revision now, whether it was deleted, and
+ * whether the change was made here or came from the remote. */
+static char *change_line(Server *s, const char *user_id, const char *notebook_id, const char *origin)
+{
+        _cleanup_(cJSON_Deletep) cJSON *msg = cJSON_CreateObject();
+        cJSON *params;
+        int64_t revision = 0;
+        bool deleted = false;
+        int r;
+
+        r = store_notebook_head(s->rpc->store, user_id, notebook_id, &revision, &deleted);
+        if (r == -ENOENT)
+                deleted = true; /* the tombstone is gone too: the delete reached the remote */
+        else if (r < 0)
+                return NULL;
+        if (!msg || !cJSON_AddStringToObject(msg, "jsonrpc", "2.0") ||
+            !cJSON_AddStringToObject(msg, "method", "notebook.changed") ||
+            !(params = cJSON_AddObjectToObject(msg, "params")) ||
+            !cJSON_AddStringToObject(params, "user_id", user_id) ||
+            !cJSON_AddStringToObject(params, "notebook_id", notebook_id) ||
+            !(r == 0 ? cJSON_AddNumberToObject(params, "revision", (double)revision)
+                     : cJSON_AddNullToObject(params, "revision")) ||
+            !cJSON_AddBoolToObject(params, "deleted", deleted) ||
+            !cJSON_AddStringToObject(params, "origin", origin))
+                return NULL;
+        return model_json_print(msg, true);
+}
+
+void server_notify_change(Server *s, const char *user_id, const char *notebook_id, const char *origin)
+{
+        _cleanup_free_ char *line = NULL;
+
+        for (Conn *c = s->conns; c; c = c->next) {
+                if (c->dead || !conn_watches(c, user_id, notebook_id))
+                        continue;
+                if (!line && !(line = change_line(s, user_id, notebook_id, origin))) {
+                        log_warning("Cannot tell watchers that %s changed.", notebook_id);
+                        return;
+                }
+                /* A watcher that stopped reading is cut off rather than buffered without end; it
+                 * reconnects and lists again. */
+                if (c->out_len - c->out_off > MAX_OUTPUT_BUFFER) {
+                        log_warning("Disconnecting pid %d: it does not read its notifications.",
+                                    (int)c->peer.pid);
+                        c->dead = true;
+                        server_schedule(s);
+                } else if (conn_append(c, line) < 0) {
+                        log_oom();
+                        c->dead = true;
+                        server_schedule(s);
+                } else
+                        conn_flush(c);
+                conn_update_events(c);
+        }
+}
+
 /* ---- group commit -------------------------------------------------------------------------- */
 
 static int on_retry(sd_event_source *source, uint64_t usec, void *userdata)
@@ -476,6 +593,8 @@ static int server_run_batch(Server *s)
                         r = store_savepoint(s->rpc->store);
                         if (r >= 0)
                                 r = rpc_handle(s->rpc, &q->conn->peer, q->line, q->len, rep);
+                        if (r >= 0 && rep->watch)
+                                r = conn_apply_watch(q->conn, rep->watch);
                         if (r < 0) {
                                 rpc_reply_done(rep);
                                 rep->text = rpc_error_line(RPC_INTERNAL_ERROR, "Internal error.", NULL, 0);
@@ -515,19 +634,22 @@ static int server_run_batch(Server *s)
                         RpcReply *rep = &replies[n];
                         const char *text = committed || !rep->abort_text ? rep->text : rep->abort_text;
 
-                        if (committed && rep->changed && s->rpc->sync_notify) {
+                        if (text && conn_append(q->conn, text) < 0) {
+                                log_oom();
+                                q->conn->dead = true;
+                        }
+                        if (committed && rep->changed) {
                                 const cJSON *pair;
 
                                 cJSON_ArrayForEach(pair, rep->changed)
                                 {
-                                        s->rpc->sync_notify(s->rpc->sync_userdata,
-                                                            cJSON_GetArrayItem(pair, 0)->valuestring,
-                                                            cJSON_GetArrayItem(pair, 1)->valuestring);
+                                        const char *user = cJSON_GetArrayItem(pair, 0)->valuestring,
+                                                   *nb = cJSON_GetArrayItem(pair, 1)->valuestring;
+
+                                        if (s->rpc->sync_notify)
+                                                s->rpc->sync_notify(s->rpc->sync_userdata, user, nb);
+                                        server_notify_change(s, user, nb, "local");
                                 }
-                        }
-                        if (text && conn_append(q->conn, text) < 0) {
-                                log_oom();
-                                q->conn->dead = true;
                         }
                         rpc_reply_done(rep);
                         q->conn->pending--;

@@ -26,3 +26,7 @@ DEFINE_TRIVIAL_CLEANUP_FUNC(Server *, server_free)
 void server_drain(Server *s);
 
 unsigned server_connections(Server *s);
+
+/* Tells the peers watching the notebook (notebook.watch) that it changed; origin is "local" or
+ * "remote". Called after the change committed. */
+void server_notify_change(Server *s, const char *user_id, const char *notebook_id, const char *origin);

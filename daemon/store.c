@@ -673,6 +673,14 @@ int store_notebook_exists(Store *s, const char *user_id, const char *notebook_id
         return !deleted;
 }
 
+int store_notebook_head(Store *s, const char *user_id, const char *notebook_id, int64_t *ret_revision,
+                        bool *ret_deleted)
+{
+        int64_t nb;
+
+        return nb_find(s, user_id, notebook_id, &nb, ret_revision, ret_deleted);
+}
+
 int store_notebook_list(Store *s, const char *user_id, cJSON **ret)
 {
         sqlite3_stmt *st = stmt(s, SQL_NB_LIST);

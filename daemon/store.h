@@ -82,6 +82,10 @@ int store_provision(Store *s, const char *user_id, bool *ret_provisioned);
 int store_notebook_list(Store *s, const char *user_id, cJSON **ret);
 int store_notebook_get(Store *s, const char *user_id, const char *notebook_id, cJSON **ret);
 int store_notebook_exists(Store *s, const char *user_id, const char *notebook_id);
+/* A notebook's revision, and whether it is a tombstone (deleted, the delete not yet synced). 0, or
+ * -ENOENT when there is no such row. */
+int store_notebook_head(Store *s, const char *user_id, const char *notebook_id, int64_t *ret_revision,
+                        bool *ret_deleted);
 
 /* fields: optional "name", "db_conn_string", "ttl", "demo_version" (each may be JSON null);
  * cells: array of complete cells, each with an "id" (or NULL). Returns the new notebook. */

@@ -69,6 +69,9 @@ struct Sync {
         unsigned suppressed_logs;
         unsigned pulls_running;
         uint64_t pushes, pulls_applied, conflicts;
+
+        SyncChangeFunc change_func;
+        void *change_userdata;
 };
 
 static void sync_arm(Sync *s);
@@ -642,6 +645,9 @@ static void pull_apply(Sync *s, const cJSON *item)
         r = store_in_tx(s, r < 0 ? r : 0);
         if (r < 0)
                 log_warning_errno(r, "Sync: cannot take over %s from the remote: %m", id->valuestring);
+        else if (s->change_func)
+                s->change_func(s->change_userdata, cJSON_GetObjectItem(nb, "user_id")->valuestring,
+                               id->valuestring);
 }
 
 static void on_query_reply(void *owner, void *userdata, RemoteReply *rep)
@@ -685,6 +691,12 @@ static int pull_page(Pull *p)
         r = remote_call(p->sync->remote, "Query", q, on_query_reply, p->sync, p);
         cJSON_Delete(q);
         return r;
+}
+
+void sync_set_change_callback(Sync *s, SyncChangeFunc func, void *userdata)
+{
+        s->change_func = func;
+        s->change_userdata = userdata;
 }
 
 void sync_pull_now(Sync *s)

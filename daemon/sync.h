@@ -22,6 +22,11 @@ DEFINE_TRIVIAL_CLEANUP_FUNC(Sync *, sync_free)
 /* A committed local change to a notebook: schedules its push (debounced). */
 void sync_notify_change(Sync *s, const char *user_id, const char *notebook_id);
 
+/* Called after a notebook changed because of the remote: a newer version taken over, or marked in
+ * conflict. */
+typedef void (*SyncChangeFunc)(void *userdata, const char *user_id, const char *notebook_id);
+void sync_set_change_callback(Sync *s, SyncChangeFunc func, void *userdata);
+
 /* Pulls every known user's notebooks now. */
 void sync_pull_now(Sync *s);
 
