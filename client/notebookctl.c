@@ -1436,6 +1436,7 @@ static void print_flat(const cJSON *o, const char *prefix)
 static int cmd_status(Ctl *ctl, const Command *cmd, int argc, char **argv)
 {
         _cleanup_(cjson_deletep) cJSON *res = NULL;
+        cJSON *nbs, *n;
         int r, ex;
 
         if (simple_args(ctl, cmd, argc, argv, 0, &ex) < 0)
@@ -1444,10 +1445,38 @@ static int cmd_status(Ctl *ctl, const Command *cmd, int argc, char **argv)
         r = ctl_call(ctl, "daemon.status", NULL, &res);
         if (r != EXIT_OK)
                 return r;
-        if (ctl->json)
+        if (ctl->json) {
                 print_json(res);
-        else
-                print_flat(res, "");
+                return EXIT_OK;
+        }
+        /* The notebooks not in sync get a line each, after the rest. */
+        nbs = cJSON_DetachItemFromObjectCaseSensitive(cJSON_GetObjectItemCaseSensitive(res, "sync"),
+                                                      "notebooks");
+        print_flat(res, "");
+        if (nbs)
+                printf("sync.notebooks: %s\n", cJSON_GetArraySize(nbs) == 0 ? "all in sync" : "");
+        cJSON_ArrayForEach(n, nbs)
+        {
+                const char *err = str_or_dash(n, "error");
+
+                printf("  ");
+                put_sanitized(stdout, str_or_dash(n, "user_id"), false);
+                putchar('/');
+                put_sanitized(stdout, str_or_dash(n, "notebook_id"), false);
+                printf(": %s, revision %" PRId64, str_or_dash(n, "state"), int_or(n, "revision", 0));
+                if (int_or(n, "base_revision", -1) >= 0)
+                        printf(" (the table has %" PRId64 ")", int_or(n, "base_revision", -1));
+                else
+                        fputs(" (not in the table yet)", stdout);
+                if (cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(n, "deleted")))
+                        fputs(", deleted", stdout);
+                if (!streq(err, "-")) {
+                        fputs(": ", stdout);
+                        put_sanitized(stdout, err, false);
+                }
+                putchar('\n');
+        }
+        cJSON_Delete(nbs);
         return EXIT_OK;
 }
 

@@ -1,11 +1,15 @@
 #!/usr/bin/env bash
-# Quick start: installs what notebookd needs, builds it, starts the daemon in the background with
-# its default state directory and socket, and shows what it does through notebookctl.
+# Quick start: installs what notebookd needs, builds it, starts a local DynamoDB-compatible server
+# (dynalite, on 127.0.0.1, data kept in a directory) with the notebooks table, starts the daemon in
+# the background with its default state directory and socket, pointed at that server, and shows
+# what it does through notebookctl, down to the edited notebook arriving in the table.
 #
 # Safe to run again: a daemon started by an earlier run is stopped first (its data is kept), the
-# build is incremental, and the demonstration resets the demo notebook before changing it.
+# build is incremental, dynalite is reused if it runs, and the demonstration resets the demo
+# notebook before changing it.
 #
-# The daemon is left running; the end of the output says how to stop it.
+# notebookd and dynalite are left running; the end of the output says how to stop them.
+# NB_QUICKSTART_LOCAL_ONLY=1 leaves dynalite out: notebookd then runs local-only.
 set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -93,8 +97,26 @@ show_run() {
         ctl "$@" </dev/null
 }
 
-# --- 2. the daemon ------------------------------------------------------------------------------
-heading "Starting notebookd"
+# --- 2. the table --------------------------------------------------------------------------------
+# dynalite stands in for DynamoDB; it does not check signatures, but notebookd signs every request
+# all the same, so stand-in credentials are needed. notebookd and notebookctl inherit them.
+endpoint=
+if [ "${NB_QUICKSTART_LOCAL_ONLY:-0}" != 1 ]; then
+        heading "Starting dynalite, a DynamoDB-compatible server, on loopback"
+        read -r dyn_port dyn_pid < <(scripts/dynalite.sh start)
+        endpoint=http://127.0.0.1:$dyn_port
+        export AWS_ENDPOINT_URL_DYNAMODB=$endpoint AWS_REGION=us-east-1 AWS_EC2_METADATA_DISABLED=true \
+                AWS_ACCESS_KEY_ID=quickstart AWS_SECRET_ACCESS_KEY=quickstart-not-a-secret
+        unset AWS_SESSION_TOKEN AWS_PROFILE
+        note "dynalite answers on $endpoint (pid $dyn_pid)"
+
+        heading "Creating the notebooks table (keys, both indexes, on-demand billing)"
+        show_cmd table create --endpoint "$endpoint"
+        ctl table create --endpoint "$endpoint" </dev/null
+fi
+
+# --- 3. the daemon ------------------------------------------------------------------------------
+heading "Starting notebookd${endpoint:+, syncing to $endpoint}"
 if [ -f "$pidfile" ]; then
         old=$(cat "$pidfile" 2>/dev/null || true)
         if [[ "$old" =~ ^[0-9]+$ ]] && [ "$(cat "/proc/$old/comm" 2>/dev/null || true)" = notebookd ]; then
@@ -121,7 +143,7 @@ if ctl status >/dev/null 2>&1; then
 else
         mkdir -p "$(dirname "$logfile")"
         printf '\n--- quickstart %s ---\n' "$(date -Is)" >>"$logfile"
-        note "$notebookd ${daemon_args[*]-} (log: $logfile)"
+        note "${endpoint:+AWS_ENDPOINT_URL_DYNAMODB=$endpoint }$notebookd ${daemon_args[*]-} (log: $logfile)"
         # setsid: the daemon outlives this script and the terminal; its own session, no stdin.
         setsid "$notebookd" ${daemon_args[@]+"${daemon_args[@]}"} </dev/null >>"$logfile" 2>&1 &
         pid=$!
@@ -148,7 +170,7 @@ else
         note "notebookd is running (pid $pid) and answers on $socket"
 fi
 
-# --- 3. the demonstration -----------------------------------------------------------------------
+# --- 4. the demonstration -----------------------------------------------------------------------
 demo=demo-$user
 blank=blank-$user
 had_demo=
@@ -185,9 +207,46 @@ show_run graph "$demo"
 
 heading "6. Daemon status"
 show_run status
-database=$(ctl --json status </dev/null | /usr/bin/python3 -c 'import json, sys; print(json.load(sys.stdin).get("database", ""))' || true)
+# One field of `notebookctl --json status`, by a Python expression on s.
+status_field() {
+        ctl --json status </dev/null |
+                /usr/bin/python3 -c 'import json, sys; s = json.load(sys.stdin); print(eval(sys.argv[1], {}, {"s": s}))' "$1"
+}
+database=$(status_field 's.get("database", "")' || true)
+mode=$(status_field 's["sync"].get("mode", "")' || true)
 
-# --- 4. where things are ------------------------------------------------------------------------
+if [ -n "$endpoint" ] && [ "$mode" != local-only ]; then
+        heading "7. Sync: the edited notebooks arrive in the DynamoDB table"
+        note "(notebookd coalesces a burst of edits into one write, conditioned on the revision the"
+        note " table holds; waiting until nothing is pending)"
+        synced=
+        for _ in $(seq 150); do
+                if [ "$(status_field 's["sync"]["pending"] + s["sync"]["in_flight"]' 2>/dev/null)" = 0 ]; then
+                        synced=1
+                        break
+                fi
+                sleep 0.2
+        done
+        [ -n "$synced" ] || die "the notebooks did not reach $endpoint within 30 s; see $logfile"
+        printf '%s$ /usr/bin/python3 tests/tools/ddbcheck.py --endpoint %s --user %s --dump%s\n' \
+                "$bold" "$endpoint" "$user" "$reset"
+        note "(an independent reader, boto3: the items of user '$user' in the table, in short)"
+        /usr/bin/python3 tests/tools/ddbcheck.py --endpoint "$endpoint" --user "$user" --dump |
+                /usr/bin/python3 -c '
+import json, sys
+for line in sys.stdin:
+        item = json.loads(line)
+        print("  %-14s revision %-3s %d cells  name %r" % (item["notebook_id"], item["revision"],
+              len(item.get("cells", [])), item.get("name")))'
+
+        heading "8. The item matches the notebook notebookd holds, attribute by attribute"
+        ctl --json show "$demo" </dev/null >"$build/quickstart-demo.json"
+        printf '%s$ build/notebookctl --json show %s | /usr/bin/python3 tests/tools/ddbcheck.py --endpoint %s -%s\n' \
+                "$bold" "$demo" "$endpoint" "$reset"
+        /usr/bin/python3 tests/tools/ddbcheck.py --endpoint "$endpoint" - <"$build/quickstart-demo.json"
+fi
+
+# --- 5. where things are ------------------------------------------------------------------------
 heading "notebookd keeps running in the background"
 if [ -n "$pid" ]; then
         ctl_hint="build/notebookctl${ctl_args[*]:+ ${ctl_args[*]}}"
@@ -202,7 +261,15 @@ if [ -n "$pid" ]; then
   Stop it:  kill $pid        (or: kill \$(cat $pidfile))
             SIGTERM stops it cleanly; everything acknowledged is on disk.
   Again:    ./scripts/quickstart.sh   (stops this daemon first; the data is kept)
+  Watch:    $ctl_hint watch   (changes as they happen, made here or pulled from the table)
 EOF
+        if [ -n "$endpoint" ]; then
+                cat <<EOF
+
+  dynalite  $endpoint (pid $dyn_pid)
+  Stop it:  scripts/dynalite.sh stop   (the table's data is kept for the next start)
+EOF
+        fi
 else
         cat <<EOF
   This script used a notebookd it did not start, so it leaves it alone.
