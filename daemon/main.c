@@ -154,9 +154,12 @@ static int on_sync_status(void *userdata, const char *user_id, cJSON *obj)
         return sync_status(userdata, user_id, obj);
 }
 
-static void on_sync_pull(void *userdata)
+static void on_sync_pull(void *userdata, const char *user_id)
 {
-        sync_pull_now(userdata);
+        if (user_id)
+                sync_pull_user(userdata, user_id);
+        else
+                sync_pull_now(userdata);
 }
 
 /* A notebook changed by the remote: its watchers are told. */

@@ -356,6 +356,9 @@ static int m_notebook_list(Call *c)
                 call_changed(c, id);
                 snprintf(id, sizeof(id), "demo-%s", c->user_id);
                 call_changed(c, id);
+                /* New here, maybe not elsewhere: what other devices stored comes in. */
+                if (c->rpc->sync_pull)
+                        c->rpc->sync_pull(c->rpc->sync_userdata, c->user_id);
         }
         r = store_notebook_list(c->rpc->store, c->user_id, &list);
         if (r < 0)
@@ -761,7 +764,7 @@ static int m_sync_pull(Call *c)
         if (!c->rpc->sync_pull)
                 return model_error(&c->error, RPC_NO_REMOTE, NULL, -1,
                                    "No remote is configured: notebookd runs local-only.");
-        c->rpc->sync_pull(c->rpc->sync_userdata);
+        c->rpc->sync_pull(c->rpc->sync_userdata, NULL);
         if (result_new(c) < 0 || !cJSON_AddBoolToObject(c->result, "started", true))
                 return -ENOMEM;
         return 0;

@@ -34,7 +34,7 @@ typedef struct Rpc {
         /* The sync engine's hooks; all NULL when the daemon runs local-only. */
         void (*sync_notify)(void *userdata, const char *user_id, const char *notebook_id);
         int (*sync_status)(void *userdata, const char *user_id, cJSON *obj);
-        void (*sync_pull)(void *userdata);
+        void (*sync_pull)(void *userdata, const char *user_id); /* user_id NULL: every user */
         void *sync_userdata;
 } Rpc;
 

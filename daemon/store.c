@@ -1420,7 +1420,7 @@ int store_sync_set_state(Store *s, const char *user_id, const char *notebook_id,
         return run(s, st);
 }
 
-int store_sync_apply_remote(Store *s, const cJSON *notebook, const char *snapshot)
+int store_sync_apply_remote(Store *s, const cJSON *notebook, const char *snapshot, bool force)
 {
         const cJSON *user = cJSON_GetObjectItemCaseSensitive(notebook, "user_id"),
                     *id = cJSON_GetObjectItemCaseSensitive(notebook, "id"),
@@ -1441,7 +1441,7 @@ int store_sync_apply_remote(Store *s, const cJSON *notebook, const char *snapsho
         if (r < 0 && r != -ENOENT)
                 return r;
         found = r == 0;
-        if (found && info.dirty) {
+        if (found && info.dirty && !force) {
                 store_sync_info_done(&info);
                 r = store_sync_set_state(s, user->valuestring, id->valuestring, "conflict",
                                          "changed here and on the remote");

@@ -151,8 +151,10 @@ int store_sync_delete_done(Store *s, const char *user_id, const char *notebook_i
 int store_sync_set_state(Store *s, const char *user_id, const char *notebook_id, const char *state,
                          const char *error);
 /* A remote version newer than what we hold: taken over by a clean notebook (or one not known
- * here), returning 1; a dirty one is marked "conflict" and kept, returning 0. */
-int store_sync_apply_remote(Store *s, const cJSON *notebook, const char *snapshot);
+ * here), returning 1; a dirty one is marked "conflict" and kept, returning 0, unless force: the
+ * caller knows the local changes are not worth keeping (a notebook provisioned here and never
+ * edited, which another device provisioned first). */
+int store_sync_apply_remote(Store *s, const cJSON *notebook, const char *snapshot, bool force);
 /* Users with local notebooks or provisioned here: an array of strings. */
 int store_sync_users(Store *s, cJSON **ret);
 /* For status: notebooks not in sync (dirty or in an error or conflict state), at most max, each

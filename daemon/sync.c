@@ -5,6 +5,7 @@
 #include "ddb.h"
 #include "log.h"
 #include "model.h"
+#include "nb-limits.h"
 #include "remote.h"
 #include "sync.h"
 
@@ -336,6 +337,48 @@ static bool job_cancelled(Sync *s, Job *j, const RemoteReply *rep)
         return true;
 }
 
+/* blank-USER or demo-USER as provisioned here (revision 1), never synced: another device
+ * provisioned the user first, and its versions win without a conflict (provisioning happens once
+ * per user, across devices). */
+static bool provisioned_here(const char *user_id, const char *notebook_id, int64_t revision,
+                             int64_t base_revision)
+{
+        char id[MAX_ID_BYTES + 1];
+
+        if (revision != 1 || base_revision >= 0)
+                return false;
+        snprintf(id, sizeof(id), "blank-%s", user_id);
+        if (streq(id, notebook_id))
+                return true;
+        snprintf(id, sizeof(id), "demo-%s", user_id);
+        return streq(id, notebook_id);
+}
+
+/* Stores the remote version nb (item as it came) locally, or marks the local one in conflict;
+ * watchers are told either way. force: see store_sync_apply_remote(). */
+static void take_remote(Sync *s, const cJSON *nb, const cJSON *item, bool force)
+{
+        const char *user = cJSON_GetObjectItem(nb, "user_id")->valuestring,
+                   *id = cJSON_GetObjectItem(nb, "id")->valuestring;
+        _cleanup_free_ char *snapshot = model_json_print(item, false);
+        int r = snapshot ? store_begin(s->store) : -ENOMEM;
+
+        if (r >= 0)
+                r = store_sync_apply_remote(s->store, nb, snapshot, force);
+        if (r == 0) {
+                s->conflicts++;
+                log_notice("Sync: %s changed here and on the remote; kept the local version, marked in "
+                           "conflict.",
+                           id);
+        } else if (r > 0)
+                s->pulls_applied++;
+        r = store_in_tx(s, r < 0 ? r : 0);
+        if (r < 0)
+                log_warning_errno(r, "Sync: cannot take over %s from the remote: %m", id);
+        else if (s->change_func)
+                s->change_func(s->change_userdata, user, id);
+}
+
 static void on_get_after_conflict(void *owner, void *userdata, RemoteReply *rep)
 {
         Sync *s = owner;
@@ -381,6 +424,18 @@ static void on_get_after_conflict(void *owner, void *userdata, RemoteReply *rep)
                 sync_healthy(s);
                 job_finish(s, j);
                 return;
+        }
+        /* Provisioned on another device first: take its version. */
+        if (item && !j->changed && !j->deleting &&
+            provisioned_here(j->user_id, j->notebook_id, j->revision, j->base_revision)) {
+                _cleanup_(cJSON_Deletep) cJSON *nb = NULL;
+
+                if (ddb_notebook_from_item(item, &nb, NULL) >= 0) {
+                        take_remote(s, nb, item, true);
+                        sync_healthy(s);
+                        job_finish(s, j);
+                        return;
+                }
         }
         snprintf(why, sizeof(why), "the remote holds a different version of this notebook");
         log_notice("Sync: %s/%s is in conflict: %s.", j->user_id, j->notebook_id, why);
@@ -604,9 +659,11 @@ static int pull_page(Pull *p);
 static void pull_apply(Sync *s, const cJSON *item)
 {
         _cleanup_(cJSON_Deletep) cJSON *nb = NULL, *local = NULL;
-        _cleanup_free_ char *sync_id = NULL, *snapshot = NULL;
+        _cleanup_free_ char *sync_id = NULL;
         StoreSyncInfo info = { 0 };
-        const cJSON *rev, *id;
+        const char *user, *id;
+        bool force = false;
+        int64_t rev;
         Job *j;
         int r;
 
@@ -615,39 +672,25 @@ static void pull_apply(Sync *s, const cJSON *item)
                 log_warning_errno(r, "Sync: ignoring a malformed item in the table: %m");
                 return;
         }
-        rev = cJSON_GetObjectItemCaseSensitive(nb, "revision");
-        id = cJSON_GetObjectItemCaseSensitive(nb, "id");
-        j = job_find(s, cJSON_GetObjectItem(nb, "user_id")->valuestring, id->valuestring);
+        rev = (int64_t)cJSON_GetObjectItemCaseSensitive(nb, "revision")->valuedouble;
+        user = cJSON_GetObjectItem(nb, "user_id")->valuestring;
+        id = cJSON_GetObjectItemCaseSensitive(nb, "id")->valuestring;
+        j = job_find(s, user, id);
         if (j && j->in_flight)
                 return; /* our own write is on its way; its answer decides */
-        r = store_sync_read(s->store, cJSON_GetObjectItem(nb, "user_id")->valuestring, id->valuestring,
-                            &local, &info);
-        if (r == 0 && (int64_t)rev->valuedouble <= info.base_revision && !info.dirty) {
-                store_sync_info_done(&info);
-                return; /* nothing newer */
-        }
-        if (r == 0 && info.sync_id && sync_id && streq(info.sync_id, sync_id)) {
-                store_sync_info_done(&info);
-                return; /* the remote holds our own last write */
-        }
-        store_sync_info_done(&info);
-        snapshot = model_json_print(item, false);
-        r = store_begin(s->store);
-        if (r >= 0)
-                r = store_sync_apply_remote(s->store, nb, snapshot);
+        r = store_sync_read(s->store, user, id, &local, &info);
         if (r == 0) {
-                s->conflicts++;
-                log_notice("Sync: %s changed here and on the remote; kept the local version, marked in "
-                           "conflict.",
-                           id->valuestring);
-        } else if (r > 0)
-                s->pulls_applied++;
-        r = store_in_tx(s, r < 0 ? r : 0);
-        if (r < 0)
-                log_warning_errno(r, "Sync: cannot take over %s from the remote: %m", id->valuestring);
-        else if (s->change_func)
-                s->change_func(s->change_userdata, cJSON_GetObjectItem(nb, "user_id")->valuestring,
-                               id->valuestring);
+                bool skip = (rev <= info.base_revision && !info.dirty) ||              /* nothing newer */
+                            (info.sync_id && sync_id && streq(info.sync_id, sync_id)); /* our own write */
+
+                force = provisioned_here(user, id, info.revision, info.base_revision);
+                store_sync_info_done(&info);
+                if (skip)
+                        return;
+        }
+        take_remote(s, nb, item, force);
+        if (force && j)
+                job_free(s, j);
 }
 
 static void on_query_reply(void *owner, void *userdata, RemoteReply *rep)
@@ -699,6 +742,21 @@ void sync_set_change_callback(Sync *s, SyncChangeFunc func, void *userdata)
         s->change_userdata = userdata;
 }
 
+static void pull_start(Sync *s, const char *user_id)
+{
+        Pull *p = calloc(1, sizeof(*p));
+
+        if (!p || !(p->user_id = strdup(user_id))) {
+                free(p);
+                log_oom();
+                return;
+        }
+        p->sync = s;
+        s->pulls_running++;
+        if (pull_page(p) < 0)
+                pull_free(p);
+}
+
 void sync_pull_now(Sync *s)
 {
         _cleanup_(cJSON_Deletep) cJSON *users = NULL;
@@ -708,20 +766,13 @@ void sync_pull_now(Sync *s)
                 return;
         if (store_sync_users(s->store, &users) < 0)
                 return;
-        cJSON_ArrayForEach(u, users)
-        {
-                Pull *p = calloc(1, sizeof(*p));
+        cJSON_ArrayForEach(u, users) pull_start(s, u->valuestring);
+}
 
-                if (!p || !(p->user_id = strdup(u->valuestring))) {
-                        free(p);
-                        log_oom();
-                        return;
-                }
-                p->sync = s;
-                s->pulls_running++;
-                if (pull_page(p) < 0)
-                        pull_free(p);
-        }
+void sync_pull_user(Sync *s, const char *user_id)
+{
+        if (s)
+                pull_start(s, user_id);
 }
 
 /* Adds a job for every dirty notebook the engine does not know of: at start-up all of them, later

@@ -29,6 +29,9 @@ void sync_set_change_callback(Sync *s, SyncChangeFunc func, void *userdata);
 
 /* Pulls every known user's notebooks now. */
 void sync_pull_now(Sync *s);
+/* Pulls one user's notebooks now: a user seen here for the first time may have notebooks from
+ * other devices. */
+void sync_pull_user(Sync *s, const char *user_id);
 
 /* Adds the "sync" object of daemon.status to obj. With user_id, per-notebook states are limited
  * to that user's notebooks. s may be NULL: local-only. */

@@ -300,17 +300,18 @@ static void test_sync(Store *s)
                 "\"created_at\":\"2026-01-01T00:00:00.000Z\",\"updated_at\":\"2026-01-02T00:00:00.000Z\","
                 "\"cells\":[{\"id\":\"r\",\"type\":\"sql\",\"code\":\"select 1\",\"status\":\"idle\","
                 "\"stdout\":\"\",\"outputs\":[],\"error\":null,\"reads\":[],\"writes\":[]}]}");
-        is_int(store_sync_apply_remote(s, remote, "{}"), 1, "a clean notebook takes the remote version");
+        is_int(store_sync_apply_remote(s, remote, "{}", false), 1,
+               "a clean notebook takes the remote version");
         is_int(revision_of(s, "sync", "s1"), 7, "at the remote revision");
         is_str(cell_order(s, "sync", "s1"), "r", "with the remote cells");
         cJSON_ReplaceItemInObject(remote, "id", cJSON_CreateString("s2"));
-        is_int(store_sync_apply_remote(s, remote, "{}"), 1, "a notebook only the remote had arrives");
+        is_int(store_sync_apply_remote(s, remote, "{}", false), 1, "a notebook only the remote had arrives");
         is_int(store_notebook_exists(s, "sync", "s2"), 1, "and is listed");
         m = (StoreMut)STORE_MUT_INIT;
         store_notebook_update(s, "sync", "s1", &m, fields, NULL);
         cJSON_ReplaceItemInObject(remote, "id", cJSON_CreateString("s1"));
         cJSON_ReplaceItemInObject(remote, "revision", cJSON_CreateNumber(9));
-        is_int(store_sync_apply_remote(s, remote, "{}"), 0, "a dirty notebook keeps its own version");
+        is_int(store_sync_apply_remote(s, remote, "{}", false), 0, "a dirty notebook keeps its own version");
         store_sync_read(s, "sync", "s1", &nb, &info);
         is_str(info.sync_state, "conflict", "and is marked in conflict");
         is_int(info.revision, 8, "nothing local was lost");
@@ -318,6 +319,14 @@ static void test_sync(Store *s)
         cJSON_Delete(TAKE_PTR(nb));
         is_int(store_sync_unsynced(s, 100, &unsynced), 0, "list what is not in sync");
         ok(json_has(unsynced, "\"state\":\"conflict\""), "the conflict is listed");
+        cJSON_ReplaceItemInObject(remote, "revision", cJSON_CreateNumber(10));
+        is_int(store_sync_apply_remote(s, remote, "{}", true), 1,
+               "forced, the remote version replaces a dirty one");
+        store_sync_read(s, "sync", "s1", &nb, &info);
+        ok(info.revision == 10 && !info.dirty && streq_ptr(info.sync_state, "synced"),
+           "clean, synced, at 10");
+        store_sync_info_done(&info);
+        cJSON_Delete(TAKE_PTR(nb));
 
         /* Deletes: a tombstone goes when the remote delete of its revision succeeded. */
         m = (StoreMut)STORE_MUT_INIT;

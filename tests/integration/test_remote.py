@@ -1,0 +1,306 @@
+# SPDX-License-Identifier: MIT
+"""Sync as a user meets it, against dynalite on 127.0.0.1 behind the fault-injecting proxy:
+`notebookctl table create|check`; starting with the endpoint down and converging once it is up;
+delays, late answers and blackouts in the middle of a stream of edits (no acknowledged edit lost,
+no spurious conflict, retries bounded); a notebook over DynamoDB's 400 KB item limit kept locally
+with a clear error; changes from another machine pulled on demand and announced to watchers.
+After each convergence the independent reader (boto3, tests/tools/ddbcheck.py) reads the user's
+whole partition and checks it against `notebookctl --json show`, attribute by attribute."""
+
+import json
+import os
+import subprocess
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from harness import (TAP, Daemon, Dynalite, FaultProxy, NOTEBOOKCTL, ctl, ddb_call, ddbcheck,  # noqa: E402
+                     ddbcheck_available, free_port, make_tempdir, short, tmo)
+
+t = TAP()
+ok, why = Dynalite.available()
+if not ok:
+        t.skip_all(why)
+ok, why = ddbcheck_available()
+if not ok:
+        t.skip_all(why)
+
+# Credentials for the signer; dynalite does not check them. No metadata lookups, ever, and no
+# AWS configuration of the machine's.
+home = make_tempdir("nbhome-")
+os.environ.update({"AWS_ACCESS_KEY_ID": "AKIDREMOTETEST", "AWS_SECRET_ACCESS_KEY": "remote-test-secret",
+                   "AWS_EC2_METADATA_DISABLED": "true", "AWS_REGION": "us-east-1", "HOME": home})
+for var in ("AWS_SESSION_TOKEN", "AWS_PROFILE", "AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_DYNAMODB",
+            "AWS_CONFIG_FILE", "AWS_SHARED_CREDENTIALS_FILE", "XDG_CONFIG_HOME"):
+        os.environ.pop(var, None)
+
+dyn = Dynalite(t).start()
+proxy = FaultProxy(dyn.port, t).start()
+
+
+def conf(endpoint, pull_s=1):
+        return (f"[remote]\nendpoint = {endpoint}\ndebounce_ms = 50\nmax_delay_ms = 300\n"
+                f"pull_interval_s = {pull_s}\nconnect_timeout_ms = 500\nrequest_timeout_ms = 2000\n")
+
+
+def wait_for(cond, timeout):
+        deadline = time.monotonic() + tmo(timeout)
+        while time.monotonic() < deadline:
+                v = cond()
+                if v:
+                        return v
+                time.sleep(0.1)
+        return cond()
+
+
+def sync_status(d):
+        return d.rpc("daemon.status")["sync"]
+
+
+def settled(d):
+        st = sync_status(d)
+        return st["pending"] == 0 and st["in_flight"] == 0
+
+
+def check_user(d, user, absent=()):
+        """ddbcheck over the user's whole partition against every notebook notebookctl shows.
+        Returns (ok, report)."""
+        rc, out, err = d.ctl("list", user=user, json_out=True)
+        if rc != 0:
+                return False, f"list: {rc} {err}"
+        docs = []
+        for nb in json.loads(out)["notebooks"]:
+                rc, out, err = d.ctl("show", nb["id"], user=user, json_out=True)
+                if rc != 0:
+                        return False, f"show {nb['id']}: {rc} {err}"
+                docs.append(out)
+        args = ["--user", user] + [a for nb in absent for a in ("--absent", nb)]
+        rc, out, err = ddbcheck(dyn.endpoint, *args, "-", input="".join(docs))
+        return rc == 0, out + err
+
+
+# --------------------------------------------------------------------------------------------
+# notebookctl table
+
+def table(*args, json_out=False):
+        return ctl("table", *args, json_out=json_out)
+
+
+@t.case("table check before the table exists: exit 4, and how to make it")
+def _():
+        rc, out, err = table("check", "--endpoint", dyn.endpoint)
+        t.is_(rc, 4, "exit status 4 (not found)")
+        t.like(err, "table create", "the error says how to create it")
+
+
+@t.case("table create makes the seed's table; check says it fits")
+def _():
+        rc, out, err = table("create", "--endpoint", dyn.endpoint)
+        t.is_(rc, 0, "create: exit 0")
+        t.like(out, "Created table notebooks", "it says it created the table")
+        t.like(out, "TTL: unsupported", "and that this endpoint has no TTL")
+        t.like(out, "It fits", "and checks the result")
+        st, desc = dyn.call("DescribeTable", {"TableName": "notebooks"})
+        tab = desc.get("Table", {}) if isinstance(desc, dict) else {}
+        t.is_(sorted((k["AttributeName"], k["KeyType"]) for k in tab.get("KeySchema", [])),
+              [("notebook_id", "RANGE"), ("user_id", "HASH")], "keys user_id (HASH), notebook_id (RANGE)")
+        gsis = {g["IndexName"]: g for g in tab.get("GlobalSecondaryIndexes", [])}
+        t.is_(sorted(gsis), ["NotebookByIdIndex", "NotebooksByUserCreatedIndex"], "both indexes")
+        t.is_(gsis.get("NotebooksByUserCreatedIndex", {}).get("Projection", {}).get("NonKeyAttributes"),
+              ["name", "updated_at"], "the created-at index includes name and updated_at")
+        t.is_(tab.get("BillingModeSummary", {}).get("BillingMode"), "PAY_PER_REQUEST", "on-demand billing")
+
+        rc, out, err = table("check", "--endpoint", dyn.endpoint, json_out=True)
+        res = json.loads(out) if rc == 0 else {}
+        t.ok((rc, res.get("fits"), res.get("problems"), res.get("status")) == (0, True, [], "ACTIVE"),
+             "check --json: fits, no problems, ACTIVE", out + err)
+        rc, out, err = table("create", "--endpoint", dyn.endpoint)
+        t.is_(rc, 0, "create again: exit 0")
+        t.like(out, "exists already", "an existing table is left as it is")
+
+
+@t.case("table check on a table that does not fit: exit 1, every problem named")
+def _():
+        st, r = dyn.call("CreateTable", {
+                "TableName": "wrongtable", "BillingMode": "PAY_PER_REQUEST",
+                "AttributeDefinitions": [{"AttributeName": "user_id", "AttributeType": "S"}],
+                "KeySchema": [{"AttributeName": "user_id", "KeyType": "HASH"}]})
+        t.ok(st == 200, "a table with the wrong keys and no indexes", short(r))
+        rc, out, err = table("check", "--endpoint", dyn.endpoint, "--table", "wrongtable", json_out=True)
+        res = json.loads(out) if out else {}
+        t.is_((rc, res.get("fits")), (1, False), "exit 1, fits false")
+        problems = "\n".join(res.get("problems", []))
+        for word in ("notebook_id", "NotebookByIdIndex", "NotebooksByUserCreatedIndex"):
+                t.like(problems, word, f"a problem names {word}")
+
+
+@t.case("table commands: unreachable endpoint, bad configuration, bad options")
+def _():
+        rc, out, err = table("check", "--endpoint", f"http://127.0.0.1:{free_port()}")
+        t.is_(rc, 3, "nothing listening: exit 3")
+        t.like(err, "connect", "and says it could not connect")
+        bad = os.path.join(make_tempdir(), "bad.conf")
+        with open(bad, "w") as f:
+                f.write("[remote]\ndebounce_ms = soon\n")
+        rc, out, err = table("check", "--config", bad)
+        t.is_(rc, 1, "an invalid configuration: exit 1")
+        t.like(err, "bad.conf:2", "the error names the file and line")
+        good = os.path.join(make_tempdir(), "good.conf")
+        with open(good, "w") as f:
+                f.write(f"[remote]\nendpoint = {dyn.endpoint}\n")
+        rc, out, err = table("check", "--config", good)
+        t.ok(rc == 0, "the endpoint comes from the configuration's [remote]", err)
+        rc, out, err = table("check", "--wait", "3", "--endpoint", dyn.endpoint)
+        t.is_(rc, 2, "--wait belongs to create: usage error")
+        rc, out, err = table("frobnicate")
+        t.is_(rc, 2, "an unknown table command: usage error")
+
+
+# --------------------------------------------------------------------------------------------
+# Offline start, faults, convergence
+
+d = Daemon(t, config=conf(proxy.endpoint))
+
+
+@t.case("started with the endpoint down: edits go on, then converge when it comes up")
+def _():
+        rule = proxy.set_mode("blackout", refuse=True)
+        d.start()
+        d.rpc("notebook.list", {"user_id": "olga"})
+        for i in range(6):
+                d.rpc("cell.update", {"user_id": "olga", "notebook_id": "demo-olga", "cell_id": "demo-cell-1",
+                                      "code": f"x = {i}  # offline"})
+        d.rpc("notebook.create", {"user_id": "olga", "notebook_id": "made-offline", "name": "Offline"})
+        st = wait_for(lambda: (lambda s: s if s["last_error"] else None)(sync_status(d)), 10)
+        t.ok(st and st["state"] != "online" and st["pending"] + st["in_flight"] >= 3,
+             "status: not online, three notebooks waiting, with the reason", short(st))
+        t.is_(d.rpc("notebook.get", {"user_id": "olga", "notebook_id": "demo-olga"})["notebook"]["cells"][0]["code"],
+              "x = 5  # offline", "the edits are served locally meanwhile")
+        proxy.remove_rule(rule)
+        t.ok(wait_for(lambda: settled(d), 60), "after the endpoint is up, nothing is pending", short(sync_status(d)))
+        good, report = check_user(d, "olga")
+        t.ok(good, "the table holds exactly olga's notebooks, attribute by attribute", report)
+        t.is_(sync_status(d)["state"], "online", "status: online")
+
+
+@t.case("delays and late answers: converges, and a late answer is not a conflict")
+def _():
+        proxy.reset_stats()
+        proxy.set_rules([
+                # Past request_timeout_ms: the write is applied, its answer never arrives in time.
+                {"mode": "delay", "target": "PutItem", "delay_ms": 2600, "phase": "response", "count": 1},
+                {"mode": "delay", "target": "PutItem", "delay_ms": 700, "count": 2},
+        ])
+        for i in range(8):
+                d.rpc("cell.update", {"user_id": "olga", "notebook_id": "demo-olga", "cell_id": "demo-cell-2",
+                                      "code": f"y = x + {i}"})
+                time.sleep(0.5)
+        t.ok(wait_for(lambda: settled(d) and not [r for r in proxy.rules() if r.get("remaining")], 60),
+             "every delay was applied and everything settled", short(proxy.rules()))
+        good, report = check_user(d, "olga")
+        t.ok(good, "the table equals the local notebooks", report)
+        st = sync_status(d)
+        t.is_(st["conflicts"], 0, "no conflict from a late answer to our own write")
+        proxy.clear()
+
+
+@t.case("a blackout in the middle of a stream of edits: nothing lost, retries bounded")
+def _():
+        proxy.reset_stats()
+        for i in range(10):
+                if i == 3:
+                        proxy.set_mode("blackout")
+                d.rpc("cell.create", {"user_id": "olga", "notebook_id": "made-offline", "code": f"n = {i}"})
+                time.sleep(0.1)
+        time.sleep(3)
+        stats = proxy.stats()
+        tries = stats["connections"]["accepted"]
+        t.ok(tries <= 40, f"during 4 s of blackout the daemon tried {tries} connections (bounded, no spin)",
+             short(stats))
+        t.ok(sync_status(d)["pending"] >= 1, "the notebook is pending meanwhile")
+        proxy.clear()
+        t.ok(wait_for(lambda: settled(d), 90), "after the blackout everything goes out", short(sync_status(d)))
+        nb = d.rpc("notebook.get", {"user_id": "olga", "notebook_id": "made-offline"})["notebook"]
+        codes = [c["code"] for c in nb["cells"]]
+        t.ok(all(f"n = {i}" in codes for i in range(10)), "every acknowledged cell is there", short(codes))
+        good, report = check_user(d, "olga")
+        t.ok(good, "and the table holds them all, attribute by attribute", report)
+        t.is_(sync_status(d)["conflicts"], 0, "no conflict")
+
+
+@t.case("a notebook over 400 KB: a clear error, kept locally, synced once it shrinks")
+def _():
+        # 205,000 two-byte characters: 410,000 bytes of UTF-8, over DynamoDB's 400 KB (409,600
+        # bytes), while dynalite (which counts characters) would have taken it.
+        big = "é" * 205000
+        d.rpc("notebook.create", {"user_id": "olga", "notebook_id": "huge", "name": "Huge"})
+        t.ok(wait_for(lambda: settled(d), 20), "the small notebook is synced first")
+        d.rpc("cell.create", {"user_id": "olga", "notebook_id": "huge", "cell_id": "big", "code": big})
+        entry = wait_for(lambda: [n for n in sync_status(d)["notebooks"]
+                                  if n["notebook_id"] == "huge" and n["state"] == "error"], 20)
+        t.ok(entry and "too large" in (entry[0]["error"] or ""), "status: huge is in error, 'too large'",
+             short(sync_status(d)))
+        rc, out, err = d.ctl("status", user="olga")
+        t.like(out, "too large", "notebookctl status says so")
+        got = d.rpc("notebook.get", {"user_id": "olga", "notebook_id": "huge"})["notebook"]
+        t.ok(got["cells"][-1]["code"] == big, "the local notebook keeps the whole cell")
+        st, item = dyn.call("GetItem", {"TableName": "notebooks", "ConsistentRead": True,
+                                        "Key": {"user_id": {"S": "olga"}, "notebook_id": {"S": "huge"}}})
+        cells = [c["M"]["id"]["S"] for c in item.get("Item", {}).get("cells", {}).get("L", [])]
+        t.ok(item.get("Item") and "big" not in cells, "the table still has the small version", short(item))
+        d.rpc("cell.update", {"user_id": "olga", "notebook_id": "huge", "cell_id": "big", "code": "small again"})
+        t.ok(wait_for(lambda: settled(d), 20), "once it shrinks, it syncs", short(sync_status(d)))
+        good, report = check_user(d, "olga")
+        t.ok(good, "and the table matches", report)
+
+
+@t.case("a change from another machine: pulled on demand, watchers are told")
+def _():
+        # The other machine: its own daemon and state, straight to the table.
+        other = Daemon(t, config=conf(dyn.endpoint, pull_s=3600))
+        other.start()
+        try:
+                t.ok(wait_for(lambda: other.rpc("notebook.list", {"user_id": "olga"})["notebooks"]
+                              and other.call("notebook.get", {"user_id": "olga", "notebook_id": "made-offline"})
+                              .get("result"), 20),
+                     "the other machine pulled olga's notebooks at start")
+                watcher = subprocess.Popen([NOTEBOOKCTL, "--socket", d.socket, "--user", "olga", "--json", "watch",
+                                            "--count", "1", "made-offline"], stdout=subprocess.PIPE,
+                                           stderr=subprocess.PIPE, text=True)
+                time.sleep(0.5)
+                r = other.rpc("notebook.update", {"user_id": "olga", "notebook_id": "made-offline",
+                                                  "name": "Renamed on the other machine"})
+                rev = r["notebook"]["revision"]
+                t.ok(wait_for(lambda: settled(other), 20), "the other machine pushed its change")
+                rc, out, err = d.ctl("pull")
+                t.ok(rc == 0, "notebookctl pull: exit 0", err)
+                try:
+                        out, err = watcher.communicate(timeout=tmo(20))
+                except subprocess.TimeoutExpired:
+                        watcher.kill()
+                        out, err = watcher.communicate()
+                note = json.loads(out) if out.strip() else {}
+                t.ok((watcher.returncode, note.get("notebook_id"), note.get("revision"), note.get("origin")) ==
+                     (0, "made-offline", rev, "remote"), "the watcher got notebook.changed, origin remote",
+                     out + err)
+                got = d.rpc("notebook.get", {"user_id": "olga", "notebook_id": "made-offline"})["notebook"]
+                t.is_((got["name"], got["revision"]), ("Renamed on the other machine", rev),
+                      "this machine took the newer version")
+        finally:
+                t.is_(other.stop(), 0, "the other daemon stops cleanly")
+
+
+@t.case("sync.pull without a remote: a clear error")
+def _():
+        local = Daemon(t)
+        local.start()
+        rc, out, err = local.ctl("pull")
+        t.is_(rc, 1, "exit 1")
+        t.like(err, "local-only", "it says the daemon runs local-only")
+        local.stop()
+
+
+t.is_(d.stop(), 0, "SIGTERM: exit 0")
+proxy.stop()
+dyn.stop()
+t.done()
