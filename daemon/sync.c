@@ -171,6 +171,19 @@ void sync_notify_change(Sync *s, const char *user_id, const char *notebook_id)
 
 /* ---- logging and health -------------------------------------------------------------------- */
 
+/* Why a call failed, for the log and status. */
+static const char *reply_reason(Sync *s, const RemoteReply *rep)
+{
+        static char buf[160];
+
+        if (rep->type && streq(rep->type, "ResourceNotFoundException")) {
+                snprintf(buf, sizeof(buf), "table %s does not exist ('notebookctl table create' makes it)",
+                         s->conf.table);
+                return buf;
+        }
+        return rep->message ? rep->message : "request failed";
+}
+
 /* Failures during an outage repeat for every notebook and every retry: log the first, then at
  * most one line a minute with how many were left out. */
 static void sync_log_failure(Sync *s, const char *fmt, const char *a, const char *b)
@@ -479,8 +492,7 @@ static void on_push_reply(void *owner, void *userdata, RemoteReply *rep)
         case DDB_AUTH:
                 /* Credentials may be fixed or refreshed, the table created: keep trying at the
                  * outage pace. */
-                sync_log_failure(s, "%s: %s", j->notebook_id,
-                                 rep->message ? rep->message : "not authorised");
+                sync_log_failure(s, "%s: %s", j->notebook_id, reply_reason(s, rep));
                 sync_outage(s);
                 j->not_before = s->offline_until;
                 j->in_flight = false;
@@ -704,7 +716,7 @@ static void on_query_reply(void *owner, void *userdata, RemoteReply *rep)
                 return;
         }
         if (rep->error < 0 || rep->cls != DDB_OK) {
-                sync_log_failure(s, "pull of %s: %s", p->user_id, rep->message ? rep->message : "failed");
+                sync_log_failure(s, "pull of %s: %s", p->user_id, reply_reason(s, rep));
                 if (rep->error < 0 || rep->cls == DDB_RETRYABLE || rep->cls == DDB_THROTTLING)
                         sync_outage(s);
                 pull_free(p);

@@ -156,6 +156,22 @@ def _():
         t.is_(rc, 2, "an unknown table command: usage error")
 
 
+@t.case("configured before the table exists: a clear error, then it syncs once the table is made")
+def _():
+        early = Daemon(t, config=conf(dyn.endpoint).replace("[remote]\n", "[remote]\ntable = latertable\n"))
+        early.start()
+        try:
+                early.rpc("notebook.list", {"user_id": "early"})
+                st = wait_for(lambda: (lambda s: s if s["last_error"] else None)(sync_status(early)), 10)
+                t.like((st or {}).get("last_error") or "", "table create", "status: the table is missing, and how to make it")
+                rc, out, err = table("create", "--endpoint", dyn.endpoint, "--table", "latertable")
+                t.ok(rc == 0, "the table is made afterwards", out + err)
+                t.ok(wait_for(lambda: settled(early) and sync_status(early)["state"] == "online", 40),
+                     "the waiting notebooks go out without another edit", short(sync_status(early)))
+        finally:
+                t.is_(early.stop(), 0, "that daemon stops cleanly")
+
+
 # --------------------------------------------------------------------------------------------
 # Offline start, faults, convergence
 
@@ -217,7 +233,8 @@ def _():
         tries = stats["connections"]["accepted"]
         t.ok(tries <= 40, f"during 4 s of blackout the daemon tried {tries} connections (bounded, no spin)",
              short(stats))
-        t.ok(sync_status(d)["pending"] >= 1, "the notebook is pending meanwhile")
+        st = sync_status(d)
+        t.ok(st["pending"] + st["in_flight"] >= 1, "the notebook is waiting meanwhile", short(st))
         proxy.clear()
         t.ok(wait_for(lambda: settled(d), 90), "after the blackout everything goes out", short(sync_status(d)))
         nb = d.rpc("notebook.get", {"user_id": "olga", "notebook_id": "made-offline"})["notebook"]
