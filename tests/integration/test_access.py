@@ -109,9 +109,10 @@ def attempts(user):
                         ("cell.update", dict(base, cell_id="c", code="pwned")),
                         ("cell.delete", dict(base, cell_id="c")),
                         ("cell.move", dict(base, cell_id="c", position=0)),
+                        ("notebook.watch", base),
                 ]
         calls += [("notebook.list", {"user_id": user}), ("notebook.create", {"user_id": user, "notebook_id": "new"}),
-                  ("demo.reset", {"user_id": user})]
+                  ("demo.reset", {"user_id": user}), ("notebook.watch", {"user_id": user})]
         return calls
 
 

@@ -1,9 +1,11 @@
 # SPDX-License-Identifier: MIT
 """notebookctl end to end: every subcommand, tables, --json against the protocol, exit codes."""
 
+import json
 import os
 import pwd
 import sys
+import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from harness import NOTEBOOKCTL, TAP, Daemon, check_serving, ctl, parse_json, run, short, tmo  # noqa: E402
@@ -231,17 +233,55 @@ def _():
         t.is_(rc, 0, "NOTEBOOKD_SOCKET used without --socket")
 
 
+@t.case("watch: one line per change, --count, --json; bad arguments")
+def _():
+        import subprocess
+        rpc = d.rpc
+        rpc("notebook.create", {"user_id": U, "notebook_id": "watched"})
+        p = subprocess.Popen([NOTEBOOKCTL, "--socket", d.socket, "--user", U, "watch", "--count", "2", "watched"],
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        time.sleep(0.5)
+        rpc("notebook.update", {"user_id": U, "notebook_id": "watched", "name": "one"})
+        rpc("notebook.delete", {"user_id": U, "notebook_id": "watched"})
+        try:
+                out, err = p.communicate(timeout=tmo(10))
+        except subprocess.TimeoutExpired:
+                p.kill()
+                out, err = p.communicate()
+        lines = out.splitlines()
+        t.is_(p.returncode, 0, "watch --count 2 exits 0 after two changes")
+        t.ok(len(lines) == 2 and "watched revision 2 (local)" in lines[0] and "watched deleted (local)" in lines[1],
+             "one line per change: the revision, then the delete", out + err)
+        p = subprocess.Popen([NOTEBOOKCTL, "--socket", d.socket, "--user", U, "--json", "watch", "--count", "1"],
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        time.sleep(0.5)
+        rpc("notebook.create", {"user_id": U, "notebook_id": "watched-2"})
+        out, err = p.communicate(timeout=tmo(10))
+        note = json.loads(out) if out.strip() else {}
+        t.is_((note.get("notebook_id"), note.get("revision"), note.get("origin")), ("watched-2", 1, "local"),
+              "watch --json: one notification object per line")
+        rc, out, err = ctl("watch", "--count", "0", socket_path=d.socket, user=U)
+        t.is_(rc, 2, "watch --count 0: usage error")
+        rc, out, err = ctl("watch", "a", "b", socket_path=d.socket, user=U)
+        t.is_(rc, 2, "watch with two notebooks: usage error")
+        rc, out, err = ctl("pull", socket_path=d.socket, user=U)
+        t.is_(rc, 1, "pull on a local-only daemon: exit 1")
+        t.like(err, "local-only", "and it says so")
+
+
 @t.case("--help everywhere")
 def _():
         for args in (["--help"], ["list", "--help"], ["show", "--help"], ["create", "--help"], ["rename", "--help"],
                      ["rm", "--help"], ["cell", "--help"], ["cell", "add", "--help"], ["cell", "edit", "--help"],
                      ["cell", "rm", "--help"], ["cell", "mv", "--help"], ["graph", "--help"], ["demo-reset", "--help"],
-                     ["status", "--help"]):
+                     ["status", "--help"], ["watch", "--help"], ["pull", "--help"], ["table", "--help"],
+                     ["table", "create", "--help"], ["table", "check", "--help"], ["help", "table", "check"]):
                 rc, out, err = run([NOTEBOOKCTL] + args, timeout=tmo(10))
                 t.ok(rc == 0 and out.strip(), f"notebookctl {' '.join(args)}: exit 0, text on stdout",
                      f"rc {rc}\n{out}\n{err}")
         rc, out, err = run([NOTEBOOKCTL, "--help"], timeout=tmo(10))
-        for word in ("list", "show", "create", "rename", "rm", "cell", "graph", "demo-reset", "status", "--json"):
+        for word in ("list", "show", "create", "rename", "rm", "cell", "graph", "demo-reset", "status", "watch",
+                     "pull", "table create", "--json"):
                 t.like(out, word, f"notebookctl --help mentions {word}")
 
 

@@ -671,6 +671,62 @@ def _():
         check_serving(t, d)
 
 
+@t.case("notebook.watch: notifications after each committed change, until unwatch")
+def _():
+        U = "watcher"
+        rpc("notebook.create", {"user_id": U, "notebook_id": "w1"})
+        rpc("notebook.create", {"user_id": U, "notebook_id": "w2"})
+        w = d.client()
+        r = w.rpc("notebook.watch", {"user_id": U, "notebook_id": "w1"})
+        t.is_(r, {"user_id": U, "notebook_id": "w1", "watching": True}, "watch one notebook")
+        rev = rpc("notebook.update", {"user_id": U, "notebook_id": "w1", "name": "n"})["notebook"]["revision"]
+        note = json.loads(w.readline(timeout=5))
+        t.is_(note, {"jsonrpc": "2.0", "method": "notebook.changed",
+                     "params": {"user_id": U, "notebook_id": "w1", "revision": rev, "deleted": False,
+                                "origin": "local"}}, "a change by another client is announced, with its revision")
+        rpc("notebook.update", {"user_id": U, "notebook_id": "w2", "name": "n"})
+        try:
+                extra = w.readline(timeout=0.5)
+        except TimeoutError:
+                extra = None
+        t.is_(extra, None, "a change to another notebook is not")
+        t.is_(w.rpc("notebook.watch", {"user_id": U})["notebook_id"], None, "watch all the user's notebooks")
+        t.is_(w.rpc("notebook.watch", {"user_id": U})["watching"], True, "watching twice is watching once")
+        # The watcher's own change: the reply first, then the notification.
+        w.send_obj(req("notebook.delete", {"user_id": U, "notebook_id": "w2"}, id=77))
+        first, second = json.loads(w.readline(timeout=5)), json.loads(w.readline(timeout=5))
+        t.is_(first.get("id"), 77, "the reply to a change comes before its notification")
+        t.is_((second["params"]["notebook_id"], second["params"]["deleted"]), ("w2", True), "a delete is announced")
+        # w1 is watched twice (alone and through the user): one notification per change.
+        rpc("cell.create", {"user_id": U, "notebook_id": "w1"})
+        json.loads(w.readline(timeout=5))
+        try:
+                extra = w.readline(timeout=0.5)
+        except TimeoutError:
+                extra = None
+        t.is_(extra, None, "one notification per change, however many watches match")
+        t.is_(w.rpc("notebook.unwatch", {"user_id": U})["watching"], False, "unwatch the user")
+        t.is_(w.rpc("notebook.unwatch", {"user_id": U, "notebook_id": "w1"})["watching"], False, "unwatch w1")
+        t.is_(w.rpc("notebook.unwatch", {"user_id": U, "notebook_id": "never"})["watching"], False,
+              "unwatching what is not watched is not an error")
+        rpc("notebook.update", {"user_id": U, "notebook_id": "w1", "name": "m"})
+        try:
+                extra = w.readline(timeout=0.5)
+        except TimeoutError:
+                extra = None
+        t.is_(extra, None, "after unwatch, nothing")
+        for i in range(64):
+                w.rpc("notebook.watch", {"user_id": U, "notebook_id": f"n{i}"})
+        t.error_is(w.call("notebook.watch", {"user_id": U, "notebook_id": "one-more"}), -32013,
+                   "the 65th watch: -32013")
+        t.error_is(w.call("notebook.watch", {"user_id": U, "notebook_id": "x" * 129}), -32013,
+                   "an oversize notebook_id: -32013")
+        t.error_is(w.call("notebook.watch", {"user_id": U, "extra": 1}), -32602, "an unknown parameter: -32602")
+        t.error_is(w.call("sync.pull"), -32030, "sync.pull without a remote: -32030")
+        w.close()
+        check_serving(t, d)
+
+
 c.close()
 t.is_(d.stop(), 0, "SIGTERM: exit 0")
 t.done()
