@@ -12,3 +12,6 @@ enum {
         EXIT_CONFLICT = 5,  /* -32011 */
         EXIT_DENIED = 6,    /* -32012; credentials refused by DynamoDB */
 };
+
+/* Prints "notebookctl: " and the message on stderr; returns EXIT_DAEMON. */
+int local_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));

@@ -175,6 +175,21 @@ static Reply *list_pop(Reply **head, Reply **tail)
         return q;
 }
 
+/* Appends a message (taken, deleted on failure) to a list. */
+static int list_keep(Reply **head, Reply **tail, uint64_t id, cJSON *msg)
+{
+        Reply *q = calloc(1, sizeof(*q));
+
+        if (!q) {
+                cJSON_Delete(msg);
+                return -ENOMEM;
+        }
+        q->id = id;
+        q->msg = msg;
+        list_push(head, tail, q);
+        return 0;
+}
+
 static void list_clear(Reply **head, Reply **tail)
 {
         Reply *q;
@@ -391,14 +406,11 @@ static int reply_validate(const cJSON *msg, uint64_t *ret_id)
 /* Keeps a notification for nb_client_next_notification(); the oldest go when too many wait. */
 static int note_keep(NbClient *c, cJSON *msg)
 {
-        Reply *q = calloc(1, sizeof(*q));
+        Reply *q;
+        int r = list_keep(&c->notes_head, &c->notes_tail, 0, msg);
 
-        if (!q) {
-                cJSON_Delete(msg);
-                return -ENOMEM;
-        }
-        q->msg = msg;
-        list_push(&c->notes_head, &c->notes_tail, q);
+        if (r < 0)
+                return r;
         if (++c->n_notes > NB_CLIENT_MAX_NOTIFICATIONS) {
                 q = list_pop(&c->notes_head, &c->notes_tail);
                 cJSON_Delete(q->msg);
@@ -610,7 +622,6 @@ int nb_client_call(NbClient *c, const char *method, cJSON *params, cJSON **ret_r
         for (;;) {
                 unsigned before = c->in_flight;
                 cJSON *msg;
-                Reply *q;
 
                 r = reply_read(c, false, &id, &msg);
                 if (r < 0)
@@ -620,14 +631,9 @@ int nb_client_call(NbClient *c, const char *method, cJSON *params, cJSON **ret_r
                 if (id == want || (id == 0 && before == 1))
                         return reply_deliver(msg, ret_result, err);
 
-                q = calloc(1, sizeof(*q));
-                if (!q) {
-                        cJSON_Delete(msg);
-                        return client_fail(c, -ENOMEM);
-                }
-                q->id = id;
-                q->msg = msg;
-                list_push(&c->queue_head, &c->queue_tail, q);
+                r = list_keep(&c->queue_head, &c->queue_tail, id, msg);
+                if (r < 0)
+                        return client_fail(c, r);
         }
 }
 
@@ -653,13 +659,8 @@ int nb_client_next_notification(NbClient *c, cJSON **ret_msg)
                 if (r > 0)
                         continue;
                 /* A reply to a request in flight: kept for nb_client_recv(). */
-                q = calloc(1, sizeof(*q));
-                if (!q) {
-                        cJSON_Delete(msg);
-                        return client_fail(c, -ENOMEM);
-                }
-                q->id = id;
-                q->msg = msg;
-                list_push(&c->queue_head, &c->queue_tail, q);
+                r = list_keep(&c->queue_head, &c->queue_tail, id, msg);
+                if (r < 0)
+                        return client_fail(c, r);
         }
 }

@@ -86,8 +86,7 @@ static int usage_error(const Command *cmd, const char *fmt, ...)
         return EXIT_USAGE;
 }
 
-static int local_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static int local_error(const char *fmt, ...)
+int local_error(const char *fmt, ...)
 {
         va_list ap;
 

@@ -1,6 +1,5 @@
 /* SPDX-License-Identifier: MIT */
 #include <inttypes.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <unistd.h>
 
@@ -70,19 +69,6 @@ static int table_call(Table *t, const char *target, cJSON *body, Answer *a)
         return 0;
 }
 
-static int fail(const char *fmt, ...) _printf_(1, 2);
-static int fail(const char *fmt, ...)
-{
-        va_list ap;
-
-        fputs("notebookctl: ", stderr);
-        va_start(ap, fmt);
-        vfprintf(stderr, fmt, ap);
-        va_end(ap);
-        fputc('\n', stderr);
-        return EXIT_DAEMON;
-}
-
 /* The exit code for a failed call, after saying what failed. */
 static int answer_fail(const Table *t, const Answer *a, const char *what)
 {
@@ -141,28 +127,28 @@ static int table_open(const TableArgs *a, Table *t)
         if (path) {
                 r = config_load(path, report_config_error, NULL, &t->config);
                 if (r == -EINVAL)
-                        return fail("%s is invalid.", path);
+                        return local_error("%s is invalid.", path);
                 if (r < 0 && (r != -ENOENT || a->config_path))
-                        return fail("cannot read %s: %s", path, strerror(-r));
+                        return local_error("cannot read %s: %s", path, strerror(-r));
         }
         if (!t->config && !(t->config = config_new()))
-                return fail("out of memory");
+                return local_error("out of memory");
         if (replace(&t->config->remote.table, a->table) < 0 ||
             replace(&t->config->remote.endpoint, a->endpoint) < 0 ||
             replace(&t->config->remote.region, a->region) < 0)
-                return fail("out of memory");
+                return local_error("out of memory");
         t->name = t->config->remote.table;
 
         r = sd_event_new(&t->event);
         if (r < 0)
-                return fail("cannot create an event loop: %s", strerror(-r));
+                return local_error("cannot create an event loop: %s", strerror(-r));
         r = remote_new(t->event, &t->config->remote, &t->remote);
         if (r == -EINVAL)
-                return fail(
+                return local_error(
                         "no DynamoDB endpoint: set a region (--region, AWS_REGION, region= in [remote]) "
                         "or an endpoint (--endpoint, AWS_ENDPOINT_URL_DYNAMODB, endpoint= in [remote]).");
         if (r < 0)
-                return fail("cannot set up the DynamoDB client: %s", strerror(-r));
+                return local_error("cannot set up the DynamoDB client: %s", strerror(-r));
         return EXIT_OK;
 }
 
@@ -178,7 +164,7 @@ static const char *table_ttl(Table *t, int *ret_exit)
 
         r = table_call(t, "DescribeTimeToLive", ddb_describe_table_body(t->name), &a);
         if (r < 0) {
-                *ret_exit = fail("out of memory");
+                *ret_exit = local_error("out of memory");
                 return NULL;
         }
         if (a.error || a.cls != DDB_OK) {
@@ -236,7 +222,7 @@ static int table_report(Table *t, bool created, const char *ttl, const char *not
 
         r = table_call(t, "DescribeTable", ddb_describe_table_body(t->name), &a);
         if (r < 0)
-                return fail("out of memory");
+                return local_error("out of memory");
         if (a.error || a.cls != DDB_OK) {
                 r = answer_fail(t, &a, "cannot describe table");
                 if (streq(a.type, "ResourceNotFoundException"))
@@ -247,8 +233,8 @@ static int table_report(Table *t, bool created, const char *ttl, const char *not
         n = ddb_table_check(a.body, &problems);
         if (n < 0) {
                 answer_done(&a);
-                return fail("DynamoDB's description of table %s is not understood: %s", t->name,
-                            strerror(-n));
+                return local_error("DynamoDB's description of table %s is not understood: %s", t->name,
+                                   strerror(-n));
         }
         tab = cJSON_GetObjectItemCaseSensitive(a.body, "Table");
         status = cJSON_GetObjectItemCaseSensitive(tab, "TableStatus");
@@ -283,7 +269,7 @@ static int table_report(Table *t, bool created, const char *ttl, const char *not
                     !cJSON_AddBoolToObject(out, "fits", n == 0) ||
                     !(list = cJSON_AddArrayToObject(out, "problems"))) {
                         answer_done(&a);
-                        return fail("out of memory");
+                        return local_error("out of memory");
                 }
                 for (line = problems ? strtok_r(problems, "\n", &save) : NULL; line;
                      line = strtok_r(NULL, "\n", &save))
@@ -291,7 +277,7 @@ static int table_report(Table *t, bool created, const char *ttl, const char *not
                 line = cJSON_PrintUnformatted(out);
                 if (!line) {
                         answer_done(&a);
-                        return fail("out of memory");
+                        return local_error("out of memory");
                 }
                 puts(line);
                 free(line);
@@ -341,7 +327,7 @@ static int table_wait_active(Table *t, uint64_t wait_usec)
 
                 r = table_call(t, "DescribeTable", ddb_describe_table_body(t->name), &a);
                 if (r < 0)
-                        return fail("out of memory");
+                        return local_error("out of memory");
                 if (a.error || a.cls != DDB_OK) {
                         r = answer_fail(t, &a, "cannot describe table");
                         answer_done(&a);
@@ -363,9 +349,10 @@ static int table_wait_active(Table *t, uint64_t wait_usec)
                         return EXIT_OK;
                 }
                 if (now_monotonic_usec() >= deadline) {
-                        r = fail("table %s is still %s after %" PRIu64 " s; 'notebookctl table check' tells "
-                                 "when it is ready.",
-                                 t->name, status ? status : "not active", wait_usec / USEC_PER_SEC);
+                        r = local_error("table %s is still %s after %" PRIu64
+                                        " s; 'notebookctl table check' tells "
+                                        "when it is ready.",
+                                        t->name, status ? status : "not active", wait_usec / USEC_PER_SEC);
                         answer_done(&a);
                         return r;
                 }
@@ -393,7 +380,7 @@ int table_create(const TableArgs *args)
 
         r = table_call(&t, "CreateTable", ddb_create_table_body(t.name), &a);
         if (r < 0) {
-                r = fail("out of memory");
+                r = local_error("out of memory");
                 goto finish;
         }
         if (a.error || a.cls != DDB_OK) {
@@ -416,7 +403,7 @@ int table_create(const TableArgs *args)
         if (created) {
                 r = table_call(&t, "UpdateTimeToLive", ddb_update_ttl_body(t.name), &a);
                 if (r < 0) {
-                        r = fail("out of memory");
+                        r = local_error("out of memory");
                         goto finish;
                 }
                 /* An endpoint without TTL (a local test server) still serves; table_report() says

@@ -388,8 +388,9 @@ def connect_retry(path, timeout):
 
 class Daemon:
         def __init__(self, tap=None, config=None, durability=None, log_level=None, extra_args=(),
-                     state_dir=None, socket_path=None, base=None, argv_prefix=()):
-                """config: text of a notebookd.conf written next to the state dir (or None)."""
+                     state_dir=None, socket_path=None, base=None, argv_prefix=(), env=None):
+                """config: text of a notebookd.conf written next to the state dir (or None).
+                env: variables to set in the daemon's environment (a value of None removes one)."""
                 self.tap = tap
                 self.base = base or make_tempdir()
                 self.state_dir = state_dir or os.path.join(self.base, "state")
@@ -402,6 +403,7 @@ class Daemon:
                 self.log_level = log_level or os.environ.get("NB_LOG_LEVEL")
                 self.extra_args = list(extra_args)
                 self.argv_prefix = list(argv_prefix)  # e.g. prlimit: must exec the daemon (same pid)
+                self.env = dict(env or {})
                 self.proc = None
                 self.stderr_path = os.path.join(self.base, "notebookd.stderr")
                 self.starts = 0
@@ -432,9 +434,19 @@ class Daemon:
                 errf.write(f"--- start {self.starts}: {' '.join(argv or self.argv())}\n".encode())
                 errf.flush()
                 self.proc = subprocess.Popen(argv or self.argv(), stdin=subprocess.DEVNULL,
-                                             stdout=errf, stderr=errf, close_fds=True)
+                                             stdout=errf, stderr=errf, close_fds=True, env=self.environ())
                 errf.close()
                 return self.proc
+
+        def environ(self):
+                """The daemon's environment: ours with self.env applied."""
+                e = dict(os.environ)
+                for k, v in self.env.items():
+                        if v is None:
+                                e.pop(k, None)
+                        else:
+                                e[k] = v
+                return e
 
         def start(self, timeout=None):
                 """Starts notebookd and waits until the socket accepts a connection (bounded)."""
@@ -590,10 +602,13 @@ def parse_json(text):
 
 
 def wait_for(pred, timeout, interval=0.02):
+        """Calls pred until it returns something true (returned) or timeout seconds passed (then
+        its last value)."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-                if pred():
-                        return True
+                v = pred()
+                if v:
+                        return v
                 time.sleep(interval)
         return pred()
 

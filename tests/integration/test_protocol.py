@@ -671,6 +671,14 @@ def _():
         check_serving(t, d)
 
 
+def next_line(conn, timeout=0.5):
+        """The next line the daemon sends, or None if none comes within timeout."""
+        try:
+                return conn.readline(timeout=timeout)
+        except TimeoutError:
+                return None
+
+
 @t.case("notebook.watch: notifications after each committed change, until unwatch")
 def _():
         U = "watcher"
@@ -685,10 +693,7 @@ def _():
                      "params": {"user_id": U, "notebook_id": "w1", "revision": rev, "deleted": False,
                                 "origin": "local"}}, "a change by another client is announced, with its revision")
         rpc("notebook.update", {"user_id": U, "notebook_id": "w2", "name": "n"})
-        try:
-                extra = w.readline(timeout=0.5)
-        except TimeoutError:
-                extra = None
+        extra = next_line(w)
         t.is_(extra, None, "a change to another notebook is not")
         t.is_(w.rpc("notebook.watch", {"user_id": U})["notebook_id"], None, "watch all the user's notebooks")
         t.is_(w.rpc("notebook.watch", {"user_id": U})["watching"], True, "watching twice is watching once")
@@ -700,20 +705,14 @@ def _():
         # w1 is watched twice (alone and through the user): one notification per change.
         rpc("cell.create", {"user_id": U, "notebook_id": "w1"})
         json.loads(w.readline(timeout=5))
-        try:
-                extra = w.readline(timeout=0.5)
-        except TimeoutError:
-                extra = None
+        extra = next_line(w)
         t.is_(extra, None, "one notification per change, however many watches match")
         t.is_(w.rpc("notebook.unwatch", {"user_id": U})["watching"], False, "unwatch the user")
         t.is_(w.rpc("notebook.unwatch", {"user_id": U, "notebook_id": "w1"})["watching"], False, "unwatch w1")
         t.is_(w.rpc("notebook.unwatch", {"user_id": U, "notebook_id": "never"})["watching"], False,
               "unwatching what is not watched is not an error")
         rpc("notebook.update", {"user_id": U, "notebook_id": "w1", "name": "m"})
-        try:
-                extra = w.readline(timeout=0.5)
-        except TimeoutError:
-                extra = None
+        extra = next_line(w)
         t.is_(extra, None, "after unwatch, nothing")
         for i in range(64):
                 w.rpc("notebook.watch", {"user_id": U, "notebook_id": f"n{i}"})

@@ -14,6 +14,7 @@ import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import harness  # noqa: E402
 from harness import (TAP, Daemon, Dynalite, FaultProxy, NOTEBOOKCTL, ctl, ddb_call, ddbcheck,  # noqa: E402
                      ddbcheck_available, free_port, make_tempdir, short, tmo)
 
@@ -44,13 +45,7 @@ def conf(endpoint, pull_s=1):
 
 
 def wait_for(cond, timeout):
-        deadline = time.monotonic() + tmo(timeout)
-        while time.monotonic() < deadline:
-                v = cond()
-                if v:
-                        return v
-                time.sleep(0.1)
-        return cond()
+        return harness.wait_for(cond, tmo(timeout), 0.1)
 
 
 def sync_status(d):

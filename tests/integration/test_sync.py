@@ -14,6 +14,7 @@ import time
 import urllib.request
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import harness  # noqa: E402
 from harness import TAP, Daemon, make_tempdir, short, tmo  # noqa: E402
 
 NB_SRCDIR = os.environ.get("NB_SRCDIR", os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", ".."))
@@ -136,13 +137,7 @@ def compare(item, nb):
 
 
 def wait_for(cond, timeout):
-        deadline = time.monotonic() + tmo(timeout)
-        while time.monotonic() < deadline:
-                v = cond()
-                if v:
-                        return v
-                time.sleep(0.1)
-        return cond()
+        return harness.wait_for(cond, tmo(timeout), 0.1)
 
 
 dyn = Dynalite()
