@@ -139,7 +139,6 @@ Config *config_free(Config *c)
         free(c);
         return NULL;
 }
-DEFINE_TRIVIAL_CLEANUP_FUNC(Config *, config_free);
 
 const UserBinding *config_find_uid(const Config *c, uid_t uid)
 {
@@ -910,6 +909,54 @@ int config_load(const char *path, ConfigErrorFunc report, void *userdata, Config
                 return -EINVAL;
         *ret = TAKE_PTR(c);
         return 0;
+}
+
+#define SWAP(a, b)                        \
+        do {                              \
+                __typeof__(a) _sw_ = (a); \
+                (a) = (b);                \
+                (b) = _sw_;               \
+        } while (0)
+
+static void conf_restart_check(bool differs, const char *key, ConfigRestartFunc report, void *userdata)
+{
+        if (differs && report)
+                report(userdata, key);
+}
+
+void config_carry_restart_settings(Config *next, Config *current, ConfigRestartFunc report, void *userdata)
+{
+        const RemoteConfig *a = &current->remote, *b = &next->remote;
+
+#define CHECK(differs, key) conf_restart_check((differs), (key), report, userdata)
+        CHECK(!streq_ptr(next->state_dir, current->state_dir), "[daemon] state_dir");
+        CHECK(!streq_ptr(next->socket_path, current->socket_path), "[daemon] socket");
+        CHECK(next->durability_full != current->durability_full, "[daemon] durability");
+        CHECK(next->max_line_bytes != current->max_line_bytes, "[daemon] max_line_bytes");
+        CHECK(next->have_admin_gid != current->have_admin_gid ||
+                      (next->have_admin_gid && next->admin_gid != current->admin_gid),
+              "[daemon] admin_group");
+        /* The section as a whole: adding it, removing it, or switching it on or off. */
+        CHECK(a->present != b->present || a->enabled != b->enabled, "[remote]");
+        CHECK(!streq_ptr(a->table, b->table), "[remote] table");
+        CHECK(!streq_ptr(a->region, b->region), "[remote] region");
+        CHECK(!streq_ptr(a->endpoint, b->endpoint), "[remote] endpoint");
+        CHECK(!streq_ptr(a->ca_file, b->ca_file), "[remote] ca_file");
+        CHECK(a->debounce_usec != b->debounce_usec, "[remote] debounce_ms");
+        CHECK(a->max_delay_usec != b->max_delay_usec, "[remote] max_delay_ms");
+        CHECK(a->max_in_flight != b->max_in_flight, "[remote] max_in_flight");
+        CHECK(a->pull_interval_usec != b->pull_interval_usec, "[remote] pull_interval_s");
+        CHECK(a->connect_timeout_usec != b->connect_timeout_usec, "[remote] connect_timeout_ms");
+        CHECK(a->request_timeout_usec != b->request_timeout_usec, "[remote] request_timeout_ms");
+#undef CHECK
+
+        SWAP(next->state_dir, current->state_dir);
+        SWAP(next->socket_path, current->socket_path);
+        SWAP(next->durability_full, current->durability_full);
+        SWAP(next->max_line_bytes, current->max_line_bytes);
+        SWAP(next->have_admin_gid, current->have_admin_gid);
+        SWAP(next->admin_gid, current->admin_gid);
+        SWAP(next->remote, current->remote);
 }
 
 char *config_default_path(void)

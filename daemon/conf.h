@@ -35,6 +35,8 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include "util.h"
+
 typedef struct UserBinding {
         uid_t uid;
         char **user_ids; /* n_user_ids strings, in the order written; the first is the default */
@@ -78,6 +80,7 @@ typedef void (*ConfigErrorFunc)(void *userdata, const char *path, unsigned line,
 /* A configuration with every default and no bindings. NULL on OOM. */
 Config *config_new(void);
 Config *config_free(Config *c);
+DEFINE_TRIVIAL_CLEANUP_FUNC(Config *, config_free)
 
 /* Parses path. Reports every problem through report (all of them, not just the first), and
  * returns -EINVAL if there was any, leaving *ret untouched; -ENOENT and other -errno if the file
@@ -88,6 +91,21 @@ int config_load(const char *path, ConfigErrorFunc report, void *userdata, Config
  * $XDG_CONFIG_HOME/notebookd/notebookd.conf (or ~/.config/...) for others. NULL on OOM or when
  * there is no home to look in. */
 char *config_default_path(void);
+
+/* Called for a setting of a newly read configuration that differs from the one in effect but
+ * cannot change while the daemon runs; key names it as the file does, e.g. "[daemon] socket". */
+typedef void (*ConfigRestartFunc)(void *userdata, const char *key);
+
+/* For a reload: next is the configuration just read, current the one in effect. The settings that
+ * take effect only at a start (state_dir, socket, durability, max_line_bytes, admin_group and the
+ * whole [remote] section) are exchanged between the two, so that next describes what is in effect
+ * and may replace current, which is left holding the new file's values of those settings, to be
+ * freed. Every such setting whose value differs is reported. What stays from next is what applies
+ * live: log_level and the [users] bindings.
+ *
+ * Anything that holds pointers into current's restart-only settings (the sync engine holds the
+ * [remote] strings) may keep them: they move to next with their values. */
+void config_carry_restart_settings(Config *next, Config *current, ConfigRestartFunc report, void *userdata);
 
 /* The binding of uid, or NULL. */
 const UserBinding *config_find_uid(const Config *c, uid_t uid);

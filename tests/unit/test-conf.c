@@ -644,6 +644,96 @@ static void test_missing(void)
         is_int(config_load(conf_path, NULL, NULL, &c), -EINVAL, "errors without a report function");
 }
 
+typedef struct Restarts {
+        unsigned n;
+        char keys[32][64];
+} Restarts;
+
+static void collect_restart(void *userdata, const char *key)
+{
+        Restarts *r = userdata;
+
+        if (r->n < ELEMENTSOF(r->keys))
+                snprintf(r->keys[r->n], sizeof(r->keys[r->n]), "%s", key);
+        r->n++;
+}
+
+static bool restarts_has(const Restarts *r, const char *key)
+{
+        for (unsigned i = 0; i < r->n && i < ELEMENTSOF(r->keys); i++)
+                if (streq(r->keys[i], key))
+                        return true;
+        return false;
+}
+
+/* A reload: what applies live comes from the new file, the rest stays and is reported. */
+static void test_carry_restart_settings(void)
+{
+        Config *cur = NULL, *next = NULL;
+        Restarts rs = {};
+        Errors e;
+        int r;
+
+        r = load("[daemon]\nstate_dir = /a\nsocket = /a/s\nlog_level = info\nadmin_group = 0\n"
+                 "[users]\n1000 = alice\n[remote]\ntable = one\nendpoint = http://127.0.0.1:1\n",
+                 &e, &cur);
+        is_int(r, 0, "carry: the configuration in effect loads");
+        r = load("[daemon]\nstate_dir = /b\nsocket = /a/s\ndurability = normal\nmax_line_bytes = 65536\n"
+                 "log_level = debug\n[users]\n1000 = alice, bob\n1001 = carol\n"
+                 "[remote]\ntable = two\nendpoint = http://127.0.0.1:1\ndebounce_ms = 0\n",
+                 &e, &next);
+        is_int(r, 0, "carry: the new file loads");
+        if (!cur || !next || cur == (Config *)(uintptr_t)0x1 || next == (Config *)(uintptr_t)0x1)
+                return;
+
+        config_carry_restart_settings(next, cur, collect_restart, &rs);
+        ok(restarts_has(&rs, "[daemon] state_dir") && restarts_has(&rs, "[daemon] durability") &&
+                   restarts_has(&rs, "[daemon] max_line_bytes") &&
+                   restarts_has(&rs, "[daemon] admin_group") && restarts_has(&rs, "[remote] table") &&
+                   restarts_has(&rs, "[remote] debounce_ms"),
+           "carry: every changed restart-only setting is reported");
+        ok(!restarts_has(&rs, "[daemon] socket") && !restarts_has(&rs, "[remote] endpoint") &&
+                   !restarts_has(&rs, "[remote]") && !restarts_has(&rs, "[daemon] log_level"),
+           "carry: unchanged and live settings are not reported");
+        is_int(rs.n, 6, "carry: six settings need a restart");
+        ok(streq_ptr(next->state_dir, "/a") && next->durability_full &&
+                   next->max_line_bytes == MAX_LINE_BYTES_DEFAULT && next->have_admin_gid &&
+                   next->admin_gid == 0 && streq_ptr(next->remote.table, "one") &&
+                   next->remote.debounce_usec == 500 * USEC_PER_MSEC,
+           "carry: the result keeps the restart-only settings in effect");
+        ok(next->log_level == LOG_DEBUG && next->n_bindings == 2 && next->bindings[0].n_user_ids == 2,
+           "carry: the result has the new log level and [users]");
+        ok(streq_ptr(cur->state_dir, "/b") && streq_ptr(cur->remote.table, "two") && !cur->durability_full,
+           "carry: the old configuration is left with the new file's restart-only values");
+        config_free(cur);
+        config_free(next);
+
+        /* Adding [remote], and an identical file. */
+        r = load("[users]\n1000 = a\n", &e, &cur);
+        r = r ?: load("[users]\n1000 = b\n[remote]\n", &e, &next);
+        is_int(r, 0, "carry: both load");
+        if (r != 0)
+                return;
+        rs = (Restarts){};
+        config_carry_restart_settings(next, cur, collect_restart, &rs);
+        ok(rs.n == 1 && restarts_has(&rs, "[remote]"), "carry: a new [remote] section needs a restart");
+        ok(!next->remote.present, "carry: and is not taken");
+        config_free(cur);
+        config_free(next);
+
+        r = load("[daemon]\nsocket = /s\n", &e, &cur);
+        r = r ?: load("[daemon]\nsocket = /s\n", &e, &next);
+        if (r == 0) {
+                rs = (Restarts){};
+                config_carry_restart_settings(next, cur, collect_restart, &rs);
+                is_int(rs.n, 0, "carry: the same file reports nothing");
+                config_carry_restart_settings(next, cur, NULL, NULL);
+                ok(streq_ptr(next->socket_path, "/s"), "carry: report may be NULL");
+                config_free(cur);
+                config_free(next);
+        }
+}
+
 int main(void)
 {
         if (!mkdtemp(tmpdir)) {
@@ -658,6 +748,7 @@ int main(void)
         test_errors();
         test_limits();
         test_missing();
+        test_carry_restart_settings();
 
         unlink(conf_path);
         rmdir(tmpdir);
