@@ -12,10 +12,15 @@
 #include "conf.h"
 #include "log.h"
 #include "server.h"
+#include "service.h"
 #include "store.h"
 #include "sync.h"
 
 #define DB_FILE_NAME "notebookd.db"
+
+/* Exit statuses, as notebookd(8) documents them. */
+#define EXIT_FAILED_START 1 /* also: --check-config found a problem */
+#define EXIT_USAGE        2
 
 typedef struct Args {
         const char *state_dir;
@@ -23,11 +28,27 @@ typedef struct Args {
         const char *config_path;
         int durability; /* -1 unset, 0 normal, 1 full */
         int log_level;  /* -1 unset */
+        bool check_config;
 } Args;
+
+/* What the signal handlers and the status line need of the running daemon. */
+typedef struct Daemon {
+        const Args *args;
+        const char *config_path; /* the file read, or NULL if there is none to read */
+        Config *config;          /* in effect; rpc.config points to it */
+        Rpc rpc;
+        Server *server;
+        Sync *sync;
+        Service *service;
+        const char *socket_path;
+        bool bound_here; /* we created the socket file (not passed by the service manager) */
+        bool stopping;
+} Daemon;
 
 static void help(void)
 {
         printf("Usage: notebookd [OPTIONS]\n"
+               "       notebookd --check-config [--config FILE]\n"
                "\n"
                "Keeps notebooks in a local SQLite store and serves them on a Unix socket.\n"
                "\n"
@@ -38,24 +59,36 @@ static void help(void)
                "  --config FILE          configuration file (default: /etc/notebookd/notebookd.conf for\n"
                "                         root, $XDG_CONFIG_HOME/notebookd/notebookd.conf otherwise, if "
                "present)\n"
+               "  --check-config         check the configuration file, report every problem with its\n"
+               "                         line, and exit: 0 if it is valid, 1 if not\n"
                "  --durability MODE      full (default): fsync every commit; normal: may lose the last\n"
                "                         commits on power loss, never on a crash of notebookd\n"
-               "  --log-level LEVEL      debug, info (default), notice, warning, err\n"
+               "  --log-level LEVEL      debug, info (default), notice, warning, err, crit\n"
                "  -h --help              show this help\n"
                "     --version           show the version\n"
                "\n"
+               "SIGHUP reloads the configuration (log_level and [users]); SIGTERM stops cleanly.\n"
                "See notebookd(8), notebookd.conf(5) and notebookctl(1).\n");
 }
 
 static int parse_argv(int argc, char **argv, Args *a)
 {
-        enum { ARG_STATE_DIR = 0x100, ARG_SOCKET, ARG_CONFIG, ARG_DURABILITY, ARG_LOG_LEVEL, ARG_VERSION };
+        enum {
+                ARG_STATE_DIR = 0x100,
+                ARG_SOCKET,
+                ARG_CONFIG,
+                ARG_CHECK_CONFIG,
+                ARG_DURABILITY,
+                ARG_LOG_LEVEL,
+                ARG_VERSION,
+        };
         static const struct option options[] = {
                 { "help", no_argument, NULL, 'h' },
                 { "version", no_argument, NULL, ARG_VERSION },
                 { "state-dir", required_argument, NULL, ARG_STATE_DIR },
                 { "socket", required_argument, NULL, ARG_SOCKET },
                 { "config", required_argument, NULL, ARG_CONFIG },
+                { "check-config", no_argument, NULL, ARG_CHECK_CONFIG },
                 { "durability", required_argument, NULL, ARG_DURABILITY },
                 { "log-level", required_argument, NULL, ARG_LOG_LEVEL },
                 {},
@@ -79,6 +112,9 @@ static int parse_argv(int argc, char **argv, Args *a)
                         break;
                 case ARG_CONFIG:
                         a->config_path = optarg;
+                        break;
+                case ARG_CHECK_CONFIG:
+                        a->check_config = true;
                         break;
                 case ARG_DURABILITY:
                         if (streq(optarg, "full"))
@@ -119,17 +155,46 @@ static void report_config_error(void *userdata, const char *path, unsigned line,
                 log_error("%s: %s", path, message);
 }
 
-/* The path under an XDG base directory, or under $HOME/fallback when the variable is unset. */
-static char *xdg_path(const char *var, const char *fallback, const char *leaf)
+/* --check-config: every problem on stderr as FILE:LINE: MESSAGE (as compilers write them), then a
+ * verdict naming the file. */
+static void report_check_error(void *userdata, const char *path, unsigned line, const char *message)
 {
-        const char *base = getenv(var), *home = getenv("HOME");
-        char *p = NULL;
+        unsigned *n = userdata;
 
-        if (base && base[0] == '/')
-                return asprintf(&p, "%s/%s", base, leaf) < 0 ? NULL : p;
-        if (fallback && home && home[0] == '/')
-                return asprintf(&p, "%s/%s/%s", home, fallback, leaf) < 0 ? NULL : p;
-        return NULL;
+        (*n)++;
+        if (line > 0)
+                fprintf(stderr, "%s:%u: %s\n", path, line, message);
+        else
+                fprintf(stderr, "%s: %s\n", path, message);
+}
+
+static int check_config(const Args *a)
+{
+        _cleanup_free_ char *path = a->config_path ? strdup(a->config_path) : config_default_path();
+        Config *c = NULL;
+        unsigned n = 0;
+        int r;
+
+        if (!path) {
+                fprintf(stderr, "notebookd: cannot tell where the configuration is: give --config FILE.\n");
+                return EXIT_FAILED_START;
+        }
+        r = config_load(path, report_check_error, &n, &c);
+        if (r == -ENOENT && !a->config_path) {
+                printf("%s: no such file; notebookd would run with the defaults.\n", path);
+                return 0;
+        }
+        if (r == -EINVAL) {
+                fprintf(stderr, "%s: %u problem%s found.\n", path, n, n == 1 ? "" : "s");
+                return EXIT_FAILED_START;
+        }
+        if (r < 0) {
+                fprintf(stderr, "%s: cannot read: %s\n", path, strerror(-r));
+                return EXIT_FAILED_START;
+        }
+        config_free(c);
+        printf("%s: OK\n", path);
+        return 0;
 }
 
 static char *default_socket_path(void)
@@ -138,10 +203,42 @@ static char *default_socket_path(void)
 
         if (geteuid() == 0)
                 return strdup("/run/notebookd/notebookd.sock");
-        p = xdg_path("XDG_RUNTIME_DIR", NULL, "notebookd/notebookd.sock");
+        p = xdg_dir_path("XDG_RUNTIME_DIR", NULL, "notebookd/notebookd.sock");
         if (!p && asprintf(&p, "/run/user/%u/notebookd/notebookd.sock", (unsigned)geteuid()) < 0)
                 return NULL;
         return p;
+}
+
+/* The command line wins over the file: its values are put into the configuration, which then
+ * holds what is in effect (also for the comparison at a reload). */
+static int config_apply_args(Config *c, const Args *a)
+{
+        if (a->state_dir) {
+                free(c->state_dir);
+                if (!(c->state_dir = strdup(a->state_dir)))
+                        return -ENOMEM;
+        }
+        if (a->socket_path) {
+                free(c->socket_path);
+                if (!(c->socket_path = strdup(a->socket_path)))
+                        return -ENOMEM;
+        }
+        if (a->durability >= 0)
+                c->durability_full = a->durability;
+        if (a->log_level >= 0)
+                c->log_level = a->log_level;
+        return 0;
+}
+
+static int config_effective_log_level(const Config *c)
+{
+        return c->log_level >= 0 ? c->log_level : LOG_INFO;
+}
+
+/* Other uids may connect only when the configuration binds some of them. */
+static mode_t socket_mode(const Config *c)
+{
+        return c->n_bindings > 0 || c->have_admin_gid ? 0666 : 0600;
 }
 
 static void on_sync_notify(void *userdata, const char *user_id, const char *notebook_id)
@@ -177,35 +274,131 @@ static bool remote_wanted(const Config *c)
         return getenv("AWS_ENDPOINT_URL_DYNAMODB") && *getenv("AWS_ENDPOINT_URL_DYNAMODB");
 }
 
-static int on_signal(sd_event_source *s, const struct signalfd_siginfo *si, void *userdata)
+/* STATUS=: what `systemctl status` shows. */
+static const char *status_line(void *userdata, char *buf, size_t size)
 {
-        Server *server = userdata;
+        Daemon *d = userdata;
+        unsigned n = server_connections(d->server);
+        char sync[256];
 
-        log_info("Received %s, stopping.", strsignal((int)si->ssi_signo));
-        (void)sd_notify(false, "STOPPING=1");
-        server_drain(server);
+        snprintf(buf, size, "Serving, %u client%s; sync: %s", n, n == 1 ? "" : "s",
+                 sync_summary(d->sync, sync, sizeof(sync)));
+        return buf;
+}
+
+static void report_needs_restart(void *userdata, const char *key)
+{
+        Daemon *d = userdata;
+
+        log_warning("%s: %s changed; it needs a restart to take effect, the value in use is kept.",
+                    d->config_path, key);
+}
+
+/* SIGHUP: the file is read again. A file with any problem changes nothing (every problem is
+ * logged); a valid one applies what can change live and says what needs a restart. */
+static void daemon_reload(Daemon *d)
+{
+        _cleanup_(config_freep) Config *next = NULL;
+        Config *old;
+        size_t n_ids = 0;
+        int r;
+
+        service_reloading(d->service);
+        if (!d->config_path) {
+                log_notice("Received SIGHUP, but there is no configuration file to read.");
+                goto done;
+        }
+        log_info("Received SIGHUP, reloading %s.", d->config_path);
+        r = config_load(d->config_path, report_config_error, NULL, &next);
+        if (r == -ENOENT && !d->args->config_path) {
+                log_info("%s does not exist: the defaults apply.", d->config_path);
+                next = config_new();
+                if (!next) {
+                        log_oom();
+                        goto done;
+                }
+        } else if (r == -EINVAL) {
+                log_error("%s is invalid; keeping the settings in use.", d->config_path);
+                goto done;
+        } else if (r < 0) {
+                log_error_errno(r, "Cannot read %s, keeping the settings in use: %m", d->config_path);
+                goto done;
+        }
+        if (config_apply_args(next, d->args) < 0) {
+                log_oom();
+                goto done;
+        }
+
+        config_carry_restart_settings(next, d->config, report_needs_restart, d);
+        /* One loop, one thread: no request is in the middle of using the old configuration, which
+         * is freed on return. */
+        old = d->config;
+        d->config = TAKE_PTR(next);
+        next = old;
+        d->rpc.config = d->config;
+
+        log_set_max_level(config_effective_log_level(d->config));
+        if (d->bound_here && chmod(d->socket_path, socket_mode(d->config)) < 0)
+                log_warning_errno(-errno, "Cannot change the mode of %s: %m", d->socket_path);
+        for (size_t i = 0; i < d->config->n_bindings; i++)
+                n_ids += d->config->bindings[i].n_user_ids;
+        log_info("Reloaded %s: log level %s, %zu uid%s bound to %zu user_id%s.", d->config_path,
+                 log_level_to_string(config_effective_log_level(d->config)), d->config->n_bindings,
+                 d->config->n_bindings == 1 ? "" : "s", n_ids, n_ids == 1 ? "" : "s");
+done:
+        service_ready(d->service);
+}
+
+static int on_sighup(sd_event_source *s, const struct signalfd_siginfo *si, void *userdata)
+{
+        Daemon *d = userdata;
+
+        if (!d->stopping)
+                daemon_reload(d);
+        return 0;
+}
+
+/* SIGTERM, SIGINT: stop accepting, answer what was received (its writes commit first), exit 0.
+ * What is still to be synced stays marked in the database and goes out at the next start. */
+static int on_stop_signal(sd_event_source *s, const struct signalfd_siginfo *si, void *userdata)
+{
+        Daemon *d = userdata;
+
+        if (d->stopping)
+                return 0;
+        d->stopping = true;
+        log_info("Received %s, stopping.", si->ssi_signo == SIGINT ? "SIGINT" : "SIGTERM");
+        service_stopping(d->service, "Stopping: finishing the requests in hand.");
+        server_drain(d->server);
         return sd_event_exit(sd_event_source_get_event(s), 0);
 }
 
 static int run(int argc, char **argv)
 {
         _cleanup_(sd_event_unrefp) sd_event *event = NULL;
-        _cleanup_(server_freep) Server *server = NULL;
-        _cleanup_(sync_freep) Sync *sync = NULL;
         _cleanup_(store_freep) Store *store = NULL;
         _cleanup_free_ char *state_dir = NULL, *socket_path = NULL, *config_path = NULL, *db_path = NULL;
-        Config *config = NULL;
         _cleanup_close_ int listen_fd = -1, lock_fd = -1;
-        bool bound_here = false;
         char err[512];
-        Rpc rpc = {};
         Args args;
+        Daemon d = { .args = &args };
         sigset_t mask;
         int r, n;
 
         r = parse_argv(argc, argv, &args);
         if (r <= 0)
-                return r < 0 ? 2 : 0;
+                return r < 0 ? EXIT_USAGE : 0;
+        if (args.check_config)
+                return check_config(&args);
+
+        /* Blocked from the start, to be taken by the event loop: a signal that came before the
+         * loop watches it waits instead of killing (SIGHUP) or half-stopping the daemon. */
+        sigemptyset(&mask);
+        sigaddset(&mask, SIGTERM);
+        sigaddset(&mask, SIGINT);
+        sigaddset(&mask, SIGHUP);
+        sigprocmask(SIG_BLOCK, &mask, NULL);
+        signal(SIGPIPE, SIG_IGN);
 
         /* Every peer costs a descriptor: take all the kernel allows this process (as systemd does for
          * its services), so the soft limit does not cap MAX_CONNECTIONS. */
@@ -217,51 +410,44 @@ static int run(int argc, char **argv)
                         (void)setrlimit(RLIMIT_NOFILE, &rl);
                 }
         }
+        log_open();
         if (args.log_level >= 0)
                 log_set_max_level(args.log_level);
 
         /* Configuration: the file named, else the default one if it exists. */
-        if (args.config_path)
-                config_path = strdup(args.config_path);
-        else if (geteuid() == 0)
-                config_path = strdup("/etc/notebookd/notebookd.conf");
-        else
-                config_path = xdg_path("XDG_CONFIG_HOME", ".config", "notebookd/notebookd.conf");
+        config_path = args.config_path ? strdup(args.config_path) : config_default_path();
         if (config_path) {
-                r = config_load(config_path, report_config_error, NULL, &config);
+                r = config_load(config_path, report_config_error, NULL, &d.config);
                 if (r == -ENOENT && !args.config_path)
-                        config = NULL;
+                        d.config = NULL;
                 else if (r == -EINVAL)
-                        return log_error("Configuration %s is invalid, not starting.", config_path), 1;
+                        return log_error("Configuration %s is invalid, not starting.", config_path),
+                               EXIT_FAILED_START;
                 else if (r < 0)
-                        return log_error_errno(r, "Cannot read %s: %m", config_path), 1;
+                        return log_error_errno(r, "Cannot read %s: %m", config_path), EXIT_FAILED_START;
         }
-        if (!config && !(config = config_new()))
-                return log_oom(), 1;
-        if (args.durability >= 0)
-                config->durability_full = args.durability;
-        if (args.log_level < 0 && config->log_level >= 0)
-                log_set_max_level(config->log_level);
+        d.config_path = config_path;
+        if (!d.config && !(d.config = config_new()))
+                return log_oom(), EXIT_FAILED_START;
+        if (config_apply_args(d.config, &args) < 0) {
+                log_oom();
+                goto fail;
+        }
+        log_set_max_level(config_effective_log_level(d.config));
 
         /* Paths: command line, then configuration, then defaults. */
-        if (args.state_dir)
-                state_dir = strdup(args.state_dir);
-        else if (config->state_dir)
-                state_dir = strdup(config->state_dir);
+        if (d.config->state_dir)
+                state_dir = strdup(d.config->state_dir);
         else if (geteuid() == 0)
                 state_dir = strdup("/var/lib/notebookd");
         else
-                state_dir = xdg_path("XDG_STATE_HOME", ".local/state", "notebookd");
-        if (args.socket_path)
-                socket_path = strdup(args.socket_path);
-        else if (config->socket_path)
-                socket_path = strdup(config->socket_path);
-        else
-                socket_path = default_socket_path();
+                state_dir = xdg_dir_path("XDG_STATE_HOME", ".local/state", "notebookd");
+        socket_path = d.config->socket_path ? strdup(d.config->socket_path) : default_socket_path();
         if (!state_dir || !socket_path) {
                 log_error("Cannot tell where to keep state or the socket: give --state-dir and --socket.");
                 goto fail;
         }
+        d.socket_path = socket_path;
 
         r = mkdir_parents(state_dir, 0700);
         if (r < 0) {
@@ -293,7 +479,7 @@ static int run(int argc, char **argv)
                 log_oom();
                 goto fail;
         }
-        r = store_open(db_path, config->durability_full, &store, err, sizeof(err));
+        r = store_open(db_path, d.config->durability_full, &store, err, sizeof(err));
         if (r < 0) {
                 log_error("Cannot open the database: %s", err);
                 goto fail;
@@ -324,9 +510,7 @@ static int run(int argc, char **argv)
                                 goto fail;
                         }
                 }
-                /* Other uids may connect only when the configuration binds some of them. */
-                r = server_bind(socket_path, config->n_bindings > 0 || config->have_admin_gid ? 0666 : 0600,
-                                &listen_fd);
+                r = server_bind(socket_path, socket_mode(d.config), &listen_fd);
                 if (r == -EADDRINUSE) {
                         log_error("Another notebookd is already serving %s.", socket_path);
                         goto fail;
@@ -339,7 +523,7 @@ static int run(int argc, char **argv)
                         log_error_errno(r, "Cannot listen on %s: %m", socket_path);
                         goto fail;
                 }
-                bound_here = true;
+                d.bound_here = true;
         }
 
         r = sd_event_default(&event);
@@ -347,42 +531,43 @@ static int run(int argc, char **argv)
                 log_error_errno(r, "Cannot create the event loop: %m");
                 goto fail;
         }
-        rpc = (Rpc){
+        d.rpc = (Rpc){
                 .store = store,
-                .config = config,
+                .config = d.config,
                 .state_dir = state_dir,
                 .db_path = db_path,
                 .started_usec = now_monotonic_usec(),
         };
-        r = server_new(event, &rpc, listen_fd, config->max_line_bytes, config->admin_gid,
-                       config->have_admin_gid, &server);
+        r = server_new(event, &d.rpc, listen_fd, d.config->max_line_bytes, d.config->admin_gid,
+                       d.config->have_admin_gid, &d.server);
         if (r < 0) {
                 log_error_errno(r, "Cannot set up the server: %m");
                 goto fail;
         }
         listen_fd = -1; /* the server owns it now */
 
-        if (remote_wanted(config)) {
-                r = sync_new(event, store, &config->remote, &sync);
+        if (remote_wanted(d.config)) {
+                r = sync_new(event, store, &d.config->remote, &d.sync);
                 if (r < 0) {
                         log_error_errno(r, "Cannot set up sync to DynamoDB: %m");
                         goto fail;
                 }
-                rpc.sync_notify = on_sync_notify;
-                rpc.sync_status = on_sync_status;
-                rpc.sync_pull = on_sync_pull;
-                rpc.sync_userdata = sync;
-                sync_set_change_callback(sync, on_remote_change, server);
+                d.rpc.sync_notify = on_sync_notify;
+                d.rpc.sync_status = on_sync_status;
+                d.rpc.sync_pull = on_sync_pull;
+                d.rpc.sync_userdata = d.sync;
+                sync_set_change_callback(d.sync, on_remote_change, d.server);
         }
 
-        sigemptyset(&mask);
-        sigaddset(&mask, SIGTERM);
-        sigaddset(&mask, SIGINT);
-        sigprocmask(SIG_BLOCK, &mask, NULL);
-        signal(SIGPIPE, SIG_IGN);
-        if ((r = sd_event_add_signal(event, NULL, SIGTERM, on_signal, server)) < 0 ||
-            (r = sd_event_add_signal(event, NULL, SIGINT, on_signal, server)) < 0) {
+        if ((r = sd_event_add_signal(event, NULL, SIGTERM, on_stop_signal, &d)) < 0 ||
+            (r = sd_event_add_signal(event, NULL, SIGINT, on_stop_signal, &d)) < 0 ||
+            (r = sd_event_add_signal(event, NULL, SIGHUP, on_sighup, &d)) < 0) {
                 log_error_errno(r, "Cannot watch signals: %m");
+                goto fail;
+        }
+        r = service_new(event, status_line, &d, &d.service);
+        if (r < 0) {
+                log_error_errno(r, "Cannot set up the watchdog: %m");
                 goto fail;
         }
 
@@ -390,32 +575,39 @@ static int run(int argc, char **argv)
                 char where[512];
 
                 log_info("notebookd %s ready: socket %s, database %s (durability %s); sync: %s.",
-                         PACKAGE_VERSION, socket_path, db_path, config->durability_full ? "full" : "normal",
-                         sync ? remote_describe(sync, where, sizeof(where))
-                              : "local-only, no remote configured");
+                         PACKAGE_VERSION, socket_path, db_path,
+                         d.config->durability_full ? "full" : "normal",
+                         d.sync ? remote_describe(d.sync, where, sizeof(where))
+                                : "local-only, no remote configured");
+                if (service_watchdog_usec(d.service) > 0)
+                        log_debug("Watchdog: the service manager expects a sign of life every %llu ms.",
+                                  (unsigned long long)(service_watchdog_usec(d.service) / USEC_PER_MSEC));
         }
-        (void)sd_notify(false, "READY=1\nSTATUS=Serving.");
+        /* Only now: the socket accepts (bound and listening, or inherited) and the store is open. */
+        service_ready(d.service);
 
         r = sd_event_loop(event);
         if (r < 0) {
                 log_error_errno(r, "Event loop failed: %m");
                 goto fail;
         }
-        server = server_free(server);
+        d.service = service_free(d.service);
+        d.server = server_free(d.server);
         /* Pushes in flight are dropped; their notebooks stay dirty and go out at the next start. */
-        sync = sync_free(sync);
-        if (bound_here)
+        d.sync = sync_free(d.sync);
+        if (d.bound_here)
                 (void)unlink(socket_path);
-        config_free(config);
+        config_free(d.config);
         log_info("Stopped.");
         return 0;
 
 fail:
         /* In dependency order: the engine uses the store and the configuration. */
-        server = server_free(server);
-        sync = sync_free(sync);
-        config_free(config);
-        return 1;
+        d.service = service_free(d.service);
+        d.server = server_free(d.server);
+        d.sync = sync_free(d.sync);
+        config_free(d.config);
+        return EXIT_FAILED_START;
 }
 
 int main(int argc, char **argv)
