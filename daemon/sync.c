@@ -1,4 +1,5 @@
 /* SPDX-License-Identifier: MIT */
+#include <inttypes.h>
 #include <stdio.h>
 #include <sys/random.h>
 
@@ -73,6 +74,12 @@ struct Sync {
 
         SyncChangeFunc change_func;
         void *change_userdata;
+
+        /* Stopping: no new work; drain_func runs once nothing is in flight or the grace ends. */
+        bool draining;
+        SyncDrainFunc drain_func;
+        void *drain_userdata;
+        sd_event_source *drain_timer;
 };
 
 static void sync_arm(Sync *s);
@@ -630,9 +637,27 @@ static int on_timer(sd_event_source *source, uint64_t usec, void *userdata)
 }
 
 /* Sets the timer to the earliest moment a job may start. */
+static void drain_done(Sync *s)
+{
+        SyncDrainFunc func = s->drain_func;
+
+        if (!func)
+                return;
+        s->drain_func = NULL;
+        s->drain_timer = sd_event_source_disable_unref(s->drain_timer);
+        func(s->drain_userdata);
+}
+
 static void sync_arm(Sync *s)
 {
         uint64_t when = UINT64_MAX;
+
+        if (s->draining) {
+                sd_event_source_set_enabled(s->timer, SD_EVENT_OFF);
+                if (s->in_flight == 0)
+                        drain_done(s);
+                return;
+        }
 
         if (s->in_flight < s->conf.max_in_flight)
                 for (Job *j = s->jobs; j; j = j->next)
@@ -860,6 +885,39 @@ int sync_new(sd_event *event, Store *store, const RemoteConfig *conf, Sync **ret
         return 0;
 }
 
+static int on_drain_timeout(sd_event_source *source, uint64_t usec, void *userdata)
+{
+        Sync *s = userdata;
+
+        log_notice("Sync: %u write%s still in flight after the grace time; %s at the next start.",
+                   s->in_flight, s->in_flight == 1 ? "" : "s",
+                   s->in_flight == 1 ? "its notebook goes out" : "their notebooks go out");
+        drain_done(s);
+        return 0;
+}
+
+int sync_drain(Sync *s, uint64_t grace_usec, SyncDrainFunc func, void *userdata)
+{
+        int r;
+
+        s->draining = true;
+        s->drain_func = func;
+        s->drain_userdata = userdata;
+        sd_event_source_set_enabled(s->pull_timer, SD_EVENT_OFF);
+        if (s->in_flight > 0) {
+                log_info("Sync: waiting up to %" PRIu64 " ms for %u write%s in flight.",
+                         grace_usec / USEC_PER_MSEC, s->in_flight, s->in_flight == 1 ? "" : "s");
+                r = sd_event_add_time_relative(s->event, &s->drain_timer, CLOCK_MONOTONIC, grace_usec, 0,
+                                               on_drain_timeout, s);
+                if (r < 0) {
+                        s->drain_func = NULL;
+                        return r;
+                }
+        }
+        sync_arm(s);
+        return 0;
+}
+
 Sync *sync_free(Sync *s)
 {
         if (!s)
@@ -871,6 +929,7 @@ Sync *sync_free(Sync *s)
                 job_free(s, s->jobs);
         sd_event_source_disable_unref(s->timer);
         sd_event_source_disable_unref(s->pull_timer);
+        sd_event_source_disable_unref(s->drain_timer);
         sd_event_unref(s->event);
         free(s);
         return NULL;

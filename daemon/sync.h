@@ -27,6 +27,12 @@ void sync_notify_change(Sync *s, const char *user_id, const char *notebook_id);
 typedef void (*SyncChangeFunc)(void *userdata, const char *user_id, const char *notebook_id);
 void sync_set_change_callback(Sync *s, SyncChangeFunc func, void *userdata);
 
+/* Stopping: starts no more work and calls func(userdata) once no write is in flight, or after
+ * grace_usec at the latest (perhaps before sync_drain() returns). What did not go out stays dirty
+ * and goes out at the next start. Then free the engine. */
+typedef void (*SyncDrainFunc)(void *userdata);
+int sync_drain(Sync *s, uint64_t grace_usec, SyncDrainFunc func, void *userdata);
+
 /* Pulls every known user's notebooks now. */
 void sync_pull_now(Sync *s);
 /* Pulls one user's notebooks now: a user seen here for the first time may have notebooks from
