@@ -493,6 +493,12 @@ def secrets_case(name, secret, token, env, files=()):
         failed = wait_for(lambda: (d.rpc("daemon.status").get("sync") or {}).get("last_error"), tmo(15), 0.2)
         st = d.rpc("daemon.status")
         t.ok(failed, f"{name}: the push was signed, sent and failed (closed port)", short(st.get("sync")))
+        ready = n.wait("READY=1", 0)
+        t.ok(ready is not None and "local-only" not in n.fields(ready).get("STATUS", "local-only"),
+             f"{name}: STATUS= tells the sync state, not local-only", n.dump())
+        t.ok(n.wait("STATUS=Serving", tmo(6)) is not None and
+             wait_for(lambda: any("last error" in m for _, m in n.snapshot()), tmo(6)),
+             f"{name}: STATUS= follows the sync state (the last error shows)", n.dump())
         d.proc.send_signal(signal.SIGHUP)
         stderr_has(d, "Reloaded", tmo(5))
         t.is_(d.stop(), 0, f"{name}: stop")
