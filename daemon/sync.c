@@ -193,7 +193,8 @@ static const char *reply_reason(Sync *s, const RemoteReply *rep)
 
 /* Failures during an outage repeat for every notebook and every retry: log the first, then at
  * most one line a minute with how many were left out. */
-static void sync_log_failure(Sync *s, const char *fmt, const char *a, const char *b)
+static void sync_log_failure(Sync *s, const char *user_id, const char *notebook_id, const char *state,
+                             const char *fmt, const char *a, const char *b)
 {
         uint64_t now = now_monotonic_usec();
         char msg[sizeof(s->last_error)];
@@ -205,9 +206,10 @@ static void sync_log_failure(Sync *s, const char *fmt, const char *a, const char
                 return;
         }
         if (s->suppressed_logs)
-                log_warning("Sync: %s (%u similar messages suppressed)", msg, s->suppressed_logs);
+                log_notebook(LOG_WARNING, 0, user_id, notebook_id, state,
+                             "Sync: %s (%u similar messages suppressed)", msg, s->suppressed_logs);
         else
-                log_warning("Sync: %s", msg);
+                log_notebook(LOG_WARNING, 0, user_id, notebook_id, state, "Sync: %s", msg);
         s->suppressed_logs = 0;
         s->last_log = now;
 }
@@ -311,8 +313,8 @@ static void job_succeeded(Sync *s, Job *j)
         r = store_in_tx(s, r);
         if (r < 0)
                 log_error_errno(r, "Sync: cannot record that %s reached the remote: %m", j->notebook_id);
-        log_debug("Sync: %s %s revision %lld.", j->deleting ? "deleted" : "stored", j->notebook_id,
-                  (long long)j->revision);
+        log_notebook(LOG_DEBUG, 0, j->user_id, j->notebook_id, "synced", "Sync: %s %s revision %lld.",
+                     j->deleting ? "deleted" : "stored", j->notebook_id, (long long)j->revision);
         s->pushes++;
         j->n_unconfirmed = 0;
         sync_healthy(s);
@@ -327,7 +329,8 @@ static void job_retry(Sync *s, Job *j, const RemoteReply *rep)
         unsigned cost = rep->error == -ETIMEDOUT ? RETRY_COST_TIMEOUT : RETRY_COST;
         uint64_t now = now_monotonic_usec();
 
-        sync_log_failure(s, "%s: %s", j->notebook_id, rep->message ? rep->message : "request failed");
+        sync_log_failure(s, j->user_id, j->notebook_id, "pending", "%s: %s", j->notebook_id,
+                         rep->message ? rep->message : "request failed");
         j->attempt++;
         if (j->attempt < MAX_ATTEMPTS && s->retry_tokens >= cost) {
                 uint64_t cap = MIN(RETRY_MAX_USEC, RETRY_BASE_USEC << MIN(j->attempt, 20u));
@@ -387,9 +390,10 @@ static void take_remote(Sync *s, const cJSON *nb, const cJSON *item, bool force)
                 r = store_sync_apply_remote(s->store, nb, snapshot, force);
         if (r == 0) {
                 s->conflicts++;
-                log_notice("Sync: %s changed here and on the remote; kept the local version, marked in "
-                           "conflict.",
-                           id);
+                log_notebook(LOG_NOTICE, 0, user, id, "conflict",
+                             "Sync: %s changed here and on the remote; kept the local version, marked in "
+                             "conflict.",
+                             id);
         } else if (r > 0)
                 s->pulls_applied++;
         r = store_in_tx(s, r < 0 ? r : 0);
@@ -458,7 +462,8 @@ static void on_get_after_conflict(void *owner, void *userdata, RemoteReply *rep)
                 }
         }
         snprintf(why, sizeof(why), "the remote holds a different version of this notebook");
-        log_notice("Sync: %s/%s is in conflict: %s.", j->user_id, j->notebook_id, why);
+        log_notebook(LOG_NOTICE, 0, j->user_id, j->notebook_id, "conflict",
+                     "Sync: %s/%s is in conflict: %s.", j->user_id, j->notebook_id, why);
         s->conflicts++;
         job_set_state(s, j, "conflict", why);
         j->blocked = true;
@@ -499,7 +504,8 @@ static void on_push_reply(void *owner, void *userdata, RemoteReply *rep)
         case DDB_AUTH:
                 /* Credentials may be fixed or refreshed, the table created: keep trying at the
                  * outage pace. */
-                sync_log_failure(s, "%s: %s", j->notebook_id, reply_reason(s, rep));
+                sync_log_failure(s, j->user_id, j->notebook_id, "error", "%s: %s", j->notebook_id,
+                                 reply_reason(s, rep));
                 sync_outage(s);
                 j->not_before = s->offline_until;
                 j->in_flight = false;
@@ -510,7 +516,7 @@ static void on_push_reply(void *owner, void *userdata, RemoteReply *rep)
                 return;
         default:
                 /* The remote refuses this item as it is: wait for the next change. */
-                sync_log_failure(s, "%s refused: %s", j->notebook_id,
+                sync_log_failure(s, j->user_id, j->notebook_id, "error", "%s refused: %s", j->notebook_id,
                                  rep->message ? rep->message : "invalid");
                 job_set_state(s, j, "error", s->last_error);
                 j->blocked = true;
@@ -564,6 +570,8 @@ static int job_prepare(Sync *s, Job *j)
                         snprintf(why, sizeof(why),
                                  "too large: the item takes %zu bytes, DynamoDB allows %u; kept locally",
                                  size, (unsigned)DDB_MAX_ITEM_BYTES);
+                        log_notebook(LOG_WARNING, 0, j->user_id, j->notebook_id, "error",
+                                     "Sync: %s/%s is %s.", j->user_id, j->notebook_id, why);
                         job_set_state(s, j, "error", why);
                         j->blocked = true;
                         return -EFBIG;
@@ -741,7 +749,8 @@ static void on_query_reply(void *owner, void *userdata, RemoteReply *rep)
                 return;
         }
         if (rep->error < 0 || rep->cls != DDB_OK) {
-                sync_log_failure(s, "pull of %s: %s", p->user_id, reply_reason(s, rep));
+                sync_log_failure(s, p->user_id, NULL, NULL, "pull of %s: %s", p->user_id,
+                                 reply_reason(s, rep));
                 if (rep->error < 0 || rep->cls == DDB_RETRYABLE || rep->cls == DDB_THROTTLING)
                         sync_outage(s);
                 pull_free(p);
