@@ -358,8 +358,18 @@ static int on_sighup(sd_event_source *s, const struct signalfd_siginfo *si, void
         return 0;
 }
 
-/* SIGTERM, SIGINT: stop accepting, answer what was received (its writes commit first), exit 0.
- * What is still to be synced stays marked in the database and goes out at the next start. */
+/* How long a stop waits for the writes to DynamoDB in flight (after the local requests in hand
+ * were answered); the unit's TimeoutStopSec= leaves room for it. */
+#define SYNC_GRACE_USEC (5 * USEC_PER_SEC)
+
+static void on_sync_drained(void *userdata)
+{
+        (void)sd_event_exit(userdata, 0);
+}
+
+/* SIGTERM, SIGINT: stop accepting, answer what was received (its writes commit first), give the
+ * writes to DynamoDB in flight a bounded grace time, exit 0. What is still to be synced stays
+ * marked in the database and goes out at the next start. */
 static int on_stop_signal(sd_event_source *s, const struct signalfd_siginfo *si, void *userdata)
 {
         Daemon *d = userdata;
@@ -370,6 +380,11 @@ static int on_stop_signal(sd_event_source *s, const struct signalfd_siginfo *si,
         log_info("Received %s, stopping.", si->ssi_signo == SIGINT ? "SIGINT" : "SIGTERM");
         service_stopping(d->service, "Stopping: finishing the requests in hand.");
         server_drain(d->server);
+        if (d->sync) {
+                service_stopping(d->service, "Stopping: waiting for the writes to DynamoDB in flight.");
+                if (sync_drain(d->sync, SYNC_GRACE_USEC, on_sync_drained, sd_event_source_get_event(s)) >= 0)
+                        return 0;
+        }
         return sd_event_exit(sd_event_source_get_event(s), 0);
 }
 

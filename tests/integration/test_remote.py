@@ -302,6 +302,46 @@ def _():
                 t.is_(other.stop(), 0, "the other daemon stops cleanly")
 
 
+@t.case("SIGTERM with a write in flight: a bounded grace time, nothing lost")
+def _():
+        g = Daemon(t, config=conf(proxy.endpoint).replace("request_timeout_ms = 2000", "request_timeout_ms = 60000"))
+        g.start()
+        g.rpc("notebook.list", {"user_id": "greta"})
+        t.ok(wait_for(lambda: settled(g), 20), "greta's notebooks are synced")
+
+        def stop_with_write_in_flight(rule):
+                proxy.set_rules([rule])
+                g.rpc("notebook.update", {"user_id": "greta", "notebook_id": "blank-greta", "name": rule["mode"]
+                                          + str(rule["delay_ms"])})
+                t.ok(wait_for(lambda: sync_status(g)["in_flight"] == 1, 10), "a write is in flight")
+                start = time.monotonic()
+                status = g.stop()
+                return status, time.monotonic() - start
+
+        # The answer comes within the grace time: the daemon waits for it.
+        status, took = stop_with_write_in_flight({"mode": "delay", "target": "PutItem", "delay_ms": 1500,
+                                                  "phase": "response"})
+        t.is_(status, 0, "exit 0")
+        t.ok(took >= 1.0, f"it waited for the answer ({took:.1f} s)")
+        proxy.clear()
+        g.start()
+        st = sync_status(g)
+        t.ok(not [n for n in st["notebooks"] if n["notebook_id"] == "blank-greta"],
+             "after the restart the notebook is known to be synced: the answer was not lost", short(st))
+
+        # The answer would come too late: the daemon stops after the grace time; the notebook goes
+        # out at the next start.
+        status, took = stop_with_write_in_flight({"mode": "delay", "target": "PutItem", "delay_ms": 30000})
+        t.is_(status, 0, "exit 0")
+        t.ok(took < tmo(12), f"it stopped after the grace time ({took:.1f} s), not after the write")
+        proxy.clear()
+        g.start()
+        t.ok(wait_for(lambda: settled(g), 30), "after the restart the pending write goes out")
+        good, report = check_user(g, "greta")
+        t.ok(good, "and the table matches", report)
+        t.is_(g.stop(), 0, "stops cleanly")
+
+
 @t.case("sync.pull without a remote: a clear error")
 def _():
         local = Daemon(t)
