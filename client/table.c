@@ -120,7 +120,8 @@ static int table_open(const TableArgs *a, Table *t)
         int r;
 
         *t = (Table){ .json = a->json };
-        /* The client library and the DynamoDB code log through log.c: only real trouble. */
+        /* The DynamoDB code logs through log.c: only real trouble, under our name. */
+        log_set_ident("notebookctl");
         log_set_max_level(LOG_WARNING);
 
         path = a->config_path ? strdup(a->config_path) : config_default_path();

@@ -20,6 +20,7 @@
 #define JOURNAL_SEND_TIMEOUT_USEC (2 * USEC_PER_SEC)
 
 static int max_level = LOG_INFO;
+static const char *ident = "notebookd";
 
 /* Where records go: -1 not decided yet, 0 standard error, 1 the journal. */
 static int journal_state = -1;
@@ -32,6 +33,11 @@ static const char *const level_names[] = {
         [LOG_EMERG] = "emerg",     [LOG_ALERT] = "alert",   [LOG_CRIT] = "crit", [LOG_ERR] = "err",
         [LOG_WARNING] = "warning", [LOG_NOTICE] = "notice", [LOG_INFO] = "info", [LOG_DEBUG] = "debug",
 };
+
+void log_set_ident(const char *name)
+{
+        ident = name;
+}
 
 void log_set_max_level(int level)
 {
@@ -165,7 +171,7 @@ static int journal_send(int level, int error, const char *file, int line, const 
         snprintf(priority, sizeof(priority), "%d", level & LOG_PRIMASK);
         journal_add(&r, "MESSAGE", msg);
         journal_add(&r, "PRIORITY", priority);
-        journal_add(&r, "SYSLOG_IDENTIFIER", "notebookd");
+        journal_add(&r, "SYSLOG_IDENTIFIER", ident);
         if (file) {
                 snprintf(code_line, sizeof(code_line), "%d", line);
                 journal_add(&r, "CODE_FILE", file);
@@ -193,9 +199,9 @@ static void log_write_stderr(int level, const char *msg)
         if (stderr_is_journal)
                 fprintf(stderr, "<%d>%s\n", level & LOG_PRIMASK, msg);
         else if ((level & LOG_PRIMASK) <= LOG_WARNING)
-                fprintf(stderr, "notebookd: %s: %s\n", level_names[level & LOG_PRIMASK], msg);
+                fprintf(stderr, "%s: %s: %s\n", ident, level_names[level & LOG_PRIMASK], msg);
         else
-                fprintf(stderr, "notebookd: %s\n", msg);
+                fprintf(stderr, "%s: %s\n", ident, msg);
 }
 
 static int log_dispatch(int level, int error, const char *file, int line, const char *func,

@@ -33,6 +33,9 @@ typedef struct LogField {
 /* A list of fields for log_struct(), ended by the macro: LOG_FIELDS({ "KEY", value }, ...). */
 #define LOG_FIELDS(...) ((const LogField[]){ __VA_ARGS__, { NULL, NULL } })
 
+/* The program named in every record (SYSLOG_IDENTIFIER, the stderr prefix): "notebookd" unless
+ * another program using this code says otherwise. name must outlive the logging. */
+void log_set_ident(const char *name);
 void log_set_max_level(int level);
 int log_get_max_level(void);
 /* Parses "debug", "info", "notice", "warning", "err" (or "error"), "crit"; -EINVAL otherwise. */
