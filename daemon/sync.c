@@ -723,6 +723,8 @@ static void pull_apply(Sync *s, const cJSON *item)
         j = job_find(s, user, id);
         if (j && j->in_flight)
                 return; /* our own write is on its way; its answer decides */
+        if (j && sync_id && job_token_is_ours(j, sync_id))
+                return; /* an earlier write of ours whose answer was lost: the next push sorts it out */
         r = store_sync_read(s->store, user, id, &local, &info);
         if (r == 0) {
                 bool skip = (rev <= info.base_revision && !info.dirty) ||              /* nothing newer */

@@ -240,6 +240,29 @@ def _():
         t.is_(sync_status(d)["conflicts"], 0, "no conflict")
 
 
+@t.case("a lost answer, then failures while pulls run: still no conflict")
+def _():
+        # The write is applied but its answer lost; the retries then fail for a while, so the
+        # notebook waits, not in flight, while pulls (every second) see our own earlier write in
+        # the table. That write is ours (its sync_id), not another device's.
+        before = sync_status(d)["conflicts"]
+        for k in range(3):
+                nb = f"lost-{k}"
+                d.rpc("notebook.create", {"user_id": "olga", "notebook_id": nb})
+                t.ok(wait_for(lambda: settled(d), 20), f"{nb}: synced")
+                proxy.set_rules([{"mode": "drop_response", "target": "PutItem", "count": 1},
+                                 {"mode": "error", "target": "PutItem", "status": 503, "count": 5}])
+                d.rpc("notebook.update", {"user_id": "olga", "notebook_id": nb, "name": "changed"})
+                t.ok(wait_for(lambda: not [r for r in proxy.rules() if r.get("remaining")], 60),
+                     f"{nb}: the answer was dropped and the retries failed", short(proxy.rules()))
+                proxy.clear()
+                t.ok(wait_for(lambda: settled(d), 60), f"{nb}: then it settles", short(sync_status(d)))
+        st = sync_status(d)
+        t.is_(st["conflicts"] - before, 0, "no conflict")
+        good, report = check_user(d, "olga")
+        t.ok(good, "and the table matches", report)
+
+
 @t.case("a notebook over 400 KB: a clear error, kept locally, synced once it shrinks")
 def _():
         # 205,000 two-byte characters: 410,000 bytes of UTF-8, over DynamoDB's 400 KB (409,600
