@@ -49,6 +49,7 @@ typedef enum SqlId {
         SQL_SYNC_BEGIN,
         SQL_SYNC_PUT_DONE,
         SQL_SYNC_PURGE,
+        SQL_SYNC_FORGET_UNSYNCED,
         SQL_SYNC_FORGET_BASE,
         SQL_SYNC_SET_STATE,
         SQL_SYNC_INSERT,
@@ -130,6 +131,9 @@ static const char *const sql_text[_SQL_MAX] = {
                 "sync_error = NULL WHERE user_id = ?1 AND id = ?2",
         [SQL_SYNC_PURGE] =
                 "DELETE FROM notebooks WHERE user_id = ?1 AND id = ?2 AND deleted = 1 AND revision = ?3",
+        [SQL_SYNC_FORGET_UNSYNCED] =
+                "DELETE FROM notebooks WHERE user_id = ?1 AND id = ?2 AND revision = ?3 "
+                "AND base_revision IS NULL",
         [SQL_SYNC_FORGET_BASE] =
                 "UPDATE notebooks SET base_revision = NULL, base_snapshot = NULL, sync_error = NULL "
                 "WHERE user_id = ?1 AND id = ?2",
@@ -1406,6 +1410,17 @@ int store_sync_delete_done(Store *s, const char *user_id, const char *notebook_i
                 return r;
         /* Created again (or changed) since the delete was sent: the remote has no copy now. */
         return run(s, stmt_key(s, SQL_SYNC_FORGET_BASE, user_id, notebook_id));
+}
+
+int store_sync_forget_unsynced(Store *s, const char *user_id, const char *notebook_id, int64_t revision)
+{
+        sqlite3_stmt *st = stmt_key(s, SQL_SYNC_FORGET_UNSYNCED, user_id, notebook_id);
+        int r;
+
+        if (st)
+                sqlite3_bind_int64(st, 3, revision);
+        r = run(s, st);
+        return r < 0 ? r : sqlite3_changes(s->db) > 0;
 }
 
 int store_sync_set_state(Store *s, const char *user_id, const char *notebook_id, const char *state,

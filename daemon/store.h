@@ -148,6 +148,9 @@ int store_sync_put_done(Store *s, const char *user_id, const char *notebook_id, 
 /* The remote copy is gone: a tombstone of that revision disappears; a notebook created again
  * since then becomes one the remote never had. */
 int store_sync_delete_done(Store *s, const char *user_id, const char *notebook_id, int64_t revision);
+/* Removes a notebook the remote never had, if it is still at revision (no tombstone: there is
+ * nothing to delete remotely). 1 if removed, 0 if it changed meanwhile. */
+int store_sync_forget_unsynced(Store *s, const char *user_id, const char *notebook_id, int64_t revision);
 int store_sync_set_state(Store *s, const char *user_id, const char *notebook_id, const char *state,
                          const char *error);
 /* A remote version newer than what we hold: taken over by a clean notebook (or one not known

@@ -26,6 +26,7 @@
 #define QUERY_PAGE_ITEMS   100
 
 typedef struct Job Job;
+typedef struct Pull Pull;
 
 /* A notebook with work to do: a push (put or delete) pending or in flight. */
 struct Job {
@@ -35,6 +36,7 @@ struct Job {
         uint64_t not_before;                /* backoff */
         bool in_flight;
         bool blocked; /* waits for the next local change (too large, refused by the remote) */
+        bool held;    /* provisioned here: waits for the user's first complete pull */
         bool changed; /* a change arrived while in flight */
         unsigned attempt;
         /* The write in flight. */
@@ -69,7 +71,10 @@ struct Sync {
         uint64_t offline_until; /* monotonic */
         uint64_t last_log;      /* monotonic */
         unsigned suppressed_logs;
-        unsigned pulls_running;
+        Pull *pulls;     /* running, at most one per user */
+        bool pull_again; /* a full pull was asked for while pulls ran */
+        char **pulled;   /* users whose notebooks were pulled completely since the start */
+        size_t n_pulled;
         uint64_t pushes, pulls_applied, conflicts;
 
         SyncChangeFunc change_func;
@@ -84,6 +89,8 @@ struct Sync {
 
 static void sync_arm(Sync *s);
 static void job_start(Sync *s, Job *j);
+static void pull_start(Sync *s, const char *user_id);
+static bool user_pulled(Sync *s, const char *user_id);
 
 /* ---- jobs ---------------------------------------------------------------------------------- */
 
@@ -377,14 +384,14 @@ static bool provisioned_here(const char *user_id, const char *notebook_id, int64
         return streq(id, notebook_id);
 }
 
-/* Stores the remote version nb (item as it came) locally, or marks the local one in conflict;
- * watchers are told either way. force: see store_sync_apply_remote(). */
-static void take_remote(Sync *s, const cJSON *nb, const cJSON *item, bool force)
+/* Stores the remote version nb (item as it came) locally (1), or marks the local one in conflict
+ * (0); watchers are told either way. force: see store_sync_apply_remote(). Negative on failure. */
+static int take_remote(Sync *s, const cJSON *nb, const cJSON *item, bool force)
 {
         const char *user = cJSON_GetObjectItem(nb, "user_id")->valuestring,
                    *id = cJSON_GetObjectItem(nb, "id")->valuestring;
         _cleanup_free_ char *snapshot = model_json_print(item, false);
-        int r = snapshot ? store_begin(s->store) : -ENOMEM;
+        int k, r = snapshot ? store_begin(s->store) : -ENOMEM;
 
         if (r >= 0)
                 r = store_sync_apply_remote(s->store, nb, snapshot, force);
@@ -396,11 +403,14 @@ static void take_remote(Sync *s, const cJSON *nb, const cJSON *item, bool force)
                              id);
         } else if (r > 0)
                 s->pulls_applied++;
-        r = store_in_tx(s, r < 0 ? r : 0);
-        if (r < 0)
-                log_warning_errno(r, "Sync: cannot take over %s from the remote: %m", id);
-        else if (s->change_func)
+        k = store_in_tx(s, r < 0 ? r : 0);
+        if (k < 0) {
+                log_warning_errno(k, "Sync: cannot take over %s from the remote: %m", id);
+                return k;
+        }
+        if (s->change_func)
                 s->change_func(s->change_userdata, user, id);
+        return r;
 }
 
 static void on_get_after_conflict(void *owner, void *userdata, RemoteReply *rep)
@@ -540,6 +550,14 @@ static int job_prepare(Sync *s, Job *j)
                 store_sync_info_done(&info);
                 return -ENOENT;
         }
+        /* Provisioned here and untouched: another device may have provisioned this user first
+         * (its versions win), or deleted the notebook since (it must not come back). */
+        if (!info.deleted &&
+            provisioned_here(j->user_id, j->notebook_id, info.revision, info.base_revision) &&
+            !user_pulled(s, j->user_id)) {
+                store_sync_info_done(&info);
+                return -EAGAIN;
+        }
         j->revision = info.revision;
         j->base_revision = info.base_revision;
         j->deleting = info.deleted;
@@ -603,6 +621,12 @@ static void job_start(Sync *s, Job *j)
                 job_clear_request(j);
                 return;
         }
+        if (r == -EAGAIN) {
+                job_clear_request(j);
+                j->held = true;
+                pull_start(s, j->user_id);
+                return;
+        }
         if (r < 0) {
                 log_error_errno(r, "Sync: cannot prepare %s: %m", j->notebook_id);
                 job_clear_request(j);
@@ -637,7 +661,7 @@ static int on_timer(sd_event_source *source, uint64_t usec, void *userdata)
         }
         for (j = s->jobs; j && s->in_flight < s->conf.max_in_flight; j = next) {
                 next = j->next;
-                if (!j->in_flight && !j->blocked && job_due(s, j) <= now)
+                if (!j->in_flight && !j->blocked && !j->held && job_due(s, j) <= now)
                         job_start(s, j);
         }
         sync_arm(s);
@@ -669,7 +693,7 @@ static void sync_arm(Sync *s)
 
         if (s->in_flight < s->conf.max_in_flight)
                 for (Job *j = s->jobs; j; j = j->next)
-                        if (!j->in_flight && !j->blocked)
+                        if (!j->in_flight && !j->blocked && !j->held)
                                 when = MIN(when, job_due(s, j));
         if (when != UINT64_MAX && s->offline_until > when)
                 when = s->offline_until;
@@ -683,25 +707,69 @@ static void sync_arm(Sync *s)
 
 /* ---- pulling ------------------------------------------------------------------------------- */
 
-typedef struct Pull {
+struct Pull {
+        Pull *next;
         Sync *sync;
         char *user_id;
         cJSON *start_key;
-} Pull;
+        unsigned items;          /* of this user, in the pages read so far */
+        bool saw_provisioned[2]; /* blank-USER, demo-USER */
+};
+
+static const char *const provisioned_prefix[2] = { "blank-", "demo-" };
 
 static void pull_free(Pull *p)
 {
+        Pull **pp;
+
         if (!p)
                 return;
-        p->sync->pulls_running--;
+        for (pp = &p->sync->pulls; *pp; pp = &(*pp)->next)
+                if (*pp == p) {
+                        *pp = p->next;
+                        break;
+                }
         free(p->user_id);
         cJSON_Delete(p->start_key);
         free(p);
 }
 
+static Pull *pull_find(Sync *s, const char *user_id)
+{
+        for (Pull *p = s->pulls; p; p = p->next)
+                if (streq(p->user_id, user_id))
+                        return p;
+        return NULL;
+}
+
+static bool user_pulled(Sync *s, const char *user_id)
+{
+        for (size_t i = 0; i < s->n_pulled; i++)
+                if (streq(s->pulled[i], user_id))
+                        return true;
+        return false;
+}
+
+static void user_mark_pulled(Sync *s, const char *user_id)
+{
+        char **n, *u;
+
+        if (user_pulled(s, user_id))
+                return;
+        u = strdup(user_id);
+        n = u ? realloc(s->pulled, (s->n_pulled + 1) * sizeof(*n)) : NULL;
+        if (!n) {
+                free(u);
+                log_oom();
+                return;
+        }
+        s->pulled = n;
+        s->pulled[s->n_pulled++] = u;
+}
+
 static int pull_page(Pull *p);
 
-static void pull_apply(Sync *s, const cJSON *item)
+static void pull_apply(Sync *s, Pull *p, const cJSON *item)
 {
         _cleanup_(cJSON_Deletep) cJSON *nb = NULL, *local = NULL;
         _cleanup_free_ char *sync_id = NULL;
@@ -720,6 +788,10 @@ static void pull_apply(Sync *s, const cJSON *item)
         rev = (int64_t)cJSON_GetObjectItemCaseSensitive(nb, "revision")->valuedouble;
         user = cJSON_GetObjectItem(nb, "user_id")->valuestring;
         id = cJSON_GetObjectItemCaseSensitive(nb, "id")->valuestring;
+        p->items++;
+        for (size_t i = 0; i < ELEMENTSOF(provisioned_prefix); i++)
+                if (startswith(id, provisioned_prefix[i]) && streq(id + strlen(provisioned_prefix[i]), user))
+                        p->saw_provisioned[i] = true;
         j = job_find(s, user, id);
         if (j && j->in_flight)
                 return; /* our own write is on its way; its answer decides */
@@ -727,7 +799,7 @@ static void pull_apply(Sync *s, const cJSON *item)
                 return; /* an earlier write of ours whose answer was lost: the next push sorts it out */
         r = store_sync_read(s->store, user, id, &local, &info);
         if (r == 0) {
-                bool skip = (rev <= info.base_revision && !info.dirty) ||              /* nothing newer */
+                bool skip = rev <= info.base_revision ||                               /* nothing newer */
                             (info.sync_id && sync_id && streq(info.sync_id, sync_id)); /* our own write */
 
                 force = provisioned_here(user, id, info.revision, info.base_revision);
@@ -735,9 +807,70 @@ static void pull_apply(Sync *s, const cJSON *item)
                 if (skip)
                         return;
         }
-        take_remote(s, nb, item, force);
-        if (force && j)
+        if (take_remote(s, nb, item, force) > 0 && j)
+                job_free(s, j); /* clean now: nothing to push */
+}
+
+/* A pristine blank-USER or demo-USER that the table lacks, though it holds other notebooks of the
+ * user: provisioned on another device and deleted there since. It goes here too. */
+static void forget_provisioned(Sync *s, const char *user_id, const char *prefix)
+{
+        _cleanup_(cJSON_Deletep) cJSON *nb = NULL;
+        char id[MAX_ID_BYTES + 1];
+        StoreSyncInfo info = { 0 };
+        bool pristine;
+        Job *j;
+        int r;
+
+        snprintf(id, sizeof(id), "%s%s", prefix, user_id);
+        j = job_find(s, user_id, id);
+        if (j && j->in_flight)
+                return;
+        if (store_sync_read(s->store, user_id, id, &nb, &info) < 0)
+                return;
+        pristine = !info.deleted && provisioned_here(user_id, id, info.revision, info.base_revision);
+        store_sync_info_done(&info);
+        if (!pristine)
+                return;
+        r = store_begin(s->store);
+        if (r >= 0)
+                r = store_sync_forget_unsynced(s->store, user_id, id, 1);
+        r = store_in_tx(s, r);
+        if (r < 0) {
+                log_warning_errno(r, "Sync: cannot remove %s: %m", id);
+                return;
+        }
+        log_notebook(LOG_INFO, 0, user_id, id, "synced",
+                     "Sync: %s was deleted on another device before this one provisioned it; removed here.",
+                     id);
+        if (j)
                 job_free(s, j);
+        if (s->change_func)
+                s->change_func(s->change_userdata, user_id, id);
+}
+
+/* The end of a user's pull. complete: every page was read. */
+static void pull_done(Sync *s, Pull *p, bool complete)
+{
+        for (Job *j = s->jobs; j; j = j->next)
+                if (j->held && streq(j->user_id, p->user_id)) {
+                        j->held = false;
+                        /* Complete: go now. Failed: try again at the outage pace (and pull again). */
+                        j->not_before = complete ? 0 : s->offline_until;
+                }
+        if (complete) {
+                user_mark_pulled(s, p->user_id);
+                if (p->items > 0)
+                        for (size_t i = 0; i < ELEMENTSOF(provisioned_prefix); i++)
+                                if (!p->saw_provisioned[i])
+                                        forget_provisioned(s, p->user_id, provisioned_prefix[i]);
+        }
+        pull_free(p);
+        if (!s->pulls && s->pull_again && !s->draining) {
+                s->pull_again = false;
+                sync_pull_now(s);
+        }
+        sync_arm(s);
 }
 
 static void on_query_reply(void *owner, void *userdata, RemoteReply *rep)
@@ -755,12 +888,12 @@ static void on_query_reply(void *owner, void *userdata, RemoteReply *rep)
                                  reply_reason(s, rep));
                 if (rep->error < 0 || rep->cls == DDB_RETRYABLE || rep->cls == DDB_THROTTLING)
                         sync_outage(s);
-                pull_free(p);
+                pull_done(s, p, false);
                 return;
         }
         sync_healthy(s);
         items = cJSON_GetObjectItemCaseSensitive(rep->body, "Items");
-        cJSON_ArrayForEach(item, items) pull_apply(s, item);
+        cJSON_ArrayForEach(item, items) pull_apply(s, p, item);
 
         last = cJSON_GetObjectItemCaseSensitive(rep->body, "LastEvaluatedKey");
         if (last) {
@@ -768,8 +901,10 @@ static void on_query_reply(void *owner, void *userdata, RemoteReply *rep)
                 p->start_key = cJSON_Duplicate(last, true);
                 if (p->start_key && pull_page(p) >= 0)
                         return;
+                pull_done(s, p, false);
+                return;
         }
-        pull_free(p);
+        pull_done(s, p, true);
 }
 
 static int pull_page(Pull *p)
@@ -792,15 +927,19 @@ void sync_set_change_callback(Sync *s, SyncChangeFunc func, void *userdata)
 
 static void pull_start(Sync *s, const char *user_id)
 {
-        Pull *p = calloc(1, sizeof(*p));
+        Pull *p;
 
+        if (s->draining || pull_find(s, user_id))
+                return;
+        p = calloc(1, sizeof(*p));
         if (!p || !(p->user_id = strdup(user_id))) {
                 free(p);
                 log_oom();
                 return;
         }
         p->sync = s;
-        s->pulls_running++;
+        p->next = s->pulls;
+        s->pulls = p;
         if (pull_page(p) < 0)
                 pull_free(p);
 }
@@ -810,8 +949,13 @@ void sync_pull_now(Sync *s)
         _cleanup_(cJSON_Deletep) cJSON *users = NULL;
         const cJSON *u;
 
-        if (!s || s->pulls_running > 0)
+        if (!s)
                 return;
+        /* One full pull at a time; one asked for meanwhile runs when the current one ends. */
+        if (s->pulls) {
+                s->pull_again = true;
+                return;
+        }
         if (store_sync_users(s->store, &users) < 0)
                 return;
         cJSON_ArrayForEach(u, users) pull_start(s, u->valuestring);
@@ -942,6 +1086,9 @@ Sync *sync_free(Sync *s)
         sd_event_source_disable_unref(s->pull_timer);
         sd_event_source_disable_unref(s->drain_timer);
         sd_event_unref(s->event);
+        for (size_t i = 0; i < s->n_pulled; i++)
+                free(s->pulled[i]);
+        free(s->pulled);
         free(s);
         return NULL;
 }

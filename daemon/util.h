@@ -69,6 +69,11 @@ static inline bool streq_ptr(const char *a, const char *b)
 }
 #define streq(a, b) (strcmp((a), (b)) == 0)
 
+static inline bool startswith(const char *s, const char *prefix)
+{
+        return strncmp(s, prefix, strlen(prefix)) == 0;
+}
+
 #define USEC_PER_SEC  ((uint64_t)1000000)
 #define USEC_PER_MSEC ((uint64_t)1000)
 

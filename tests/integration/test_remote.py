@@ -321,6 +321,9 @@ def _():
                 got = d.rpc("notebook.get", {"user_id": "olga", "notebook_id": "made-offline"})["notebook"]
                 t.is_((got["name"], got["revision"]), ("Renamed on the other machine", rev),
                       "this machine took the newer version")
+                t.is_(sync_status(other)["conflicts"], 0, "the other machine saw no conflict")
+                good, report = check_user(other, "olga")
+                t.ok(good, "and the table holds its notebooks exactly", report)
         finally:
                 t.is_(other.stop(), 0, "the other daemon stops cleanly")
 
@@ -363,6 +366,43 @@ def _():
         good, report = check_user(g, "greta")
         t.ok(good, "and the table matches", report)
         t.is_(g.stop(), 0, "stops cleanly")
+
+
+@t.case("two devices: provisioned once, a delete made elsewhere is honoured, no false conflicts")
+def _():
+        d.rpc("notebook.list", {"user_id": "zed"})
+        t.ok(wait_for(lambda: settled(d), 20), "device A provisioned zed and synced")
+        d.rpc("notebook.delete", {"user_id": "zed", "notebook_id": "demo-zed"})
+        t.ok(wait_for(lambda: settled(d), 20), "device A deleted demo-zed, and the delete went out")
+        other = Daemon(t, config=conf(dyn.endpoint, pull_s=3600))
+        other.start()
+        try:
+                first = other.rpc("notebook.list", {"user_id": "zed"})
+                t.ok(first["provisioned"], "device B provisions zed locally on its first list")
+                t.ok(wait_for(lambda: settled(other) and not [
+                        n for n in other.rpc("notebook.list", {"user_id": "zed"})["notebooks"]
+                        if n["id"] == "demo-zed"], 20),
+                     "device B drops its own demo-zed: it was deleted on A", short(sync_status(other)))
+                st, item = dyn.call("GetItem", {"TableName": "notebooks", "ConsistentRead": True,
+                                                "Key": {"user_id": {"S": "zed"}, "notebook_id": {"S": "demo-zed"}}})
+                t.ok("Item" not in item, "and does not bring it back to the table", short(item))
+                blank = other.rpc("notebook.get", {"user_id": "zed", "notebook_id": "blank-zed"})["notebook"]
+                t.is_(blank["created_at"], d.rpc("notebook.get", {"user_id": "zed", "notebook_id": "blank-zed"})
+                      ["notebook"]["created_at"], "B's blank-zed is A's (taken from the table)")
+                # Edit what came from the table, and pull at once: the table has not moved, so this is
+                # no conflict.
+                other.rpc("notebook.update", {"user_id": "zed", "notebook_id": "blank-zed", "name": "B's name"})
+                rc, out, err = other.ctl("pull")
+                t.ok(rc == 0, "B pulls right after its edit", err)
+                t.ok(wait_for(lambda: settled(other), 20), "B's edit goes out", short(sync_status(other)))
+                t.is_(sync_status(other)["conflicts"], 0, "B saw no conflict at any point")
+                good, report = check_user(other, "zed", absent=["demo-zed"])
+                t.ok(good, "the table holds B's notebooks exactly", report)
+                d.ctl("pull")
+                t.ok(wait_for(lambda: d.rpc("notebook.get", {"user_id": "zed", "notebook_id": "blank-zed"})
+                              ["notebook"]["name"] == "B's name", 20), "A takes B's edit on its next pull")
+        finally:
+                t.is_(other.stop(), 0, "device B stops cleanly")
 
 
 @t.case("sync.pull without a remote: a clear error")
