@@ -1519,6 +1519,7 @@ static int cmd_watch(Ctl *ctl, const Command *cmd, int argc, char **argv)
         while (count < 0 || seen < count) {
                 _cleanup_(cjson_deletep) cJSON *msg = NULL;
                 const cJSON *params;
+                const char *method;
                 char ts[TIMESTAMP_MAX];
 
                 r = nb_client_next_notification(ctl->client, &msg);
@@ -1527,8 +1528,19 @@ static int cmd_watch(Ctl *ctl, const Command *cmd, int argc, char **argv)
                                 r == -ECONNRESET ? "the daemon closed the connection" : strerror(-r));
                         return EXIT_TRANSPORT;
                 }
+                method = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(msg, "method"));
                 params = cJSON_GetObjectItemCaseSensitive(msg, "params");
-                if (!cJSON_IsObject(params))
+                if (method && streq(method, "notebook.changes_lost")) {
+                        /* Not a change of its own: the lines above may have missed some. */
+                        if (ctl->json)
+                                puts("{\"changes_lost\":true}");
+                        else
+                                printf("%s some changes were not reported (watch fell behind): read again\n",
+                                       format_timestamp(ts, now_realtime_usec()));
+                        fflush(stdout);
+                        continue;
+                }
+                if (!method || !streq(method, "notebook.changed") || !cJSON_IsObject(params))
                         continue;
                 seen++;
                 if (ctl->json) {

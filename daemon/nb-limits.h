@@ -24,5 +24,6 @@
 #define MAX_CONNECTIONS        1024
 #define MAX_PIPELINED          64 /* unanswered requests per connection before it is no longer read */
 #define MAX_WATCHES            64 /* notebook.watch subscriptions per connection */
+#define MAX_NOTIFY_BACKLOG     (1024u * 1024)      /* unsent bytes past which notifications are left out */
 #define MAX_OUTPUT_BUFFER      (64u * 1024 * 1024) /* unsent reply bytes per connection */
 #define MAX_BATCH_REQUESTS     256                 /* requests that share one transaction */

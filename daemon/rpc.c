@@ -253,6 +253,18 @@ static int get_notebook_fields(Call *c, cJSON *fields, unsigned *count)
 }
 
 /* The user a request acts for: the one named or the peer's default, and whether it may. */
+bool rpc_peer_may_act(const Rpc *rpc, const RpcPeer *peer, const char *user_id)
+{
+        const UserBinding *b = rpc->config ? config_find_uid(rpc->config, peer->uid) : NULL;
+
+        if (peer->privileged)
+                return true;
+        for (size_t i = 0; b && i < b->n_user_ids; i++)
+                if (streq(b->user_ids[i], user_id))
+                        return true;
+        return false;
+}
+
 static int resolve_user(Call *c)
 {
         const UserBinding *b = c->rpc->config ? config_find_uid(c->rpc->config, c->peer->uid) : NULL;
@@ -276,20 +288,11 @@ static int resolve_user(Call *c)
                                            "Access denied: no user_id is bound to uid %u.",
                                            (unsigned)c->peer->uid);
         }
-        if (!c->peer->privileged) {
-                bool allowed = false;
-
-                for (size_t i = 0; b && i < b->n_user_ids; i++)
-                        if (streq(b->user_ids[i], user)) {
-                                allowed = true;
-                                break;
-                        }
-                /* The same answer whatever exists: a refusal tells nothing about user's data. */
-                if (!allowed)
-                        return model_error(&c->error, RPC_ACCESS_DENIED, NULL, -1,
-                                           "Access denied: uid %u may not act for this user_id.",
-                                           (unsigned)c->peer->uid);
-        }
+        /* The same answer whatever exists: a refusal tells nothing about user's data. */
+        if (!rpc_peer_may_act(c->rpc, c->peer, user))
+                return model_error(&c->error, RPC_ACCESS_DENIED, NULL, -1,
+                                   "Access denied: uid %u may not act for this user_id.",
+                                   (unsigned)c->peer->uid);
         c->user_id = user;
         return 0;
 }
@@ -725,7 +728,58 @@ static int m_daemon_status(Call *c)
         return 0;
 }
 
-/* notebook.watch and notebook.unwatch: the server keeps the subscriptions of each connection. */
+/* ---- watches ------------------------------------------------------------------------------ */
+
+static int peer_watch_find(const RpcPeer *peer, const char *user_id, const char *notebook_id)
+{
+        for (unsigned i = 0; i < peer->n_watches; i++)
+                if (streq(peer->watches[i].user_id, user_id) &&
+                    streq_ptr(peer->watches[i].notebook_id, notebook_id))
+                        return (int)i;
+        return -ENOENT;
+}
+
+int rpc_peer_apply_watch(RpcPeer *peer, const cJSON *w)
+{
+        bool on = cJSON_IsTrue(cJSON_GetArrayItem(w, 0));
+        const char *user = cJSON_GetArrayItem(w, 1)->valuestring;
+        const char *nb = cJSON_GetStringValue(cJSON_GetArrayItem(w, 2));
+        int i = peer_watch_find(peer, user, nb);
+        RpcWatch *n;
+
+        if (!on) {
+                if (i >= 0) {
+                        free(peer->watches[i].user_id);
+                        free(peer->watches[i].notebook_id);
+                        peer->watches[i] = peer->watches[--peer->n_watches];
+                }
+                return 0;
+        }
+        if (i >= 0 || peer->n_watches >= MAX_WATCHES) /* watching twice is watching once */
+                return 0;
+        n = &peer->watches[peer->n_watches];
+        n->user_id = strdup(user);
+        n->notebook_id = nb ? strdup(nb) : NULL;
+        if (!n->user_id || (nb && !n->notebook_id)) {
+                free(n->user_id);
+                free(n->notebook_id);
+                return -ENOMEM;
+        }
+        peer->n_watches++;
+        return 0;
+}
+
+void rpc_peer_done(RpcPeer *peer)
+{
+        for (unsigned i = 0; i < peer->n_watches; i++) {
+                free(peer->watches[i].user_id);
+                free(peer->watches[i].notebook_id);
+        }
+        peer->n_watches = 0;
+}
+
+/* notebook.watch and notebook.unwatch: the server applies the change to the connection once the
+ * request has run. */
 static int watch_change(Call *c, bool on)
 {
         const char *id = NULL;
@@ -733,7 +787,7 @@ static int watch_change(Call *c, bool on)
 
         if ((r = get_id(c, "notebook_id", false, &id)) < 0)
                 return r;
-        if (on && c->peer->watches >= MAX_WATCHES)
+        if (on && c->peer->n_watches >= MAX_WATCHES && peer_watch_find(c->peer, c->user_id, id) < 0)
                 return model_error(&c->error, RPC_TOO_LARGE, NULL, MAX_WATCHES,
                                    "A connection may hold at most %d watches.", MAX_WATCHES);
         c->watch = cJSON_CreateArray();

@@ -12,13 +12,20 @@
 #include "nb-limits.h"
 #include "store.h"
 
+/* A notebook.watch subscription: one notebook, or all of a user's (notebook_id NULL). */
+typedef struct RpcWatch {
+        char *user_id, *notebook_id;
+} RpcWatch;
+
+/* A connected peer, and the state of its connection that requests look at. */
 typedef struct RpcPeer {
         uid_t uid;
         gid_t gid;
         pid_t pid;
         bool privileged;                          /* may act for any user_id */
         char default_user[MAX_USER_ID_BYTES + 1]; /* used when a privileged peer names no user */
-        unsigned watches;                         /* the connection's watches, kept by the server */
+        RpcWatch watches[MAX_WATCHES];            /* kept by the server (rpc_peer_apply_watch()) */
+        unsigned n_watches;
 } RpcPeer;
 
 /* What the daemon tells about itself in daemon.status, kept up to date by the server. */
@@ -50,6 +57,14 @@ typedef struct RpcReply {
 } RpcReply;
 
 void rpc_reply_done(RpcReply *r);
+
+/* Whether the peer may act for user_id under the current configuration (it may change on reload). */
+bool rpc_peer_may_act(const Rpc *rpc, const RpcPeer *peer, const char *user_id);
+
+/* Applies a reply's watch ([on, user_id, notebook_id or null]) to the peer's list. */
+int rpc_peer_apply_watch(RpcPeer *peer, const cJSON *watch);
+/* Frees the peer's watches. */
+void rpc_peer_done(RpcPeer *peer);
 
 /* Handles one request line (as framed: without '\n', and line[len] must be NUL). Returns 0 with
  * *ret filled, or -ENOMEM. */

@@ -30,11 +30,6 @@ typedef struct Request {
         char *reply;
 } Request;
 
-/* A notebook.watch subscription: one notebook, or all of a user's (notebook_id NULL). */
-typedef struct Watch {
-        char *user_id, *notebook_id;
-} Watch;
-
 struct Conn {
         Server *server;
         Conn *prev, *next;
@@ -44,10 +39,10 @@ struct Conn {
         FrameReader frame;
         char *out; /* replies not yet written */
         size_t out_len, out_off, out_alloc;
-        unsigned pending;           /* requests queued or running, not yet answered */
-        Watch watches[MAX_WATCHES]; /* as many as peer.watches */
-        bool eof;                   /* the peer will send nothing more */
-        bool dead;                  /* the socket failed or was shut; drop whatever is left */
+        unsigned pending; /* requests queued or running, not yet answered */
+        bool eof;         /* the peer will send nothing more */
+        bool dead;        /* the socket failed or was shut; drop whatever is left */
+        bool notes_lost;  /* notifications were left out: say so once the backlog is sent */
 };
 
 struct Server {
@@ -134,10 +129,7 @@ static void conn_free(Conn *c)
         sd_event_source_disable_unref(c->io);
         closep(&c->fd);
         frame_reader_done(&c->frame);
-        for (unsigned i = 0; i < c->peer.watches; i++) {
-                free(c->watches[i].user_id);
-                free(c->watches[i].notebook_id);
-        }
+        rpc_peer_done(&c->peer);
         free(c->out);
         free(c);
 }
@@ -173,11 +165,22 @@ static void conn_update_events(Conn *c)
         sd_event_source_set_enabled(c->io, events ? SD_EVENT_ON : SD_EVENT_OFF);
 }
 
+#define CHANGES_LOST_LINE "{\"jsonrpc\":\"2.0\",\"method\":\"notebook.changes_lost\",\"params\":{}}\n"
+
+static int conn_append(Conn *c, const char *text);
+
 static void conn_flush(Conn *c)
 {
-        while (!c->dead && c->out_off < c->out_len) {
-                ssize_t n = send(c->fd, c->out + c->out_off, c->out_len - c->out_off,
-                                 MSG_NOSIGNAL | MSG_DONTWAIT);
+        for (;;) {
+                ssize_t n;
+
+                /* The backlog that made notifications be left out is sent: say they were. */
+                if (c->notes_lost && c->out_off == c->out_len && !c->dead &&
+                    conn_append(c, CHANGES_LOST_LINE) >= 0)
+                        c->notes_lost = false;
+                if (c->dead || c->out_off == c->out_len)
+                        break;
+                n = send(c->fd, c->out + c->out_off, c->out_len - c->out_off, MSG_NOSIGNAL | MSG_DONTWAIT);
 
                 if (n < 0) {
                         if (errno == EINTR)
@@ -449,53 +452,29 @@ static int on_accept(sd_event_source *source, int fd, uint32_t revents, void *us
 
 /* ---- watches ------------------------------------------------------------------------------- */
 
-static bool watch_matches(const Watch *w, const char *user_id, const char *notebook_id)
+/* Whether the peer watches the notebook. A watch the peer may no longer hold (its [users] binding
+ * changed on reload) is dropped. */
+static bool conn_watches(Server *s, Conn *c, const char *user_id, const char *notebook_id)
 {
-        return streq(w->user_id, user_id) && streq_ptr(w->notebook_id, notebook_id);
-}
+        bool found = false;
 
-/* Applies a notebook.watch or notebook.unwatch ([on, user_id, notebook_id or null]); rpc checked
- * the limit. Watching twice is watching once. */
-static int conn_apply_watch(Conn *c, const cJSON *w)
-{
-        bool on = cJSON_IsTrue(cJSON_GetArrayItem(w, 0));
-        const char *user = cJSON_GetArrayItem(w, 1)->valuestring;
-        const char *nb = cJSON_GetStringValue(cJSON_GetArrayItem(w, 2));
-        unsigned i;
+        for (unsigned i = 0; i < c->peer.n_watches;) {
+                const RpcWatch *w = &c->peer.watches[i];
 
-        for (i = 0; i < c->peer.watches; i++)
-                if (watch_matches(&c->watches[i], user, nb))
-                        break;
-        if (!on) {
-                if (i < c->peer.watches) {
-                        free(c->watches[i].user_id);
-                        free(c->watches[i].notebook_id);
-                        c->watches[i] = c->watches[--c->peer.watches];
+                if (!streq(w->user_id, user_id) || (w->notebook_id && !streq(w->notebook_id, notebook_id))) {
+                        i++;
+                        continue;
                 }
-                return 0;
+                if (rpc_peer_may_act(s->rpc, &c->peer, user_id)) {
+                        found = true;
+                        i++;
+                        continue;
+                }
+                free(c->peer.watches[i].user_id);
+                free(c->peer.watches[i].notebook_id);
+                c->peer.watches[i] = c->peer.watches[--c->peer.n_watches];
         }
-        if (i < c->peer.watches || c->peer.watches >= MAX_WATCHES)
-                return 0;
-        c->watches[i].user_id = strdup(user);
-        c->watches[i].notebook_id = nb ? strdup(nb) : NULL;
-        if (!c->watches[i].user_id || (nb && !c->watches[i].notebook_id)) {
-                free(c->watches[i].user_id);
-                free(c->watches[i].notebook_id);
-                return -ENOMEM;
-        }
-        c->peer.watches++;
-        return 0;
-}
-
-static bool conn_watches(const Conn *c, const char *user_id, const char *notebook_id)
-{
-        for (unsigned i = 0; i < c->peer.watches; i++) {
-                const Watch *w = &c->watches[i];
-
-                if (streq(w->user_id, user_id) && (!w->notebook_id || streq(w->notebook_id, notebook_id)))
-                        return true;
-        }
-        return false;
+        return found;
 }
 
 /* The notebook.changed notification: the notebook's revision now, whether it was deleted, and
@@ -531,20 +510,17 @@ void server_notify_change(Server *s, const char *user_id, const char *notebook_i
         _cleanup_free_ char *line = NULL;
 
         for (Conn *c = s->conns; c; c = c->next) {
-                if (c->dead || !conn_watches(c, user_id, notebook_id))
+                if (c->dead || !conn_watches(s, c, user_id, notebook_id))
                         continue;
                 if (!line && !(line = change_line(s, user_id, notebook_id, origin))) {
                         log_warning("Cannot tell watchers that %s changed.", notebook_id);
                         return;
                 }
-                /* A watcher that stopped reading is cut off rather than buffered without end; it
-                 * reconnects and lists again. */
-                if (c->out_len - c->out_off > MAX_OUTPUT_BUFFER) {
-                        log_warning("Disconnecting pid %d: it does not read its notifications.",
-                                    (int)c->peer.pid);
-                        c->dead = true;
-                        server_schedule(s);
-                } else if (conn_append(c, line) < 0) {
+                /* A watcher that does not keep up is not buffered for without end: past the backlog
+                 * limit its notifications are left out, and it is told so once it has caught up. */
+                if (c->out_len - c->out_off > MAX_NOTIFY_BACKLOG)
+                        c->notes_lost = true;
+                else if (conn_append(c, line) < 0) {
                         log_oom();
                         c->dead = true;
                         server_schedule(s);
@@ -594,7 +570,7 @@ static int server_run_batch(Server *s)
                         if (r >= 0)
                                 r = rpc_handle(s->rpc, &q->conn->peer, q->line, q->len, rep);
                         if (r >= 0 && rep->watch)
-                                r = conn_apply_watch(q->conn, rep->watch);
+                                r = rpc_peer_apply_watch(&q->conn->peer, rep->watch);
                         if (r < 0) {
                                 rpc_reply_done(rep);
                                 rep->text = rpc_error_line(RPC_INTERNAL_ERROR, "Internal error.", NULL, 0);

@@ -256,6 +256,51 @@ def _():
         t.is_(d2.stop(), 0, "second daemon: SIGTERM, exit 0")
 
 
+# A watcher for another uid: watches its user, then prints every line it receives, one per line,
+# until nothing came for 3 s.
+WATCHER = r"""
+import json, socket, sys
+s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+s.connect(sys.argv[1])
+s.sendall(json.dumps({"jsonrpc": "2.0", "id": 1, "method": "notebook.watch",
+                      "params": {"user_id": sys.argv[2]}}).encode() + b"\n")
+s.settimeout(3)
+f = s.makefile("rb")
+try:
+    for line in f:
+        print(line.decode().strip(), flush=True)
+except (socket.timeout, OSError):
+    pass
+"""
+
+
+@t.case("a watch ends when a reload takes the user away from the peer")
+def _():
+        import signal
+        import subprocess
+        import time
+        root.rpc("notebook.create", {"user_id": "guest", "notebook_id": "watched"})
+        w = subprocess.Popen([SETPRIV, f"--reuid={GUEST_UID}", f"--regid={GUEST_UID}", "--clear-groups", PY, "-c",
+                              WATCHER, d.socket, "guest"], stdout=subprocess.PIPE, text=True)
+        first = json.loads(w.stdout.readline() or "{}")
+        t.is_(first.get("result", {}).get("watching"), True, "uid 65534 watches guest")
+        root.rpc("notebook.update", {"user_id": "guest", "notebook_id": "watched", "name": "seen"})
+        note = json.loads(w.stdout.readline() or "{}")
+        t.is_(note.get("params", {}).get("notebook_id"), "watched", "and is told of a change")
+        d.set_config(conf.replace(f"{GUEST_UID} = guest, guest2", f"{GUEST_UID} = guest2"))
+        d.proc.send_signal(signal.SIGHUP)
+        deadline = time.monotonic() + tmo(10)
+        while time.monotonic() < deadline and code_of(rpc_as(GUEST_UID, [("notebook.list", {"user_id": "guest"})])[0]) != -32012:
+                time.sleep(0.1)
+        t.is_(code_of(rpc_as(GUEST_UID, [("notebook.list", {"user_id": "guest"})])[0]), -32012,
+              "after the reload uid 65534 may no longer act for guest")
+        root.rpc("notebook.update", {"user_id": "guest", "notebook_id": "watched", "name": "unseen"})
+        rest, _ = w.communicate(timeout=tmo(20))
+        t.is_(rest.strip(), "", "and its watch tells it nothing more")
+        d.set_config(conf)
+        d.proc.send_signal(signal.SIGHUP)
+
+
 root.close()
 t.is_(d.stop(), 0, "SIGTERM: exit 0")
 t.done()

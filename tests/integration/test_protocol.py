@@ -718,12 +718,51 @@ def _():
                 w.rpc("notebook.watch", {"user_id": U, "notebook_id": f"n{i}"})
         t.error_is(w.call("notebook.watch", {"user_id": U, "notebook_id": "one-more"}), -32013,
                    "the 65th watch: -32013")
+        t.is_(w.rpc("notebook.watch", {"user_id": U, "notebook_id": "n7"})["watching"], True,
+              "at the limit, watching one of them again is still watching once")
         t.error_is(w.call("notebook.watch", {"user_id": U, "notebook_id": "x" * 129}), -32013,
                    "an oversize notebook_id: -32013")
         t.error_is(w.call("notebook.watch", {"user_id": U, "extra": 1}), -32602, "an unknown parameter: -32602")
         t.error_is(w.call("sync.pull"), -32030, "sync.pull without a remote: -32030")
         w.close()
         check_serving(t, d)
+
+
+@t.case("a watcher that does not read: its notifications are left out, then it is told so")
+def _():
+        U = "flood"
+        rpc("notebook.create", {"user_id": U, "notebook_id": "f"})
+        w = d.client()
+        w.rpc("notebook.watch", {"user_id": U})
+        # About 20,000 notifications of ~130 bytes: well past the 1 MiB backlog, while w reads none.
+        writer = d.client()
+        acked = 0
+        for k in range(20):
+                replies = writer.pipeline([req("notebook.update", {"user_id": U, "notebook_id": "f", "name": f"n{k}.{i}"},
+                                               id=i) for i in range(1000)])
+                acked += sum("result" in r for r in replies)
+        t.is_(acked, 20000, "20,000 updates acknowledged meanwhile")
+        rss_kb = int([ln for ln in open(f"/proc/{d.proc.pid}/status") if ln.startswith("VmRSS:")][0].split()[1])
+        t.ok(rss_kb < 200 * 1024, f"the daemon's memory stays bounded ({rss_kb // 1024} MiB resident)")
+        kinds, lost_at = [], None
+        while True:
+                line = next_line(w, timeout=2)
+                if line is None:
+                        break
+                msg = json.loads(line)
+                kinds.append(msg.get("method"))
+                if msg.get("method") == "notebook.changes_lost":
+                        lost_at = len(kinds)
+        t.ok(kinds.count("notebook.changed") < 20000, f"not every change was queued ({kinds.count('notebook.changed')})")
+        t.ok(lost_at is not None and lost_at == len(kinds), "notebook.changes_lost comes last, after the backlog",
+             short(kinds[-3:]))
+        t.is_(w.rpc("notebook.get", {"user_id": U, "notebook_id": "f"})["notebook"]["name"], "n19.999",
+              "the watcher's connection still serves it")
+        rpc("notebook.update", {"user_id": U, "notebook_id": "f", "name": "after"})
+        note = json.loads(w.readline(timeout=5))
+        t.is_(note.get("method"), "notebook.changed", "and it is told of later changes again")
+        w.close()
+        writer.close()
 
 
 c.close()
