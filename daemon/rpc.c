@@ -702,6 +702,7 @@ static int m_daemon_status(Call *c)
                         return -ENOMEM;
         }
         if (!cJSON_AddNumberToObject(c->result, "connections", rpc->connections) ||
+            !cJSON_AddNumberToObject(c->result, "watches", rpc->watches) ||
             !cJSON_AddNumberToObject(c->result, "requests", (double)rpc->requests) ||
             !cJSON_AddNumberToObject(c->result, "transactions", (double)rpc->transactions))
                 return -ENOMEM;

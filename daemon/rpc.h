@@ -36,6 +36,7 @@ typedef struct Rpc {
         const char *db_path;
         uint64_t started_usec; /* monotonic */
         unsigned connections;
+        unsigned watches; /* notebook.watch subscriptions, all connections */
         uint64_t requests;
         uint64_t transactions;
         /* The sync engine's hooks; all NULL when the daemon runs local-only. */

@@ -129,6 +129,7 @@ static void conn_free(Conn *c)
         sd_event_source_disable_unref(c->io);
         closep(&c->fd);
         frame_reader_done(&c->frame);
+        s->rpc->watches -= c->peer.n_watches;
         rpc_peer_done(&c->peer);
         free(c->out);
         free(c);
@@ -473,6 +474,7 @@ static bool conn_watches(Server *s, Conn *c, const char *user_id, const char *no
                 free(c->peer.watches[i].user_id);
                 free(c->peer.watches[i].notebook_id);
                 c->peer.watches[i] = c->peer.watches[--c->peer.n_watches];
+                s->rpc->watches--;
         }
         return found;
 }
@@ -569,8 +571,12 @@ static int server_run_batch(Server *s)
                         r = store_savepoint(s->rpc->store);
                         if (r >= 0)
                                 r = rpc_handle(s->rpc, &q->conn->peer, q->line, q->len, rep);
-                        if (r >= 0 && rep->watch)
+                        if (r >= 0 && rep->watch) {
+                                unsigned before = q->conn->peer.n_watches;
+
                                 r = rpc_peer_apply_watch(&q->conn->peer, rep->watch);
+                                s->rpc->watches = s->rpc->watches - before + q->conn->peer.n_watches;
+                        }
                         if (r < 0) {
                                 rpc_reply_done(rep);
                                 rep->text = rpc_error_line(RPC_INTERNAL_ERROR, "Internal error.", NULL, 0);

@@ -237,10 +237,17 @@ def _():
 def _():
         import subprocess
         rpc = d.rpc
+
+        def wait_watches(n):
+                deadline = time.monotonic() + tmo(10)
+                while time.monotonic() < deadline and rpc("daemon.status")["watches"] != n:
+                        time.sleep(0.05)
+                return rpc("daemon.status")["watches"] == n
+
         rpc("notebook.create", {"user_id": U, "notebook_id": "watched"})
         p = subprocess.Popen([NOTEBOOKCTL, "--socket", d.socket, "--user", U, "watch", "--count", "2", "watched"],
                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        time.sleep(0.5)
+        t.ok(wait_watches(1), "the watch is in place")
         rpc("notebook.update", {"user_id": U, "notebook_id": "watched", "name": "one"})
         rpc("notebook.delete", {"user_id": U, "notebook_id": "watched"})
         try:
@@ -249,12 +256,13 @@ def _():
                 p.kill()
                 out, err = p.communicate()
         lines = out.splitlines()
+        t.ok(wait_watches(0), "the watch ends with its connection")
         t.is_(p.returncode, 0, "watch --count 2 exits 0 after two changes")
         t.ok(len(lines) == 2 and "watched revision 2 (local)" in lines[0] and "watched deleted (local)" in lines[1],
              "one line per change: the revision, then the delete", out + err)
         p = subprocess.Popen([NOTEBOOKCTL, "--socket", d.socket, "--user", U, "--json", "watch", "--count", "1"],
                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        time.sleep(0.5)
+        t.ok(wait_watches(1), "the second watch is in place")
         rpc("notebook.create", {"user_id": U, "notebook_id": "watched-2"})
         out, err = p.communicate(timeout=tmo(10))
         note = json.loads(out) if out.strip() else {}

@@ -302,7 +302,7 @@ def _():
                 watcher = subprocess.Popen([NOTEBOOKCTL, "--socket", d.socket, "--user", "olga", "--json", "watch",
                                             "--count", "1", "made-offline"], stdout=subprocess.PIPE,
                                            stderr=subprocess.PIPE, text=True)
-                time.sleep(0.5)
+                t.ok(wait_for(lambda: d.rpc("daemon.status")["watches"] == 1, 10), "the watch is in place")
                 r = other.rpc("notebook.update", {"user_id": "olga", "notebook_id": "made-offline",
                                                   "name": "Renamed on the other machine"})
                 rev = r["notebook"]["revision"]
