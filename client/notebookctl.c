@@ -1750,8 +1750,9 @@ static const Command commands[] = {
           cmd_table },
         { "table check", "[--config FILE] [--table NAME] [--endpoint URL] [--region REGION]",
           "Tells whether an existing table fits notebookd: its keys, both indexes with their keys and\n"
-          "projections, and whether TTL is on. Exit status 0 when it fits, 1 when it does not, 4 when\n"
-          "there is no such table.\n" TABLE_HELP,
+          "projections, its status (a table that is not ACTIVE does not fit yet), and whether TTL is\n"
+          "on. Exit status 0 when it fits, 1 when it does not, 3 when the endpoint cannot be reached,\n"
+          "4 when there is no such table, 6 without credentials or when DynamoDB refuses them.\n" TABLE_HELP,
           cmd_table },
         { "help", "[COMMAND]", "Shows help for notebookctl or for one command.\n", cmd_help },
 };

@@ -50,22 +50,32 @@ static void on_answer(void *owner, void *userdata, RemoteReply *reply)
         a->body = reply->body ? cJSON_Duplicate(reply->body, true) : NULL;
 }
 
-/* One call, waited for: notebookctl has nothing else to do meanwhile. body is taken. */
+/* One call, waited for: notebookctl has nothing else to do meanwhile. body is taken. A negative
+ * return is a local failure (no answer to look at), already reported. */
 static int table_call(Table *t, const char *target, cJSON *body, Answer *a)
 {
         int r;
 
         *a = (Answer){ 0 };
         if (!body)
-                return -ENOMEM;
+                return local_error("out of memory"), -ENOMEM;
         r = remote_call(t->remote, target, body, on_answer, t, a);
         cJSON_Delete(body);
-        while (r >= 0 && !a->done)
-                r = sd_event_run(t->event, UINT64_MAX);
         if (r < 0)
-                return r;
-        if (!a->message || !a->type || (a->cls == DDB_OK && !a->error && !a->body))
-                return -ENOMEM;
+                return local_error("cannot send %s: %s", target, strerror(-r)), r;
+        while (!a->done) {
+                r = sd_event_run(t->event, UINT64_MAX);
+                if (r < 0) {
+                        /* The call must not outlive *a: cancelling runs its callback now. */
+                        t->remote = remote_free(t->remote);
+                        answer_done(a);
+                        return local_error("the event loop failed: %s", strerror(-r)), r;
+                }
+        }
+        if (!a->message || !a->type || (a->cls == DDB_OK && !a->error && !a->body)) {
+                answer_done(a);
+                return local_error("out of memory"), -ENOMEM;
+        }
         return 0;
 }
 
@@ -165,7 +175,7 @@ static const char *table_ttl(Table *t, int *ret_exit)
 
         r = table_call(t, "DescribeTimeToLive", ddb_describe_table_body(t->name), &a);
         if (r < 0) {
-                *ret_exit = local_error("out of memory");
+                *ret_exit = EXIT_DAEMON;
                 return NULL;
         }
         if (a.error || a.cls != DDB_OK) {
@@ -223,7 +233,7 @@ static int table_report(Table *t, bool created, const char *ttl, const char *not
 
         r = table_call(t, "DescribeTable", ddb_describe_table_body(t->name), &a);
         if (r < 0)
-                return local_error("out of memory");
+                return EXIT_DAEMON;
         if (a.error || a.cls != DDB_OK) {
                 r = answer_fail(t, &a, "cannot describe table");
                 if (streq(a.type, "ResourceNotFoundException"))
@@ -239,6 +249,19 @@ static int table_report(Table *t, bool created, const char *ttl, const char *not
         }
         tab = cJSON_GetObjectItemCaseSensitive(a.body, "Table");
         status = cJSON_GetObjectItemCaseSensitive(tab, "TableStatus");
+        /* A table being created, changed or deleted does not serve yet (or any more). */
+        if (cJSON_IsString(status) && !streq(status->valuestring, "ACTIVE")) {
+                char *more = NULL;
+
+                if (asprintf(&more, "%s%sthe table is %s, not ACTIVE", problems ? problems : "",
+                             problems ? "\n" : "", status->valuestring) < 0) {
+                        answer_done(&a);
+                        return local_error("out of memory");
+                }
+                free(problems);
+                problems = more;
+                n++;
+        }
         billing = cJSON_GetObjectItemCaseSensitive(
                 cJSON_GetObjectItemCaseSensitive(tab, "BillingModeSummary"), "BillingMode");
         count = cJSON_GetObjectItemCaseSensitive(tab, "ItemCount");
@@ -328,7 +351,7 @@ static int table_wait_active(Table *t, uint64_t wait_usec)
 
                 r = table_call(t, "DescribeTable", ddb_describe_table_body(t->name), &a);
                 if (r < 0)
-                        return local_error("out of memory");
+                        return EXIT_DAEMON;
                 if (a.error || a.cls != DDB_OK) {
                         r = answer_fail(t, &a, "cannot describe table");
                         answer_done(&a);
@@ -381,7 +404,7 @@ int table_create(const TableArgs *args)
 
         r = table_call(&t, "CreateTable", ddb_create_table_body(t.name), &a);
         if (r < 0) {
-                r = local_error("out of memory");
+                r = EXIT_DAEMON;
                 goto finish;
         }
         if (a.error || a.cls != DDB_OK) {
@@ -404,7 +427,7 @@ int table_create(const TableArgs *args)
         if (created) {
                 r = table_call(&t, "UpdateTimeToLive", ddb_update_ttl_body(t.name), &a);
                 if (r < 0) {
-                        r = local_error("out of memory");
+                        r = EXIT_DAEMON;
                         goto finish;
                 }
                 /* An endpoint without TTL (a local test server) still serves; table_report() says

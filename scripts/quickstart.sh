@@ -214,8 +214,11 @@ status_field() {
 }
 database=$(status_field 's.get("database", "")' || true)
 mode=$(status_field 's["sync"].get("mode", "")' || true)
+syncs_to=$(status_field 's["sync"].get("endpoint", "")' || true)
 
-if [ -n "$endpoint" ] && [ "$mode" != local-only ]; then
+if [ -n "$endpoint" ] && [ "${syncs_to%/}" != "$endpoint" ]; then
+        note "(the notebookd answering here syncs ${syncs_to:+to $syncs_to, }not to $endpoint: the sync steps are left out)"
+elif [ -n "$endpoint" ]; then
         heading "7. Sync: the edited notebooks arrive in the DynamoDB table"
         note "(notebookd coalesces a burst of edits into one write, conditioned on the revision the"
         note " table holds; waiting until nothing is pending)"

@@ -145,6 +145,10 @@ def _():
                 f.write(f"[remote]\nendpoint = {dyn.endpoint}\n")
         rc, out, err = table("check", "--config", good)
         t.ok(rc == 0, "the endpoint comes from the configuration's [remote]", err)
+        rc, out, err = ctl("table", "check", "--endpoint", dyn.endpoint,
+                           env={"AWS_ACCESS_KEY_ID": "", "AWS_SECRET_ACCESS_KEY": ""})
+        t.is_(rc, 6, "no credentials anywhere: exit 6")
+        t.like(err, "No AWS credentials", "and it says so")
         rc, out, err = table("check", "--wait", "3", "--endpoint", dyn.endpoint)
         t.is_(rc, 2, "--wait belongs to create: usage error")
         rc, out, err = table("frobnicate")
