@@ -742,8 +742,6 @@ def _():
                                                id=i) for i in range(1000)])
                 acked += sum("result" in r for r in replies)
         t.is_(acked, 20000, "20,000 updates acknowledged meanwhile")
-        rss_kb = int([ln for ln in open(f"/proc/{d.proc.pid}/status") if ln.startswith("VmRSS:")][0].split()[1])
-        t.ok(rss_kb < 200 * 1024, f"the daemon's memory stays bounded ({rss_kb // 1024} MiB resident)")
         kinds, lost_at = [], None
         while True:
                 line = next_line(w, timeout=2)
@@ -753,7 +751,9 @@ def _():
                 kinds.append(msg.get("method"))
                 if msg.get("method") == "notebook.changes_lost":
                         lost_at = len(kinds)
-        t.ok(kinds.count("notebook.changed") < 20000, f"not every change was queued ({kinds.count('notebook.changed')})")
+        # What waited for it is bounded by the backlog limit (1 MiB, plus what the socket holds).
+        queued = kinds.count("notebook.changed")
+        t.ok(queued < 15000, f"the notifications queued for it are bounded ({queued} of 20,000 changes)")
         t.ok(lost_at is not None and lost_at == len(kinds), "notebook.changes_lost comes last, after the backlog",
              short(kinds[-3:]))
         t.is_(w.rpc("notebook.get", {"user_id": U, "notebook_id": "f"})["notebook"]["name"], "n19.999",
