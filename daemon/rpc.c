@@ -949,11 +949,17 @@ static int request_run(Rpc *rpc, const RpcPeer *peer, const cJSON *req, RpcReply
         cJSON_Delete(c.result);
         ret->changed = TAKE_PTR(c.changed);
         ret->watch = TAKE_PTR(c.watch);
-        if (m->writes) {
+        /* If the batch does not commit, a write did not happen, and a read may have seen writes of
+         * the batch that did not happen either: neither reply may stand. */
+        if (m->writes || !notification) {
                 ret->abort_text =
-                        notification ? strdup("")
-                                     : error_reply(id, RPC_STORAGE,
-                                                   "The database could not commit; nothing changed.", NULL);
+                        notification
+                                ? strdup("")
+                                : error_reply(id, RPC_STORAGE,
+                                              m->writes ? "The database could not commit; nothing changed."
+                                                        : "The database could not commit the requests run "
+                                                          "with this one; ask again.",
+                                              NULL);
                 if (!ret->abort_text)
                         return -ENOMEM;
         }

@@ -48,8 +48,9 @@ typedef struct Rpc {
 
 typedef struct RpcReply {
         char *text;       /* the reply line with its '\n', or NULL (a notification) */
-        char *abort_text; /* the reply to send instead if the transaction does not commit; NULL if
-                           * the request wrote nothing */
+        char *abort_text; /* the reply to send instead if the transaction does not commit (an
+                           * error: what was written, or read, does not stand); NULL for a
+                           * notification that wrote nothing */
         bool failed;      /* the request failed: undo whatever it wrote */
         cJSON *changed;   /* [user_id, notebook_id] pairs the request changed, for the sync engine
                            * and watchers once the transaction has committed; NULL if none */
