@@ -58,6 +58,7 @@ struct Server {
         bool draining;
         int reserve_fd; /* kept open to be closed when accept() runs out of descriptors */
         bool emfile_logged;
+        bool uid_cap_logged;
         Conn *conns;
         unsigned n_conns;
         Request *queue_head, **queue_tail;
@@ -387,6 +388,15 @@ static void peer_identify(Server *s, int fd, RpcPeer *p)
         }
 }
 
+static unsigned server_uid_connections(Server *s, uid_t uid)
+{
+        unsigned n = 0;
+
+        for (Conn *c = s->conns; c; c = c->next)
+                n += c->peer.uid == uid;
+        return n;
+}
+
 static int on_accept(sd_event_source *source, int fd, uint32_t revents, void *userdata)
 {
         Server *s = userdata;
@@ -431,6 +441,17 @@ static int on_accept(sd_event_source *source, int fd, uint32_t revents, void *us
                         return log_oom(), 0;
                 c->server = s;
                 c->fd = -1;
+                peer_identify(s, cfd, &c->peer);
+                /* One local user may not take every connection from the others. */
+                if (!c->peer.privileged &&
+                    server_uid_connections(s, c->peer.uid) >= MAX_CONNECTIONS_PER_UID) {
+                        log_full_errno(s->uid_cap_logged ? LOG_DEBUG : LOG_WARNING, 0,
+                                       "uid %u has %d connections, refusing one more.",
+                                       (unsigned)c->peer.uid, MAX_CONNECTIONS_PER_UID);
+                        s->uid_cap_logged = true;
+                        free(c);
+                        continue;
+                }
                 frame_reader_init(&c->frame, s->max_line);
                 r = sd_event_add_io(s->event, &c->io, cfd, EPOLLIN, conn_on_io, c);
                 if (r < 0) {
@@ -440,7 +461,6 @@ static int on_accept(sd_event_source *source, int fd, uint32_t revents, void *us
                         continue;
                 }
                 c->fd = TAKE_FD(cfd);
-                peer_identify(s, c->fd, &c->peer);
                 c->next = s->conns;
                 if (s->conns)
                         s->conns->prev = c;

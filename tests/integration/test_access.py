@@ -301,6 +301,39 @@ def _():
         d.proc.send_signal(signal.SIGHUP)
 
 
+# Opens N connections as another uid, holding them all; prints how many got an answer.
+HOARDER = r"""
+import json, socket, sys
+socks, ok = [], 0
+for i in range(int(sys.argv[2])):
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    s.settimeout(5)
+    s.connect(sys.argv[1])
+    socks.append(s)
+    try:
+        s.sendall(b'{"jsonrpc":"2.0","id":1,"method":"daemon.status"}\n')
+        if b'"result"' in s.recv(65536):
+            ok += 1
+    except OSError:
+        pass
+print(ok)
+"""
+
+
+@t.case("one local uid may not take every connection")
+def _():
+        rc, out, err = as_uid(GUEST_UID, [PY, "-c", HOARDER, d.socket, "300"])
+        t.is_(out.strip(), "256", "uid 65534 gets 256 connections, not 300")
+        t.ok("refusing one more" in d.stderr_text(), "the daemon says why")
+        import time
+        deadline = time.monotonic() + tmo(10)
+        while time.monotonic() < deadline and root.rpc("daemon.status")["connections"] > 1:
+                time.sleep(0.05)
+        rc, out, err = as_uid(GUEST_UID, [PY, "-c", HOARDER, d.socket, "1"])
+        t.is_(out.strip(), "1", "once they are closed, it connects again")
+        check_serving(t, d)
+
+
 root.close()
 t.is_(d.stop(), 0, "SIGTERM: exit 0")
 t.done()
