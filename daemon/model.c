@@ -25,37 +25,6 @@ int model_error(ModelError *e, int code, const char *param, long long limit, con
 
 /* ---- printing ------------------------------------------------------------------------------ */
 
-typedef struct Buf {
-        char *p;
-        size_t len, alloc;
-        bool oom;
-} Buf;
-
-static void buf_put(Buf *b, const char *s, size_t n)
-{
-        if (b->oom)
-                return;
-        if (b->len + n + 1 > b->alloc) {
-                size_t want = MAX(b->alloc * 2, b->len + n + 1);
-                char *p = realloc(b->p, want);
-
-                if (!p) {
-                        b->oom = true;
-                        return;
-                }
-                b->p = p;
-                b->alloc = want;
-        }
-        memcpy(b->p + b->len, s, n);
-        b->len += n;
-        b->p[b->len] = 0;
-}
-
-static void buf_puts(Buf *b, const char *s)
-{
-        buf_put(b, s, strlen(s));
-}
-
 static void print_string(Buf *b, const char *s)
 {
         const char *run = s;

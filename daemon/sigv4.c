@@ -98,67 +98,18 @@ static bool word_valid(const char *s, const char *forbidden)
         return true;
 }
 
-/* A growing string. A failed allocation is remembered and checked once, when the string is used. */
-typedef struct Str {
-        char *p;
-        size_t len, alloc;
-        bool oom;
-} Str;
-
-static void str_done(Str *s)
-{
-        free(s->p);
-        *s = (Str){ 0 };
-}
-
-static void str_put(Str *s, const char *p, size_t n)
-{
-        if (s->oom)
-                return;
-        if (s->len + n + 1 > s->alloc) {
-                size_t want = MAX(s->alloc * 2, s->len + n + 64);
-                char *q = realloc(s->p, want);
-
-                if (!q) {
-                        s->oom = true;
-                        return;
-                }
-                s->p = q;
-                s->alloc = want;
-        }
-        memcpy(s->p + s->len, p, n);
-        s->len += n;
-        s->p[s->len] = 0;
-}
-
-static void str_puts(Str *s, const char *p)
-{
-        str_put(s, p, strlen(p));
-}
-
-static void str_putc(Str *s, char c)
-{
-        str_put(s, &c, 1);
-}
-
-/* The string, "" for one never written to, or NULL after a failed allocation. */
-static const char *str_get(const Str *s)
-{
-        return s->oom ? NULL : s->p ? s->p : "";
-}
-
-static void str_put_encoded_byte(Str *s, unsigned char c, bool keep_slash)
+static void str_put_encoded_byte(Buf *s, unsigned char c, bool keep_slash)
 {
         static const char hex[] = "0123456789ABCDEF";
 
         if (unreserved(c) || (keep_slash && c == '/'))
-                str_putc(s, (char)c);
+                buf_putc(s, (char)c);
         else
-                str_put(s, (const char[]){ '%', hex[c >> 4], hex[c & 15] }, 3);
+                buf_put(s, (const char[]){ '%', hex[c >> 4], hex[c & 15] }, 3);
 }
 
 /* URI-encodes as SigV4 wants: unreserved bytes as they are, everything else %XX in upper case. */
-static void str_put_encoded(Str *s, const char *p, size_t n, bool keep_slash)
+static void str_put_encoded(Buf *s, const char *p, size_t n, bool keep_slash)
 {
         for (size_t i = 0; i < n; i++)
                 str_put_encoded_byte(s, (unsigned char)p[i], keep_slash);
@@ -166,7 +117,7 @@ static void str_put_encoded(Str *s, const char *p, size_t n, bool keep_slash)
 
 /* Decodes and encodes again, so that "%e1%88%b4" and a raw U+1234 both become "%E1%88%B4" and a
  * raw space "%20". A '%' that starts no valid escape is taken as a byte and becomes "%25". */
-static void str_put_reencoded(Str *s, const char *p, size_t n)
+static void str_put_reencoded(Buf *s, const char *p, size_t n)
 {
         for (size_t i = 0; i < n; i++) {
                 unsigned char c = (unsigned char)p[i];
@@ -259,7 +210,7 @@ static int derive_signing_key(const char *secret, const char *date, const char *
 /* The canonical path. Unless keep_path, "." and ".." segments are resolved and empty ones dropped
  * first (a trailing slash stays), the way botocore does it. Each segment is then URI-encoded as
  * given. */
-static int put_canonical_path(Str *s, const char *path, bool keep_path)
+static int put_canonical_path(Buf *s, const char *path, bool keep_path)
 {
         typedef struct Segment {
                 const char *p;
@@ -290,32 +241,32 @@ static int put_canonical_path(Str *s, const char *path, bool keep_path)
                         segs[n++] = (Segment){ p, k };
                 p += k;
         }
-        str_putc(s, '/');
+        buf_putc(s, '/');
         for (size_t i = 0; i < n; i++) {
                 if (i > 0)
-                        str_putc(s, '/');
+                        buf_putc(s, '/');
                 str_put_encoded(s, segs[i].p, segs[i].n, false);
         }
         if (n > 0 && path[len - 1] == '/')
-                str_putc(s, '/');
+                buf_putc(s, '/');
         return 0;
 }
 
 typedef struct QueryParam {
-        Str key, value; /* encoded */
+        Buf key, value; /* encoded */
 } QueryParam;
 
 static int param_cmp(const void *a, const void *b)
 {
         const QueryParam *x = a, *y = b;
-        int c = strcmp(str_get(&x->key), str_get(&y->key));
+        int c = strcmp(buf_str(&x->key), buf_str(&y->key));
 
-        return c ? c : strcmp(str_get(&x->value), str_get(&y->value));
+        return c ? c : strcmp(buf_str(&x->value), buf_str(&y->value));
 }
 
 /* The canonical query: each "key=value" (a missing '=' means an empty value) re-encoded, sorted by
  * key and then value, joined with '&'. */
-static int put_canonical_query(Str *s, const char *query)
+static int put_canonical_query(Buf *s, const char *query)
 {
         QueryParam *params = NULL;
         size_t n = 0, n_max = 1;
@@ -350,15 +301,15 @@ static int put_canonical_query(Str *s, const char *query)
                 qsort(params, n, sizeof(*params), param_cmp);
                 for (size_t i = 0; i < n; i++) {
                         if (i > 0)
-                                str_putc(s, '&');
-                        str_puts(s, str_get(&params[i].key));
-                        str_putc(s, '=');
-                        str_puts(s, str_get(&params[i].value));
+                                buf_putc(s, '&');
+                        buf_puts(s, buf_str(&params[i].key));
+                        buf_putc(s, '=');
+                        buf_puts(s, buf_str(&params[i].value));
                 }
         }
         for (size_t i = 0; i < n; i++) {
-                str_done(&params[i].key);
-                str_done(&params[i].value);
+                buf_done(&params[i].key);
+                buf_done(&params[i].value);
         }
         free(params);
         return r;
@@ -366,7 +317,7 @@ static int put_canonical_query(Str *s, const char *query)
 
 typedef struct CanonHeader {
         char *name;   /* lower case */
-        Str value;    /* trimmed, each run of whitespace one space */
+        Buf value;    /* trimmed, each run of whitespace one space */
         size_t order; /* position in the request: duplicates are joined in this order */
 } CanonHeader;
 
@@ -379,7 +330,7 @@ static void canon_headers_done(CanonHeaders *c)
 {
         for (size_t i = 0; i < c->n; i++) {
                 free(c->h[i].name);
-                str_done(&c->h[i].value);
+                buf_done(&c->h[i].value);
         }
         free(c->h);
         *c = (CanonHeaders){ 0 };
@@ -394,7 +345,7 @@ static int header_cmp(const void *a, const void *b)
 }
 
 /* Appends v trimmed, every run of whitespace (folded lines included) made one space. */
-static void str_put_trimmed(Str *s, const char *v)
+static void str_put_trimmed(Buf *s, const char *v)
 {
         bool space = false, started = false;
 
@@ -404,13 +355,13 @@ static void str_put_trimmed(Str *s, const char *v)
                         continue;
                 }
                 if (space)
-                        str_putc(s, ' ');
+                        buf_putc(s, ' ');
                 space = false;
                 started = true;
-                str_putc(s, *v);
+                buf_putc(s, *v);
         }
-        /* An empty value is a value: make sure the Str owns a string. */
-        str_put(s, "", 0);
+        /* An empty value is a value: make sure the Buf owns a string. */
+        buf_put(s, "", 0);
 }
 
 static int canon_headers_add(CanonHeaders *c, const char *name, const char *value, size_t order)
@@ -464,7 +415,7 @@ static int request_check(const Sigv4Request *req, const Sigv4Credentials *cred, 
 /* Method, path, query, canonical headers, an empty line, the signed header names, the payload
  * hash; also returns the signed names for the Authorization header. */
 static int build_canonical_request(const Sigv4Request *req, const Sigv4Credentials *cred,
-                                   const Sigv4Result *res, Str *canon, Str *signed_names)
+                                   const Sigv4Result *res, Buf *canon, Buf *signed_names)
 {
         _cleanup_(canon_headers_done) CanonHeaders hs = { 0 };
         size_t n_unique = 0;
@@ -487,33 +438,33 @@ static int build_canonical_request(const Sigv4Request *req, const Sigv4Credentia
                 return r;
         qsort(hs.h, hs.n, sizeof(*hs.h), header_cmp);
 
-        str_puts(canon, req->method);
-        str_putc(canon, '\n');
+        buf_puts(canon, req->method);
+        buf_putc(canon, '\n');
         r = put_canonical_path(canon, req->path && *req->path ? req->path : "/", req->keep_path);
         if (r < 0)
                 return r;
-        str_putc(canon, '\n');
+        buf_putc(canon, '\n');
         r = put_canonical_query(canon, req->query);
         if (r < 0)
                 return r;
-        str_putc(canon, '\n');
+        buf_putc(canon, '\n');
         /* Sorted by name and then request order, so repeated names come together, in order. */
         for (size_t i = 0; i < hs.n; i++) {
                 if (i > 0 && streq(hs.h[i].name, hs.h[i - 1].name))
-                        str_putc(canon, ',');
+                        buf_putc(canon, ',');
                 else {
-                        str_puts(canon, i > 0 ? "\n" : "");
-                        str_puts(canon, hs.h[i].name);
-                        str_putc(canon, ':');
-                        str_puts(signed_names, n_unique++ > 0 ? ";" : "");
-                        str_puts(signed_names, hs.h[i].name);
+                        buf_puts(canon, i > 0 ? "\n" : "");
+                        buf_puts(canon, hs.h[i].name);
+                        buf_putc(canon, ':');
+                        buf_puts(signed_names, n_unique++ > 0 ? ";" : "");
+                        buf_puts(signed_names, hs.h[i].name);
                 }
-                str_puts(canon, str_get(&hs.h[i].value));
+                buf_puts(canon, buf_str(&hs.h[i].value));
         }
-        str_puts(canon, "\n\n");
-        str_puts(canon, str_get(signed_names) ?: "");
-        str_putc(canon, '\n');
-        str_puts(canon, res->content_sha256);
+        buf_puts(canon, "\n\n");
+        buf_puts(canon, buf_str(signed_names) ?: "");
+        buf_putc(canon, '\n');
+        buf_puts(canon, res->content_sha256);
         return canon->oom || signed_names->oom ? -ENOMEM : 0;
 }
 
@@ -533,7 +484,7 @@ int sigv4_sign(const Sigv4Request *req, const Sigv4Credentials *cred, const char
                const char *service, time_t when, Sigv4Result *ret)
 {
         _cleanup_(sigv4_result_done) Sigv4Result res = { 0 };
-        _cleanup_(str_done) Str canon = { 0 }, signed_names = { 0 }, sts = { 0 }, scope = { 0 },
+        _cleanup_(buf_done) Buf canon = { 0 }, signed_names = { 0 }, sts = { 0 }, scope = { 0 },
                                 auth = { 0 };
         _cleanup_key_ unsigned char key[SHA256_BYTES];
         unsigned char sig[SHA256_BYTES];
@@ -562,19 +513,19 @@ int sigv4_sign(const Sigv4Request *req, const Sigv4Credentials *cred, const char
         if (r < 0)
                 return r;
 
-        str_puts(&scope, date);
-        str_putc(&scope, '/');
-        str_puts(&scope, region);
-        str_putc(&scope, '/');
-        str_puts(&scope, service);
-        str_puts(&scope, "/aws4_request");
+        buf_puts(&scope, date);
+        buf_putc(&scope, '/');
+        buf_puts(&scope, region);
+        buf_putc(&scope, '/');
+        buf_puts(&scope, service);
+        buf_puts(&scope, "/aws4_request");
 
-        str_puts(&sts, SIGV4_ALGORITHM "\n");
-        str_puts(&sts, res.amz_date);
-        str_putc(&sts, '\n');
-        str_puts(&sts, str_get(&scope) ?: "");
-        str_putc(&sts, '\n');
-        str_puts(&sts, canon_hash);
+        buf_puts(&sts, SIGV4_ALGORITHM "\n");
+        buf_puts(&sts, res.amz_date);
+        buf_putc(&sts, '\n');
+        buf_puts(&sts, buf_str(&scope) ?: "");
+        buf_putc(&sts, '\n');
+        buf_puts(&sts, canon_hash);
         if (scope.oom || sts.oom)
                 return -ENOMEM;
 
@@ -586,14 +537,14 @@ int sigv4_sign(const Sigv4Request *req, const Sigv4Credentials *cred, const char
                 return r;
         hex_encode(sig, SHA256_BYTES, res.signature);
 
-        str_puts(&auth, SIGV4_ALGORITHM " Credential=");
-        str_puts(&auth, cred->access_key_id);
-        str_putc(&auth, '/');
-        str_puts(&auth, scope.p);
-        str_puts(&auth, ", SignedHeaders=");
-        str_puts(&auth, signed_names.p);
-        str_puts(&auth, ", Signature=");
-        str_puts(&auth, res.signature);
+        buf_puts(&auth, SIGV4_ALGORITHM " Credential=");
+        buf_puts(&auth, cred->access_key_id);
+        buf_putc(&auth, '/');
+        buf_puts(&auth, scope.p);
+        buf_puts(&auth, ", SignedHeaders=");
+        buf_puts(&auth, signed_names.p);
+        buf_puts(&auth, ", Signature=");
+        buf_puts(&auth, res.signature);
         if (auth.oom)
                 return -ENOMEM;
 

@@ -148,3 +148,44 @@ char *xdg_dir_path(const char *var, const char *fallback, const char *leaf)
                 return asprintf(&p, "%s/%s/%s", home, fallback, leaf) < 0 ? NULL : p;
         return NULL;
 }
+
+void buf_put(Buf *b, const char *s, size_t n)
+{
+        if (b->oom)
+                return;
+        if (b->len + n + 1 > b->alloc) {
+                size_t want = MAX(b->alloc * 2, b->len + n + 64);
+                char *p = realloc(b->p, want);
+
+                if (!p) {
+                        b->oom = true;
+                        return;
+                }
+                b->p = p;
+                b->alloc = want;
+        }
+        memcpy(b->p + b->len, s, n);
+        b->len += n;
+        b->p[b->len] = 0;
+}
+
+void buf_puts(Buf *b, const char *s)
+{
+        buf_put(b, s, strlen(s));
+}
+
+void buf_putc(Buf *b, char c)
+{
+        buf_put(b, &c, 1);
+}
+
+const char *buf_str(const Buf *b)
+{
+        return b->oom ? NULL : b->p ? b->p : "";
+}
+
+void buf_done(Buf *b)
+{
+        free(b->p);
+        *b = (Buf){ 0 };
+}

@@ -97,6 +97,20 @@ int parse_uint64(const char *s, uint64_t *ret);
 
 int mkdir_parents(const char *path, mode_t mode);
 
+/* A growing string, always NUL-terminated. A failed allocation is remembered (oom) and checked once,
+ * when the string is used. */
+typedef struct Buf {
+        char *p;
+        size_t len, alloc;
+        bool oom;
+} Buf;
+void buf_put(Buf *b, const char *s, size_t n);
+void buf_puts(Buf *b, const char *s);
+void buf_putc(Buf *b, char c);
+/* The string, "" for one never written to, or NULL after a failed allocation. */
+const char *buf_str(const Buf *b);
+void buf_done(Buf *b);
+
 /* $var/leaf when var names an absolute directory, else $HOME/fallback/leaf (fallback may be NULL:
  * no fallback); NULL when neither applies or on OOM. For the XDG base directories. */
 char *xdg_dir_path(const char *var, const char *fallback, const char *leaf);
