@@ -601,6 +601,25 @@ def parse_json(text):
                 return None
 
 
+def write_stream(client, make_request, stop, on_reply, window=8):
+        """Keeps window requests in flight on client (make_request(i) builds request i, with id i)
+        until stop (a threading.Event, or a callable) says so, then reads what is still owed.
+        on_reply(i, reply) gets each reply in order; it returns False to end the stream. Returns
+        when done, or at EOF (the daemon went away)."""
+        stopped = stop.is_set if hasattr(stop, "is_set") else stop
+        i, pending = 0, []
+        while not stopped() or pending:
+                while not stopped() and len(pending) < window:
+                        client.send_obj(make_request(i))
+                        pending.append(i)
+                        i += 1
+                line = client.readline(timeout=tmo(10))
+                if line is None:
+                        return
+                if on_reply(pending.pop(0), json.loads(line)) is False:
+                        return
+
+
 def wait_for(pred, timeout, interval=0.02):
         """Calls pred until it returns something true (returned) or timeout seconds passed (then
         its last value)."""

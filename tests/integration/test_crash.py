@@ -11,7 +11,7 @@ import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import NBSTRESS, TAP, Daemon, check_serving, req, short, tmo  # noqa: E402
+from harness import NBSTRESS, TAP, Daemon, check_serving, req, short, tmo, write_stream  # noqa: E402
 
 t = TAP()
 ROUNDS = int(os.environ.get("NB_CRASH_ROUNDS", "3"))
@@ -67,34 +67,26 @@ class PyWriter:
                 self.th = threading.Thread(target=self.body, daemon=True)
                 self.th.start()
 
+        def request(self, i):
+                if i % 2:
+                        return req("cell.update", {"user_id": U, "notebook_id": self.nb, "cell_id": "target",
+                                                   "code": f"{self.tag}-{i}"}, i)
+                return req("cell.create", {"user_id": U, "notebook_id": self.nb, "cell_id": f"{self.tag}-{i}",
+                                           "code": "x"}, i)
+
+        def on_reply(self, j, rep):
+                if rep.get("id") != j or "result" not in rep:
+                        self.error = f"unexpected reply for {j}: {short(rep)}"
+                        return False
+                if j % 2:
+                        self.last_update = max(self.last_update, j)
+                else:
+                        self.created.append(f"{self.tag}-{j}")
+                return True
+
         def body(self):
                 try:
-                        c = d.client()
-                        i = 0
-                        pending = []
-                        while not self.stop:
-                                while len(pending) < 8:
-                                        if i % 2:
-                                                r = req("cell.update", {"user_id": U, "notebook_id": self.nb, "cell_id": "target",
-                                                                        "code": f"{self.tag}-{i}"}, i)
-                                        else:
-                                                r = req("cell.create", {"user_id": U, "notebook_id": self.nb,
-                                                                        "cell_id": f"{self.tag}-{i}", "code": "x"}, i)
-                                        c.send_obj(r)
-                                        pending.append(i)
-                                        i += 1
-                                line = c.readline(timeout=tmo(10))
-                                if line is None:
-                                        return
-                                rep = json.loads(line)
-                                j = pending.pop(0)
-                                if rep.get("id") != j or "result" not in rep:
-                                        self.error = f"unexpected reply for {j}: {short(rep)}"
-                                        return
-                                if j % 2:
-                                        self.last_update = max(self.last_update, j)
-                                else:
-                                        self.created.append(f"{self.tag}-{j}")
+                        write_stream(d.client(), self.request, lambda: self.stop, self.on_reply)
                 except (ConnectionError, OSError):
                         return
                 except Exception as e:

@@ -12,7 +12,7 @@ import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import NOTEBOOKD, TAP, Daemon, check_serving, connect_retry, req, run, short, tmo, wait_for  # noqa: E402
+from harness import NOTEBOOKD, TAP, Daemon, check_serving, connect_retry, req, run, short, tmo, wait_for, write_stream  # noqa: E402
 
 t = TAP()
 U = "dm"
@@ -88,23 +88,14 @@ def stream_then_signal(sig, name):
         stop = threading.Event()
 
         def writer():
+                def on_reply(j, rep):
+                        if "result" in rep and rep.get("id") == j:
+                                acked.append(f"c{j}")
+
                 try:
-                        c = d.client()
-                        i = 0
-                        pending = []
-                        while not stop.is_set() or pending:
-                                while not stop.is_set() and len(pending) < 8:
-                                        c.send_obj(req("cell.create", {"user_id": U, "notebook_id": nbid,
-                                                                       "cell_id": f"c{i}"}, i))
-                                        pending.append(i)
-                                        i += 1
-                                line = c.readline(timeout=tmo(10))
-                                if line is None:
-                                        return
-                                rep = json.loads(line)
-                                j = pending.pop(0)
-                                if "result" in rep and rep.get("id") == j:
-                                        acked.append(f"c{j}")
+                        write_stream(d.client(), lambda i: req("cell.create", {"user_id": U, "notebook_id": nbid,
+                                                                               "cell_id": f"c{i}"}, i),
+                                     stop, on_reply)
                 except OSError:
                         return
 

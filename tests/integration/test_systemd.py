@@ -23,7 +23,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from harness import (NOTEBOOKD, TAP, Client, Daemon, check_serving, connect_retry, free_port,  # noqa: E402
-                     make_tempdir, req, run, short, tmo, wait_for)
+                     make_tempdir, req, run, short, tmo, wait_for, write_stream)
 
 t = TAP()
 U = "sd"
@@ -327,22 +327,15 @@ def _():
         stop = threading.Event()
 
         def writer(w):
+                def on_reply(j, rep):
+                        if "result" in rep and rep.get("id") == j:
+                                acked[w].append(f"c{j}")
+
                 try:
-                        c = d.client(timeout=tmo(10))
-                        i, pending = 0, []
-                        while not stop.is_set() or pending:
-                                while not stop.is_set() and len(pending) < 8:
-                                        c.send_obj(req("cell.create", {"user_id": U, "notebook_id": f"term-{w}",
-                                                                       "cell_id": f"c{i}", "code": f"x = {i}"}, i))
-                                        pending.append(i)
-                                        i += 1
-                                line = c.readline(timeout=tmo(10))
-                                if line is None:
-                                        return
-                                rep = json.loads(line)
-                                j = pending.pop(0)
-                                if "result" in rep and rep.get("id") == j:
-                                        acked[w].append(f"c{j}")
+                        write_stream(d.client(timeout=tmo(10)),
+                                     lambda i: req("cell.create", {"user_id": U, "notebook_id": f"term-{w}",
+                                                                   "cell_id": f"c{i}", "code": f"x = {i}"}, i),
+                                     stop, on_reply)
                 except (OSError, TimeoutError, ValueError):
                         return
 
