@@ -2,7 +2,6 @@
 """kill -9 in the middle of a stream of writes, restart: every acknowledged write is there and the
 database passes PRAGMA integrity_check. NB_CRASH_ROUNDS sets the number of rounds (default 3)."""
 
-import json
 import os
 import re
 import subprocess
