@@ -1398,29 +1398,32 @@ int store_sync_put_done(Store *s, const char *user_id, const char *notebook_id, 
         return run(s, st);
 }
 
-int store_sync_delete_done(Store *s, const char *user_id, const char *notebook_id, int64_t revision)
+/* Runs a statement on (user_id, notebook_id, revision): 1 if it changed a row, 0 if not. */
+static int run_at_revision(Store *s, SqlId sql, const char *user_id, const char *notebook_id,
+                           int64_t revision)
 {
-        sqlite3_stmt *st = stmt_key(s, SQL_SYNC_PURGE, user_id, notebook_id);
-        int r;
-
-        if (st)
-                sqlite3_bind_int64(st, 3, revision);
-        r = run(s, st);
-        if (r < 0 || sqlite3_changes(s->db) > 0)
-                return r;
-        /* Created again (or changed) since the delete was sent: the remote has no copy now. */
-        return run(s, stmt_key(s, SQL_SYNC_FORGET_BASE, user_id, notebook_id));
-}
-
-int store_sync_forget_unsynced(Store *s, const char *user_id, const char *notebook_id, int64_t revision)
-{
-        sqlite3_stmt *st = stmt_key(s, SQL_SYNC_FORGET_UNSYNCED, user_id, notebook_id);
+        sqlite3_stmt *st = stmt_key(s, sql, user_id, notebook_id);
         int r;
 
         if (st)
                 sqlite3_bind_int64(st, 3, revision);
         r = run(s, st);
         return r < 0 ? r : sqlite3_changes(s->db) > 0;
+}
+
+int store_sync_delete_done(Store *s, const char *user_id, const char *notebook_id, int64_t revision)
+{
+        int r = run_at_revision(s, SQL_SYNC_PURGE, user_id, notebook_id, revision);
+
+        if (r != 0)
+                return r < 0 ? r : 0;
+        /* Created again (or changed) since the delete was sent: the remote has no copy now. */
+        return run(s, stmt_key(s, SQL_SYNC_FORGET_BASE, user_id, notebook_id));
+}
+
+int store_sync_forget_unsynced(Store *s, const char *user_id, const char *notebook_id, int64_t revision)
+{
+        return run_at_revision(s, SQL_SYNC_FORGET_UNSYNCED, user_id, notebook_id, revision);
 }
 
 int store_sync_set_state(Store *s, const char *user_id, const char *notebook_id, const char *state,
