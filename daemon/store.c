@@ -195,30 +195,37 @@ const char *store_errmsg(Store *s)
         return s && s->db ? sqlite3_errmsg(s->db) : "no database";
 }
 
-/* A prepared statement, reset and unbound, ready for new parameters. */
+/* A prepared statement, reset and unbound, ready for new parameters. Every statement is prepared
+ * at open (prepare_all()), so there always is one. */
 static sqlite3_stmt *stmt(Store *s, SqlId id)
 {
         sqlite3_stmt *st = s->stmts[id];
 
-        if (!st) {
-                if (sqlite3_prepare_v3(s->db, sql_text[id], -1, SQLITE_PREPARE_PERSISTENT, &st, NULL) !=
-                    SQLITE_OK)
-                        return NULL;
-                s->stmts[id] = st;
-        }
         sqlite3_reset(st);
         sqlite3_clear_bindings(st);
         return st;
 }
 
+static int prepare_all(Store *s, char *errbuf, size_t errlen)
+{
+        for (size_t i = 0; i < _SQL_MAX; i++) {
+                int r = sqlite3_prepare_v3(s->db, sql_text[i], -1, SQLITE_PREPARE_PERSISTENT, &s->stmts[i],
+                                           NULL);
+
+                if (r != SQLITE_OK) {
+                        snprintf(errbuf, errlen, "cannot prepare statement %zu: %s", i,
+                                 sqlite3_errmsg(s->db));
+                        return errno_from_sqlite(r);
+                }
+        }
+        return 0;
+}
+
 /* Runs a statement that returns no rows (or ignores them); leaves it reset. */
 static int run(Store *s, sqlite3_stmt *st)
 {
-        int rc;
+        int rc = sqlite3_step(st);
 
-        if (!st)
-                return errno_from_sqlite(sqlite3_errcode(s->db)) ?: -EIO;
-        rc = sqlite3_step(st);
         sqlite3_reset(st);
         return rc == SQLITE_DONE || rc == SQLITE_ROW ? 0 : errno_from_sqlite(rc);
 }
@@ -226,11 +233,8 @@ static int run(Store *s, sqlite3_stmt *st)
 /* Steps once: 1 row, 0 done, negative on error. The caller resets. */
 static int step(Store *s, sqlite3_stmt *st)
 {
-        int rc;
+        int rc = sqlite3_step(st);
 
-        if (!st)
-                return errno_from_sqlite(sqlite3_errcode(s->db)) ?: -EIO;
-        rc = sqlite3_step(st);
         if (rc == SQLITE_ROW)
                 return 1;
         if (rc == SQLITE_DONE)
@@ -250,8 +254,7 @@ static int query_int(Store *s, sqlite3_stmt *st, int64_t *ret, bool *ret_null)
                 r = 0;
         } else if (r == 0)
                 r = -ENODATA;
-        if (st)
-                sqlite3_reset(st);
+        sqlite3_reset(st);
         return r;
 }
 
@@ -404,6 +407,9 @@ int store_open(const char *path, bool durability_full, Store **ret, char *errbuf
         r = migrate(s, errbuf, errlen);
         if (r < 0)
                 return r;
+        r = prepare_all(s, errbuf, errlen);
+        if (r < 0)
+                return r;
         *ret = TAKE_PTR(s);
         return 0;
 }
@@ -533,16 +539,14 @@ static int summary_get(Store *s, int64_t nb, cJSON **ret)
         sqlite3_stmt *st = stmt(s, SQL_NB_GET);
         int r;
 
-        if (st)
-                sqlite3_bind_int64(st, 1, nb);
+        sqlite3_bind_int64(st, 1, nb);
         r = step(s, st);
         if (r > 0) {
                 *ret = summary_from_row(st);
                 r = *ret ? 0 : -ENOMEM;
         } else if (r == 0)
                 r = -ENOENT;
-        if (st)
-                sqlite3_reset(st);
+        sqlite3_reset(st);
         return r;
 }
 
@@ -554,8 +558,7 @@ static int rows_to_array(Store *s, sqlite3_stmt *st, cJSON *(*row_fn)(sqlite3_st
         int r;
 
         if (!out) {
-                if (st)
-                        sqlite3_reset(st);
+                sqlite3_reset(st);
                 return -ENOMEM;
         }
         while ((r = step(s, st)) > 0) {
@@ -567,8 +570,7 @@ static int rows_to_array(Store *s, sqlite3_stmt *st, cJSON *(*row_fn)(sqlite3_st
                         break;
                 }
         }
-        if (st)
-                sqlite3_reset(st);
+        sqlite3_reset(st);
         if (r < 0)
                 return r;
         *ret = TAKE_PTR(out);
@@ -579,8 +581,7 @@ static int cells_get(Store *s, int64_t nb, cJSON **ret)
 {
         sqlite3_stmt *st = stmt(s, SQL_CELLS);
 
-        if (st)
-                sqlite3_bind_int64(st, 1, nb);
+        sqlite3_bind_int64(st, 1, nb);
         return rows_to_array(s, st, cell_from_row, ret);
 }
 
@@ -610,10 +611,8 @@ static int nb_find(Store *s, const char *user_id, const char *notebook_id, int64
         sqlite3_stmt *st = stmt(s, SQL_NB_FIND);
         int r;
 
-        if (st) {
-                bind_text(st, 1, user_id);
-                bind_text(st, 2, notebook_id);
-        }
+        bind_text(st, 1, user_id);
+        bind_text(st, 2, notebook_id);
         r = step(s, st);
         if (r > 0) {
                 *ret_nb = sqlite3_column_int64(st, 0);
@@ -624,8 +623,7 @@ static int nb_find(Store *s, const char *user_id, const char *notebook_id, int64
                 r = 0;
         } else if (r == 0)
                 r = -ENOENT;
-        if (st)
-                sqlite3_reset(st);
+        sqlite3_reset(st);
         return r;
 }
 
@@ -655,11 +653,9 @@ static int nb_bump(Store *s, int64_t nb, StoreMut *m)
         uint64_t now = now_realtime_usec();
 
         format_timestamp(m->updated_at, now);
-        if (st) {
-                sqlite3_bind_int64(st, 1, nb);
-                bind_text(st, 2, m->updated_at);
-                sqlite3_bind_int64(st, 3, (sqlite3_int64)now);
-        }
+        sqlite3_bind_int64(st, 1, nb);
+        bind_text(st, 2, m->updated_at);
+        sqlite3_bind_int64(st, 3, (sqlite3_int64)now);
         return query_int(s, st, &m->revision, NULL);
 }
 
@@ -689,8 +685,7 @@ int store_notebook_list(Store *s, const char *user_id, cJSON **ret)
 {
         sqlite3_stmt *st = stmt(s, SQL_NB_LIST);
 
-        if (st)
-                bind_text(st, 1, user_id);
+        bind_text(st, 1, user_id);
         return rows_to_array(s, st, summary_from_row, ret);
 }
 
@@ -714,8 +709,7 @@ static int cell_count(Store *s, int64_t nb, int64_t *ret)
 {
         sqlite3_stmt *st = stmt(s, SQL_CELL_COUNT);
 
-        if (st)
-                sqlite3_bind_int64(st, 1, nb);
+        sqlite3_bind_int64(st, 1, nb);
         return query_int(s, st, ret, NULL);
 }
 
@@ -724,12 +718,10 @@ static int pos_query(Store *s, SqlId id, int64_t nb, const char *exclude, const 
 {
         sqlite3_stmt *st = stmt(s, id);
 
-        if (st) {
-                sqlite3_bind_int64(st, 1, nb);
-                bind_text(st, 2, exclude);
-                if (arg)
-                        sqlite3_bind_int64(st, 3, *arg);
-        }
+        sqlite3_bind_int64(st, 1, nb);
+        bind_text(st, 2, exclude);
+        if (arg)
+                sqlite3_bind_int64(st, 3, *arg);
         return query_int(s, st, ret, ret_null);
 }
 
@@ -756,10 +748,8 @@ static int place_neighbours(Store *s, int64_t nb, const char *exclude, const Cel
                 if (streq_ptr(p->after, exclude))
                         return -ERANGE;
                 st = stmt(s, SQL_CELL_POS);
-                if (st) {
-                        sqlite3_bind_int64(st, 1, nb);
-                        bind_text(st, 2, p->after);
-                }
+                sqlite3_bind_int64(st, 1, nb);
+                bind_text(st, 2, p->after);
                 r = query_int(s, st, prev, NULL);
                 if (r == -ENODATA)
                         return -ENXIO;
@@ -782,11 +772,9 @@ static int place_neighbours(Store *s, int64_t nb, const char *exclude, const Cel
                 if (p->index < 0 || p->index > count)
                         return -ERANGE;
                 st = stmt(s, SQL_POS_NTH);
-                if (st) {
-                        sqlite3_bind_int64(st, 1, nb);
-                        bind_text(st, 2, exclude);
-                        sqlite3_bind_int64(st, 3, offset);
-                }
+                sqlite3_bind_int64(st, 1, nb);
+                bind_text(st, 2, exclude);
+                sqlite3_bind_int64(st, 3, offset);
                 /* From index-1: the row before the place, then the one after it. */
                 r = step(s, st);
                 if (r > 0 && p->index > 0) {
@@ -798,8 +786,7 @@ static int place_neighbours(Store *s, int64_t nb, const char *exclude, const Cel
                         *has_next = true;
                         *next = sqlite3_column_int64(st, 0);
                 }
-                if (st)
-                        sqlite3_reset(st);
+                sqlite3_reset(st);
                 return r < 0 ? r : 0;
         }
         }
@@ -828,8 +815,7 @@ static int place_pick(Store *s, int64_t nb, const char *exclude, const CellPlace
                 else {
                         sqlite3_stmt *st = stmt(s, SQL_RENUMBER);
 
-                        if (st)
-                                sqlite3_bind_int64(st, 1, nb);
+                        sqlite3_bind_int64(st, 1, nb);
                         r = run(s, st);
                         if (r < 0)
                                 return r;
@@ -844,10 +830,8 @@ static int cell_index(Store *s, int64_t nb, int64_t pos, int64_t *ret)
 {
         sqlite3_stmt *st = stmt(s, SQL_POS_INDEX);
 
-        if (st) {
-                sqlite3_bind_int64(st, 1, nb);
-                sqlite3_bind_int64(st, 2, pos);
-        }
+        sqlite3_bind_int64(st, 1, nb);
+        sqlite3_bind_int64(st, 2, pos);
         return query_int(s, st, ret, NULL);
 }
 
@@ -856,8 +840,6 @@ static int cell_insert(Store *s, int64_t nb, const cJSON *cell, int64_t pos)
         sqlite3_stmt *st = stmt(s, SQL_CELL_INSERT);
         int r;
 
-        if (!st)
-                return run(s, st);
         sqlite3_bind_int64(st, 1, nb);
         bind_member_text(st, 2, cell, "id");
         sqlite3_bind_int64(st, 3, pos);
@@ -898,8 +880,6 @@ static int nb_set_fields(Store *s, int64_t nb, const cJSON *fields)
         static const char *const keys[] = { "name", "db_conn_string", "ttl", "demo_version" };
         sqlite3_stmt *st = stmt(s, SQL_NB_SET_FIELDS);
 
-        if (!st)
-                return run(s, st);
         sqlite3_bind_int64(st, 1, nb);
         for (size_t i = 0; i < ELEMENTSOF(keys); i++) {
                 const cJSON *v = cJSON_GetObjectItemCaseSensitive(fields, keys[i]);
@@ -933,15 +913,13 @@ static int nb_insert(Store *s, const char *user_id, const char *notebook_id, con
                 return -EEXIST;
         if (r == 0) {
                 st = stmt(s, SQL_NB_REVIVE);
-                if (st) {
-                        sqlite3_bind_int64(st, 1, nb);
-                        bind_member_text(st, 2, fields, "name");
-                        bind_member_text(st, 3, fields, "db_conn_string");
-                        bind_text(st, 4, ts);
-                        bind_member_int(st, 5, fields, "ttl");
-                        bind_member_int(st, 6, fields, "demo_version");
-                        sqlite3_bind_int64(st, 7, (sqlite3_int64)now);
-                }
+                sqlite3_bind_int64(st, 1, nb);
+                bind_member_text(st, 2, fields, "name");
+                bind_member_text(st, 3, fields, "db_conn_string");
+                bind_text(st, 4, ts);
+                bind_member_int(st, 5, fields, "ttl");
+                bind_member_int(st, 6, fields, "demo_version");
+                sqlite3_bind_int64(st, 7, (sqlite3_int64)now);
                 r = query_int(s, st, &rev, NULL);
                 if (r < 0)
                         return r;
@@ -952,16 +930,14 @@ static int nb_insert(Store *s, const char *user_id, const char *notebook_id, con
                 return r;
 
         st = stmt(s, SQL_NB_INSERT);
-        if (st) {
-                bind_text(st, 1, user_id);
-                bind_text(st, 2, notebook_id);
-                bind_member_text(st, 3, fields, "name");
-                bind_member_text(st, 4, fields, "db_conn_string");
-                bind_text(st, 5, ts);
-                bind_member_int(st, 6, fields, "ttl");
-                bind_member_int(st, 7, fields, "demo_version");
-                sqlite3_bind_int64(st, 8, (sqlite3_int64)now);
-        }
+        bind_text(st, 1, user_id);
+        bind_text(st, 2, notebook_id);
+        bind_member_text(st, 3, fields, "name");
+        bind_member_text(st, 4, fields, "db_conn_string");
+        bind_text(st, 5, ts);
+        bind_member_int(st, 6, fields, "ttl");
+        bind_member_int(st, 7, fields, "demo_version");
+        sqlite3_bind_int64(st, 8, (sqlite3_int64)now);
         r = run(s, st);
         if (r < 0)
                 return r;
@@ -1016,14 +992,12 @@ int store_notebook_delete(Store *s, const char *user_id, const char *notebook_id
         if (r < 0)
                 return r;
         st = stmt(s, SQL_CELLS_DELETE_ALL);
-        if (st)
-                sqlite3_bind_int64(st, 1, nb);
+        sqlite3_bind_int64(st, 1, nb);
         r = run(s, st);
         if (r < 0)
                 return r;
         st = stmt(s, SQL_NB_TOMBSTONE);
-        if (st)
-                sqlite3_bind_int64(st, 1, nb);
+        sqlite3_bind_int64(st, 1, nb);
         r = run(s, st);
         if (r < 0)
                 return r;
@@ -1058,10 +1032,8 @@ int store_provision(Store *s, const char *user_id, bool *ret_provisioned)
         int r;
 
         *ret_provisioned = false;
-        if (st) {
-                bind_text(st, 1, user_id);
-                bind_text(st, 2, format_timestamp(ts, now_realtime_usec()));
-        }
+        bind_text(st, 1, user_id);
+        bind_text(st, 2, format_timestamp(ts, now_realtime_usec()));
         r = run(s, st);
         if (r < 0)
                 return r;
@@ -1113,8 +1085,7 @@ int store_demo_reset(Store *s, const char *user_id, StoreMut *m, cJSON **ret)
         if (r < 0)
                 return r;
         st = stmt(s, SQL_CELLS_DELETE_ALL);
-        if (st)
-                sqlite3_bind_int64(st, 1, nb);
+        sqlite3_bind_int64(st, 1, nb);
         if ((r = run(s, st)) < 0 || (r = cells_insert_all(s, nb, cells)) < 0 ||
             (r = nb_set_fields(s, nb, fields)) < 0 || (r = nb_bump(s, nb, m)) < 0)
                 return r;
@@ -1126,10 +1097,8 @@ static int cell_get(Store *s, int64_t nb, const char *cell_id, cJSON **ret, int6
         sqlite3_stmt *st = stmt(s, SQL_CELL_GET);
         int r;
 
-        if (st) {
-                sqlite3_bind_int64(st, 1, nb);
-                bind_text(st, 2, cell_id);
-        }
+        sqlite3_bind_int64(st, 1, nb);
+        bind_text(st, 2, cell_id);
         r = step(s, st);
         if (r > 0) {
                 *ret_pos = sqlite3_column_int64(st, 9);
@@ -1140,8 +1109,7 @@ static int cell_get(Store *s, int64_t nb, const char *cell_id, cJSON **ret, int6
                 }
         } else if (r == 0)
                 r = -ENXIO;
-        if (st)
-                sqlite3_reset(st);
+        sqlite3_reset(st);
         return r;
 }
 
@@ -1191,20 +1159,18 @@ int store_cell_update(Store *s, const char *user_id, const char *notebook_id, co
         if (r < 0)
                 return r;
         st = stmt(s, SQL_CELL_UPDATE);
-        if (st) {
-                sqlite3_bind_int64(st, 1, nb);
-                bind_text(st, 2, cell_id);
-                bind_member_text(st, 3, fields, "type");
-                bind_member_text(st, 4, fields, "code");
-                bind_member_text(st, 5, fields, "status");
-                bind_member_text(st, 6, fields, "stdout");
-                sqlite3_bind_int(st, 8, error != NULL);
-                bind_text(st, 9, cJSON_IsString(error) ? error->valuestring : NULL);
-                if ((r = bind_json(st, 7, cJSON_GetObjectItemCaseSensitive(fields, "outputs"))) < 0 ||
-                    (r = bind_json(st, 10, cJSON_GetObjectItemCaseSensitive(fields, "reads"))) < 0 ||
-                    (r = bind_json(st, 11, cJSON_GetObjectItemCaseSensitive(fields, "writes"))) < 0)
-                        return r;
-        }
+        sqlite3_bind_int64(st, 1, nb);
+        bind_text(st, 2, cell_id);
+        bind_member_text(st, 3, fields, "type");
+        bind_member_text(st, 4, fields, "code");
+        bind_member_text(st, 5, fields, "status");
+        bind_member_text(st, 6, fields, "stdout");
+        sqlite3_bind_int(st, 8, error != NULL);
+        bind_text(st, 9, cJSON_IsString(error) ? error->valuestring : NULL);
+        if ((r = bind_json(st, 7, cJSON_GetObjectItemCaseSensitive(fields, "outputs"))) < 0 ||
+            (r = bind_json(st, 10, cJSON_GetObjectItemCaseSensitive(fields, "reads"))) < 0 ||
+            (r = bind_json(st, 11, cJSON_GetObjectItemCaseSensitive(fields, "writes"))) < 0)
+                return r;
         r = run(s, st);
         if (r < 0)
                 return r;
@@ -1228,10 +1194,8 @@ int store_cell_delete(Store *s, const char *user_id, const char *notebook_id, co
         if (r < 0)
                 return r;
         st = stmt(s, SQL_CELL_DELETE);
-        if (st) {
-                sqlite3_bind_int64(st, 1, nb);
-                bind_text(st, 2, cell_id);
-        }
+        sqlite3_bind_int64(st, 1, nb);
+        bind_text(st, 2, cell_id);
         r = run(s, st);
         if (r < 0)
                 return r;
@@ -1257,11 +1221,9 @@ int store_cell_move(Store *s, const char *user_id, const char *notebook_id, cons
         if (r < 0)
                 return r;
         st = stmt(s, SQL_CELL_SET_POS);
-        if (st) {
-                sqlite3_bind_int64(st, 1, nb);
-                bind_text(st, 2, cell_id);
-                sqlite3_bind_int64(st, 3, pos);
-        }
+        sqlite3_bind_int64(st, 1, nb);
+        bind_text(st, 2, cell_id);
+        sqlite3_bind_int64(st, 3, pos);
         r = run(s, st);
         if (r < 0)
                 return r;
@@ -1283,8 +1245,7 @@ int store_stats(Store *s, StoreStats *ret)
                 r = 0;
         } else if (r == 0)
                 r = -EIO;
-        if (st)
-                sqlite3_reset(st);
+        sqlite3_reset(st);
         return r;
 }
 
@@ -1309,10 +1270,8 @@ static sqlite3_stmt *stmt_key(Store *s, SqlId id, const char *user_id, const cha
 {
         sqlite3_stmt *st = stmt(s, id);
 
-        if (st) {
-                bind_text(st, 1, user_id);
-                bind_text(st, 2, notebook_id);
-        }
+        bind_text(st, 1, user_id);
+        bind_text(st, 2, notebook_id);
         return st;
 }
 
@@ -1337,8 +1296,7 @@ int store_sync_read(Store *s, const char *user_id, const char *notebook_id, cJSO
                 r = 0;
         } else if (r == 0)
                 r = -ENOENT;
-        if (st)
-                sqlite3_reset(st);
+        sqlite3_reset(st);
         if (r < 0)
                 return r;
         *ret_notebook = NULL;
@@ -1372,8 +1330,7 @@ int store_sync_dirty(Store *s, int64_t max, cJSON **ret)
 {
         sqlite3_stmt *st = stmt(s, SQL_SYNC_DIRTY);
 
-        if (st)
-                sqlite3_bind_int64(st, 1, max);
+        sqlite3_bind_int64(st, 1, max);
         return pairs_query(s, st, ret);
 }
 
@@ -1381,8 +1338,7 @@ int store_sync_begin(Store *s, const char *user_id, const char *notebook_id, con
 {
         sqlite3_stmt *st = stmt_key(s, SQL_SYNC_BEGIN, user_id, notebook_id);
 
-        if (st)
-                bind_text(st, 3, sync_id);
+        bind_text(st, 3, sync_id);
         return run(s, st);
 }
 
@@ -1391,10 +1347,8 @@ int store_sync_put_done(Store *s, const char *user_id, const char *notebook_id, 
 {
         sqlite3_stmt *st = stmt_key(s, SQL_SYNC_PUT_DONE, user_id, notebook_id);
 
-        if (st) {
-                sqlite3_bind_int64(st, 3, revision);
-                bind_text(st, 4, snapshot);
-        }
+        sqlite3_bind_int64(st, 3, revision);
+        bind_text(st, 4, snapshot);
         return run(s, st);
 }
 
@@ -1405,8 +1359,7 @@ static int run_at_revision(Store *s, SqlId sql, const char *user_id, const char 
         sqlite3_stmt *st = stmt_key(s, sql, user_id, notebook_id);
         int r;
 
-        if (st)
-                sqlite3_bind_int64(st, 3, revision);
+        sqlite3_bind_int64(st, 3, revision);
         r = run(s, st);
         return r < 0 ? r : sqlite3_changes(s->db) > 0;
 }
@@ -1431,10 +1384,8 @@ int store_sync_set_state(Store *s, const char *user_id, const char *notebook_id,
 {
         sqlite3_stmt *st = stmt_key(s, SQL_SYNC_SET_STATE, user_id, notebook_id);
 
-        if (st) {
-                bind_text(st, 3, state);
-                bind_text(st, 4, error);
-        }
+        bind_text(st, 3, state);
+        bind_text(st, 4, error);
         return run(s, st);
 }
 
@@ -1468,16 +1419,14 @@ int store_sync_apply_remote(Store *s, const cJSON *notebook, const char *snapsho
         store_sync_info_done(&info);
 
         st = stmt_key(s, found ? SQL_SYNC_REPLACE : SQL_SYNC_INSERT, user->valuestring, id->valuestring);
-        if (st) {
-                bind_member_text(st, 3, notebook, "name");
-                bind_member_text(st, 4, notebook, "db_conn_string");
-                sqlite3_bind_int64(st, 5, (sqlite3_int64)rev->valuedouble);
-                bind_member_text(st, 6, notebook, "created_at");
-                bind_member_text(st, 7, notebook, "updated_at");
-                bind_member_int(st, 8, notebook, "ttl");
-                bind_member_int(st, 9, notebook, "demo_version");
-                bind_text(st, 10, snapshot);
-        }
+        bind_member_text(st, 3, notebook, "name");
+        bind_member_text(st, 4, notebook, "db_conn_string");
+        sqlite3_bind_int64(st, 5, (sqlite3_int64)rev->valuedouble);
+        bind_member_text(st, 6, notebook, "created_at");
+        bind_member_text(st, 7, notebook, "updated_at");
+        bind_member_int(st, 8, notebook, "ttl");
+        bind_member_int(st, 9, notebook, "demo_version");
+        bind_text(st, 10, snapshot);
         r = run(s, st);
         if (r < 0)
                 return r;
@@ -1485,8 +1434,7 @@ int store_sync_apply_remote(Store *s, const cJSON *notebook, const char *snapsho
         if (r < 0)
                 return r;
         st = stmt(s, SQL_CELLS_DELETE_ALL);
-        if (st)
-                sqlite3_bind_int64(st, 1, nb);
+        sqlite3_bind_int64(st, 1, nb);
         if ((r = run(s, st)) < 0 || (r = cells_insert_all(s, nb, cells)) < 0)
                 return r;
         return 1;
@@ -1520,7 +1468,6 @@ int store_sync_unsynced(Store *s, int64_t max, cJSON **ret)
 {
         sqlite3_stmt *st = stmt(s, SQL_SYNC_UNSYNCED);
 
-        if (st)
-                sqlite3_bind_int64(st, 1, max);
+        sqlite3_bind_int64(st, 1, max);
         return rows_to_array(s, st, unsynced_from_row, ret);
 }
