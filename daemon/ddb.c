@@ -6,6 +6,7 @@
 
 #include "ddb.h"
 #include "model.h"
+#include "nb-limits.h"
 #include "util.h"
 
 /* Largest integer a double holds exactly: revisions beyond it could not round-trip. */
@@ -597,6 +598,10 @@ static int cell_from_av(const cJSON *av, cJSON **ret)
             (r = copy_string(cell, "type", m, "type", false)) < 0 ||
             (r = copy_string(cell, "code", m, "code", false)) < 0)
                 return r;
+        /* Ids that could not be named through the protocol (control characters, too long) are not
+         * taken in. */
+        if (!model_id_valid(cJSON_GetObjectItemCaseSensitive(cell, "id")->valuestring, MAX_ID_BYTES))
+                return -EBADMSG;
         if (!cJSON_AddStringToObject(cell, "status", "idle"))
                 return -ENOMEM;
         if ((r = copy_string(cell, "stdout", m, "stdout", false)) < 0)
@@ -636,9 +641,11 @@ int ddb_notebook_from_item(const cJSON *item, cJSON **ret_notebook, char **ret_s
                 return -ENOMEM;
         if (!cJSON_IsObject(item))
                 return -EBADMSG;
-        /* Keys: non-empty strings, as DynamoDB guarantees for any item it returns. */
-        if ((r = get_typed(item, "notebook_id", "S", false, &key)) < 0 || !key->valuestring[0] ||
-            (r = get_typed(item, "user_id", "S", false, &key)) < 0 || !key->valuestring[0])
+        /* Keys: ids the protocol could name (no control characters, within the limits); another
+         * writer may have put anything in the table. */
+        if ((r = get_typed(item, "notebook_id", "S", false, &key)) < 0 ||
+            !model_id_valid(key->valuestring, MAX_ID_BYTES) ||
+            (r = get_typed(item, "user_id", "S", false, &key)) < 0 || !model_user_id_valid(key->valuestring))
                 return -EBADMSG;
         if ((r = copy_string(nb, "id", item, "notebook_id", false)) < 0 ||
             (r = copy_string(nb, "user_id", item, "user_id", false)) < 0 ||

@@ -28,6 +28,7 @@ static int journal_fd = -1;
 static struct sockaddr_un journal_addr;
 static char journal_path[sizeof(journal_addr.sun_path)] = JOURNAL_SOCKET_DEFAULT;
 static bool stderr_is_journal;
+static uint64_t journal_stalled_until; /* monotonic: until then, records that do not fit go to stderr */
 
 static const char *const level_names[] = {
         [LOG_EMERG] = "emerg",     [LOG_ALERT] = "alert",   [LOG_CRIT] = "crit", [LOG_ERR] = "err",
@@ -189,11 +190,45 @@ static int journal_send(int level, int error, const char *file, int line, const 
 
         mh.msg_iov = r.iov;
         mh.msg_iovlen = r.n_iov;
-        return sendmsg(journal_fd, &mh, MSG_NOSIGNAL) < 0 ? -errno : 0;
+        /* After one record waited out the timeout, journald is stalled: for a second, records that
+         * do not fit at once are not waited for, so that a burst cannot hold the loop (and its
+         * watchdog) for the timeout each. */
+        if (sendmsg(journal_fd, &mh,
+                    MSG_NOSIGNAL | (now_monotonic_usec() < journal_stalled_until ? MSG_DONTWAIT : 0)) < 0) {
+                int e = errno;
+
+                if (e == EAGAIN || e == EWOULDBLOCK)
+                        journal_stalled_until = now_monotonic_usec() + USEC_PER_SEC;
+                return -e;
+        }
+        return 0;
 }
 
-static void log_write_stderr(int level, const char *msg)
+/* The message with control characters escaped ("\\n", "\\xNN"): text that came from a peer or a
+ * server (an id, an error message) cannot start a line of its own, with a level of its own. */
+static const char *escape_controls(const char *msg, char *buf, size_t size)
 {
+        size_t n = 0;
+
+        for (const unsigned char *p = (const unsigned char *)msg; *p && n + 5 < size; p++) {
+                if (*p == '\n')
+                        n += (size_t)snprintf(buf + n, size - n, "\\n");
+                else if (*p < 0x20 && *p != '\t')
+                        n += (size_t)snprintf(buf + n, size - n, "\\x%02x", *p);
+                else if (*p == 0x7f)
+                        n += (size_t)snprintf(buf + n, size - n, "\\x7f");
+                else
+                        buf[n++] = (char)*p;
+        }
+        buf[n] = 0;
+        return buf;
+}
+
+static void log_write_stderr(int level, const char *raw)
+{
+        char buf[LOG_MESSAGE_MAX * 4];
+        const char *msg = escape_controls(raw, buf, sizeof(buf));
+
         /* To the journal's stream a "<N>" prefix carries the level; on a terminal the level is
          * spelled out for warnings and worse only, so routine lines stay readable. */
         if (stderr_is_journal)

@@ -258,6 +258,8 @@ static void test_malformed(void)
                 { "user_id", "{\"N\":\"1\"}", "user_id not S" },
                 { "notebook_id", "{\"S\":\"\"}", "an empty key" },
                 { "notebook_id", "{\"NULL\":true}", "a NULL key" },
+                { "notebook_id", "{\"S\":\"evil\\n<0>forged\"}", "a notebook_id with a newline" },
+                { "user_id", "{\"S\":\"a/b\"}", "a user_id with a slash" },
                 { "revision", "{\"S\":\"1\"}", "revision S" },
                 { "revision", "{\"N\":\"1.5\"}", "revision not an integer" },
                 { "revision", "{\"N\":\"-1\"}", "revision negative" },
@@ -286,6 +288,7 @@ static void test_malformed(void)
                 const char *attr, *value, *why;
         } bad_cell[] = {
                 { "type", "{\"S\":\"ruby\"}", "a cell type that is not python or sql" },
+                { "id", "{\"S\":\"c\\u0001\"}", "a cell id with a control character" },
                 { "code", "-", "no code" },
                 { "stdout", "{\"NULL\":true}", "stdout NULL" },
                 { "error", "{\"N\":\"1\"}", "error N" },

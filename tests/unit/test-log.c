@@ -189,6 +189,11 @@ static void test_stderr(void)
            "warning: the level spelled out");
         log_notebook(LOG_INFO, 0, "bob", "nb-2", "synced", "Synced %s.", "nb-2");
         ok(strstr(stderr_text(), "notebookd: Synced nb-2.\n") != NULL, "fields: only the message on stderr");
+        log_warning("Sync: %s refused: %s", "evil\n<0>FORGED", "bad\r\x01");
+        ok(strstr(stderr_text(), "notebookd: warning: Sync: evil\\n<0>FORGED refused: bad\\x0d\\x01\n") !=
+                   NULL,
+           "text from outside cannot start a line of its own: control characters are escaped");
+        ok(strstr(stderr_text(), "\n<0>FORGED") == NULL, "no forged line");
 
         setenv("JOURNAL_STREAM", "12:34x", 1);
         log_open();
