@@ -5,7 +5,10 @@
 #include <fcntl.h>
 #include <sys/file.h>
 #include <sys/resource.h>
+#include <stddef.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 #include <systemd/sd-daemon.h>
 #include <systemd/sd-event.h>
 
@@ -513,6 +516,19 @@ static int run(int argc, char **argv)
                         goto fail;
                 }
                 listen_fd = SD_LISTEN_FDS_START;
+                /* Say where we serve: the inherited socket, not the default path. */
+                {
+                        struct sockaddr_un sa = {};
+                        socklen_t len = sizeof(sa);
+                        char *where;
+
+                        if (getsockname(listen_fd, (struct sockaddr *)&sa, &len) == 0 &&
+                            len > offsetof(struct sockaddr_un, sun_path) && sa.sun_path[0] &&
+                            (where = strndup(sa.sun_path, len - offsetof(struct sockaddr_un, sun_path)))) {
+                                free(socket_path);
+                                d.socket_path = socket_path = where;
+                        }
+                }
         } else {
                 _cleanup_free_ char *dir = strdup(socket_path);
                 char *slash = dir ? strrchr(dir, '/') : NULL;

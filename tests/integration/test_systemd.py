@@ -297,6 +297,7 @@ def _():
                 t.ok(n.wait("READY=1", tmo(5)) is not None, "READY=1 from the activated daemon")
                 t.ok(n.wait("WATCHDOG=1", tmo(5)) is not None, "WATCHDOG=1 from the activated daemon")
                 t.ok(not os.path.exists(os.path.join(base, "unused.sock")), "--socket ignored under activation")
+                t.like(a.stderr_text(), f"ready: socket {a.socket},", "the log names the socket it serves")
                 with Client(a.socket, timeout=tmo(10)) as c2:
                         nb = c2.rpc("notebook.get", {"user_id": U, "notebook_id": "activated"})["notebook"]
                         t.is_(nb["id"], "activated", "a second connection to the inherited socket is served")
@@ -454,7 +455,7 @@ def _():
         n.close()
 
 
-def secrets_case(name, secret, token, env, files=()):
+def secrets_case(name, key_id, secret, token, env, files=()):
         """Runs the daemon at debug level with credentials from one source, syncing to a closed
         loopback port (so it signs, fails, retries and logs), reloads it, stops it; then searches
         every line it wrote and every notification for the secrets."""
@@ -481,8 +482,8 @@ def secrets_case(name, secret, token, env, files=()):
         d.rpc("notebook.create", {"user_id": U, "notebook_id": f"secret-{name}",
                                   "cells": [{"id": "c1", "code": "x = 1"}]})
         d.rpc("cell.create", {"user_id": U, "notebook_id": f"secret-{name}", "cell_id": "c2"})
-        t.ok(stderr_has(d, "Using AWS credentials from the", tmo(10)), f"{name}: the credentials were loaded",
-             d.stderr_tail())
+        t.ok(stderr_has(d, f"Using AWS credentials from the {name}", tmo(10)) and stderr_has(d, f"key id {key_id}", 0),
+             f"{name}: the credentials were loaded from there", d.stderr_tail())
         failed = wait_for(lambda: (d.rpc("daemon.status").get("sync") or {}).get("last_error"), tmo(15), 0.2)
         st = d.rpc("daemon.status")
         t.ok(failed, f"{name}: the push was signed, sent and failed (closed port)", short(st.get("sync")))
@@ -509,17 +510,17 @@ def secrets_case(name, secret, token, env, files=()):
 def _():
         secret = "nbSECRETenv0123456789abcdefghijklmnopqrstu"
         token = "nbTOKENenv" + "Zx9" * 40
-        secrets_case("environment", secret, token,
+        secrets_case("environment", "AKIDNBTESTENV", secret, token,
                      {"AWS_ACCESS_KEY_ID": "AKIDNBTESTENV", "AWS_SECRET_ACCESS_KEY": secret, "AWS_SESSION_TOKEN": token})
         secret = "nbSECRETfile0123456789abcdefghijklmnopqrst"
         token = "nbTOKENfile" + "Qw8" * 40
-        secrets_case("credentials file", secret, token, {"AWS_SHARED_CREDENTIALS_FILE": "@BASE@/aws/credentials",
+        secrets_case("shared credentials file", "AKIDNBTESTFILE", secret, token, {"AWS_SHARED_CREDENTIALS_FILE": "@BASE@/aws/credentials",
                                                          "AWS_PROFILE": "nbtest"},
                      files=[("@BASE@/aws/credentials",
                              f"[nbtest]\naws_access_key_id = AKIDNBTESTFILE\naws_secret_access_key = {secret}\n"
                              f"aws_session_token = {token}\n")])
         secret = "nbSECRETsystemd0123456789abcdefghijklmnop"
-        secrets_case("systemd credentials", secret, None, {"CREDENTIALS_DIRECTORY": "@BASE@/creds"},
+        secrets_case("systemd credentials", "AKIDNBTESTSYSTEMD", secret, None, {"CREDENTIALS_DIRECTORY": "@BASE@/creds"},
                      files=[("@BASE@/creds/aws_access_key_id", "AKIDNBTESTSYSTEMD\n"),
                             ("@BASE@/creds/aws_secret_access_key", secret + "\n")])
 
