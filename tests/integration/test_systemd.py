@@ -177,6 +177,29 @@ def _():
                 rc, out, err = run([NOTEBOOKD, "--check-config"], timeout=tmo(10))
                 t.ok(rc == 0 and "/etc/notebookd/notebookd.conf" in out and "defaults" in out,
                      "no --config and no default file: exit 0, names the default path", out + err)
+        if os.getuid() == 0 and shutil.which("setpriv"):
+                # What the unit relies on: a daemon that is not root, given XDG_CONFIG_HOME=/etc, reads
+                # /etc/notebookd/notebookd.conf. Here with a directory of the test's.
+                xdg = os.path.join(base, "etc")
+                os.makedirs(os.path.join(xdg, "notebookd"), mode=0o755)
+                conf_path = os.path.join(xdg, "notebookd", "notebookd.conf")
+                with open(conf_path, "w") as f:
+                        f.write("[daemon]\nlog_level = sometimes\n")
+                os.chmod(conf_path, 0o644)
+                os.chmod(xdg, 0o755)
+                env = dict(os.environ, XDG_CONFIG_HOME=xdg)
+                as_nobody = [shutil.which("setpriv"), "--reuid=65534", "--regid=65534", "--clear-groups"]
+                daemon_bin = NOTEBOOKD
+                if subprocess.run(as_nobody + ["test", "-x", daemon_bin]).returncode != 0:
+                        # The build tree may sit under a private directory: run a copy from ours.
+                        daemon_bin = os.path.join(base, "notebookd")
+                        shutil.copy2(NOTEBOOKD, daemon_bin)
+                        os.chmod(daemon_bin, 0o755)
+                p = subprocess.run(as_nobody + [daemon_bin, "--check-config"], capture_output=True, text=True,
+                                   env=env, timeout=tmo(10))
+                t.ok(p.returncode == 1 and f"{conf_path}:2" in p.stderr,
+                     "as a user that is not root, with XDG_CONFIG_HOME=/etc-like: that file is the one read",
+                     f"rc {p.returncode}\n{p.stdout}{p.stderr}")
 
 
 @t.case("sd_notify: READY=1 once serving, STATUS=, WATCHDOG=1 at the period, RELOADING=1, STOPPING=1")
