@@ -45,7 +45,8 @@ struct NbClient {
         int timeout_msec;
         size_t max_reply;
         uint64_t next_id;
-        unsigned in_flight;
+        uint64_t *unanswered; /* ids of the requests in flight, oldest first */
+        size_t in_flight, unanswered_alloc;
         int dead; /* 0, or the error that broke the connection */
         bool eof; /* the peer closed its sending side */
 
@@ -206,6 +207,7 @@ NbClient *nb_client_free(NbClient *c)
                 return NULL;
         list_clear(&c->queue_head, &c->queue_tail);
         list_clear(&c->notes_head, &c->notes_tail);
+        free(c->unanswered);
         if (c->fd >= 0)
                 close(c->fd);
         free(c->buf);
@@ -227,7 +229,7 @@ void nb_client_set_max_reply(NbClient *c, size_t bytes)
 
 unsigned nb_client_in_flight(const NbClient *c)
 {
-        return c ? c->in_flight : 0;
+        return c ? (unsigned)c->in_flight : 0;
 }
 
 /* ---------------------------------------------------------------------------------------------
@@ -403,6 +405,27 @@ static int reply_validate(const cJSON *msg, uint64_t *ret_id)
         return 0;
 }
 
+/* A reply arrived for *id: it is no longer in flight. An error the daemon could not tie to a
+ * request (id 0: say, a line too long) answers the oldest request in flight, since the daemon
+ * answers in request order. -EPROTO for a reply to nothing. */
+static int unanswered_take(NbClient *c, uint64_t *id)
+{
+        size_t i = 0;
+
+        if (c->in_flight == 0)
+                return -EPROTO;
+        if (*id == 0)
+                *id = c->unanswered[0];
+        else
+                while (i < c->in_flight && c->unanswered[i] != *id)
+                        i++;
+        if (i == c->in_flight)
+                return -EPROTO;
+        memmove(c->unanswered + i, c->unanswered + i + 1, (c->in_flight - i - 1) * sizeof(uint64_t));
+        c->in_flight--;
+        return 0;
+}
+
 /* Keeps a notification for nb_client_next_notification(); the oldest go when too many wait. */
 static int note_keep(NbClient *c, cJSON *msg)
 {
@@ -454,9 +477,9 @@ static int reply_read(NbClient *c, bool for_note, uint64_t *ret_id, cJSON **ret_
                                 return 1;
                         continue;
                 }
-                if (c->in_flight == 0)
-                        return -EPROTO; /* a reply to nothing */
-                c->in_flight--;
+                r = unanswered_take(c, ret_id);
+                if (r < 0)
+                        return r;
                 *ret_msg = TAKE_PTR(msg);
                 return 0;
         }
@@ -570,6 +593,15 @@ int nb_client_send(NbClient *c, const char *method, cJSON *params, uint64_t *ret
         text[n++] = '\n';
         text[n] = 0;
 
+        if (c->in_flight == c->unanswered_alloc) {
+                size_t want = MAX(c->unanswered_alloc * 2, (size_t)16);
+                uint64_t *ids = realloc(c->unanswered, want * sizeof(uint64_t));
+
+                if (!ids)
+                        return -ENOMEM;
+                c->unanswered = ids;
+                c->unanswered_alloc = want;
+        }
         /* Whatever stopped the write, part of the line may be out: the stream is no longer
          * framed, so the connection is done for. */
         r = write_all(c, text, n);
@@ -578,7 +610,7 @@ int nb_client_send(NbClient *c, const char *method, cJSON *params, uint64_t *ret
                 return r;
         }
         c->next_id++;
-        c->in_flight++;
+        c->unanswered[c->in_flight++] = id;
         if (ret_id)
                 *ret_id = id;
         return 0;
@@ -620,15 +652,12 @@ int nb_client_call(NbClient *c, const char *method, cJSON *params, cJSON **ret_r
         if (r < 0)
                 return r;
         for (;;) {
-                unsigned before = c->in_flight;
                 cJSON *msg;
 
                 r = reply_read(c, false, &id, &msg);
                 if (r < 0)
                         return client_fail(c, r);
-                /* An error with a null id (say, "line too long") is ours when nothing else was
-                 * outstanding. */
-                if (id == want || (id == 0 && before == 1))
+                if (id == want)
                         return reply_deliver(msg, ret_result, err);
 
                 r = list_keep(&c->queue_head, &c->queue_tail, id, msg);

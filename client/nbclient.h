@@ -95,10 +95,11 @@ int nb_client_call(NbClient *c, const char *method, cJSON *params, cJSON **ret_r
 /* Pipelining: nb_client_send() writes one request without waiting (params taken as above) and
  * stores its id (1, 2, 3, ... per connection) in *ret_id if not NULL. While it writes, it also
  * reads what the daemon sends, so a long pipeline cannot deadlock with the daemon.
- * nb_client_recv() waits for the next reply; *ret_id gets its id (0 for an error the daemon could
- * not tie to a request). It returns 0 with *ret_result, or -EREMOTEIO with *err, as
- * nb_client_call() does; -EALREADY when no request is in flight. The daemon replies in request
- * order, but nothing here depends on that: match replies by id. */
+ * nb_client_recv() waits for the next reply; *ret_id gets the id of the request it answers. It
+ * returns 0 with *ret_result, or -EREMOTEIO with *err, as nb_client_call() does; -EALREADY when no
+ * request is in flight. Match replies by id: an error the daemon could not tie to a request (a line
+ * too long) answers the oldest request in flight, as the daemon replies in request order; a reply
+ * to no request in flight is a protocol error (-EPROTO). */
 int nb_client_send(NbClient *c, const char *method, cJSON *params, uint64_t *ret_id);
 int nb_client_recv(NbClient *c, uint64_t *ret_id, cJSON **ret_result, NbError *err);
 

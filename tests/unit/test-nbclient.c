@@ -296,6 +296,51 @@ static void test_errors(void)
         is_int(server_wait(pid), 0, "errors server exited cleanly");
 }
 
+/* Reads 2 requests; answers the first with an error that has a null id (as the daemon does for a
+ * line too long), then the second. Then answers a third request with an id never sent. */
+static void srv_nullid(int fd)
+{
+        FILE *f = fdopen(dup(fd), "r");
+        cJSON *a = srv_read_request(f), *b = srv_read_request(f), *c;
+        char buf[256];
+
+        snprintf(buf, sizeof(buf),
+                 "{\"jsonrpc\":\"2.0\",\"id\":null,\"error\":{\"code\":-32000,\"message\":\"line too "
+                 "long\"}}\n{\"jsonrpc\":\"2.0\",\"id\":%.0f,\"result\":{}}\n",
+                 srv_id(b));
+        srv_puts(fd, buf);
+        c = srv_read_request(f);
+        srv_puts(fd, "{\"jsonrpc\":\"2.0\",\"id\":999,\"result\":{}}\n");
+        cJSON_Delete(a);
+        cJSON_Delete(b);
+        cJSON_Delete(c);
+        fclose(f);
+}
+
+static void test_null_id(void)
+{
+        NbError e = NB_ERROR_INIT;
+        uint64_t a, b, id = 0;
+        NbClient *c;
+        pid_t pid;
+
+        c = server_start(srv_nullid, &pid);
+        ok(c != NULL, "null-id server started");
+        if (!c)
+                return;
+        ok(nb_client_send(c, "x", NULL, &a) == 0 && nb_client_send(c, "y", NULL, &b) == 0,
+           "two requests in flight");
+        is_int(nb_client_recv(c, &id, NULL, &e), -EREMOTEIO, "an error with a null id");
+        ok(id == a, "answers the oldest request in flight");
+        is_int(e.code, NB_ERROR_LINE_TOO_LONG, "with its code");
+        is_int(nb_client_recv(c, &id, NULL, &e), 0, "then the other reply");
+        ok(id == b, "for the second request");
+        is_int(nb_client_call(c, "z", NULL, NULL, &e), -EPROTO, "a reply to a request never sent: -EPROTO");
+        nb_error_done(&e);
+        nb_client_free(c);
+        is_int(server_wait(pid), 0, "null-id server exited cleanly");
+}
+
 /* Reads 5 requests, then answers them out of order: 2, 5, 4, 1, 3. */
 static void srv_shuffle(int fd)
 {
@@ -652,6 +697,7 @@ int main(void)
 
         test_connect_and_call();
         test_errors();
+        test_null_id();
         test_pipeline();
         test_split();
         test_oversize();
