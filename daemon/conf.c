@@ -938,16 +938,19 @@ void config_carry_restart_settings(Config *next, Config *current, ConfigRestartF
               "[daemon] admin_group");
         /* The section as a whole: adding it, removing it, or switching it on or off. */
         CHECK(a->present != b->present || a->enabled != b->enabled, "[remote]");
-        CHECK(!streq_ptr(a->table, b->table), "[remote] table");
-        CHECK(!streq_ptr(a->region, b->region), "[remote] region");
-        CHECK(!streq_ptr(a->endpoint, b->endpoint), "[remote] endpoint");
-        CHECK(!streq_ptr(a->ca_file, b->ca_file), "[remote] ca_file");
-        CHECK(a->debounce_usec != b->debounce_usec, "[remote] debounce_ms");
-        CHECK(a->max_delay_usec != b->max_delay_usec, "[remote] max_delay_ms");
-        CHECK(a->max_in_flight != b->max_in_flight, "[remote] max_in_flight");
-        CHECK(a->pull_interval_usec != b->pull_interval_usec, "[remote] pull_interval_s");
-        CHECK(a->connect_timeout_usec != b->connect_timeout_usec, "[remote] connect_timeout_ms");
-        CHECK(a->request_timeout_usec != b->request_timeout_usec, "[remote] request_timeout_ms");
+        /* Its keys matter only where a side syncs by it. */
+        if ((a->present && a->enabled) || (b->present && b->enabled)) {
+                CHECK(!streq_ptr(a->table, b->table), "[remote] table");
+                CHECK(!streq_ptr(a->region, b->region), "[remote] region");
+                CHECK(!streq_ptr(a->endpoint, b->endpoint), "[remote] endpoint");
+                CHECK(!streq_ptr(a->ca_file, b->ca_file), "[remote] ca_file");
+                CHECK(a->debounce_usec != b->debounce_usec, "[remote] debounce_ms");
+                CHECK(a->max_delay_usec != b->max_delay_usec, "[remote] max_delay_ms");
+                CHECK(a->max_in_flight != b->max_in_flight, "[remote] max_in_flight");
+                CHECK(a->pull_interval_usec != b->pull_interval_usec, "[remote] pull_interval_s");
+                CHECK(a->connect_timeout_usec != b->connect_timeout_usec, "[remote] connect_timeout_ms");
+                CHECK(a->request_timeout_usec != b->request_timeout_usec, "[remote] request_timeout_ms");
+        }
 #undef CHECK
 
         SWAP(next->state_dir, current->state_dir);

@@ -721,6 +721,17 @@ static void test_carry_restart_settings(void)
         config_free(cur);
         config_free(next);
 
+        /* A [remote] that is off on both sides: its keys change nothing. */
+        r = load("[remote]\nenabled = no\ntable = one\n", &e, &cur);
+        r = r ?: load("[remote]\nenabled = no\ntable = two\n", &e, &next);
+        if (r == 0) {
+                rs = (Restarts){};
+                config_carry_restart_settings(next, cur, collect_restart, &rs);
+                is_int(rs.n, 0, "carry: keys of a [remote] that is off on both sides are not reported");
+                config_free(cur);
+                config_free(next);
+        }
+
         r = load("[daemon]\nsocket = /s\n", &e, &cur);
         r = r ?: load("[daemon]\nsocket = /s\n", &e, &next);
         if (r == 0) {
