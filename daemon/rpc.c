@@ -814,12 +814,22 @@ static int m_notebook_unwatch(Call *c)
         return watch_change(c, false);
 }
 
+/* A privileged peer pulls every user; another one its own user_ids; an unbound one nothing. */
 static int m_sync_pull(Call *c)
 {
+        const UserBinding *b = c->rpc->config ? config_find_uid(c->rpc->config, c->peer->uid) : NULL;
+
+        if (!c->peer->privileged && (!b || b->n_user_ids == 0))
+                return model_error(&c->error, RPC_ACCESS_DENIED, NULL, -1,
+                                   "Access denied: no user_id is bound to uid %u.", (unsigned)c->peer->uid);
         if (!c->rpc->sync_pull)
                 return model_error(&c->error, RPC_NO_REMOTE, NULL, -1,
                                    "No remote is configured: notebookd runs local-only.");
-        c->rpc->sync_pull(c->rpc->sync_userdata, NULL);
+        if (c->peer->privileged)
+                c->rpc->sync_pull(c->rpc->sync_userdata, NULL);
+        else
+                for (size_t i = 0; i < b->n_user_ids; i++)
+                        c->rpc->sync_pull(c->rpc->sync_userdata, b->user_ids[i]);
         if (result_new(c) < 0 || !cJSON_AddBoolToObject(c->result, "started", true))
                 return -ENOMEM;
         return 0;

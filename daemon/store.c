@@ -150,8 +150,8 @@ static const char *const sql_text[_SQL_MAX] = {
                 "sync_error = NULL WHERE user_id = ?1 AND id = ?2",
         [SQL_SYNC_USERS] = "SELECT user_id FROM users UNION SELECT user_id FROM notebooks",
         [SQL_SYNC_UNSYNCED] = "SELECT user_id, id, revision, base_revision, deleted, sync_state, sync_error "
-                              "FROM notebooks WHERE dirty = 1 OR sync_state IN ('conflict', 'error') "
-                              "ORDER BY user_id, id LIMIT ?1",
+                              "FROM notebooks WHERE (dirty = 1 OR sync_state IN ('conflict', 'error')) "
+                              "AND (?2 IS NULL OR user_id = ?2) ORDER BY user_id, id LIMIT ?1",
 };
 
 struct Store {
@@ -1464,10 +1464,11 @@ static cJSON *unsynced_from_row(sqlite3_stmt *st)
         return TAKE_PTR(o);
 }
 
-int store_sync_unsynced(Store *s, int64_t max, cJSON **ret)
+int store_sync_unsynced(Store *s, const char *user_id, int64_t max, cJSON **ret)
 {
         sqlite3_stmt *st = stmt(s, SQL_SYNC_UNSYNCED);
 
         sqlite3_bind_int64(st, 1, max);
+        bind_text(st, 2, user_id);
         return rows_to_array(s, st, unsynced_from_row, ret);
 }

@@ -160,6 +160,7 @@ int store_sync_set_state(Store *s, const char *user_id, const char *notebook_id,
 int store_sync_apply_remote(Store *s, const cJSON *notebook, const char *snapshot, bool force);
 /* Users with local notebooks or provisioned here: an array of strings. */
 int store_sync_users(Store *s, cJSON **ret);
-/* For status: notebooks not in sync (dirty or in an error or conflict state), at most max, each
- * {user_id, notebook_id, revision, base_revision, deleted, state, error}. */
-int store_sync_unsynced(Store *s, int64_t max, cJSON **ret);
+/* For status: notebooks not in sync (dirty or in an error or conflict state), of user_id (NULL:
+ * every user), at most max, each {user_id, notebook_id, revision, base_revision, deleted, state,
+ * error}. */
+int store_sync_unsynced(Store *s, const char *user_id, int64_t max, cJSON **ret);

@@ -14,16 +14,17 @@
  * over an exponential backoff capped at 20 s, and a retry quota that failures drain and
  * successes refill, so that an outage does not multiply the load. Past that, the loop-level
  * backoff takes over: it doubles from 1 s to 5 min and never gives up on a dirty notebook. */
-#define MAX_ATTEMPTS       3
-#define RETRY_BASE_USEC    (100 * USEC_PER_MSEC)
-#define RETRY_MAX_USEC     (20 * USEC_PER_SEC)
-#define RETRY_QUOTA        500
-#define RETRY_COST         5
-#define RETRY_COST_TIMEOUT 10
-#define OUTAGE_MIN_USEC    (1 * USEC_PER_SEC)
-#define OUTAGE_MAX_USEC    (300 * USEC_PER_SEC)
-#define LOG_INTERVAL_USEC  (60 * USEC_PER_SEC) /* repeated failures are logged once a minute */
-#define QUERY_PAGE_ITEMS   100
+#define MAX_ATTEMPTS         3
+#define RETRY_BASE_USEC      (100 * USEC_PER_MSEC)
+#define RETRY_MAX_USEC       (20 * USEC_PER_SEC)
+#define RETRY_QUOTA          500
+#define RETRY_COST           5
+#define RETRY_COST_TIMEOUT   10
+#define OUTAGE_MIN_USEC      (1 * USEC_PER_SEC)
+#define OUTAGE_MAX_USEC      (300 * USEC_PER_SEC)
+#define LOG_INTERVAL_USEC    (60 * USEC_PER_SEC) /* repeated failures are logged once a minute */
+#define QUERY_PAGE_ITEMS     100
+#define STATUS_MAX_NOTEBOOKS 1000 /* notebooks not in sync that daemon.status lists */
 
 typedef struct Job Job;
 typedef struct Pull Pull;
@@ -1152,7 +1153,7 @@ int sync_status(Sync *s, const char *user_id, cJSON *obj)
             !(s->last_error[0] ? cJSON_AddStringToObject(sync, "last_error", s->last_error)
                                : cJSON_AddNullToObject(sync, "last_error")))
                 return -ENOMEM;
-        if (store_sync_unsynced(s->store, 1000, &unsynced) < 0)
+        if (store_sync_unsynced(s->store, user_id, STATUS_MAX_NOTEBOOKS, &unsynced) < 0)
                 return -EIO;
         list = cJSON_AddArrayToObject(sync, "notebooks");
         if (!list)
@@ -1162,10 +1163,6 @@ int sync_status(Sync *s, const char *user_id, cJSON *obj)
                             *nid = cJSON_GetObjectItem(n, "notebook_id");
                 Job *j = job_find(s, uid->valuestring, nid->valuestring);
 
-                if (user_id && !streq(uid->valuestring, user_id)) {
-                        cJSON_Delete(n);
-                        continue;
-                }
                 /* The store knows dirty, conflict and error; in flight is the engine's. */
                 if (j && j->in_flight)
                         cJSON_ReplaceItemInObject(n, "state", cJSON_CreateString("syncing"));

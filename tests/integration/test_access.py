@@ -320,6 +320,14 @@ print(ok)
 """
 
 
+@t.case("sync.pull: refused to an unbound uid, allowed to a bound one")
+def _():
+        r = rpc_as(UNBOUND_UID, [("sync.pull", None)])
+        t.is_(code_of(r[0]), -32012, "unbound uid: -32012")
+        r = rpc_as(GUEST_UID, [("sync.pull", None)])
+        t.is_(code_of(r[0]), -32030, "bound uid: allowed (here -32030: the daemon runs local-only)")
+
+
 @t.case("one local uid may not take every connection")
 def _():
         rc, out, err = as_uid(GUEST_UID, [PY, "-c", HOARDER, d.socket, "300"])

@@ -317,7 +317,7 @@ static void test_sync(Store *s)
         is_int(info.revision, 8, "nothing local was lost");
         store_sync_info_done(&info);
         cJSON_Delete(TAKE_PTR(nb));
-        is_int(store_sync_unsynced(s, 100, &unsynced), 0, "list what is not in sync");
+        is_int(store_sync_unsynced(s, NULL, 100, &unsynced), 0, "list what is not in sync");
         ok(json_has(unsynced, "\"state\":\"conflict\""), "the conflict is listed");
         cJSON_ReplaceItemInObject(remote, "revision", cJSON_CreateNumber(10));
         is_int(store_sync_apply_remote(s, remote, "{}", true), 1,
