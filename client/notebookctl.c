@@ -65,7 +65,8 @@ static void ctl_done(Ctl *ctl)
 
 static void print_command_help(const Command *cmd)
 {
-        printf("Usage: notebookctl [GLOBAL OPTIONS] %s %s\n\n%s", cmd->name, cmd->synopsis, cmd->help);
+        printf("Usage: notebookctl [GLOBAL OPTIONS] %s%s%s\n\n%s", cmd->name, cmd->synopsis[0] ? " " : "",
+               cmd->synopsis, cmd->help);
         printf("\nGlobal options (also accepted after the command): --socket PATH, --user USER_ID, --json.\n"
                "See 'notebookctl --help' for exit codes.\n");
 }
@@ -1637,15 +1638,18 @@ static int cmd_table(Ctl *ctl, const Command *cmd, int argc, char **argv)
 static int cmd_help(Ctl *ctl, const Command *cmd, int argc, char **argv);
 static int cmd_group(Ctl *ctl, const Command *cmd, int argc, char **argv);
 
-#define TABLE_HELP                                                                                    \
-        "  --config FILE         the daemon's configuration, for its [remote] section (default:\n"    \
-        "                        /etc/notebookd/notebookd.conf for root, else\n"                      \
-        "                        $XDG_CONFIG_HOME/notebookd/notebookd.conf, if present)\n"            \
-        "  --table NAME          the table (default: [remote] table, else \"notebooks\")\n"           \
-        "  --endpoint URL        the DynamoDB endpoint (default: [remote] endpoint,\n"                \
-        "                        $AWS_ENDPOINT_URL_DYNAMODB, $AWS_ENDPOINT_URL, else AWS's for the "  \
-        "region)\n"                                                                                   \
-        "  --region REGION       the region (default: [remote] region, $AWS_REGION, ~/.aws/config)\n" \
+#define TABLE_HELP                                                                                   \
+        "  --config FILE         the daemon's configuration, for its [remote] section (default:\n"   \
+        "                        /etc/notebookd/notebookd.conf for root, else\n"                     \
+        "                        $XDG_CONFIG_HOME/notebookd/notebookd.conf, if present)\n"           \
+        "  --table NAME          the table (default: [remote] table, else \"notebooks\")\n"          \
+        "  --endpoint URL        the DynamoDB endpoint (default: [remote] endpoint,\n"               \
+        "                        $AWS_ENDPOINT_URL_DYNAMODB, $AWS_ENDPOINT_URL, else AWS's for the " \
+        "region)\n"                                                                                  \
+        "  --region REGION       the region (default: [remote] region, $AWS_REGION,\n"               \
+        "                        $AWS_DEFAULT_REGION, ~/.aws/config)\n"
+
+#define TABLE_CREDENTIALS_HELP \
         "Credentials come from the standard AWS chain (environment, shared files, container, instance).\n"
 
 #define EXPECT_HELP "  --expect-revision N   fail with exit code 5 unless the notebook is at revision N\n"
@@ -1746,13 +1750,15 @@ static const Command commands[] = {
           "\"ttl\" (where the endpoint implements TTL; it says so where it does not). Waits until the\n"
           "table is active, then checks it as 'table check' does. A table that exists already is left\n"
           "as it is and only checked.\n" TABLE_HELP
-          "  --wait SECONDS        how long to wait for the table to become active (default 300)\n",
+          "  --wait SECONDS        how long to wait for the table to become active (default "
+          "300)\n" TABLE_CREDENTIALS_HELP,
           cmd_table },
         { "table check", "[--config FILE] [--table NAME] [--endpoint URL] [--region REGION]",
           "Tells whether an existing table fits notebookd: its keys, both indexes with their keys and\n"
           "projections, its status (a table that is not ACTIVE does not fit yet), and whether TTL is\n"
           "on. Exit status 0 when it fits, 1 when it does not, 3 when the endpoint cannot be reached,\n"
-          "4 when there is no such table, 6 without credentials or when DynamoDB refuses them.\n" TABLE_HELP,
+          "4 when there is no such table, 6 without credentials or when DynamoDB refuses them.\n" TABLE_HELP
+                  TABLE_CREDENTIALS_HELP,
           cmd_table },
         { "help", "[COMMAND]", "Shows help for notebookctl or for one command.\n", cmd_help },
 };
@@ -1821,7 +1827,7 @@ static int cmd_help(Ctl *ctl, const Command *cmd, int argc, char **argv)
         char name[64];
         const Command *c;
 
-        if (argc < 2) {
+        if (argc < 2 || streq(argv[1], "--help") || streq(argv[1], "-h")) {
                 print_main_help();
                 return EXIT_OK;
         }

@@ -133,8 +133,13 @@ static int parse_argv(int argc, char **argv, Args *a)
                         break;
                 case ARG_LOG_LEVEL:
                         a->log_level = log_level_from_string(optarg);
-                        if (a->log_level < 0) {
-                                fprintf(stderr, "notebookd: unknown log level \"%s\".\n", optarg);
+                        /* As in the configuration: emerg and alert are not levels for one daemon. */
+                        if (a->log_level < LOG_CRIT) {
+                                fprintf(stderr,
+                                        "notebookd: --log-level must be one of debug, info, notice, "
+                                        "warning, "
+                                        "err, crit; not \"%s\".\n",
+                                        optarg);
                                 return -EINVAL;
                         }
                         break;
