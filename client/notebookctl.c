@@ -1805,7 +1805,7 @@ static void print_main_help(void)
                "  status                        show the daemon's status\n"
                "  table create|check            create or check the DynamoDB table\n"
                "  help [COMMAND]                show help\n"
-               "Mutating commands take --expect-revision N.\n"
+               "Commands that change an existing notebook take --expect-revision N.\n"
                "\n"
                "Exit status:\n"
                "  0  success\n"
