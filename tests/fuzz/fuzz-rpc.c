@@ -34,6 +34,10 @@ const char *const fuzz_seeds[] = {
         "{\"jsonrpc\":\"2.0\",\"method\":\"notebook.update\",\"params\":{\"notebook_id\":\"blank-fuzz\","
         "\"name\":null}}",
         "{\"jsonrpc\":\"2.0\",\"id\":9,\"method\":\"daemon.status\"}",
+        "{\"jsonrpc\":\"2.0\",\"id\":10,\"method\":\"notebook.watch\",\"params\":{\"notebook_id\":\"demo-"
+        "fuzz\"}}",
+        "{\"jsonrpc\":\"2.0\",\"id\":11,\"method\":\"notebook.unwatch\",\"params\":{\"user_id\":\"fuzz\"}}",
+        "{\"jsonrpc\":\"2.0\",\"id\":12,\"method\":\"sync.pull\"}",
         NULL,
 };
 
@@ -50,6 +54,9 @@ const char *const fuzz_dictionary[] = {
         "\"demo.reset\"",
         "\"notebook.graph\"",
         "\"daemon.status\"",
+        "\"notebook.watch\"",
+        "\"notebook.unwatch\"",
+        "\"sync.pull\"",
         "\"notebook_id\":",
         "\"cell_id\":",
         "\"user_id\":",
@@ -75,6 +82,7 @@ const char *const fuzz_dictionary[] = {
 
 static Store *store;
 static Rpc rpc;
+static RpcPeer peer = { .uid = 0, .privileged = true, .default_user = "fuzz" };
 static unsigned long n_inputs, n_lines, n_results;
 
 /* How deep the inputs got: a fuzz run that never gets past the parser proves little. */
@@ -83,6 +91,7 @@ static void report(void)
         char p[96];
 
         store = store_free(store);
+        rpc_peer_done(&peer);
         for (const char *const *sfx = (const char *const[]){ "", "-wal", "-shm", NULL }; *sfx; sfx++) {
                 snprintf(p, sizeof(p), "%s%s", rpc.db_path, *sfx);
                 (void)unlink(p);
@@ -111,7 +120,6 @@ static void setup(void)
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-        static const RpcPeer peer = { .uid = 0, .privileged = true, .default_user = "fuzz" };
         _cleanup_free_ char *line = NULL;
         RpcReply reply;
         cJSON *msg;
@@ -131,6 +139,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         fuzz_check(store_begin(store) == 0);
         fuzz_check(store_savepoint(store) == 0);
         fuzz_check(rpc_handle(&rpc, &peer, line, size, &reply) == 0);
+        /* As the server does: watches accumulate on the connection, up to the limit. */
+        if (reply.watch)
+                fuzz_check(rpc_peer_apply_watch(&peer, reply.watch) == 0 && peer.n_watches <= MAX_WATCHES);
         fuzz_check((reply.failed ? store_rollback_to(store) : store_release(store)) == 0);
         fuzz_check(store_rollback(store) == 0);
 
