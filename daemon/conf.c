@@ -797,58 +797,6 @@ static int conf_parse_line(ConfParser *p, char *line)
         return 0;
 }
 
-/* Reads the whole file, refusing more than CONF_MAX_FILE_BYTES. -EFBIG if it is bigger. */
-static int conf_read_file(const char *path, char **ret, size_t *ret_size)
-{
-        _cleanup_close_ int fd = -1;
-        _cleanup_free_ char *buf = NULL;
-        size_t size = 0, alloc = 0;
-
-        fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
-        if (fd < 0)
-                return -errno;
-
-        for (;;) {
-                ssize_t n;
-
-                if (size == alloc) {
-                        /* One byte past the limit tells a file at the limit from a bigger one. */
-                        size_t m = alloc ? alloc * 2 : 4096;
-                        char *grown;
-
-                        if (m > CONF_MAX_FILE_BYTES + 1)
-                                m = CONF_MAX_FILE_BYTES + 1;
-                        if (m == alloc)
-                                return -EFBIG;
-                        grown = realloc(buf, m + 1);
-                        if (!grown)
-                                return -ENOMEM;
-                        buf = grown;
-                        alloc = m;
-                }
-                n = read(fd, buf + size, alloc - size);
-                if (n < 0) {
-                        if (errno == EINTR)
-                                continue;
-                        return -errno;
-                }
-                if (n == 0)
-                        break;
-                size += (size_t)n;
-        }
-        if (size > CONF_MAX_FILE_BYTES)
-                return -EFBIG;
-        if (!buf) {
-                buf = malloc(1);
-                if (!buf)
-                        return -ENOMEM;
-        }
-        buf[size] = 0;
-        *ret = TAKE_PTR(buf);
-        *ret_size = size;
-        return 0;
-}
-
 static void conf_parser_done(ConfParser *p)
 {
         free(p->binding_lines);
@@ -863,7 +811,7 @@ int config_load(const char *path, ConfigErrorFunc report, void *userdata, Config
         char *s, *end;
         int r;
 
-        r = conf_read_file(path, &data, &size);
+        r = read_full_file(path, CONF_MAX_FILE_BYTES, &data, &size);
         if (r == -EFBIG) {
                 if (report)
                         report(userdata, path, 0, "file is larger than 1 MiB (1048576 bytes)");

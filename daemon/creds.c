@@ -181,44 +181,15 @@ static bool credential_chars_valid(const char *s)
         return n <= MAX_CREDENTIAL_BYTES;
 }
 
-/* Reads a whole regular file of at most max bytes, NUL-terminated. -ENOENT when missing,
- * -EFBIG when larger. The caller erases what may hold a secret. */
+/* read_full_file(), refusing a NUL inside (-EBADMSG). The caller erases what may hold a secret. */
 static int read_file(const char *path, size_t max, char **ret)
 {
-        _cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
         _cleanup_erase_ char *buf = NULL;
-        size_t len = 0, size;
-        struct stat st;
+        size_t len;
+        int r = read_full_file(path, max, &buf, &len);
 
-        if (fd < 0)
-                return -errno;
-        if (fstat(fd, &st) < 0)
-                return -errno;
-        if (S_ISDIR(st.st_mode))
-                return -EISDIR;
-        if (!S_ISREG(st.st_mode))
-                return -EBADF;
-        if ((uint64_t)st.st_size > max)
-                return -EFBIG;
-        size = (size_t)st.st_size + 1;
-        buf = calloc(1, size + 1);
-        if (!buf)
-                return -ENOMEM;
-        for (;;) {
-                ssize_t n = read(fd, buf + len, size - len);
-
-                if (n < 0) {
-                        if (errno == EINTR)
-                                continue;
-                        return -errno;
-                }
-                if (n == 0)
-                        break;
-                len += (size_t)n;
-                if (len == size) /* it grew since fstat() */
-                        return -EFBIG;
-        }
-        buf[len] = 0;
+        if (r < 0)
+                return r;
         if (strlen(buf) != len)
                 return -EBADMSG; /* a NUL inside */
         *ret = TAKE_PTR(buf);

@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 #include <fcntl.h>
 #include <stdio.h>
+#include <string.h>
 #include <sys/random.h>
 #include <sys/stat.h>
 #include <time.h>
@@ -188,4 +189,77 @@ void buf_done(Buf *b)
 {
         free(b->p);
         *b = (Buf){ 0 };
+}
+
+static void wipe_free(char *p, size_t n)
+{
+        if (p) {
+                explicit_bzero(p, n);
+                free(p);
+        }
+}
+
+int read_full_file(const char *path, size_t max, char **ret, size_t *ret_size)
+{
+        _cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
+        char *buf = NULL;
+        size_t size = 0, alloc = 0;
+        struct stat st;
+        int r = 0;
+
+        if (fd < 0)
+                return -errno;
+        if (fstat(fd, &st) < 0)
+                return -errno;
+        if (S_ISDIR(st.st_mode))
+                return -EISDIR;
+        if (!S_ISREG(st.st_mode) && !S_ISCHR(st.st_mode))
+                return -EBADF;
+        for (;;) {
+                ssize_t n;
+
+                if (size == alloc) {
+                        /* One byte past the limit tells a file at the limit from a bigger one. */
+                        size_t m = MIN(alloc ? alloc * 2 : 4096, max + 1);
+                        char *grown;
+
+                        if (m == alloc) {
+                                r = -EFBIG;
+                                break;
+                        }
+                        grown = malloc(m + 1);
+                        if (!grown) {
+                                r = -ENOMEM;
+                                break;
+                        }
+                        if (buf)
+                                memcpy(grown, buf, size);
+                        wipe_free(buf, alloc);
+                        buf = grown;
+                        alloc = m;
+                }
+                n = read(fd, buf + size, alloc - size);
+                if (n < 0 && errno == EINTR)
+                        continue;
+                if (n < 0) {
+                        r = -errno;
+                        break;
+                }
+                if (n == 0)
+                        break;
+                size += (size_t)n;
+        }
+        if (r == 0 && size > max)
+                r = -EFBIG;
+        if (r < 0) {
+                wipe_free(buf, alloc);
+                return r;
+        }
+        if (!buf && !(buf = malloc(1)))
+                return -ENOMEM;
+        buf[size] = 0;
+        *ret = buf;
+        if (ret_size)
+                *ret_size = size;
+        return 0;
 }

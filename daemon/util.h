@@ -97,6 +97,12 @@ int parse_uint64(const char *s, uint64_t *ret);
 
 int mkdir_parents(const char *path, mode_t mode);
 
+/* Reads a whole file of at most max bytes: -EFBIG when larger, -EISDIR for a directory, -EBADF
+ * for anything but a regular file or a character device (a FIFO would block the caller). *ret is
+ * NUL-terminated; *ret_size (may be NULL) its length. Buffers given up on the way are wiped: the
+ * file may hold a secret. */
+int read_full_file(const char *path, size_t max, char **ret, size_t *ret_size);
+
 /* A growing string, always NUL-terminated. A failed allocation is remembered (oom) and checked once,
  * when the string is used. */
 typedef struct Buf {

@@ -638,6 +638,12 @@ static void test_missing(void)
         ok(e.n == 0 && c == (Config *)(uintptr_t)0x1, "missing file: nothing reported, *ret untouched");
         is_int(config_load(tmpdir, collect, &e, &c), -EISDIR, "directory: -EISDIR");
         ok(e.n == 0, "directory: nothing reported");
+        snprintf(path, sizeof(path), "%s/fifo.conf", tmpdir);
+        if (mkfifo(path, 0600) == 0) {
+                is_int(config_load(path, collect, &e, &c), -EBADF,
+                       "a FIFO: -EBADF, without waiting for a writer");
+                unlink(path);
+        }
 
         /* A NULL report function is allowed. */
         write_file("[nope]\n", 7);
