@@ -945,6 +945,22 @@ class FaultProxy:
                 return text + "\nstderr tail:\n" + file_tail(self.stderr_path)
 
 
+def dynamodb_test_env(tap, key_id, secret):
+        """For a test against dynalite with the boto3 reader: skips the whole test when either is
+        missing; otherwise sets credentials for the signer (dynalite checks none), turns instance
+        metadata off and hides the machine's own AWS configuration (a fresh HOME)."""
+        for available in (Dynalite.available, ddbcheck_available):
+                ok, why = available()
+                if not ok:
+                        tap.skip_all(why)
+        os.environ.update({"AWS_ACCESS_KEY_ID": key_id, "AWS_SECRET_ACCESS_KEY": secret,
+                           "AWS_EC2_METADATA_DISABLED": "true", "AWS_REGION": "us-east-1",
+                           "HOME": make_tempdir("nbhome-")})
+        for var in ("AWS_SESSION_TOKEN", "AWS_PROFILE", "AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_DYNAMODB",
+                    "AWS_CONFIG_FILE", "AWS_SHARED_CREDENTIALS_FILE", "XDG_CONFIG_HOME"):
+                os.environ.pop(var, None)
+
+
 def ddbcheck_available():
         """(True, "") when /usr/bin/python3 has boto3, else (False, why)."""
         if not os.access(SYSTEM_PYTHON, os.X_OK):

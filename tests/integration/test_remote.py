@@ -15,25 +15,11 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness  # noqa: E402
-from harness import (TAP, Daemon, Dynalite, FaultProxy, NOTEBOOKCTL, ctl, ddb_call, ddbcheck,  # noqa: E402
-                     ddbcheck_available, free_port, make_tempdir, short, tmo)
+from harness import (TAP, Daemon, Dynalite, FaultProxy, NOTEBOOKCTL, ctl, ddbcheck, dynamodb_test_env,  # noqa: E402
+                     free_port, make_tempdir, short, tmo)
 
 t = TAP()
-ok, why = Dynalite.available()
-if not ok:
-        t.skip_all(why)
-ok, why = ddbcheck_available()
-if not ok:
-        t.skip_all(why)
-
-# Credentials for the signer; dynalite does not check them. No metadata lookups, ever, and no
-# AWS configuration of the machine's.
-home = make_tempdir("nbhome-")
-os.environ.update({"AWS_ACCESS_KEY_ID": "AKIDREMOTETEST", "AWS_SECRET_ACCESS_KEY": "remote-test-secret",
-                   "AWS_EC2_METADATA_DISABLED": "true", "AWS_REGION": "us-east-1", "HOME": home})
-for var in ("AWS_SESSION_TOKEN", "AWS_PROFILE", "AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_DYNAMODB",
-            "AWS_CONFIG_FILE", "AWS_SHARED_CREDENTIALS_FILE", "XDG_CONFIG_HOME"):
-        os.environ.pop(var, None)
+dynamodb_test_env(t, "AKIDREMOTETEST", "remote-test-secret")
 
 dyn = Dynalite(t).start()
 proxy = FaultProxy(dyn.port, t).start()

@@ -13,26 +13,16 @@ import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import (TAP, Daemon, Dynalite, FaultProxy, ddbcheck, ddbcheck_available, make_tempdir,  # noqa: E402
-                     short, tmo, wait_for)
+from harness import (TAP, Daemon, Dynalite, FaultProxy, ddbcheck, dynamodb_test_env, short, tmo,  # noqa: E402
+                     wait_for)
 
 t = TAP()
-ok, why = Dynalite.available()
-if not ok:
-        t.skip_all(why)
-ok, why = ddbcheck_available()
-if not ok:
-        t.skip_all(why)
+dynamodb_test_env(t, "AKIDSOAK", "soak-secret")
 
 SECONDS = float(os.environ.get("NB_SOAK_SECONDS", "10"))
 SEED = int(os.environ.get("NB_SOAK_SEED", str(int(time.time()))))
 rng = random.Random(SEED)
 t.diag(f"soak: {SECONDS} s, seed {SEED} (NB_SOAK_SEED={SEED} replays it)")
-
-os.environ.update({"AWS_ACCESS_KEY_ID": "AKIDSOAK", "AWS_SECRET_ACCESS_KEY": "soak-secret",
-                   "AWS_EC2_METADATA_DISABLED": "true", "AWS_REGION": "us-east-1", "HOME": make_tempdir("nbhome-")})
-for var in ("AWS_SESSION_TOKEN", "AWS_PROFILE", "AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_DYNAMODB"):
-        os.environ.pop(var, None)
 
 dyn = Dynalite(t).start()
 proxy = FaultProxy(dyn.port, t, seed=SEED).start()
