@@ -821,8 +821,11 @@ static int add_names(cJSON *b, const char *const *pairs)
         return 0;
 }
 
-/* The write condition: the item is absent, or still at the revision we last saw. */
-static int add_condition(cJSON *b, int64_t base_revision)
+/* The write condition. Without a base: no item at all. With one: the item is still the version we
+ * last agreed on, named by its revision and its token together (a revision may be reused by
+ * another writer after a delete, a token never is); a missing item fails the condition: it was
+ * deleted elsewhere, which is not a licence to create it again. */
+static int add_condition(cJSON *b, int64_t base_revision, const char *base_sync_id)
 {
         cJSON *values, *av;
         char num[32];
@@ -833,9 +836,11 @@ static int add_condition(cJSON *b, int64_t base_revision)
                         return -ENOMEM;
                 return add_names(b, (const char *const[]){ "#nid", "notebook_id", NULL });
         }
-        if (!cJSON_AddStringToObject(b, "ConditionExpression", "attribute_not_exists(#nid) OR #rev = :base"))
+        if (!cJSON_AddStringToObject(b, "ConditionExpression",
+                                     base_sync_id ? "#rev = :base AND #sid = :sid"
+                                                  : "#rev = :base AND attribute_not_exists(#sid)"))
                 return -ENOMEM;
-        r = add_names(b, (const char *const[]){ "#nid", "notebook_id", "#rev", "revision", NULL });
+        r = add_names(b, (const char *const[]){ "#rev", "revision", "#sid", "sync_id", NULL });
         if (r < 0)
                 return r;
         values = cJSON_AddObjectToObject(b, "ExpressionAttributeValues");
@@ -843,24 +848,31 @@ static int add_condition(cJSON *b, int64_t base_revision)
                 return -ENOMEM;
         snprintf(num, sizeof(num), "%" PRId64, base_revision);
         r = av_new("N", cJSON_CreateString(num), &av);
-        return r < 0 ? r : put(values, ":base", av);
+        if (r < 0 || (r = put(values, ":base", av)) < 0)
+                return r;
+        if (!base_sync_id)
+                return 0;
+        r = av_new("S", cJSON_CreateString(base_sync_id), &av);
+        return r < 0 ? r : put(values, ":sid", av);
 }
 
-cJSON *ddb_put_item_body(const char *table, const cJSON *item, int64_t base_revision)
+cJSON *ddb_put_item_body(const char *table, const cJSON *item, int64_t base_revision,
+                         const char *base_sync_id)
 {
         _cleanup_(cJSON_Deletep) cJSON *b = body_new(table);
 
-        if (!b || put(b, "Item", cJSON_Duplicate(item, true)) < 0 || add_condition(b, base_revision) < 0)
+        if (!b || put(b, "Item", cJSON_Duplicate(item, true)) < 0 ||
+            add_condition(b, base_revision, base_sync_id) < 0)
                 return NULL;
         return TAKE_PTR(b);
 }
 
 cJSON *ddb_delete_item_body(const char *table, const char *user_id, const char *notebook_id,
-                            int64_t base_revision)
+                            int64_t base_revision, const char *base_sync_id)
 {
         _cleanup_(cJSON_Deletep) cJSON *b = body_new(table);
 
-        if (!b || put_key(b, user_id, notebook_id) < 0 || add_condition(b, base_revision) < 0)
+        if (!b || put_key(b, user_id, notebook_id) < 0 || add_condition(b, base_revision, base_sync_id) < 0)
                 return NULL;
         return TAKE_PTR(b);
 }

@@ -66,13 +66,15 @@ size_t ddb_number_size(const char *number);
  * whether or not it is a reserved word ("name", "data", "ttl" are), so no list of reserved words
  * needs to be right. */
 
-/* PutItem of item (copied), conditioned on the remote still holding base_revision:
- * "attribute_not_exists(#nid) OR #rev = :base"; base_revision < 0 (the remote never had it):
- * "attribute_not_exists(#nid)". */
-cJSON *ddb_put_item_body(const char *table, const cJSON *item, int64_t base_revision);
+/* PutItem of item (copied), conditioned on the remote still holding our base: with base_revision
+ * < 0 (the remote never had it) "attribute_not_exists(#nid)"; else "#rev = :base AND #sid = :sid"
+ * ("... AND attribute_not_exists(#sid)" when base_sync_id is NULL: the base item had no token). A
+ * missing item fails the condition: deleted elsewhere, not free to create. */
+cJSON *ddb_put_item_body(const char *table, const cJSON *item, int64_t base_revision,
+                         const char *base_sync_id);
 /* DeleteItem of the key, conditioned the same way. */
 cJSON *ddb_delete_item_body(const char *table, const char *user_id, const char *notebook_id,
-                            int64_t base_revision);
+                            int64_t base_revision, const char *base_sync_id);
 /* GetItem of the whole item, strongly consistent. */
 cJSON *ddb_get_item_body(const char *table, const char *user_id, const char *notebook_id);
 /* One page of a user's whole items, strongly consistent. start_key: the previous page's

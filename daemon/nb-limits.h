@@ -28,3 +28,4 @@
 #define MAX_NOTIFY_BACKLOG      (1024u * 1024)      /* unsent bytes past which notifications are left out */
 #define MAX_OUTPUT_BUFFER       (64u * 1024 * 1024) /* unsent reply bytes per connection */
 #define MAX_BATCH_REQUESTS      256                 /* requests that share one transaction */
+#define MAX_CONFLICTS_LISTED    10000 /* conflicts one sync.conflicts or sync.resolve handles */

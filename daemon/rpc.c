@@ -835,6 +835,166 @@ static int m_sync_pull(Call *c)
         return 0;
 }
 
+/* Conflicts a merge left in the user's notebooks (all of them, or notebook_id's). */
+static int m_sync_conflicts(Call *c)
+{
+        const char *id = NULL;
+        cJSON *list = NULL;
+        int r;
+
+        if ((r = get_id(c, "notebook_id", false, &id)) < 0)
+                return r;
+        if (id && (r = store_notebook_exists(c->rpc->store, c->user_id, id)) <= 0)
+                return store_error(c, r == 0 ? -ENOENT : r, id, NULL, NULL);
+        r = store_sync_conflicts(c->rpc->store, c->user_id, id, MAX_CONFLICTS_LISTED, &list);
+        if (r < 0)
+                return store_error(c, r, id, NULL, NULL);
+        if (result_new(c) < 0 || !add_item(c->result, "conflicts", list))
+                return -ENOMEM;
+        return 0;
+}
+
+/* Finds a cell of nb by id. */
+static const cJSON *cell_of(const cJSON *nb, const char *cell_id)
+{
+        const cJSON *cell;
+
+        cJSON_ArrayForEach(cell,
+                           cJSON_GetObjectItemCaseSensitive(
+                                   nb, "cells")) if (streq(cJSON_GetObjectItem(cell, "id")->valuestring,
+                                                           cell_id)) return cell;
+        return NULL;
+}
+
+/* One conflict resolved as keep says; ordinary edits, so the choice syncs like any other. */
+static int resolve_one(Call *c, const char *id, const cJSON *conflict, const char *keep, StoreMut *m)
+{
+        const cJSON *cell = cJSON_GetObjectItem(conflict, "cell_id"),
+                    *copy = cJSON_GetObjectItem(conflict, "copy_id"),
+                    *field = cJSON_GetObjectItem(conflict, "field");
+        char subject[MAX_ID_BYTES + 8];
+        int r = 0;
+
+        if (cell && copy && !streq(keep, "both")) {
+                _cleanup_(cJSON_Deletep) cJSON *nb = NULL, *fields = NULL;
+                const cJSON *copy_cell;
+
+                r = store_notebook_get(c->rpc->store, c->user_id, id, &nb);
+                if (r < 0)
+                        return r;
+                copy_cell = cell_of(nb, copy->valuestring);
+                if (copy_cell && streq(keep, "local") && cell_of(nb, cell->valuestring)) {
+                        unsigned n;
+
+                        r = model_cell_fields(copy_cell, false, &fields, &n, &c->error);
+                        if (r >= 0)
+                                r = store_cell_update(c->rpc->store, c->user_id, id, cell->valuestring, m,
+                                                      fields, NULL, NULL);
+                        if (r < 0)
+                                return r;
+                        m->expected_revision = -1;
+                } else if (copy_cell && streq(keep, "local")) {
+                        /* The remote's version was deleted since: ours is all there is; keep it. */
+                        copy_cell = NULL;
+                }
+                if (copy_cell) {
+                        r = store_cell_delete(c->rpc->store, c->user_id, id, copy->valuestring, m);
+                        if (r < 0)
+                                return r;
+                        m->expected_revision = -1;
+                }
+        } else if (field && streq(keep, "local")) {
+                _cleanup_(cJSON_Deletep) cJSON *fields = cJSON_CreateObject();
+                const cJSON *local = cJSON_GetObjectItem(conflict, "local");
+
+                if (!fields ||
+                    !cJSON_AddItemToObject(fields, field->valuestring,
+                                           local ? cJSON_Duplicate(local, true) : cJSON_CreateNull()))
+                        return -ENOMEM;
+                r = store_notebook_update(c->rpc->store, c->user_id, id, m, fields, NULL);
+                if (r < 0)
+                        return r;
+                m->expected_revision = -1;
+        }
+        snprintf(subject, sizeof(subject), "%s:%s", cell ? "cell" : "field",
+                 (cell ? cell : field)->valuestring);
+        r = store_sync_conflict_drop(c->rpc->store, c->user_id, id, subject);
+        return r < 0 ? r : 0;
+}
+
+/* Resolves the conflicts of a notebook (or one of them: cell_id or field) by keeping the local
+ * version, the remote's, or both (cells only: the copy stays as a cell of its own). */
+static int m_sync_resolve(Call *c)
+{
+        _cleanup_(cJSON_Deletep) cJSON *list = NULL;
+        StoreMut m = STORE_MUT_INIT;
+        const char *id, *cell_id = NULL, *field = NULL, *keep;
+        const cJSON *conflict;
+        int64_t before = -1;
+        unsigned resolved = 0;
+        int r;
+
+        if ((r = get_id(c, "notebook_id", true, &id)) < 0 ||
+            (r = get_id(c, "cell_id", false, &cell_id)) < 0 || (r = get_expected(c, &m)) < 0)
+                return r;
+        r = model_get_string(c->params, "field", 32, false, &field, NULL, &c->error);
+        if (r < 0)
+                return r;
+        r = model_get_string(c->params, "keep", 16, false, &keep, NULL, &c->error);
+        if (r < 0)
+                return r;
+        if (r == 0 || (!streq(keep, "local") && !streq(keep, "server") && !streq(keep, "both")))
+                return model_error(&c->error, RPC_INVALID_PARAMS, "keep", -1,
+                                   "\"keep\" must be \"local\", \"server\" or \"both\".");
+        if (cell_id && field)
+                return model_error(&c->error, RPC_INVALID_PARAMS, "field", -1,
+                                   "Give \"cell_id\" or \"field\", not both.");
+        if (field && streq(keep, "both"))
+                return model_error(&c->error, RPC_INVALID_PARAMS, "keep", -1,
+                                   "A notebook field holds one value: keep \"local\" or \"server\".");
+        r = store_notebook_head(c->rpc->store, c->user_id, id, &before, NULL);
+        if (r < 0)
+                return store_error(c, r, id, NULL, NULL);
+        if (m.expected_revision >= 0 && m.expected_revision != before) {
+                c->current_revision = before;
+                return store_error(c, -ESTALE, id, NULL, NULL);
+        }
+        r = store_sync_conflicts(c->rpc->store, c->user_id, id, MAX_CONFLICTS_LISTED, &list);
+        if (r < 0)
+                return store_error(c, r, id, NULL, NULL);
+        cJSON_ArrayForEach(conflict, list)
+        {
+                const cJSON *cc = cJSON_GetObjectItem(conflict, "cell_id"),
+                            *cf = cJSON_GetObjectItem(conflict, "field");
+
+                if ((cell_id && (!cc || !streq(cc->valuestring, cell_id))) ||
+                    (field && (!cf || !streq(cf->valuestring, field))))
+                        continue;
+                /* "both" applies to cells; fields resolved by a "both" for the whole notebook keep
+                 * the remote's value, which is the one in place. */
+                r = resolve_one(c, id, conflict, cf && streq(keep, "both") ? "server" : keep, &m);
+                if (r < 0) {
+                        c->current_revision = m.revision;
+                        return c->error.code ? r : store_error(c, r, id, NULL, NULL);
+                }
+                resolved++;
+        }
+        if (resolved == 0)
+                return model_error(&c->error, RPC_NOT_FOUND,
+                                   cell_id ? "cell_id"
+                                   : field ? "field"
+                                           : NULL,
+                                   -1, "No conflict to resolve there.");
+        if (!m.updated_at[0]) {
+                m.revision = before;
+                format_timestamp(m.updated_at, now_realtime_usec());
+        } else
+                call_changed(c, id);
+        if (result_mut(c, id, &m) < 0 || !cJSON_AddNumberToObject(c->result, "resolved", resolved))
+                return -ENOMEM;
+        return 0;
+}
+
 static const Method methods[] = {
         { "notebook.list", m_notebook_list, true, true, (const char *const[]){ "user_id", NULL } },
         { "notebook.get", m_notebook_get, false, true,
@@ -867,6 +1027,11 @@ static const Method methods[] = {
         { "notebook.unwatch", m_notebook_unwatch, false, true,
           (const char *const[]){ "user_id", "notebook_id", NULL } },
         { "sync.pull", m_sync_pull, false, false, (const char *const[]){ NULL } },
+        { "sync.conflicts", m_sync_conflicts, false, true,
+          (const char *const[]){ "user_id", "notebook_id", NULL } },
+        { "sync.resolve", m_sync_resolve, true, true,
+          (const char *const[]){ "user_id", "notebook_id", "cell_id", "field", "keep", "expected_revision",
+                                 NULL } },
         { "daemon.status", m_daemon_status, false, false, (const char *const[]){ NULL } },
 };
 

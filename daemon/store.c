@@ -1,4 +1,5 @@
 /* SPDX-License-Identifier: MIT */
+#include <limits.h>
 #include <stdio.h>
 #include <sqlite3.h>
 
@@ -45,17 +46,27 @@ typedef enum SqlId {
         SQL_USER_INSERT,
         SQL_STATS,
         SQL_SYNC_READ,
+        SQL_SYNC_BASE_SNAPSHOT,
         SQL_SYNC_DIRTY,
-        SQL_SYNC_BEGIN,
-        SQL_SYNC_PUT_DONE,
-        SQL_SYNC_PURGE,
-        SQL_SYNC_FORGET_UNSYNCED,
-        SQL_SYNC_FORGET_BASE,
+        SQL_SYNC_TOKEN_FIND,
+        SQL_SYNC_TOKEN_ADD,
+        SQL_SYNC_TOKEN_REVISION,
+        SQL_SYNC_TOKENS_COUNT,
+        SQL_SYNC_TOKENS_DROP,
+        SQL_SYNC_CONFIRM,
+        SQL_SYNC_DETACH,
+        SQL_SYNC_DELETED,
+        SQL_SYNC_REMOVE,
         SQL_SYNC_SET_STATE,
         SQL_SYNC_INSERT,
         SQL_SYNC_REPLACE,
+        SQL_SYNC_KNOWN,
+        SQL_SYNC_EPOCH,
         SQL_SYNC_USERS,
         SQL_SYNC_UNSYNCED,
+        SQL_SYNC_CONFLICT_ADD,
+        SQL_SYNC_CONFLICTS,
+        SQL_SYNC_CONFLICT_DROP,
         _SQL_MAX,
 } SqlId;
 
@@ -77,11 +88,16 @@ static const char *const sql_text[_SQL_MAX] = {
                         "ORDER BY created_at, id",
         [SQL_NB_INSERT] = "INSERT INTO notebooks (user_id, id, name, db_conn_string, revision, created_at, "
                           "updated_at, ttl, demo_version, dirty, dirty_since) "
-                          "VALUES (?1, ?2, ?3, ?4, 1, ?5, ?5, ?6, ?7, 1, ?8)",
+                          "VALUES (?1, ?2, ?3, ?4, 1 + coalesce((SELECT high FROM revisions "
+                          "WHERE user_id = ?1 AND notebook_id = ?2), 0), ?5, ?5, ?6, ?7, 1, ?8)",
         [SQL_NB_REVIVE] = "UPDATE notebooks SET name = ?2, db_conn_string = ?3, revision = revision + 1, "
                           "created_at = ?4, updated_at = ?4, ttl = ?5, demo_version = ?6, deleted = 0, "
-                          "dirty = 1, dirty_since = coalesce(dirty_since, ?7), sync_state = 'pending' "
-                          "WHERE nb = ?1 RETURNING revision",
+                          "dirty = 1, dirty_since = coalesce(dirty_since, ?7), sync_state = 'pending', "
+                          /* The remote copy is gone already: the notebook is new to it again. */
+                          "base_revision = CASE WHEN delete_gen IS NULL THEN base_revision END, "
+                          "base_sync_id = CASE WHEN delete_gen IS NULL THEN base_sync_id END, "
+                          "base_snapshot = CASE WHEN delete_gen IS NULL THEN base_snapshot END, "
+                          "delete_gen = NULL WHERE nb = ?1 RETURNING revision",
         [SQL_NB_BUMP] = "UPDATE notebooks SET revision = revision + 1, updated_at = ?2, dirty = 1, "
                         "dirty_since = coalesce(dirty_since, ?3), sync_state = 'pending' "
                         "WHERE nb = ?1 RETURNING revision",
@@ -119,39 +135,72 @@ static const char *const sql_text[_SQL_MAX] = {
                 "SELECT (SELECT count(*) FROM notebooks WHERE deleted = 0), (SELECT count(*) FROM users), "
                 "(SELECT count(*) FROM notebooks WHERE dirty = 1)",
         [SQL_SYNC_READ] =
-                "SELECT nb, revision, coalesce(base_revision, -1), deleted, dirty, sync_id, sync_state, "
-                "sync_error FROM notebooks WHERE user_id = ?1 AND id = ?2",
-        [SQL_SYNC_DIRTY] = "SELECT user_id, id FROM notebooks WHERE dirty = 1 ORDER BY dirty_since LIMIT ?1",
-        [SQL_SYNC_BEGIN] = "UPDATE notebooks SET sync_id = ?3, sync_state = 'syncing', sync_error = NULL "
-                           "WHERE user_id = ?1 AND id = ?2",
-        [SQL_SYNC_PUT_DONE] =
-                "UPDATE notebooks SET base_revision = ?3, base_snapshot = ?4, dirty = (revision <> ?3), "
-                "dirty_since = CASE WHEN revision = ?3 THEN NULL ELSE dirty_since END, "
-                "sync_state = CASE WHEN revision = ?3 THEN 'synced' ELSE 'pending' END, "
-                "sync_error = NULL WHERE user_id = ?1 AND id = ?2",
-        [SQL_SYNC_PURGE] =
-                "DELETE FROM notebooks WHERE user_id = ?1 AND id = ?2 AND deleted = 1 AND revision = ?3",
-        [SQL_SYNC_FORGET_UNSYNCED] =
-                "DELETE FROM notebooks WHERE user_id = ?1 AND id = ?2 AND revision = ?3 "
-                "AND base_revision IS NULL",
-        [SQL_SYNC_FORGET_BASE] =
-                "UPDATE notebooks SET base_revision = NULL, base_snapshot = NULL, sync_error = NULL "
+                "SELECT nb, revision, coalesce(base_revision, -1), base_sync_id, base_gen, deleted, "
+                "dirty, delete_gen IS NOT NULL, sync_state, sync_error FROM notebooks "
                 "WHERE user_id = ?1 AND id = ?2",
+        [SQL_SYNC_BASE_SNAPSHOT] = "SELECT base_snapshot FROM notebooks WHERE user_id = ?1 AND id = ?2",
+        [SQL_SYNC_DIRTY] = "SELECT user_id, id FROM notebooks WHERE dirty = 1 ORDER BY dirty_since LIMIT ?1",
+        [SQL_SYNC_TOKEN_FIND] =
+                "SELECT sync_id FROM sync_tokens WHERE user_id = ?1 AND notebook_id = ?2 AND revision = ?3",
+        [SQL_SYNC_TOKEN_ADD] = "INSERT INTO sync_tokens (user_id, notebook_id, sync_id, revision) "
+                               "VALUES (?1, ?2, ?3, ?4)",
+        [SQL_SYNC_TOKEN_REVISION] =
+                "SELECT revision FROM sync_tokens WHERE user_id = ?1 AND notebook_id = ?2 AND sync_id = ?3",
+        [SQL_SYNC_TOKENS_COUNT] = "SELECT count(*) FROM sync_tokens WHERE user_id = ?1 AND notebook_id = ?2",
+        [SQL_SYNC_TOKENS_DROP] = "DELETE FROM sync_tokens WHERE user_id = ?1 AND notebook_id = ?2",
+        [SQL_SYNC_CONFIRM] = "UPDATE notebooks SET base_revision = ?3, base_sync_id = ?4, base_snapshot = "
+                             "?5, base_gen = ?6, "
+                             "delete_gen = NULL, dirty = ?7, dirty_since = CASE WHEN ?7 THEN "
+                             "coalesce(dirty_since, ?8) END, "
+                             "sync_state = ?9, sync_error = NULL WHERE user_id = ?1 AND id = ?2",
+        [SQL_SYNC_DETACH] =
+                "UPDATE notebooks SET base_revision = NULL, base_sync_id = NULL, base_snapshot = NULL, "
+                "delete_gen = NULL, dirty = 1, dirty_since = coalesce(dirty_since, ?3), "
+                "sync_state = ?4, sync_error = ?5 WHERE user_id = ?1 AND id = ?2",
+        [SQL_SYNC_DELETED] =
+                "UPDATE notebooks SET delete_gen = ?3, base_gen = ?3, dirty = 0, dirty_since = NULL, "
+                "sync_state = ?4, sync_error = NULL WHERE user_id = ?1 AND id = ?2 AND deleted = 1",
+        [SQL_SYNC_REMOVE] = "DELETE FROM notebooks WHERE user_id = ?1 AND id = ?2",
         [SQL_SYNC_SET_STATE] =
                 "UPDATE notebooks SET sync_state = ?3, sync_error = ?4 WHERE user_id = ?1 AND id = ?2",
         [SQL_SYNC_INSERT] =
                 "INSERT INTO notebooks (user_id, id, name, db_conn_string, revision, created_at, "
-                "updated_at, ttl, demo_version, dirty, base_revision, base_snapshot, sync_state) "
-                "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, 0, ?5, ?10, 'synced')",
+                "updated_at, "
+                "ttl, demo_version, dirty, dirty_since, base_revision, base_sync_id, base_snapshot, "
+                "base_gen, "
+                "sync_state) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, CASE WHEN ?10 THEN ?11 END, "
+                "?12, ?13, ?14, ?15, ?16)",
         [SQL_SYNC_REPLACE] =
                 "UPDATE notebooks SET name = ?3, db_conn_string = ?4, revision = ?5, created_at = ?6, "
-                "updated_at = ?7, ttl = ?8, demo_version = ?9, deleted = 0, dirty = 0, "
-                "dirty_since = NULL, base_revision = ?5, base_snapshot = ?10, sync_state = 'synced', "
+                "updated_at = ?7, ttl = ?8, demo_version = ?9, deleted = 0, dirty = ?10, "
+                "dirty_since = CASE WHEN ?10 THEN coalesce(dirty_since, ?11) END, base_revision = ?12, "
+                "base_sync_id = ?13, base_snapshot = ?14, base_gen = ?15, delete_gen = NULL, sync_state = "
+                "?16, "
                 "sync_error = NULL WHERE user_id = ?1 AND id = ?2",
+        [SQL_SYNC_KNOWN] = "SELECT id FROM notebooks WHERE user_id = ?1 "
+                           "AND (base_revision IS NOT NULL OR delete_gen IS NOT NULL)",
+        [SQL_SYNC_EPOCH] = "INSERT INTO sync_meta (key, value) VALUES ('epoch', 1) "
+                           "ON CONFLICT (key) DO UPDATE SET value = value + 1 RETURNING value",
         [SQL_SYNC_USERS] = "SELECT user_id FROM users UNION SELECT user_id FROM notebooks",
-        [SQL_SYNC_UNSYNCED] = "SELECT user_id, id, revision, base_revision, deleted, sync_state, sync_error "
-                              "FROM notebooks WHERE (dirty = 1 OR sync_state IN ('conflict', 'error')) "
-                              "AND (?2 IS NULL OR user_id = ?2) ORDER BY user_id, id LIMIT ?1",
+        [SQL_SYNC_UNSYNCED] =
+                "SELECT user_id, id, revision, base_revision, deleted, sync_state, sync_error, "
+                "(SELECT count(*) FROM sync_conflicts c WHERE c.user_id = n.user_id AND c.notebook_id = "
+                "n.id) "
+                "FROM notebooks n WHERE (dirty = 1 OR sync_state IN ('conflict', 'error') OR EXISTS "
+                "(SELECT 1 FROM sync_conflicts c WHERE c.user_id = n.user_id AND c.notebook_id = n.id)) "
+                "AND (?2 IS NULL OR user_id = ?2) ORDER BY user_id, id LIMIT ?1",
+        [SQL_SYNC_CONFLICT_ADD] =
+                "INSERT INTO sync_conflicts (user_id, notebook_id, subject, copy_id, local_value, "
+                "created_at) "
+                "VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT (user_id, notebook_id, subject) DO UPDATE SET "
+                "copy_id = excluded.copy_id, local_value = excluded.local_value, created_at = "
+                "excluded.created_at",
+        [SQL_SYNC_CONFLICTS] =
+                "SELECT user_id, notebook_id, subject, copy_id, local_value, created_at FROM sync_conflicts "
+                "WHERE (?1 IS NULL OR user_id = ?1) AND (?2 IS NULL OR notebook_id = ?2) "
+                "ORDER BY user_id, notebook_id, subject LIMIT ?3",
+        [SQL_SYNC_CONFLICT_DROP] = "DELETE FROM sync_conflicts WHERE user_id = ?1 AND notebook_id = ?2 "
+                                   "AND (?3 IS NULL OR subject = ?3)",
 };
 
 struct Store {
@@ -1253,7 +1302,7 @@ int store_stats(Store *s, StoreStats *ret)
 
 void store_sync_info_done(StoreSyncInfo *i)
 {
-        free(i->sync_id);
+        free(i->base_sync_id);
         free(i->sync_state);
         free(i->sync_error);
         *i = (StoreSyncInfo){ 0 };
@@ -1288,27 +1337,55 @@ int store_sync_read(Store *s, const char *user_id, const char *notebook_id, cJSO
                 nb = sqlite3_column_int64(st, 0);
                 info.revision = sqlite3_column_int64(st, 1);
                 info.base_revision = sqlite3_column_int64(st, 2);
-                info.deleted = sqlite3_column_int(st, 3);
-                info.dirty = sqlite3_column_int(st, 4);
-                info.sync_id = column_strdup(st, 5);
-                info.sync_state = column_strdup(st, 6);
-                info.sync_error = column_strdup(st, 7);
+                info.base_sync_id = column_strdup(st, 3);
+                info.base_gen = (uint64_t)sqlite3_column_int64(st, 4);
+                info.deleted = sqlite3_column_int(st, 5);
+                info.dirty = sqlite3_column_int(st, 6);
+                info.delete_done = sqlite3_column_int(st, 7);
+                info.sync_state = column_strdup(st, 8);
+                info.sync_error = column_strdup(st, 9);
                 r = 0;
         } else if (r == 0)
                 r = -ENOENT;
         sqlite3_reset(st);
         if (r < 0)
                 return r;
-        *ret_notebook = NULL;
-        if (!info.deleted) {
-                r = notebook_full(s, nb, ret_notebook);
-                if (r < 0) {
-                        store_sync_info_done(&info);
-                        return r;
+        if (ret_notebook) {
+                *ret_notebook = NULL;
+                if (!info.deleted) {
+                        r = notebook_full(s, nb, ret_notebook);
+                        if (r < 0) {
+                                store_sync_info_done(&info);
+                                return r;
+                        }
                 }
         }
         *ret_info = info;
         return 0;
+}
+
+/* Runs a query whose one row is one text column: 1 with *ret set (NULL for SQL NULL), 0 without a
+ * row. */
+static int query_text(Store *s, sqlite3_stmt *st, char **ret)
+{
+        int r = step(s, st);
+
+        if (r > 0) {
+                const char *t = (const char *)sqlite3_column_text(st, 0);
+
+                *ret = NULL;
+                if (t && !(*ret = strdup(t)))
+                        r = -ENOMEM;
+        }
+        sqlite3_reset(st);
+        return r;
+}
+
+int store_sync_base_snapshot(Store *s, const char *user_id, const char *notebook_id, char **ret)
+{
+        int r = query_text(s, stmt_key(s, SQL_SYNC_BASE_SNAPSHOT, user_id, notebook_id), ret);
+
+        return r == 0 ? -ENOENT : r < 0 ? r : 0;
 }
 
 /* A row of two text columns as a pair. */
@@ -1321,62 +1398,123 @@ static cJSON *pair_from_row(sqlite3_stmt *st)
         return cJSON_CreateStringArray(pair, 2);
 }
 
-static int pairs_query(Store *s, sqlite3_stmt *st, cJSON **ret)
-{
-        return rows_to_array(s, st, pair_from_row, ret);
-}
-
 int store_sync_dirty(Store *s, int64_t max, cJSON **ret)
 {
         sqlite3_stmt *st = stmt(s, SQL_SYNC_DIRTY);
 
         sqlite3_bind_int64(st, 1, max);
-        return pairs_query(s, st, ret);
+        return rows_to_array(s, st, pair_from_row, ret);
 }
 
-int store_sync_begin(Store *s, const char *user_id, const char *notebook_id, const char *sync_id)
+int store_sync_token(Store *s, const char *user_id, const char *notebook_id, int64_t revision,
+                     const char *fresh, char ret[static UUID_STRING_MAX])
 {
-        sqlite3_stmt *st = stmt_key(s, SQL_SYNC_BEGIN, user_id, notebook_id);
-
-        bind_text(st, 3, sync_id);
-        return run(s, st);
-}
-
-int store_sync_put_done(Store *s, const char *user_id, const char *notebook_id, int64_t revision,
-                        const char *snapshot)
-{
-        sqlite3_stmt *st = stmt_key(s, SQL_SYNC_PUT_DONE, user_id, notebook_id);
-
-        sqlite3_bind_int64(st, 3, revision);
-        bind_text(st, 4, snapshot);
-        return run(s, st);
-}
-
-/* Runs a statement on (user_id, notebook_id, revision): 1 if it changed a row, 0 if not. */
-static int run_at_revision(Store *s, SqlId sql, const char *user_id, const char *notebook_id,
-                           int64_t revision)
-{
-        sqlite3_stmt *st = stmt_key(s, sql, user_id, notebook_id);
+        _cleanup_free_ char *found = NULL;
+        sqlite3_stmt *st = stmt_key(s, SQL_SYNC_TOKEN_FIND, user_id, notebook_id);
         int r;
 
         sqlite3_bind_int64(st, 3, revision);
+        r = query_text(s, st, &found);
+        if (r < 0)
+                return r;
+        if (r > 0 && found) {
+                snprintf(ret, UUID_STRING_MAX, "%s", found);
+                return 0;
+        }
+        st = stmt_key(s, SQL_SYNC_TOKEN_ADD, user_id, notebook_id);
+        bind_text(st, 3, fresh);
+        sqlite3_bind_int64(st, 4, revision);
         r = run(s, st);
-        return r < 0 ? r : sqlite3_changes(s->db) > 0;
+        if (r < 0)
+                return r;
+        snprintf(ret, UUID_STRING_MAX, "%s", fresh);
+        return 1;
 }
 
-int store_sync_delete_done(Store *s, const char *user_id, const char *notebook_id, int64_t revision)
+int store_sync_token_revision(Store *s, const char *user_id, const char *notebook_id, const char *sync_id,
+                              int64_t *ret_revision)
 {
-        int r = run_at_revision(s, SQL_SYNC_PURGE, user_id, notebook_id, revision);
+        sqlite3_stmt *st = stmt_key(s, SQL_SYNC_TOKEN_REVISION, user_id, notebook_id);
+        int64_t rev = -1;
+        int r;
 
-        if (r != 0)
-                return r < 0 ? r : 0;
-        /* Created again (or changed) since the delete was sent: the remote has no copy now. */
-        return run(s, stmt_key(s, SQL_SYNC_FORGET_BASE, user_id, notebook_id));
+        if (!sync_id)
+                return 0;
+        bind_text(st, 3, sync_id);
+        r = step(s, st);
+        if (r > 0)
+                rev = sqlite3_column_int64(st, 0);
+        sqlite3_reset(st);
+        if (r > 0 && ret_revision)
+                *ret_revision = rev;
+        return r;
 }
 
-int store_sync_forget_unsynced(Store *s, const char *user_id, const char *notebook_id, int64_t revision)
+int store_sync_tokens_count(Store *s, const char *user_id, const char *notebook_id)
 {
-        return run_at_revision(s, SQL_SYNC_FORGET_UNSYNCED, user_id, notebook_id, revision);
+        int64_t n = 0;
+        int r = query_int(s, stmt_key(s, SQL_SYNC_TOKENS_COUNT, user_id, notebook_id), &n, NULL);
+
+        return r < 0 ? r : (int)MIN(n, (int64_t)INT_MAX);
+}
+
+int store_sync_confirm(Store *s, const char *user_id, const char *notebook_id, const StoreBase *base,
+                       bool dirty, const char *state)
+{
+        sqlite3_stmt *st = stmt_key(s, SQL_SYNC_CONFIRM, user_id, notebook_id);
+        int r;
+
+        sqlite3_bind_int64(st, 3, base->revision);
+        bind_text(st, 4, base->sync_id);
+        bind_text(st, 5, base->snapshot);
+        sqlite3_bind_int64(st, 6, (sqlite3_int64)base->gen);
+        sqlite3_bind_int(st, 7, dirty);
+        sqlite3_bind_int64(st, 8, (sqlite3_int64)now_realtime_usec());
+        bind_text(st, 9, state);
+        r = run(s, st);
+        if (r < 0)
+                return r;
+        /* The remote moved past every write still unanswered: none of them can land any more. */
+        return run(s, stmt_key(s, SQL_SYNC_TOKENS_DROP, user_id, notebook_id));
+}
+
+int store_sync_detach(Store *s, const char *user_id, const char *notebook_id, const char *state,
+                      const char *why)
+{
+        sqlite3_stmt *st = stmt_key(s, SQL_SYNC_DETACH, user_id, notebook_id);
+        int r;
+
+        sqlite3_bind_int64(st, 3, (sqlite3_int64)now_realtime_usec());
+        bind_text(st, 4, state);
+        bind_text(st, 5, why);
+        r = run(s, st);
+        if (r < 0)
+                return r;
+        return run(s, stmt_key(s, SQL_SYNC_TOKENS_DROP, user_id, notebook_id));
+}
+
+int store_sync_deleted(Store *s, const char *user_id, const char *notebook_id, uint64_t gen,
+                       const char *state)
+{
+        sqlite3_stmt *st = stmt_key(s, SQL_SYNC_DELETED, user_id, notebook_id);
+        int r;
+
+        sqlite3_bind_int64(st, 3, (sqlite3_int64)gen);
+        bind_text(st, 4, state);
+        r = run(s, st);
+        if (r < 0)
+                return r;
+        return run(s, stmt_key(s, SQL_SYNC_TOKENS_DROP, user_id, notebook_id));
+}
+
+int store_sync_remove(Store *s, const char *user_id, const char *notebook_id)
+{
+        int r = run(s, stmt_key(s, SQL_SYNC_CONFLICT_DROP, user_id, notebook_id));
+
+        if (r < 0)
+                return r;
+        /* The trigger notebooks_gone keeps the revision high-water mark and drops the tokens. */
+        return run(s, stmt_key(s, SQL_SYNC_REMOVE, user_id, notebook_id));
 }
 
 int store_sync_set_state(Store *s, const char *user_id, const char *notebook_id, const char *state,
@@ -1389,36 +1527,25 @@ int store_sync_set_state(Store *s, const char *user_id, const char *notebook_id,
         return run(s, st);
 }
 
-int store_sync_apply_remote(Store *s, const cJSON *notebook, const char *snapshot, bool force)
+int store_sync_replace(Store *s, const cJSON *notebook, const StoreBase *base, bool dirty, const char *state)
 {
         const cJSON *user = cJSON_GetObjectItemCaseSensitive(notebook, "user_id"),
                     *id = cJSON_GetObjectItemCaseSensitive(notebook, "id"),
                     *rev = cJSON_GetObjectItemCaseSensitive(notebook, "revision"),
                     *cells = cJSON_GetObjectItemCaseSensitive(notebook, "cells");
-        _cleanup_(cJSON_Deletep) cJSON *local = NULL;
-        StoreSyncInfo info = { 0 };
         sqlite3_stmt *st;
         int64_t nb;
-        bool found;
         int r;
 
         if (!cJSON_IsString(user) || !cJSON_IsString(id) || !cJSON_IsNumber(rev) || !cJSON_IsArray(cells))
                 return -EINVAL;
         if (cJSON_GetArraySize(cells) > MAX_CELLS)
                 return -E2BIG;
-        r = store_sync_read(s, user->valuestring, id->valuestring, &local, &info);
+        r = nb_find(s, user->valuestring, id->valuestring, &nb, NULL, NULL);
         if (r < 0 && r != -ENOENT)
                 return r;
-        found = r == 0;
-        if (found && info.dirty && !force) {
-                store_sync_info_done(&info);
-                r = store_sync_set_state(s, user->valuestring, id->valuestring, "conflict",
-                                         "changed here and on the remote");
-                return r < 0 ? r : 0;
-        }
-        store_sync_info_done(&info);
 
-        st = stmt_key(s, found ? SQL_SYNC_REPLACE : SQL_SYNC_INSERT, user->valuestring, id->valuestring);
+        st = stmt_key(s, r == 0 ? SQL_SYNC_REPLACE : SQL_SYNC_INSERT, user->valuestring, id->valuestring);
         bind_member_text(st, 3, notebook, "name");
         bind_member_text(st, 4, notebook, "db_conn_string");
         sqlite3_bind_int64(st, 5, (sqlite3_int64)rev->valuedouble);
@@ -1426,7 +1553,13 @@ int store_sync_apply_remote(Store *s, const cJSON *notebook, const char *snapsho
         bind_member_text(st, 7, notebook, "updated_at");
         bind_member_int(st, 8, notebook, "ttl");
         bind_member_int(st, 9, notebook, "demo_version");
-        bind_text(st, 10, snapshot);
+        sqlite3_bind_int(st, 10, dirty);
+        sqlite3_bind_int64(st, 11, (sqlite3_int64)now_realtime_usec());
+        sqlite3_bind_int64(st, 12, base->revision);
+        bind_text(st, 13, base->sync_id);
+        bind_text(st, 14, base->snapshot);
+        sqlite3_bind_int64(st, 15, (sqlite3_int64)base->gen);
+        bind_text(st, 16, state);
         r = run(s, st);
         if (r < 0)
                 return r;
@@ -1437,12 +1570,31 @@ int store_sync_apply_remote(Store *s, const cJSON *notebook, const char *snapsho
         sqlite3_bind_int64(st, 1, nb);
         if ((r = run(s, st)) < 0 || (r = cells_insert_all(s, nb, cells)) < 0)
                 return r;
-        return 1;
+        return run(s, stmt_key(s, SQL_SYNC_TOKENS_DROP, user->valuestring, id->valuestring));
 }
 
 static cJSON *first_column(sqlite3_stmt *st)
 {
         return column_text_or_null(st, 0);
+}
+
+int store_sync_known(Store *s, const char *user_id, cJSON **ret)
+{
+        sqlite3_stmt *st = stmt(s, SQL_SYNC_KNOWN);
+
+        bind_text(st, 1, user_id);
+        return rows_to_array(s, st, first_column, ret);
+}
+
+int store_sync_next_epoch(Store *s, uint64_t *ret)
+{
+        int64_t v = 0;
+        int r = query_int(s, stmt(s, SQL_SYNC_EPOCH), &v, NULL);
+
+        if (r < 0)
+                return r;
+        *ret = (uint64_t)v;
+        return 0;
 }
 
 int store_sync_users(Store *s, cJSON **ret)
@@ -1459,7 +1611,8 @@ static cJSON *unsynced_from_row(sqlite3_stmt *st)
             !add(o, "revision", column_int_or_null(st, 2)) ||
             !add(o, "base_revision", column_int_or_null(st, 3)) ||
             !add(o, "deleted", cJSON_CreateBool(sqlite3_column_int(st, 4))) ||
-            !add(o, "state", column_text_or_null(st, 5)) || !add(o, "error", column_text_or_null(st, 6)))
+            !add(o, "state", column_text_or_null(st, 5)) || !add(o, "error", column_text_or_null(st, 6)) ||
+            !add(o, "conflicts", column_int_or_null(st, 7)))
                 return NULL;
         return TAKE_PTR(o);
 }
@@ -1471,4 +1624,62 @@ int store_sync_unsynced(Store *s, const char *user_id, int64_t max, cJSON **ret)
         sqlite3_bind_int64(st, 1, max);
         bind_text(st, 2, user_id);
         return rows_to_array(s, st, unsynced_from_row, ret);
+}
+
+int store_sync_conflict_add(Store *s, const char *user_id, const char *notebook_id, const char *subject,
+                            const char *copy_id, const cJSON *local_value)
+{
+        sqlite3_stmt *st = stmt_key(s, SQL_SYNC_CONFLICT_ADD, user_id, notebook_id);
+        char ts[TIMESTAMP_MAX];
+        int r;
+
+        bind_text(st, 3, subject);
+        bind_text(st, 4, copy_id);
+        r = local_value ? bind_json(st, 5, local_value) : 0;
+        if (r < 0) {
+                sqlite3_clear_bindings(st);
+                return r;
+        }
+        if (!local_value)
+                sqlite3_bind_null(st, 5);
+        bind_text(st, 6, format_timestamp(ts, now_realtime_usec()));
+        return run(s, st);
+}
+
+static cJSON *conflict_from_row(sqlite3_stmt *st)
+{
+        _cleanup_(cJSON_Deletep) cJSON *o = cJSON_CreateObject();
+        const char *subject = (const char *)sqlite3_column_text(st, 2);
+        const char *colon = subject ? strchr(subject, ':') : NULL;
+
+        if (!o || !colon || !add(o, "user_id", column_text_or_null(st, 0)) ||
+            !add(o, "notebook_id", column_text_or_null(st, 1)) ||
+            !add(o, startswith(subject, "cell:") ? "cell_id" : "field", cJSON_CreateString(colon + 1)) ||
+            !add(o, "created_at", column_text_or_null(st, 5)))
+                return NULL;
+        if (sqlite3_column_type(st, 3) != SQLITE_NULL && !add(o, "copy_id", column_text_or_null(st, 3)))
+                return NULL;
+        if (sqlite3_column_type(st, 4) != SQLITE_NULL && !add(o, "local", column_json(st, 4)))
+                return NULL;
+        return TAKE_PTR(o);
+}
+
+int store_sync_conflicts(Store *s, const char *user_id, const char *notebook_id, int64_t max, cJSON **ret)
+{
+        sqlite3_stmt *st = stmt(s, SQL_SYNC_CONFLICTS);
+
+        bind_text(st, 1, user_id);
+        bind_text(st, 2, notebook_id);
+        sqlite3_bind_int64(st, 3, max);
+        return rows_to_array(s, st, conflict_from_row, ret);
+}
+
+int store_sync_conflict_drop(Store *s, const char *user_id, const char *notebook_id, const char *subject)
+{
+        sqlite3_stmt *st = stmt_key(s, SQL_SYNC_CONFLICT_DROP, user_id, notebook_id);
+        int r;
+
+        bind_text(st, 3, subject);
+        r = run(s, st);
+        return r < 0 ? r : sqlite3_changes(s->db);
 }

@@ -125,42 +125,79 @@ int store_stats(Store *s, StoreStats *ret);
 typedef struct StoreSyncInfo {
         int64_t revision;
         int64_t base_revision; /* the revision the remote holds; -1: the remote never had it */
-        bool deleted;          /* a tombstone: the remote copy is still to be deleted */
-        bool dirty;
-        char *sync_id; /* token of the last write sent, or NULL */
+        char *base_sync_id;    /* the sync_id of that version (NULL: none) */
+        uint64_t base_gen;     /* the pull generation when the base or the delete was recorded */
+        bool deleted;          /* a tombstone */
+        bool dirty;            /* changed since the base (a tombstone: the delete still to send) */
+        bool delete_done;      /* a tombstone whose remote copy is gone, until a pull agrees */
         char *sync_state;
         char *sync_error;
 } StoreSyncInfo;
 void store_sync_info_done(StoreSyncInfo *i);
 
-/* The notebook as the remote should hold it (*ret_notebook NULL for a tombstone), and its sync
- * columns. -ENOENT when there is no row at all. */
+/* A version of the notebook the remote holds: its revision and token, the item as JSON (the
+ * common ancestor of a later merge), and the engine's pull generation when it was seen. */
+typedef struct StoreBase {
+        int64_t revision;
+        const char *sync_id;
+        const char *snapshot;
+        uint64_t gen;
+} StoreBase;
+
+/* The notebook as the remote should hold it (*ret_notebook NULL for a tombstone; ret_notebook
+ * itself may be NULL), and its sync columns. -ENOENT when there is no row at all. */
 int store_sync_read(Store *s, const char *user_id, const char *notebook_id, cJSON **ret_notebook,
                     StoreSyncInfo *ret_info);
+/* The item as last agreed with the remote (*ret NULL when there is none). */
+int store_sync_base_snapshot(Store *s, const char *user_id, const char *notebook_id, char **ret);
 /* Dirty notebooks, oldest change first, at most max: an array of [user_id, notebook_id]. */
 int store_sync_dirty(Store *s, int64_t max, cJSON **ret);
-/* Records the token of the write about to be sent, before it is sent. */
-int store_sync_begin(Store *s, const char *user_id, const char *notebook_id, const char *sync_id);
-/* The remote now holds revision (snapshot: the item, kept as the base of a later merge). The
- * notebook stays dirty if it changed meanwhile. */
-int store_sync_put_done(Store *s, const char *user_id, const char *notebook_id, int64_t revision,
-                        const char *snapshot);
-/* The remote copy is gone: a tombstone of that revision disappears; a notebook created again
- * since then becomes one the remote never had. */
-int store_sync_delete_done(Store *s, const char *user_id, const char *notebook_id, int64_t revision);
-/* Removes a notebook the remote never had, if it is still at revision (no tombstone: there is
- * nothing to delete remotely). 1 if removed, 0 if it changed meanwhile. */
-int store_sync_forget_unsynced(Store *s, const char *user_id, const char *notebook_id, int64_t revision);
+
+/* The write token of revision: the one recorded for it before (a retry reuses it, returns 0), or
+ * fresh, recorded now (returns 1). Recorded before the write is sent, kept until the remote is seen
+ * past it. */
+int store_sync_token(Store *s, const char *user_id, const char *notebook_id, int64_t revision,
+                     const char *fresh, char ret[static UUID_STRING_MAX]);
+/* 1 if sync_id (may be NULL) is a token of ours not yet confirmed, with the revision it carried. */
+int store_sync_token_revision(Store *s, const char *user_id, const char *notebook_id, const char *sync_id,
+                              int64_t *ret_revision);
+int store_sync_tokens_count(Store *s, const char *user_id, const char *notebook_id);
+
+/* The remote holds base (our own write, or a version we already hold): dirty says whether we have
+ * more to send. The notebook's tokens are dropped. */
+int store_sync_confirm(Store *s, const char *user_id, const char *notebook_id, const StoreBase *base,
+                       bool dirty, const char *state);
+/* Replaces (or creates) the notebook with notebook's fields and cells at notebook's revision, on
+ * base: the remote's version taken over (clean), or a merge to push (dirty). */
+int store_sync_replace(Store *s, const cJSON *notebook, const StoreBase *base, bool dirty,
+                       const char *state);
+/* The remote copy was deleted elsewhere: the notebook becomes new to the remote (dirty). */
+int store_sync_detach(Store *s, const char *user_id, const char *notebook_id, const char *state,
+                      const char *why);
+/* A tombstone's remote copy is gone since generation gen. */
+int store_sync_deleted(Store *s, const char *user_id, const char *notebook_id, uint64_t gen,
+                       const char *state);
+/* Drops the row (a tombstone done with, or a notebook deleted elsewhere), keeping its revision
+ * high-water mark so that the id, created again, continues above it. */
+int store_sync_remove(Store *s, const char *user_id, const char *notebook_id);
 int store_sync_set_state(Store *s, const char *user_id, const char *notebook_id, const char *state,
                          const char *error);
-/* A remote version newer than what we hold: taken over by a clean notebook (or one not known
- * here), returning 1; a dirty one is marked "conflict" and kept, returning 0, unless force: the
- * caller knows the local changes are not worth keeping (a notebook provisioned here and never
- * edited, which another device provisioned first). */
-int store_sync_apply_remote(Store *s, const cJSON *notebook, const char *snapshot, bool force);
+/* Ids of user_id's notebooks the remote has had (a base, or a delete done): an array of strings. */
+int store_sync_known(Store *s, const char *user_id, cJSON **ret);
+/* One more than at the last start: the high part of the engine's pull generations. */
+int store_sync_next_epoch(Store *s, uint64_t *ret);
 /* Users with local notebooks or provisioned here: an array of strings. */
 int store_sync_users(Store *s, cJSON **ret);
-/* For status: notebooks not in sync (dirty or in an error or conflict state), of user_id (NULL:
- * every user), at most max, each {user_id, notebook_id, revision, base_revision, deleted, state,
- * error}. */
+/* For status: notebooks not in sync (dirty, in error, or with conflicts to resolve), of user_id
+ * (NULL: every user), at most max, each {user_id, notebook_id, revision, base_revision, deleted,
+ * state, error, conflicts}. */
 int store_sync_unsynced(Store *s, const char *user_id, int64_t max, cJSON **ret);
+
+/* Conflicts a merge left: subject "cell:ID" (copy_id: the cell that keeps our version) or
+ * "field:NAME" (local_value: ours). Listed as {user_id, notebook_id, cell_id | field, copy_id?,
+ * local?, created_at}; user_id or notebook_id NULL: all. drop: subject NULL drops all of the
+ * notebook's; returns how many went. */
+int store_sync_conflict_add(Store *s, const char *user_id, const char *notebook_id, const char *subject,
+                            const char *copy_id, const cJSON *local_value);
+int store_sync_conflicts(Store *s, const char *user_id, const char *notebook_id, int64_t max, cJSON **ret);
+int store_sync_conflict_drop(Store *s, const char *user_id, const char *notebook_id, const char *subject);

@@ -4,9 +4,12 @@
 #include <sys/random.h>
 
 #include "ddb.h"
+#include "demo.h"
 #include "log.h"
+#include "merge.h"
 #include "model.h"
 #include "nb-limits.h"
+#include "reconcile.h"
 #include "remote.h"
 #include "sync.h"
 
@@ -14,16 +17,20 @@
  * over an exponential backoff capped at 20 s, and a retry quota that failures drain and
  * successes refill, so that an outage does not multiply the load. Past that, the loop-level
  * backoff takes over: it doubles from 1 s to 5 min and never gives up on a dirty notebook. */
-#define MAX_ATTEMPTS         3
-#define RETRY_BASE_USEC      (100 * USEC_PER_MSEC)
-#define RETRY_MAX_USEC       (20 * USEC_PER_SEC)
-#define RETRY_QUOTA          500
-#define RETRY_COST           5
-#define RETRY_COST_TIMEOUT   10
-#define OUTAGE_MIN_USEC      (1 * USEC_PER_SEC)
-#define OUTAGE_MAX_USEC      (300 * USEC_PER_SEC)
-#define LOG_INTERVAL_USEC    (60 * USEC_PER_SEC) /* repeated failures are logged once a minute */
-#define QUERY_PAGE_ITEMS     100
+#define MAX_ATTEMPTS       3
+#define RETRY_BASE_USEC    (100 * USEC_PER_MSEC)
+#define RETRY_MAX_USEC     (20 * USEC_PER_SEC)
+#define RETRY_QUOTA        500
+#define RETRY_COST         5
+#define RETRY_COST_TIMEOUT 10
+#define OUTAGE_MIN_USEC    (1 * USEC_PER_SEC)
+#define OUTAGE_MAX_USEC    (300 * USEC_PER_SEC)
+#define LOG_INTERVAL_USEC  (60 * USEC_PER_SEC) /* repeated failures are logged once a minute */
+#define QUERY_PAGE_ITEMS   100
+/* Failed conditions in a row (each answered by a merge) before the next push waits a little: a
+ * second, more with every round, at most RACE_MAX_USEC. */
+#define MAX_RACES            3
+#define RACE_MAX_USEC        (30 * USEC_PER_SEC)
 #define STATUS_MAX_NOTEBOOKS 1000 /* notebooks not in sync that daemon.status lists */
 
 typedef struct Job Job;
@@ -31,24 +38,20 @@ typedef struct Pull Pull;
 
 /* A notebook with work to do: a push (put or delete) pending or in flight. */
 struct Job {
-        Job *next;
+        Job *next, *prev;
+        char *key; /* user_id US notebook_id: its key in Sync.job_map */
         char *user_id, *notebook_id;
-        uint64_t first_change, last_change; /* monotonic; 0: due at once (found at start-up) */
+        uint64_t first_change, last_change; /* monotonic; 0: due at once */
         uint64_t not_before;                /* backoff */
         bool in_flight;
         bool blocked; /* waits for the next local change (too large, refused by the remote) */
         bool held;    /* provisioned here: waits for the user's first complete pull */
-        bool changed; /* a change arrived while in flight */
         unsigned attempt;
+        unsigned races; /* failed conditions in a row: the remote keeps moving under us */
         /* The write in flight. */
         bool deleting;
-        int64_t revision;
-        int64_t base_revision;
         char sync_id[UUID_STRING_MAX];
-        /* Tokens of earlier writes whose answer never came: any of them may stand on the remote. */
-        char unconfirmed[8][UUID_STRING_MAX];
-        unsigned n_unconfirmed;
-        char *snapshot;
+        cJSON *item; /* what a PutItem sends */
         cJSON *request;
 };
 
@@ -58,10 +61,15 @@ struct Sync {
         Remote *remote;
         RemoteConfig conf;
         Job *jobs;
+        StrMap job_map;
         unsigned in_flight;
         sd_event_source *timer;
         sd_event_source *pull_timer;
         unsigned retry_tokens;
+        /* Pull generations: each pull takes the next; a base or delete records the current one,
+         * so that a pull that started before it cannot override it. The high 32 bits count the
+         * daemon's starts (persisted), so generations only grow across restarts. */
+        uint64_t gen;
 
         /* What status reports. */
         bool online;
@@ -74,9 +82,12 @@ struct Sync {
         unsigned suppressed_logs;
         Pull *pulls;     /* running, at most one per user */
         bool pull_again; /* a full pull was asked for while pulls ran */
-        char **pulled;   /* users whose notebooks were pulled completely since the start */
-        size_t n_pulled;
-        uint64_t pushes, pulls_applied, conflicts;
+        StrMap pulled;   /* users whose notebooks were pulled completely since the start */
+        uint64_t pushes, pulls_applied, merges, conflicts;
+
+        /* Notebooks the remote changed in the transaction being built: watchers hear of them once
+         * it commits. */
+        cJSON *changed;
 
         SyncChangeFunc change_func;
         void *change_userdata;
@@ -91,36 +102,50 @@ struct Sync {
 static void sync_arm(Sync *s);
 static void job_start(Sync *s, Job *j);
 static void pull_start(Sync *s, const char *user_id);
-static bool user_pulled(Sync *s, const char *user_id);
 
 /* ---- jobs ---------------------------------------------------------------------------------- */
 
+/* Ids never hold control characters (the protocol refuses them, and so does a pull), so the unit
+ * separator keeps (user, notebook) pairs apart. */
+static char *job_key(const char *user_id, const char *notebook_id)
+{
+        size_t a = strlen(user_id), b = strlen(notebook_id);
+        char *k = malloc(a + b + 2);
+
+        if (k) {
+                memcpy(k, user_id, a);
+                k[a] = '\x1f';
+                memcpy(k + a + 1, notebook_id, b + 1);
+        }
+        return k;
+}
+
 static Job *job_find(Sync *s, const char *user_id, const char *notebook_id)
 {
-        for (Job *j = s->jobs; j; j = j->next)
-                if (streq(j->user_id, user_id) && streq(j->notebook_id, notebook_id))
-                        return j;
-        return NULL;
+        _cleanup_free_ char *k = job_key(user_id, notebook_id);
+
+        return k ? strmap_get(&s->job_map, k) : NULL;
 }
 
 static void job_clear_request(Job *j)
 {
-        free(j->snapshot);
-        j->snapshot = NULL;
+        cJSON_Delete(j->item);
+        j->item = NULL;
         cJSON_Delete(j->request);
         j->request = NULL;
 }
 
 static void job_free(Sync *s, Job *j)
 {
-        Job **p;
-
-        for (p = &s->jobs; *p; p = &(*p)->next)
-                if (*p == j) {
-                        *p = j->next;
-                        break;
-                }
+        if (j->prev)
+                j->prev->next = j->next;
+        else
+                s->jobs = j->next;
+        if (j->next)
+                j->next->prev = j->prev;
+        strmap_remove(&s->job_map, j->key);
         job_clear_request(j);
+        free(j->key);
         free(j->user_id);
         free(j->notebook_id);
         free(j);
@@ -135,9 +160,11 @@ static Job *job_add(Sync *s, const char *user_id, const char *notebook_id, uint6
         j = calloc(1, sizeof(*j));
         if (!j)
                 return NULL;
+        j->key = job_key(user_id, notebook_id);
         j->user_id = strdup(user_id);
         j->notebook_id = strdup(notebook_id);
-        if (!j->user_id || !j->notebook_id) {
+        if (!j->key || !j->user_id || !j->notebook_id || strmap_put(&s->job_map, j->key, j) < 0) {
+                free(j->key);
                 free(j->user_id);
                 free(j->notebook_id);
                 free(j);
@@ -145,10 +172,11 @@ static Job *job_add(Sync *s, const char *user_id, const char *notebook_id, uint6
         }
         j->first_change = j->last_change = now;
         j->next = s->jobs;
+        if (s->jobs)
+                s->jobs->prev = j;
         s->jobs = j;
         return j;
 }
-
 /* When a job may start: after the debounce since the last change, but no later than the maximum
  * delay after the first one; never before its backoff is over. */
 static uint64_t job_due(Sync *s, const Job *j)
@@ -175,13 +203,25 @@ void sync_notify_change(Sync *s, const char *user_id, const char *notebook_id)
                         j->first_change = now;
                 j->last_change = now;
                 j->blocked = false;
-                if (j->in_flight)
-                        j->changed = true;
         } else if (!job_add(s, user_id, notebook_id, now)) {
                 log_oom();
                 return;
         }
         sync_arm(s);
+}
+
+/* The engine's own change left the notebook with something to push: at once, no debounce. */
+static void job_due_now(Sync *s, const char *user_id, const char *notebook_id)
+{
+        Job *j = job_add(s, user_id, notebook_id, 0);
+
+        if (!j) {
+                log_oom();
+                return;
+        }
+        j->blocked = false;
+        if (!j->in_flight)
+                j->last_change = j->first_change = 0;
 }
 
 /* ---- logging and health -------------------------------------------------------------------- */
@@ -255,79 +295,379 @@ static uint64_t random_below(uint64_t n)
         return r % n;
 }
 
-/* ---- pushing ------------------------------------------------------------------------------- */
+/* ---- reconciliation ------------------------------------------------------------------------- */
 
-static int store_in_tx(Sync *s, int r)
+/* Transactions of the engine's own, between the server's batches: one per answer, one per pulled
+ * page. Watchers hear of what changed once it is committed. */
+static int sync_begin(Sync *s)
 {
-        /* Engine writes are small transactions of their own, between the server's batches. */
+        return store_begin(s->store);
+}
+
+static void sync_notify_watchers(Sync *s)
+{
+        cJSON *pair;
+
+        if (!s->changed)
+                return;
+        if (s->change_func)
+                cJSON_ArrayForEach(pair, s->changed)
+                        s->change_func(s->change_userdata, cJSON_GetArrayItem(pair, 0)->valuestring,
+                                       cJSON_GetArrayItem(pair, 1)->valuestring);
+        cJSON_Delete(s->changed);
+        s->changed = NULL;
+}
+
+static int sync_commit(Sync *s, int r, const char *what)
+{
         if (r < 0) {
                 store_rollback(s->store);
-                return r;
+                cJSON_Delete(s->changed);
+                s->changed = NULL;
+        } else {
+                r = store_commit(s->store);
+                if (r >= 0)
+                        sync_notify_watchers(s);
         }
-        return store_commit(s->store);
+        if (r < 0)
+                log_warning_errno(r, "Sync: cannot record %s: %m", what);
+        return r;
 }
 
-static void job_remember_token(Job *j, const char *sync_id)
+static void sync_changed(Sync *s, const char *user_id, const char *notebook_id)
 {
-        for (unsigned i = 0; i < MIN(j->n_unconfirmed, ELEMENTSOF(j->unconfirmed)); i++)
-                if (streq(j->unconfirmed[i], sync_id))
-                        return;
-        snprintf(j->unconfirmed[j->n_unconfirmed++ % ELEMENTSOF(j->unconfirmed)], UUID_STRING_MAX, "%s",
-                 sync_id);
+        const char *pair[2] = { user_id, notebook_id };
+
+        if (!s->changed)
+                s->changed = cJSON_CreateArray();
+        if (!s->changed || !cJSON_AddItemToArray(s->changed, cJSON_CreateStringArray(pair, 2)))
+                log_oom();
 }
 
-static bool job_token_is_ours(const Job *j, const char *sync_id)
+/* blank-USER or demo-USER exactly as provisioning makes them: nothing of the user's is in it, so
+ * the copy another device provisioned (and perhaps edited since) may replace it. Evidence, not a
+ * guess from the id: a notebook the user changed in any way does not qualify. */
+static bool pristine_provisioned(const char *user_id, const char *notebook_id, const cJSON *nb)
 {
-        for (unsigned i = 0; i < MIN(j->n_unconfirmed, ELEMENTSOF(j->unconfirmed)); i++)
-                if (streq(j->unconfirmed[i], sync_id))
-                        return true;
-        return false;
+        _cleanup_(cJSON_Deletep) cJSON *cells = NULL;
+        const cJSON *name = cJSON_GetObjectItemCaseSensitive(nb, "name"),
+                    *demo = cJSON_GetObjectItemCaseSensitive(nb, "demo_version");
+        char blank[MAX_ID_BYTES + 1], demo_id[MAX_ID_BYTES + 1];
+        bool is_demo;
+        int r;
+
+        snprintf(blank, sizeof(blank), "blank-%s", user_id);
+        snprintf(demo_id, sizeof(demo_id), "demo-%s", user_id);
+        if (!nb || (!streq(notebook_id, blank) && !streq(notebook_id, demo_id)))
+                return false;
+        is_demo = streq(notebook_id, demo_id);
+        if (!cJSON_IsString(name) || !streq(name->valuestring, is_demo ? DEMO_NAME : BLANK_NAME) ||
+            !cJSON_IsNull(cJSON_GetObjectItemCaseSensitive(nb, "db_conn_string")) ||
+            !cJSON_IsNull(cJSON_GetObjectItemCaseSensitive(nb, "ttl")))
+                return false;
+        if (is_demo ? !(cJSON_IsNumber(demo) && demo->valuedouble == DEMO_VERSION) : !cJSON_IsNull(demo))
+                return false;
+        r = is_demo ? demo_cells_new(&cells) : blank_cells_new(&cells);
+        return r >= 0 && cJSON_Compare(cells, cJSON_GetObjectItemCaseSensitive(nb, "cells"), true);
 }
 
+/* The item's notebook and head, checked: a malformed item is refused whole. */
+typedef struct Seen {
+        const cJSON *item;
+        DdbItemHead head;
+        cJSON *notebook;
+} Seen;
+
+static void seen_done(Seen *v)
+{
+        cJSON_Delete(v->notebook);
+}
+
+static int seen_init(Seen *v, const cJSON *item)
+{
+        int r;
+
+        *v = (Seen){ .item = item };
+        r = ddb_item_head(item, &v->head);
+        if (r < 0)
+                return r;
+        return ddb_notebook_from_item(item, &v->notebook, NULL);
+}
+
+/* Drops the conflicts whose cells are gone (resolved here or on another device). */
+static int conflicts_prune(Sync *s, const cJSON *nb)
+{
+        _cleanup_(cJSON_Deletep) cJSON *list = NULL, *ids = cJSON_CreateObject();
+        const char *user = cJSON_GetObjectItem(nb, "user_id")->valuestring,
+                   *id = cJSON_GetObjectItem(nb, "id")->valuestring;
+        const cJSON *c, *conflict;
+        int r;
+
+        if (!ids)
+                return -ENOMEM;
+        r = store_sync_conflicts(s->store, user, id, INT64_MAX, &list);
+        if (r < 0 || cJSON_GetArraySize(list) == 0)
+                return r;
+        cJSON_ArrayForEach(c, cJSON_GetObjectItemCaseSensitive(nb, "cells"))
+                cJSON_AddTrueToObject(ids, cJSON_GetObjectItem(c, "id")->valuestring);
+        cJSON_ArrayForEach(conflict, list)
+        {
+                const cJSON *cell = cJSON_GetObjectItem(conflict, "cell_id"),
+                            *copy = cJSON_GetObjectItem(conflict, "copy_id");
+                char subject[MAX_ID_BYTES + 8];
+
+                if (!cell)
+                        continue;
+                if (cJSON_GetObjectItemCaseSensitive(ids, cell->valuestring) && copy &&
+                    cJSON_GetObjectItemCaseSensitive(ids, copy->valuestring))
+                        continue;
+                snprintf(subject, sizeof(subject), "cell:%s", cell->valuestring);
+                r = store_sync_conflict_drop(s->store, user, id, subject);
+                if (r < 0)
+                        return r;
+        }
+        return 0;
+}
+
+static int act_take(Sync *s, const Seen *v, const cJSON *notebook, bool dirty)
+{
+        _cleanup_free_ char *snapshot = model_json_print(v->item, false);
+        StoreBase base = { .revision = v->head.revision, .sync_id = v->head.sync_id, .gen = s->gen };
+        int r;
+
+        if (!snapshot)
+                return -ENOMEM;
+        base.snapshot = snapshot;
+        r = store_sync_replace(s->store, notebook, &base, dirty, dirty ? "pending" : "synced");
+        if (r < 0)
+                return r;
+        return conflicts_prune(s, notebook);
+}
+
+/* Whether the merge changes nothing the item carries: then it is the remote's version. */
+static bool merge_is_remote(const cJSON *merged, const Seen *v)
+{
+        _cleanup_(cJSON_Deletep) cJSON *item = NULL;
+
+        return ddb_item_from_notebook(merged, v->head.sync_id, &item) >= 0 &&
+               cJSON_Compare(item, v->item, true);
+}
+
+static int act_merge(Sync *s, const char *user, const char *id, const StoreSyncInfo *info, const Seen *v)
+{
+        _cleanup_(cJSON_Deletep) cJSON *base = NULL, *local = NULL, *merged = NULL, *conflicts = NULL;
+        _cleanup_free_ char *base_text = NULL;
+        StoreSyncInfo again = { 0 };
+        char ts[TIMESTAMP_MAX];
+        const cJSON *c;
+        int r;
+
+        if (info->base_revision >= 0) {
+                _cleanup_(cJSON_Deletep) cJSON *base_item = NULL;
+
+                r = store_sync_base_snapshot(s->store, user, id, &base_text);
+                if (r < 0)
+                        return r;
+                base_item = base_text ? cJSON_Parse(base_text) : NULL;
+                if (base_item && ddb_notebook_from_item(base_item, &base, NULL) < 0)
+                        base = NULL;
+        }
+        r = store_sync_read(s->store, user, id, &local, &again);
+        store_sync_info_done(&again);
+        if (r < 0)
+                return r;
+        r = merge_notebooks(base, local, v->notebook, MAX_CELLS, &merged, &conflicts);
+        if (r < 0)
+                return r;
+        if (merge_is_remote(merged, v))
+                return act_take(s, v, merged, false);
+
+        /* Above both sides: the merge is newer than anything either has seen. */
+        cJSON_ReplaceItemInObject(merged, "revision",
+                                  cJSON_CreateNumber((double)(MAX(info->revision, v->head.revision) + 1)));
+        cJSON_ReplaceItemInObject(merged, "updated_at",
+                                  cJSON_CreateString(format_timestamp(ts, now_realtime_usec())));
+        r = act_take(s, v, merged, true);
+        if (r < 0)
+                return r;
+        cJSON_ArrayForEach(c, conflicts)
+        {
+                const cJSON *cell = cJSON_GetObjectItem(c, "cell_id"),
+                            *field = cJSON_GetObjectItem(c, "field");
+                char subject[MAX_ID_BYTES + 8];
+
+                snprintf(subject, sizeof(subject), "%s:%s", cell ? "cell" : "field",
+                         (cell ? cell : field)->valuestring);
+                r = store_sync_conflict_add(s->store, user, id, subject,
+                                            cell ? cJSON_GetObjectItem(c, "copy_id")->valuestring : NULL,
+                                            cell ? NULL : cJSON_GetObjectItem(c, "local"));
+                if (r < 0)
+                        return r;
+        }
+        s->merges++;
+        if (cJSON_GetArraySize(conflicts) > 0) {
+                s->conflicts += (uint64_t)cJSON_GetArraySize(conflicts);
+                log_notebook(LOG_NOTICE, 0, user, id, "conflict",
+                             "Sync: %s changed here and on another device; merged, %d conflict%s to resolve "
+                             "('notebookctl conflicts').",
+                             id, cJSON_GetArraySize(conflicts),
+                             cJSON_GetArraySize(conflicts) == 1 ? "" : "s");
+        } else
+                log_notebook(LOG_INFO, 0, user, id, "pending",
+                             "Sync: %s changed here and on another device; merged without conflict.", id);
+        return 0;
+}
+
+/* What the remote showed of one notebook, reconciled with what we hold: runs inside the caller's
+ * transaction. observed_gen: the pull's generation, or RECONCILE_GEN_NOW. item NULL with an
+ * absent event. Returns the action taken, or a negative error. */
+static int sync_reconcile(Sync *s, const char *user, const char *id, ReconcileEvent event, const cJSON *item,
+                          uint64_t observed_gen)
+{
+        _cleanup_(seen_done) Seen v = { 0 };
+        _cleanup_(cJSON_Deletep) cJSON *local = NULL;
+        StoreSyncInfo info = { 0 };
+        ReconcileLocal l = { 0 };
+        ReconcileRemote rm = { .event = event, .observed_gen = observed_gen };
+        ReconcileNotice notice;
+        ReconcileAction a;
+        Job *j;
+        int r;
+
+        if (item) {
+                r = seen_init(&v, item);
+                if (r < 0)
+                        return r;
+        }
+        r = store_sync_read(s->store, user, id, &local, &info);
+        if (r < 0 && r != -ENOENT)
+                return r;
+        if (r == 0) {
+                l = (ReconcileLocal){ .exists = true,
+                                      .deleted = info.deleted,
+                                      .dirty = info.dirty,
+                                      .has_base = info.base_revision >= 0,
+                                      .delete_done = info.delete_done,
+                                      .base_gen = info.base_gen };
+                l.pristine = !l.deleted && !l.has_base && pristine_provisioned(user, id, local);
+                if (item) {
+                        rm.is_base = l.has_base && info.base_revision == v.head.revision &&
+                                     streq_ptr(info.base_sync_id, v.head.sync_id);
+                        r = store_sync_token_revision(s->store, user, id, v.head.sync_id, NULL);
+                        if (r < 0)
+                                goto finish;
+                        rm.ours = r > 0;
+                }
+        }
+        a = reconcile(&l, &rm, &notice);
+        r = 0;
+        switch (a) {
+        case RECONCILE_NONE:
+                break;
+        case RECONCILE_TAKE:
+                r = act_take(s, &v, v.notebook, false);
+                if (r >= 0)
+                        s->pulls_applied++;
+                if (notice == RECONCILE_REVIVED)
+                        log_notebook(LOG_NOTICE, 0, user, id, "synced",
+                                     "Sync: %s was deleted here but changed on another device since; the "
+                                     "change wins and the notebook is back.",
+                                     id);
+                break;
+        case RECONCILE_CONFIRM: {
+                _cleanup_free_ char *snapshot = model_json_print(item, false);
+                StoreBase base = { .revision = v.head.revision,
+                                   .sync_id = v.head.sync_id,
+                                   .snapshot = snapshot,
+                                   .gen = s->gen };
+                bool dirty = info.deleted || info.revision != v.head.revision;
+
+                r = snapshot ? store_sync_confirm(s->store, user, id, &base, dirty,
+                                                  dirty ? "pending" : "synced")
+                             : -ENOMEM;
+                if (r >= 0 && dirty)
+                        job_due_now(s, user, id);
+                goto finish; /* nothing changed for a reader */
+        }
+        case RECONCILE_MERGE:
+                r = act_merge(s, user, id, &info, &v);
+                if (r >= 0)
+                        job_due_now(s, user, id);
+                break;
+        case RECONCILE_DELETE_LOCAL:
+                r = store_sync_remove(s->store, user, id);
+                log_notebook(LOG_INFO, 0, user, id, "synced",
+                             "Sync: %s was deleted on another device; deleted here too.", id);
+                break;
+        case RECONCILE_DETACH:
+                r = store_sync_detach(s->store, user, id, "pending",
+                                      "deleted on another device; the edits made here since go out as a new "
+                                      "notebook");
+                if (r >= 0)
+                        job_due_now(s, user, id);
+                log_notebook(
+                        LOG_NOTICE, 0, user, id, "pending",
+                        "Sync: %s was deleted on another device after it was edited here; the edits are "
+                        "kept and pushed again.",
+                        id);
+                goto finish;
+        case RECONCILE_DELETED:
+                r = store_sync_deleted(s->store, user, id, s->gen, "synced");
+                goto finish;
+        case RECONCILE_PURGE:
+                r = store_sync_remove(s->store, user, id);
+                goto finish;
+        default:
+                r = -EINVAL;
+                goto finish;
+        }
+        if (r >= 0 && a != RECONCILE_NONE) {
+                sync_changed(s, user, id);
+                j = job_find(s, user, id);
+                /* Clean again, or gone: nothing left to push. */
+                if (j && !j->in_flight && (a == RECONCILE_TAKE || a == RECONCILE_DELETE_LOCAL))
+                        job_free(s, j);
+        }
+finish:
+        store_sync_info_done(&info);
+        if (r < 0)
+                return r;
+        log_notebook(LOG_DEBUG, 0, user, id, NULL, "Sync: %s %s: %s.", id, reconcile_event_to_string(event),
+                     reconcile_action_to_string(a));
+        return (int)a;
+}
+
+/* ---- pushing ------------------------------------------------------------------------------- */
+
+/* The flight is over: the job stays while the notebook has something left to push (changed during
+ * the flight, merged, pushed again on a new base), else it goes. */
 static void job_finish(Sync *s, Job *j)
 {
+        StoreSyncInfo info = { 0 };
+        bool keep = j->blocked || j->not_before;
+
         j->in_flight = false;
         s->in_flight--;
         job_clear_request(j);
         j->attempt = 0;
-        if (j->changed) {
-                /* Edits made during the flight go out in a push of their own. */
-                j->changed = false;
-                j->not_before = 0;
-        } else if (!j->blocked && !j->not_before)
+        if (!keep && store_sync_read(s->store, j->user_id, j->notebook_id, NULL, &info) == 0) {
+                keep = info.dirty;
+                store_sync_info_done(&info);
+        }
+        if (keep)
+                j->last_change = j->first_change = 0; /* edits of the flight coalesced already */
+        else
                 job_free(s, j);
         sync_arm(s);
 }
 
 static void job_set_state(Sync *s, Job *j, const char *state, const char *error)
 {
-        int r = store_begin(s->store);
+        int r = sync_begin(s);
 
         if (r >= 0)
                 r = store_sync_set_state(s->store, j->user_id, j->notebook_id, state, error);
-        r = store_in_tx(s, r);
-        if (r < 0)
-                log_warning_errno(r, "Sync: cannot record the state of %s: %m", j->notebook_id);
-}
-
-static void job_succeeded(Sync *s, Job *j)
-{
-        int r = store_begin(s->store);
-
-        if (r >= 0)
-                r = j->deleting ? store_sync_delete_done(s->store, j->user_id, j->notebook_id, j->revision)
-                                : store_sync_put_done(s->store, j->user_id, j->notebook_id, j->revision,
-                                                      j->snapshot);
-        r = store_in_tx(s, r);
-        if (r < 0)
-                log_error_errno(r, "Sync: cannot record that %s reached the remote: %m", j->notebook_id);
-        log_notebook(LOG_DEBUG, 0, j->user_id, j->notebook_id, "synced", "Sync: %s %s revision %lld.",
-                     j->deleting ? "deleted" : "stored", j->notebook_id, (long long)j->revision);
-        s->pushes++;
-        j->n_unconfirmed = 0;
-        sync_healthy(s);
-        j->not_before = 0;
-        job_finish(s, j);
+        sync_commit(s, r, "a notebook's sync state");
 }
 
 /* A retryable failure: a fast retry of the same request while the quota lasts, else the
@@ -368,50 +708,25 @@ static bool job_cancelled(Sync *s, Job *j, const RemoteReply *rep)
         return true;
 }
 
-/* blank-USER or demo-USER as provisioned here (revision 1), never synced: another device
- * provisioned the user first, and its versions win without a conflict (provisioning happens once
- * per user, across devices). */
-static bool provisioned_here(const char *user_id, const char *notebook_id, int64_t revision,
-                             int64_t base_revision)
+/* An answer that tells what the remote holds: reconciled, and the job ends (or goes again). */
+static void job_reconcile(Sync *s, Job *j, ReconcileEvent event, const cJSON *item)
 {
-        char id[MAX_ID_BYTES + 1];
-
-        if (revision != 1 || base_revision >= 0)
-                return false;
-        snprintf(id, sizeof(id), "blank-%s", user_id);
-        if (streq(id, notebook_id))
-                return true;
-        snprintf(id, sizeof(id), "demo-%s", user_id);
-        return streq(id, notebook_id);
-}
-
-/* Stores the remote version nb (item as it came) locally (1), or marks the local one in conflict
- * (0); watchers are told either way. force: see store_sync_apply_remote(). Negative on failure. */
-static int take_remote(Sync *s, const cJSON *nb, const cJSON *item, bool force)
-{
-        const char *user = cJSON_GetObjectItem(nb, "user_id")->valuestring,
-                   *id = cJSON_GetObjectItem(nb, "id")->valuestring;
-        _cleanup_free_ char *snapshot = model_json_print(item, false);
-        int k, r = snapshot ? store_begin(s->store) : -ENOMEM;
+        int r = sync_begin(s);
 
         if (r >= 0)
-                r = store_sync_apply_remote(s->store, nb, snapshot, force);
-        if (r == 0) {
-                s->conflicts++;
-                log_notebook(LOG_NOTICE, 0, user, id, "conflict",
-                             "Sync: %s changed here and on the remote; kept the local version, marked in "
-                             "conflict.",
-                             id);
-        } else if (r > 0)
-                s->pulls_applied++;
-        k = store_in_tx(s, r < 0 ? r : 0);
-        if (k < 0) {
-                log_warning_errno(k, "Sync: cannot take over %s from the remote: %m", id);
-                return k;
-        }
-        if (s->change_func)
-                s->change_func(s->change_userdata, user, id);
-        return r;
+                r = sync_reconcile(s, j->user_id, j->notebook_id, event, item, RECONCILE_GEN_NOW);
+        r = sync_commit(s, r, "what the remote holds");
+        if (r == -EBADMSG) {
+                /* An item we cannot read (another program's): nothing to merge with. */
+                job_set_state(s, j, "error", "the remote holds an item of another shape; not overwritten");
+                j->blocked = true;
+        } else if (r == -E2BIG) {
+                job_set_state(s, j, "error", "merging with the remote version would pass the cell limit");
+                j->blocked = true;
+        } else if (r < 0)
+                j->not_before = now_monotonic_usec() + OUTAGE_MIN_USEC;
+        sync_healthy(s);
+        job_finish(s, j);
 }
 
 static void on_get_after_conflict(void *owner, void *userdata, RemoteReply *rep)
@@ -419,9 +734,6 @@ static void on_get_after_conflict(void *owner, void *userdata, RemoteReply *rep)
         Sync *s = owner;
         Job *j = userdata;
         const cJSON *item = rep->body ? cJSON_GetObjectItemCaseSensitive(rep->body, "Item") : NULL;
-        const cJSON *sid = item ? cJSON_GetObjectItemCaseSensitive(item, "sync_id") : NULL;
-        const cJSON *sid_s = sid ? cJSON_GetObjectItemCaseSensitive(sid, "S") : NULL;
-        char why[128];
 
         if (job_cancelled(s, j, rep))
                 return;
@@ -435,50 +747,12 @@ static void on_get_after_conflict(void *owner, void *userdata, RemoteReply *rep)
                 job_finish(s, j);
                 return;
         }
-        /* Our own write, whose answer was lost: the outcome was a success, not a conflict. */
-        if ((j->deleting && !item) || (cJSON_IsString(sid_s) && streq(sid_s->valuestring, j->sync_id))) {
-                job_succeeded(s, j);
-                return;
-        }
-        /* An earlier write of ours whose answer was lost stands there: the remote is at that
-         * revision, which becomes the base; what changed since goes out in the next push. */
-        if (cJSON_IsString(sid_s) && job_token_is_ours(j, sid_s->valuestring)) {
-                const cJSON *rev = cJSON_GetObjectItemCaseSensitive(
-                        cJSON_GetObjectItemCaseSensitive(item, "revision"), "N");
-                _cleanup_free_ char *snapshot = model_json_print(item, false);
-                int r = cJSON_IsString(rev) && snapshot ? store_begin(s->store) : -ENOMEM;
-
-                if (r >= 0)
-                        r = store_sync_put_done(s->store, j->user_id, j->notebook_id,
-                                                strtoll(rev->valuestring, NULL, 10), snapshot);
-                r = store_in_tx(s, r);
-                if (r < 0)
-                        log_warning_errno(r, "Sync: cannot record the base of %s: %m", j->notebook_id);
-                j->n_unconfirmed = 0;
-                j->changed = true; /* push again at once, on the new base */
-                sync_healthy(s);
-                job_finish(s, j);
-                return;
-        }
-        /* Provisioned on another device first: take its version. */
-        if (item && !j->changed && !j->deleting &&
-            provisioned_here(j->user_id, j->notebook_id, j->revision, j->base_revision)) {
-                _cleanup_(cJSON_Deletep) cJSON *nb = NULL;
-
-                if (ddb_notebook_from_item(item, &nb, NULL) >= 0) {
-                        take_remote(s, nb, item, true);
-                        sync_healthy(s);
-                        job_finish(s, j);
-                        return;
-                }
-        }
-        snprintf(why, sizeof(why), "the remote holds a different version of this notebook");
-        log_notebook(LOG_NOTICE, 0, j->user_id, j->notebook_id, "conflict",
-                     "Sync: %s/%s is in conflict: %s.", j->user_id, j->notebook_id, why);
-        s->conflicts++;
-        job_set_state(s, j, "conflict", why);
-        j->blocked = true;
-        job_finish(s, j);
+        /* The remote keeps moving under us: each round merges, but back off a little so that two
+         * busy writers do not chase each other at full speed. */
+        if (++j->races > MAX_RACES)
+                j->not_before = now_monotonic_usec() +
+                                MIN((uint64_t)(j->races - MAX_RACES) * OUTAGE_MIN_USEC, RACE_MAX_USEC);
+        job_reconcile(s, j, item ? RECONCILE_SEEN : RECONCILE_ABSENT_GET, item);
 }
 
 static void on_push_reply(void *owner, void *userdata, RemoteReply *rep)
@@ -490,10 +764,17 @@ static void on_push_reply(void *owner, void *userdata, RemoteReply *rep)
                 return;
         switch (rep->error < 0 ? DDB_RETRYABLE : rep->cls) {
         case DDB_OK:
-                job_succeeded(s, j);
+                s->pushes++;
+                j->races = 0;
+                j->not_before = 0;
+                if (j->deleting)
+                        job_reconcile(s, j, RECONCILE_DELETE_ACCEPTED, NULL);
+                else
+                        job_reconcile(s, j, RECONCILE_SEEN, j->item);
                 return;
         case DDB_CONDITIONAL_FAILED: {
-                /* Someone else's write, or ours whose reply was lost: the sync_id tells. */
+                /* Someone else's write, a delete elsewhere, or ours whose answer was lost: what the
+                 * remote holds now tells. */
                 cJSON *get = ddb_get_item_body(s->conf.table, j->user_id, j->notebook_id);
                 int r = get ? remote_call(s->remote, "GetItem", get, on_get_after_conflict, s, j) : -ENOMEM;
 
@@ -522,25 +803,33 @@ static void on_push_reply(void *owner, void *userdata, RemoteReply *rep)
                 j->in_flight = false;
                 s->in_flight--;
                 job_clear_request(j);
-                job_set_state(s, j, "error", s->last_error);
+                job_set_state(s, j, "error", reply_reason(s, rep));
                 sync_arm(s);
                 return;
         default:
-                /* The remote refuses this item as it is: wait for the next change. */
-                sync_log_failure(s, j->user_id, j->notebook_id, "error", "%s refused: %s", j->notebook_id,
-                                 rep->message ? rep->message : "invalid");
-                job_set_state(s, j, "error", s->last_error);
-                j->blocked = true;
-                job_finish(s, j);
-                return;
+                break;
         }
+        /* The remote refuses this item as it is: wait for the next change. */
+        sync_log_failure(s, j->user_id, j->notebook_id, "error", "%s refused: %s", j->notebook_id,
+                         rep->message ? rep->message : "invalid");
+        job_set_state(s, j, "error", rep->message ? rep->message : "refused by the remote");
+        j->blocked = true;
+        job_finish(s, j);
 }
 
-/* Builds the request for the notebook as it is now and records its token before sending. */
+static bool user_pulled(Sync *s, const char *user_id)
+{
+        return strmap_get(&s->pulled, user_id) != NULL;
+}
+
+/* Builds the request for the notebook as it is now and records its token before sending.
+ * 0: send j->request; 1: nothing to send, done; -EAGAIN: held until the user's first pull;
+ * -EFBIG: too large, blocked; -ENOENT: nothing to push. */
 static int job_prepare(Sync *s, Job *j)
 {
-        _cleanup_(cJSON_Deletep) cJSON *nb = NULL, *item = NULL;
+        _cleanup_(cJSON_Deletep) cJSON *nb = NULL;
         StoreSyncInfo info = { 0 };
+        char fresh[UUID_STRING_MAX];
         size_t size;
         int r;
 
@@ -551,39 +840,59 @@ static int job_prepare(Sync *s, Job *j)
                 store_sync_info_done(&info);
                 return -ENOENT;
         }
+        j->deleting = info.deleted;
         /* Provisioned here and untouched: another device may have provisioned this user first
          * (its versions win), or deleted the notebook since (it must not come back). */
-        if (!info.deleted &&
-            provisioned_here(j->user_id, j->notebook_id, info.revision, info.base_revision) &&
-            !user_pulled(s, j->user_id)) {
+        if (!info.deleted && info.base_revision < 0 && !user_pulled(s, j->user_id) &&
+            pristine_provisioned(j->user_id, j->notebook_id, nb)) {
                 store_sync_info_done(&info);
                 return -EAGAIN;
         }
-        j->revision = info.revision;
-        j->base_revision = info.base_revision;
-        j->deleting = info.deleted;
-        /* The last token sent before a restart may stand on the remote too. */
-        if (info.sync_id && info.sync_state && !streq(info.sync_state, "synced"))
-                job_remember_token(j, info.sync_id);
-        store_sync_info_done(&info);
+        if (info.deleted && info.base_revision < 0) {
+                /* Deleted before it was ever confirmed on the remote. Without a token, no write was
+                 * ever sent: forget it. With one, an earlier write may stand there (its answer
+                 * lost): the tombstone waits for a pull, which finds our token (and the delete goes
+                 * out on it) or finds nothing. */
+                int n = store_sync_tokens_count(s->store, j->user_id, j->notebook_id);
 
-        r = uuid_v4_string(j->sync_id);
-        if (r < 0)
-                return r;
-        job_remember_token(j, j->sync_id);
-        if (j->deleting) {
-                if (j->base_revision < 0)
-                        return 0; /* never reached the remote: nothing to delete there */
-                j->request =
-                        ddb_delete_item_body(s->conf.table, j->user_id, j->notebook_id, j->base_revision);
-                if (!j->request)
-                        return -ENOMEM;
-        } else {
-                r = ddb_item_from_notebook(nb, j->sync_id, &item);
+                store_sync_info_done(&info);
+                if (n < 0)
+                        return n;
+                r = sync_begin(s);
+                if (r >= 0)
+                        r = n == 0 ? store_sync_remove(s->store, j->user_id, j->notebook_id)
+                                   : sync_reconcile(s, j->user_id, j->notebook_id, RECONCILE_DELETE_ACCEPTED,
+                                                    NULL, RECONCILE_GEN_NOW);
+                r = sync_commit(s, r, "a delete");
                 if (r < 0)
                         return r;
-                size = ddb_item_size(item);
-                if (size > DDB_MAX_ITEM_BYTES) {
+                if (n > 0)
+                        pull_start(s, j->user_id);
+                return 1;
+        }
+
+        r = uuid_v4_string(fresh);
+        if (r < 0)
+                goto finish;
+        r = sync_begin(s);
+        /* A retry of the same revision reuses its token, so the ledger grows only with revisions
+         * actually sent. */
+        if (r >= 0)
+                r = store_sync_token(s->store, j->user_id, j->notebook_id, info.revision, fresh, j->sync_id);
+        if (r >= 0 && j->deleting)
+                j->request = ddb_delete_item_body(s->conf.table, j->user_id, j->notebook_id,
+                                                  info.base_revision, info.base_sync_id);
+        else if (r >= 0) {
+                r = ddb_item_from_notebook(nb, j->sync_id, &j->item);
+                if (r == -ERANGE) {
+                        /* The protocol refuses such values; one stored before that cannot go out. */
+                        r = store_sync_set_state(s->store, j->user_id, j->notebook_id, "error",
+                                                 "holds a value DynamoDB cannot store (a number out of its "
+                                                 "range, or nesting deeper than 32); kept locally");
+                        j->blocked = true;
+                        if (r >= 0)
+                                r = -EFBIG;
+                } else if (r >= 0 && (size = ddb_item_size(j->item)) > DDB_MAX_ITEM_BYTES) {
                         char why[160];
 
                         snprintf(why, sizeof(why),
@@ -591,29 +900,37 @@ static int job_prepare(Sync *s, Job *j)
                                  size, (unsigned)DDB_MAX_ITEM_BYTES);
                         log_notebook(LOG_WARNING, 0, j->user_id, j->notebook_id, "error",
                                      "Sync: %s/%s is %s.", j->user_id, j->notebook_id, why);
-                        job_set_state(s, j, "error", why);
+                        r = store_sync_set_state(s->store, j->user_id, j->notebook_id, "error", why);
                         j->blocked = true;
-                        return -EFBIG;
-                }
-                j->snapshot = model_json_print(item, false);
-                j->request = ddb_put_item_body(s->conf.table, item, j->base_revision);
-                if (!j->snapshot || !j->request)
-                        return -ENOMEM;
+                        if (r >= 0)
+                                r = -EFBIG;
+                } else if (r >= 0)
+                        j->request = ddb_put_item_body(s->conf.table, j->item, info.base_revision,
+                                                       info.base_sync_id);
         }
-        r = store_begin(s->store);
+        if (r >= 0 && !j->request)
+                r = -ENOMEM;
         if (r >= 0)
-                r = store_sync_begin(s->store, j->user_id, j->notebook_id, j->sync_id);
-        return store_in_tx(s, r);
+                r = store_sync_set_state(s->store, j->user_id, j->notebook_id, "syncing", NULL);
+        if (r == -EFBIG) {
+                /* Nothing to send, but the state says why. */
+                int k = sync_commit(s, 0, "a notebook's sync state");
+
+                if (k < 0)
+                        r = k;
+        } else
+                r = sync_commit(s, r, "a write token");
+finish:
+        store_sync_info_done(&info);
+        return r;
 }
 
 static void job_start(Sync *s, Job *j)
 {
         int r;
 
-        j->changed = false;
-        j->last_change = j->first_change = 0;
         r = job_prepare(s, j);
-        if (r == -ENOENT) {
+        if (r == -ENOENT || r == 1) {
                 job_clear_request(j);
                 job_free(s, j);
                 return;
@@ -623,7 +940,6 @@ static void job_start(Sync *s, Job *j)
                 return;
         }
         if (r == -EAGAIN) {
-                job_clear_request(j);
                 j->held = true;
                 pull_start(s, j->user_id);
                 return;
@@ -634,13 +950,9 @@ static void job_start(Sync *s, Job *j)
                 j->not_before = now_monotonic_usec() + OUTAGE_MIN_USEC;
                 return;
         }
+        j->last_change = j->first_change = 0;
         j->in_flight = true;
         s->in_flight++;
-        if (!j->request) {
-                /* A tombstone the remote never saw. */
-                job_succeeded(s, j);
-                return;
-        }
         r = remote_call(s->remote, j->deleting ? "DeleteItem" : "PutItem", j->request, on_push_reply, s, j);
         if (r < 0) {
                 RemoteReply fail = { .error = r, .message = "cannot send the request" };
@@ -713,7 +1025,8 @@ struct Pull {
         Sync *sync;
         char *user_id;
         cJSON *start_key;
-        unsigned items;          /* of this user, in the pages read so far */
+        uint64_t gen;            /* taken when the pull started */
+        StrMap seen;             /* notebook ids found so far */
         bool saw_provisioned[2]; /* blank-USER, demo-USER */
 };
 
@@ -732,6 +1045,7 @@ static void pull_free(Pull *p)
                 }
         free(p->user_id);
         cJSON_Delete(p->start_key);
+        strmap_done(&p->seen);
         free(p);
 }
 
@@ -743,78 +1057,41 @@ static Pull *pull_find(Sync *s, const char *user_id)
         return NULL;
 }
 
-static bool user_pulled(Sync *s, const char *user_id)
-{
-        for (size_t i = 0; i < s->n_pulled; i++)
-                if (streq(s->pulled[i], user_id))
-                        return true;
-        return false;
-}
-
-static void user_mark_pulled(Sync *s, const char *user_id)
-{
-        char **n, *u;
-
-        if (user_pulled(s, user_id))
-                return;
-        u = strdup(user_id);
-        n = u ? realloc(s->pulled, (s->n_pulled + 1) * sizeof(*n)) : NULL;
-        if (!n) {
-                free(u);
-                log_oom();
-                return;
-        }
-        s->pulled = n;
-        s->pulled[s->n_pulled++] = u;
-}
-
 static int pull_page(Pull *p);
 
-static void pull_apply(Sync *s, Pull *p, const cJSON *item)
+/* One item of a page, inside the page's transaction. */
+static int pull_apply(Sync *s, Pull *p, const cJSON *item)
 {
-        _cleanup_(cJSON_Deletep) cJSON *nb = NULL, *local = NULL;
-        _cleanup_free_ char *sync_id = NULL;
-        StoreSyncInfo info = { 0 };
-        const char *user, *id;
-        bool force = false;
-        int64_t rev;
+        DdbItemHead head;
         Job *j;
         int r;
 
-        r = ddb_notebook_from_item(item, &nb, &sync_id);
-        if (r < 0) {
-                log_warning_errno(r, "Sync: ignoring a malformed item in the table: %m");
-                return;
+        r = ddb_item_head(item, &head);
+        if (r < 0 || !streq(head.user_id, p->user_id)) {
+                log_warning("Sync: ignoring a malformed item in the table of %s.", p->user_id);
+                return 0;
         }
-        rev = (int64_t)cJSON_GetObjectItemCaseSensitive(nb, "revision")->valuedouble;
-        user = cJSON_GetObjectItem(nb, "user_id")->valuestring;
-        id = cJSON_GetObjectItemCaseSensitive(nb, "id")->valuestring;
-        p->items++;
+        if (strmap_put(&p->seen, head.notebook_id, p) < 0)
+                return -ENOMEM;
         for (size_t i = 0; i < ELEMENTSOF(provisioned_prefix); i++)
-                if (startswith(id, provisioned_prefix[i]) && streq(id + strlen(provisioned_prefix[i]), user))
+                if (startswith(head.notebook_id, provisioned_prefix[i]) &&
+                    streq(head.notebook_id + strlen(provisioned_prefix[i]), head.user_id))
                         p->saw_provisioned[i] = true;
-        j = job_find(s, user, id);
+        j = job_find(s, head.user_id, head.notebook_id);
         if (j && j->in_flight)
-                return; /* our own write is on its way; its answer decides */
-        if (j && sync_id && job_token_is_ours(j, sync_id))
-                return; /* an earlier write of ours whose answer was lost: the next push sorts it out */
-        r = store_sync_read(s->store, user, id, &local, &info);
-        if (r == 0) {
-                bool skip = rev <= info.base_revision ||                               /* nothing newer */
-                            (info.sync_id && sync_id && streq(info.sync_id, sync_id)); /* our own write */
-
-                force = provisioned_here(user, id, info.revision, info.base_revision);
-                store_sync_info_done(&info);
-                if (skip)
-                        return;
+                return 0; /* our own write is on its way; its answer decides */
+        r = sync_reconcile(s, head.user_id, head.notebook_id, RECONCILE_SEEN, item, p->gen);
+        if (r == -EBADMSG || r == -E2BIG) {
+                log_warning_errno(r, "Sync: cannot take %s/%s from the table: %m", head.user_id,
+                                  head.notebook_id);
+                return 0;
         }
-        if (take_remote(s, nb, item, force) > 0 && j)
-                job_free(s, j); /* clean now: nothing to push */
+        return r < 0 ? r : 0;
 }
 
 /* A pristine blank-USER or demo-USER that the table lacks, though it holds other notebooks of the
  * user: provisioned on another device and deleted there since. It goes here too. */
-static void forget_provisioned(Sync *s, const char *user_id, const char *prefix)
+static int forget_provisioned(Sync *s, const char *user_id, const char *prefix)
 {
         _cleanup_(cJSON_Deletep) cJSON *nb = NULL;
         char id[MAX_ID_BYTES + 1];
@@ -826,28 +1103,56 @@ static void forget_provisioned(Sync *s, const char *user_id, const char *prefix)
         snprintf(id, sizeof(id), "%s%s", prefix, user_id);
         j = job_find(s, user_id, id);
         if (j && j->in_flight)
-                return;
+                return 0;
         if (store_sync_read(s->store, user_id, id, &nb, &info) < 0)
-                return;
-        pristine = !info.deleted && provisioned_here(user_id, id, info.revision, info.base_revision);
+                return 0;
+        pristine = !info.deleted && info.base_revision < 0 && pristine_provisioned(user_id, id, nb);
         store_sync_info_done(&info);
-        if (!pristine)
-                return;
-        r = store_begin(s->store);
-        if (r >= 0)
-                r = store_sync_forget_unsynced(s->store, user_id, id, 1);
-        r = store_in_tx(s, r);
-        if (r < 0) {
-                log_warning_errno(r, "Sync: cannot remove %s: %m", id);
-                return;
-        }
+        if (!pristine || store_sync_tokens_count(s->store, user_id, id) != 0)
+                return 0;
+        r = store_sync_remove(s->store, user_id, id);
+        if (r < 0)
+                return r;
         log_notebook(LOG_INFO, 0, user_id, id, "synced",
                      "Sync: %s was deleted on another device before this one provisioned it; removed here.",
                      id);
         if (j)
                 job_free(s, j);
-        if (s->change_func)
-                s->change_func(s->change_userdata, user_id, id);
+        sync_changed(s, user_id, id);
+        return 0;
+}
+
+/* A complete pull: every notebook the remote had and that it no longer shows. */
+static int pull_absent(Sync *s, Pull *p)
+{
+        _cleanup_(cJSON_Deletep) cJSON *known = NULL;
+        const cJSON *id;
+        int r;
+
+        r = store_sync_known(s->store, p->user_id, &known);
+        if (r < 0)
+                return r;
+        cJSON_ArrayForEach(id, known)
+        {
+                Job *j;
+
+                if (strmap_get(&p->seen, id->valuestring))
+                        continue;
+                j = job_find(s, p->user_id, id->valuestring);
+                if (j && j->in_flight)
+                        continue;
+                r = sync_reconcile(s, p->user_id, id->valuestring, RECONCILE_ABSENT_PULL, NULL, p->gen);
+                if (r < 0)
+                        return r;
+        }
+        if (p->seen.used > 0)
+                for (size_t i = 0; i < ELEMENTSOF(provisioned_prefix); i++)
+                        if (!p->saw_provisioned[i]) {
+                                r = forget_provisioned(s, p->user_id, provisioned_prefix[i]);
+                                if (r < 0)
+                                        return r;
+                        }
+        return 0;
 }
 
 /* The end of a user's pull. complete: every page was read. */
@@ -860,11 +1165,13 @@ static void pull_done(Sync *s, Pull *p, bool complete)
                         j->not_before = complete ? 0 : s->offline_until;
                 }
         if (complete) {
-                user_mark_pulled(s, p->user_id);
-                if (p->items > 0)
-                        for (size_t i = 0; i < ELEMENTSOF(provisioned_prefix); i++)
-                                if (!p->saw_provisioned[i])
-                                        forget_provisioned(s, p->user_id, provisioned_prefix[i]);
+                int r = sync_begin(s);
+
+                if (r >= 0)
+                        r = pull_absent(s, p);
+                if (sync_commit(s, r, "the end of a pull") >= 0 && !user_pulled(s, p->user_id) &&
+                    strmap_put(&s->pulled, p->user_id, s) < 0)
+                        log_oom();
         }
         pull_free(p);
         if (!s->pulls && s->pull_again && !s->draining) {
@@ -879,6 +1186,7 @@ static void on_query_reply(void *owner, void *userdata, RemoteReply *rep)
         Sync *s = owner;
         Pull *p = userdata;
         const cJSON *items, *item, *last;
+        int r;
 
         if (rep->error == -ECANCELED) {
                 pull_free(p);
@@ -887,14 +1195,26 @@ static void on_query_reply(void *owner, void *userdata, RemoteReply *rep)
         if (rep->error < 0 || rep->cls != DDB_OK) {
                 sync_log_failure(s, p->user_id, NULL, NULL, "pull of %s: %s", p->user_id,
                                  reply_reason(s, rep));
-                if (rep->error < 0 || rep->cls == DDB_RETRYABLE || rep->cls == DDB_THROTTLING)
+                if (rep->error < 0 || rep->cls == DDB_RETRYABLE || rep->cls == DDB_THROTTLING ||
+                    (rep->type && streq(rep->type, "ResourceNotFoundException")))
                         sync_outage(s);
                 pull_done(s, p, false);
                 return;
         }
         sync_healthy(s);
+        /* A page is one transaction: one commit, however many items it brings. */
         items = cJSON_GetObjectItemCaseSensitive(rep->body, "Items");
-        cJSON_ArrayForEach(item, items) pull_apply(s, p, item);
+        r = sync_begin(s);
+        cJSON_ArrayForEach(item, items)
+        {
+                if (r < 0)
+                        break;
+                r = pull_apply(s, p, item);
+        }
+        if (sync_commit(s, r, "a pulled page") < 0) {
+                pull_done(s, p, false);
+                return;
+        }
 
         last = cJSON_GetObjectItemCaseSensitive(rep->body, "LastEvaluatedKey");
         if (last) {
@@ -939,6 +1259,7 @@ static void pull_start(Sync *s, const char *user_id)
                 return;
         }
         p->sync = s;
+        p->gen = ++s->gen;
         p->next = s->pulls;
         s->pulls = p;
         if (pull_page(p) < 0)
@@ -1025,6 +1346,10 @@ int sync_new(sd_event *event, Store *store, const RemoteConfig *conf, Sync **ret
         r = remote_new(event, conf, &s->remote);
         if (r < 0)
                 return r;
+        r = store_sync_next_epoch(store, &s->gen);
+        if (r < 0)
+                return r;
+        s->gen <<= 32;
         r = sd_event_add_time(event, &s->timer, CLOCK_MONOTONIC, 0, 0, on_timer, s);
         if (r < 0)
                 return r;
@@ -1086,10 +1411,12 @@ Sync *sync_free(Sync *s)
         sd_event_source_disable_unref(s->timer);
         sd_event_source_disable_unref(s->pull_timer);
         sd_event_source_disable_unref(s->drain_timer);
+        while (s->pulls)
+                pull_free(s->pulls);
         sd_event_unref(s->event);
-        for (size_t i = 0; i < s->n_pulled; i++)
-                free(s->pulled[i]);
-        free(s->pulled);
+        strmap_done(&s->job_map);
+        strmap_done(&s->pulled);
+        cJSON_Delete(s->changed);
         free(s);
         return NULL;
 }
@@ -1099,7 +1426,7 @@ static unsigned sync_pending(Sync *s)
         unsigned n = 0;
 
         for (Job *j = s->jobs; j; j = j->next)
-                n += !j->in_flight;
+                n += !j->in_flight && !j->blocked;
         return n;
 }
 
@@ -1146,6 +1473,7 @@ int sync_status(Sync *s, const char *user_id, cJSON *obj)
             !cJSON_AddNumberToObject(sync, "in_flight", s->in_flight) ||
             !cJSON_AddNumberToObject(sync, "pushes", (double)s->pushes) ||
             !cJSON_AddNumberToObject(sync, "pulled", (double)s->pulls_applied) ||
+            !cJSON_AddNumberToObject(sync, "merges", (double)s->merges) ||
             !cJSON_AddNumberToObject(sync, "conflicts", (double)s->conflicts) ||
             !(s->last_success
                       ? cJSON_AddStringToObject(sync, "last_success", format_timestamp(ts, s->last_success))
@@ -1163,9 +1491,13 @@ int sync_status(Sync *s, const char *user_id, cJSON *obj)
                             *nid = cJSON_GetObjectItem(n, "notebook_id");
                 Job *j = job_find(s, uid->valuestring, nid->valuestring);
 
-                /* The store knows dirty, conflict and error; in flight is the engine's. */
+                const cJSON *nc = cJSON_GetObjectItem(n, "conflicts");
+
+                /* The store knows dirty, error and conflicts to resolve; in flight is the engine's. */
                 if (j && j->in_flight)
                         cJSON_ReplaceItemInObject(n, "state", cJSON_CreateString("syncing"));
+                else if (cJSON_IsNumber(nc) && nc->valuedouble > 0)
+                        cJSON_ReplaceItemInObject(n, "state", cJSON_CreateString("conflict"));
                 cJSON_AddItemToArray(list, n);
         }
         return 0;

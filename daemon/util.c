@@ -263,3 +263,100 @@ int read_full_file(const char *path, size_t max, char **ret, size_t *ret_size)
                 *ret_size = size;
         return 0;
 }
+
+static size_t strmap_hash(const char *key)
+{
+        /* FNV-1a: short keys, no adversary with a say in them beyond what their owner may name. */
+        uint64_t h = 14695981039346656037u;
+
+        for (const unsigned char *p = (const unsigned char *)key; *p; p++)
+                h = (h ^ *p) * 1099511628211u;
+        return (size_t)h;
+}
+
+static struct StrMapEntry *strmap_slot(const StrMap *m, const char *key)
+{
+        size_t i = strmap_hash(key) & (m->size - 1);
+
+        while (m->entries[i].key && !streq(m->entries[i].key, key))
+                i = (i + 1) & (m->size - 1);
+        return &m->entries[i];
+}
+
+static int strmap_grow(StrMap *m)
+{
+        StrMap n = { .size = m->size ? m->size * 2 : 16 };
+
+        n.entries = calloc(n.size, sizeof(*n.entries));
+        if (!n.entries)
+                return -ENOMEM;
+        for (size_t i = 0; i < m->size; i++)
+                if (m->entries[i].key)
+                        *strmap_slot(&n, m->entries[i].key) = m->entries[i];
+        n.used = m->used;
+        free(m->entries);
+        *m = n;
+        return 0;
+}
+
+int strmap_put(StrMap *m, const char *key, void *value)
+{
+        struct StrMapEntry *e;
+
+        if ((m->used + 1) * 2 > m->size && strmap_grow(m) < 0)
+                return -ENOMEM;
+        e = strmap_slot(m, key);
+        if (e->key) {
+                e->value = value;
+                return 1;
+        }
+        e->key = strdup(key);
+        if (!e->key)
+                return -ENOMEM;
+        e->value = value;
+        m->used++;
+        return 0;
+}
+
+void *strmap_get(const StrMap *m, const char *key)
+{
+        return m->size ? strmap_slot(m, key)->value : NULL;
+}
+
+void *strmap_remove(StrMap *m, const char *key)
+{
+        struct StrMapEntry *e;
+        size_t i, j;
+        void *value;
+
+        if (!m->size)
+                return NULL;
+        e = strmap_slot(m, key);
+        if (!e->key)
+                return NULL;
+        value = e->value;
+        free(e->key);
+        *e = (struct StrMapEntry){ 0 };
+        m->used--;
+        /* Move back every entry of the run after the hole that may no longer be found past it. */
+        i = (size_t)(e - m->entries);
+        for (j = (i + 1) & (m->size - 1); m->entries[j].key; j = (j + 1) & (m->size - 1)) {
+                size_t home = strmap_hash(m->entries[j].key) & (m->size - 1);
+
+                /* Entry j stays if its home lies cyclically in (i, j]. */
+                if (i <= j ? (i < home && home <= j) : (i < home || home <= j))
+                        continue;
+                m->entries[i] = m->entries[j];
+                m->entries[j] = (struct StrMapEntry){ 0 };
+                i = j;
+        }
+        return value;
+}
+
+void strmap_done(StrMap *m)
+{
+        for (size_t i = 0; i < m->size; i++)
+                free(m->entries[i].key);
+        free(m->entries);
+        *m = (StrMap){ 0 };
+}

@@ -120,3 +120,20 @@ void buf_done(Buf *b);
 /* $var/leaf when var names an absolute directory, else $HOME/fallback/leaf (fallback may be NULL:
  * no fallback); NULL when neither applies or on OOM. For the XDG base directories. */
 char *xdg_dir_path(const char *var, const char *fallback, const char *leaf);
+
+/* A hash map from strings (copied) to pointers (not owned), for lookups that must stay constant
+ * time however many entries there are. Open addressing with linear probing; removal shifts the
+ * run back, so no tombstones accumulate. */
+typedef struct StrMap {
+        struct StrMapEntry {
+                char *key;
+                void *value;
+        } * entries;
+        size_t size, used;
+} StrMap;
+/* 0 added, 1 replaced an existing key's value, -ENOMEM. */
+int strmap_put(StrMap *m, const char *key, void *value);
+void *strmap_get(const StrMap *m, const char *key);
+/* The value that was there, or NULL. */
+void *strmap_remove(StrMap *m, const char *key);
+void strmap_done(StrMap *m);

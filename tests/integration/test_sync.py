@@ -229,21 +229,39 @@ def _():
              "the local notebook takes the remote version", short(got))
 
 
-@t.case("changed here and there: the local version is kept and marked in conflict")
+@t.case("changed here and there: merged; a field both changed is a conflict until resolved")
 def _():
         local = show("demo-alice")
         item = dyn.item("alice", "demo-alice")
         item["revision"] = {"N": str(local["revision"] + 3)}
         item["sync_id"] = {"S": "other-device-2"}
         item["name"] = {"S": "Remote name"}
-        # Stop pulls from taking the remote version before the local edit: edit first, then write
-        # remotely within the debounce.
+        item["cells"]["L"][0]["M"]["code"] = {"S": "x = 'remote edit'"}
+        # Edit first, then write remotely within the debounce, so that the push finds the remote
+        # moved on: both sides changed.
         d.rpc("notebook.update", {"user_id": "alice", "notebook_id": "demo-alice", "name": "Local name"})
+        d.rpc("cell.update", {"user_id": "alice", "notebook_id": "demo-alice", "cell_id": "demo-cell-2",
+                              "code": "y = 'local edit'"})
         dyn.call("PutItem", {"TableName": "notebooks", "Item": item})
         st = wait_for(lambda: [n for n in d.rpc("daemon.status")["sync"].get("notebooks", [])
                                if n["notebook_id"] == "demo-alice" and n["state"] == "conflict"], 10)
         t.ok(st, "status lists demo-alice in conflict", short(d.rpc("daemon.status")["sync"]))
-        t.is_(show("demo-alice")["name"], "Local name", "the local edit is kept")
+        got = show("demo-alice")
+        codes = {c["id"]: c["code"] for c in got["cells"]}
+        t.is_(got["name"], "Remote name", "the remote's name stands")
+        t.ok(codes.get("demo-cell-1") == "x = 'remote edit'" and codes.get("demo-cell-2") == "y = 'local edit'",
+             "edits to different cells are both kept", short(codes))
+        conflicts = d.rpc("sync.conflicts", {"user_id": "alice", "notebook_id": "demo-alice"})["conflicts"]
+        t.ok(len(conflicts) == 1 and conflicts[0].get("field") == "name" and conflicts[0].get("local") == "Local name",
+             "the local name is kept as a conflict", short(conflicts))
+        t.ok(wait_for(lambda: synced("demo-alice"), 20), "the merge reaches the table",
+             "\n".join(compare(dyn.item("alice", "demo-alice"), show("demo-alice"))))
+        r = d.rpc("sync.resolve", {"user_id": "alice", "notebook_id": "demo-alice", "field": "name", "keep": "local"})
+        t.is_(r.get("resolved"), 1, "resolved, keeping the local name")
+        t.is_(show("demo-alice")["name"], "Local name", "the local name is back")
+        t.is_(d.rpc("sync.conflicts", {"user_id": "alice"})["conflicts"], [], "no conflict left")
+        t.ok(wait_for(lambda: synced("demo-alice"), 20), "and the table has it",
+             "\n".join(compare(dyn.item("alice", "demo-alice"), show("demo-alice"))))
 
 
 @t.case("a restart resumes pending work")

@@ -624,30 +624,31 @@ static void test_bodies(void)
         _cleanup_free_ char *names = NULL, *values = NULL, *key = NULL, *ttl_text = NULL;
 
         ddb_item_from_notebook(nb, "s", &item);
-        put = ddb_put_item_body("notebooks", item, 4);
+        put = ddb_put_item_body("notebooks", item, 4, "tok-4");
         is_str(str_at(put, "TableName"), "notebooks", "PutItem names the table");
         ok(cJSON_Compare(get(put, "Item"), item, true), "PutItem carries the item");
-        is_str(str_at(put, "ConditionExpression"), "attribute_not_exists(#nid) OR #rev = :base",
-               "PutItem: absent, or still at the base revision");
+        is_str(str_at(put, "ConditionExpression"), "#rev = :base AND #sid = :sid",
+               "PutItem: still the base version (revision and token); a missing item fails");
         names = print(get(put, "ExpressionAttributeNames"));
         values = print(get(put, "ExpressionAttributeValues"));
-        is_str(names, "{\"#nid\":\"notebook_id\",\"#rev\":\"revision\"}", "through #placeholders");
-        is_str(values, "{\":base\":{\"N\":\"4\"}}", ":base is the base revision, a number");
+        is_str(names, "{\"#rev\":\"revision\",\"#sid\":\"sync_id\"}", "through #placeholders");
+        is_str(values, "{\":base\":{\"N\":\"4\"},\":sid\":{\"S\":\"tok-4\"}}",
+               ":base is the base revision, a number, :sid its token");
         ok(expressions_consistent(put, "PutItem"), "PutItem: placeholders consistent");
 
-        put_new = ddb_put_item_body("notebooks", item, -1);
+        put_new = ddb_put_item_body("notebooks", item, -1, NULL);
         is_str(str_at(put_new, "ConditionExpression"), "attribute_not_exists(#nid)",
                "a first PutItem must find no item");
         ok(!get(put_new, "ExpressionAttributeValues"), "and has no :base");
         ok(expressions_consistent(put_new, "PutItem new"), "first PutItem: placeholders consistent");
 
-        del = ddb_delete_item_body("notebooks", "u", "n", 7);
+        del = ddb_delete_item_body("notebooks", "u", "n", 7, NULL);
         key = print(get(del, "Key"));
         is_str(key, "{\"user_id\":{\"S\":\"u\"},\"notebook_id\":{\"S\":\"n\"}}", "DeleteItem names the key");
-        is_str(str_at(del, "ConditionExpression"), "attribute_not_exists(#nid) OR #rev = :base",
-               "DeleteItem is conditioned on the revision too");
+        is_str(str_at(del, "ConditionExpression"), "#rev = :base AND attribute_not_exists(#sid)",
+               "DeleteItem is conditioned on the base too (here an item written without a token)");
         ok(expressions_consistent(del, "DeleteItem"), "DeleteItem: placeholders consistent");
-        del_new = ddb_delete_item_body("notebooks", "u", "n", -1);
+        del_new = ddb_delete_item_body("notebooks", "u", "n", -1, NULL);
         ok(expressions_consistent(del_new, "DeleteItem new"), "DeleteItem without base: consistent");
 
         getb = ddb_get_item_body("notebooks", "u", "n");

@@ -264,80 +264,168 @@ static bool json_has(const cJSON *v, const char *needle)
 static void test_sync(Store *s)
 {
         _cleanup_(cJSON_Deletep) cJSON *dirty = NULL, *nb = NULL, *fields = cJSON_CreateObject(),
-                                       *remote = NULL, *unsynced = NULL, *users = NULL;
+                                       *remote = NULL, *unsynced = NULL, *users = NULL, *known = NULL,
+                                       *conflicts = NULL, *local_name = cJSON_CreateString("ours");
         StoreSyncInfo info = { 0 };
         StoreMut m = STORE_MUT_INIT;
+        char tok[UUID_STRING_MAX];
+        int64_t rev = 0;
+        uint64_t e1 = 0, e2 = 0;
 
         store_notebook_create(s, "sync", "s1", NULL, NULL, NULL);
         is_int(store_sync_dirty(s, 1000, &dirty), 0, "list dirty notebooks");
         ok(json_has(dirty, "[\"sync\",\"s1\"]"), "a new notebook is dirty");
         is_int(store_sync_read(s, "sync", "s1", &nb, &info), 0, "read for sync");
         is_int(info.base_revision, -1, "never on the remote");
-        ok(info.dirty && !info.deleted && nb, "dirty, live, with its content");
+        ok(info.dirty && !info.deleted && !info.delete_done && nb, "dirty, live, with its content");
         store_sync_info_done(&info);
         cJSON_Delete(TAKE_PTR(nb));
 
-        is_int(store_sync_begin(s, "sync", "s1", "tok-1"), 0, "record the token before sending");
+        /* The ledger: one token per revision sent, reused by a retry, kept until confirmed. */
+        is_int(store_sync_token(s, "sync", "s1", 1, "tok-1", tok), 1, "a fresh token for revision 1");
+        is_str(tok, "tok-1", "recorded as given");
+        is_int(store_sync_token(s, "sync", "s1", 1, "tok-other", tok), 0, "a retry of revision 1 ...");
+        is_str(tok, "tok-1", "... reuses its token");
+        is_int(store_sync_token_revision(s, "sync", "s1", "tok-1", &rev), 1, "tok-1 is ours");
+        is_int(rev, 1, "and carried revision 1");
+        is_int(store_sync_token_revision(s, "sync", "s1", "tok-other", NULL), 0, "tok-other is not");
+        is_int(store_sync_token_revision(s, "sync", "s1", NULL, NULL), 0, "no token is not ours");
         cJSON_AddStringToObject(fields, "name", "edited meanwhile");
         is_int(store_notebook_update(s, "sync", "s1", &m, fields, NULL), 0,
                "an edit while the write is in flight");
-        is_int(store_sync_put_done(s, "sync", "s1", 1, "{}"), 0, "revision 1 reached the remote");
-        store_sync_read(s, "sync", "s1", &nb, &info);
-        ok(info.dirty && info.base_revision == 1, "still dirty, base moved to 1");
-        is_str(info.sync_id, "tok-1", "the token is kept");
+        is_int(store_sync_token(s, "sync", "s1", 2, "tok-2", tok), 1, "revision 2 gets a token of its own");
+        is_int(store_sync_tokens_count(s, "sync", "s1"), 2, "two tokens unconfirmed");
+
+        is_int(store_sync_confirm(s, "sync", "s1", &(StoreBase){ 1, "tok-1", "{}", 5 }, true, "pending"), 0,
+               "revision 1 confirmed, still dirty");
+        store_sync_read(s, "sync", "s1", NULL, &info);
+        ok(info.dirty && info.base_revision == 1 && streq_ptr(info.base_sync_id, "tok-1") &&
+                   info.base_gen == 5,
+           "base moved to (1, tok-1) at generation 5");
         store_sync_info_done(&info);
-        cJSON_Delete(TAKE_PTR(nb));
-        is_int(store_sync_put_done(s, "sync", "s1", 2, "{}"), 0, "revision 2 reached the remote");
-        store_sync_read(s, "sync", "s1", &nb, &info);
+        is_int(store_sync_tokens_count(s, "sync", "s1"), 0, "a confirmed base drops every token");
+        is_int(store_sync_confirm(s, "sync", "s1", &(StoreBase){ 2, "tok-2", "{}", 6 }, false, "synced"), 0,
+               "revision 2 confirmed, clean");
+        store_sync_read(s, "sync", "s1", NULL, &info);
         ok(!info.dirty && info.base_revision == 2, "clean at base 2");
         is_str(info.sync_state, "synced", "state synced");
         store_sync_info_done(&info);
-        cJSON_Delete(TAKE_PTR(nb));
 
-        /* A newer remote version replaces the clean notebook; a dirty one is kept, in conflict. */
+        /* The remote's version replaces ours or arrives; a merge is stored dirty. */
         remote = cJSON_Parse(
                 "{\"id\":\"s1\",\"user_id\":\"sync\",\"name\":\"from remote\",\"revision\":7,"
                 "\"created_at\":\"2026-01-01T00:00:00.000Z\",\"updated_at\":\"2026-01-02T00:00:00.000Z\","
                 "\"cells\":[{\"id\":\"r\",\"type\":\"sql\",\"code\":\"select 1\",\"status\":\"idle\","
                 "\"stdout\":\"\",\"outputs\":[],\"error\":null,\"reads\":[],\"writes\":[]}]}");
-        is_int(store_sync_apply_remote(s, remote, "{}", false), 1,
-               "a clean notebook takes the remote version");
+        is_int(store_sync_replace(s, remote, &(StoreBase){ 7, "x7", "{}", 8 }, false, "synced"), 0,
+               "the remote version replaces the notebook");
         is_int(revision_of(s, "sync", "s1"), 7, "at the remote revision");
         is_str(cell_order(s, "sync", "s1"), "r", "with the remote cells");
         cJSON_ReplaceItemInObject(remote, "id", cJSON_CreateString("s2"));
-        is_int(store_sync_apply_remote(s, remote, "{}", false), 1, "a notebook only the remote had arrives");
+        is_int(store_sync_replace(s, remote, &(StoreBase){ 7, NULL, "{}", 8 }, false, "synced"), 0,
+               "a notebook only the remote had arrives");
         is_int(store_notebook_exists(s, "sync", "s2"), 1, "and is listed");
-        m = (StoreMut)STORE_MUT_INIT;
-        store_notebook_update(s, "sync", "s1", &m, fields, NULL);
-        cJSON_ReplaceItemInObject(remote, "id", cJSON_CreateString("s1"));
         cJSON_ReplaceItemInObject(remote, "revision", cJSON_CreateNumber(9));
-        is_int(store_sync_apply_remote(s, remote, "{}", false), 0, "a dirty notebook keeps its own version");
-        store_sync_read(s, "sync", "s1", &nb, &info);
-        is_str(info.sync_state, "conflict", "and is marked in conflict");
-        is_int(info.revision, 8, "nothing local was lost");
+        is_int(store_sync_replace(s, remote, &(StoreBase){ 8, "x8", "{}", 9 }, true, "pending"), 0,
+               "a merge at revision 9 on base 8");
+        store_sync_read(s, "sync", "s2", NULL, &info);
+        ok(info.dirty && info.revision == 9 && info.base_revision == 8, "dirty at 9, base 8");
         store_sync_info_done(&info);
-        cJSON_Delete(TAKE_PTR(nb));
-        is_int(store_sync_unsynced(s, NULL, 100, &unsynced), 0, "list what is not in sync");
-        ok(json_has(unsynced, "\"state\":\"conflict\""), "the conflict is listed");
-        cJSON_ReplaceItemInObject(remote, "revision", cJSON_CreateNumber(10));
-        is_int(store_sync_apply_remote(s, remote, "{}", true), 1,
-               "forced, the remote version replaces a dirty one");
-        store_sync_read(s, "sync", "s1", &nb, &info);
-        ok(info.revision == 10 && !info.dirty && streq_ptr(info.sync_state, "synced"),
-           "clean, synced, at 10");
-        store_sync_info_done(&info);
-        cJSON_Delete(TAKE_PTR(nb));
 
-        /* Deletes: a tombstone goes when the remote delete of its revision succeeded. */
+        /* Conflicts are listed and dropped. */
+        is_int(store_sync_conflict_add(s, "sync", "s2", "cell:r", "r~conflict", NULL), 0, "a cell conflict");
+        is_int(store_sync_conflict_add(s, "sync", "s2", "field:name", NULL, local_name), 0,
+               "a field conflict");
+        is_int(store_sync_conflicts(s, "sync", NULL, 100, &conflicts), 0, "list conflicts");
+        ok(json_has(conflicts, "\"cell_id\":\"r\"") && json_has(conflicts, "\"copy_id\":\"r~conflict\"") &&
+                   json_has(conflicts, "\"field\":\"name\"") && json_has(conflicts, "\"local\":\"ours\""),
+           "both listed with what they keep");
+        is_int(store_sync_unsynced(s, NULL, 100, &unsynced), 0, "list what is not in sync");
+        ok(json_has(unsynced, "\"conflicts\":2"), "the notebook shows 2 conflicts");
+        is_int(store_sync_conflict_drop(s, "sync", "s2", "field:name"), 1, "one resolved");
+        is_int(store_sync_conflict_drop(s, "sync", "s2", NULL), 1, "the rest dropped");
+
+        /* Deleted elsewhere while edited here: the edit stays, new to the remote. */
+        is_int(store_sync_detach(s, "sync", "s2", "pending", "deleted elsewhere"), 0, "detach");
+        store_sync_read(s, "sync", "s2", NULL, &info);
+        ok(info.dirty && info.base_revision == -1 && !info.base_sync_id, "dirty, no base");
+        store_sync_info_done(&info);
+
+        /* Deletes: a tombstone whose remote delete is done waits for a pull, then goes; the id keeps
+         * counting above its old revisions when created again. */
         m = (StoreMut)STORE_MUT_INIT;
-        store_notebook_delete(s, "sync", "s2", &m);
-        store_sync_read(s, "sync", "s2", &nb, &info);
+        store_notebook_delete(s, "sync", "s1", &m);
+        store_sync_read(s, "sync", "s1", &nb, &info);
         ok(info.deleted && nb == NULL, "a deleted notebook is a tombstone without content");
         store_sync_info_done(&info);
-        is_int(store_sync_delete_done(s, "sync", "s2", m.revision), 0, "remote delete done");
-        is_int(store_sync_read(s, "sync", "s2", &nb, &info), -ENOENT, "the tombstone is gone");
+        is_int(store_sync_deleted(s, "sync", "s1", 12, "synced"), 0, "remote delete done");
+        store_sync_read(s, "sync", "s1", NULL, &info);
+        ok(info.deleted && info.delete_done && !info.dirty && info.base_gen == 12 && info.base_revision == 7,
+           "the tombstone stays, delete done at generation 12, base kept");
+        store_sync_info_done(&info);
+        is_int(store_sync_known(s, "sync", &known), 0, "notebooks the remote has had");
+        ok(json_has(known, "\"s1\""), "include the tombstone");
+        is_int(store_sync_remove(s, "sync", "s1"), 0, "a pull agrees: removed");
+        is_int(store_sync_read(s, "sync", "s1", &nb, &info), -ENOENT, "the tombstone is gone");
+        store_notebook_create(s, "sync", "s1", NULL, NULL, NULL);
+        is_int(revision_of(s, "sync", "s1"), 9, "created again, it continues above revision 8");
+
+        /* A tombstone revived after its delete went through is new to the remote. */
+        store_notebook_create(s, "sync", "s3", NULL, NULL, NULL);
+        store_sync_confirm(s, "sync", "s3", &(StoreBase){ 1, "t", "{}", 3 }, false, "synced");
+        m = (StoreMut)STORE_MUT_INIT;
+        store_notebook_delete(s, "sync", "s3", &m);
+        store_sync_deleted(s, "sync", "s3", 4, "synced");
+        store_notebook_create(s, "sync", "s3", NULL, NULL, NULL);
+        store_sync_read(s, "sync", "s3", NULL, &info);
+        ok(!info.deleted && info.dirty && info.base_revision == -1 && info.base_gen == 4 &&
+                   info.revision == 3,
+           "revived: revision 3, no base, generation kept");
+        store_sync_info_done(&info);
+
+        is_int(store_sync_next_epoch(s, &e1), 0, "an epoch");
+        is_int(store_sync_next_epoch(s, &e2), 0, "another");
+        ok(e2 == e1 + 1, "epochs grow");
         is_int(store_sync_users(s, &users), 0, "known users");
         ok(json_has(users, "\"sync\""), "include users with notebooks");
+}
+
+/* A database of schema 1 with a synced notebook and a write in flight: version 2 names the base by
+ * its token and keeps the token in the ledger. */
+static void test_migrate_v1(void)
+{
+        char path[sizeof(dir) + 16];
+        char err[256];
+        sqlite3 *db = NULL;
+        Store *s = NULL;
+        StoreSyncInfo info = { 0 };
+        int64_t rev = 0;
+
+        snprintf(path, sizeof(path), "%s/v1.db", dir);
+        ok(sqlite3_open(path, &db) == SQLITE_OK &&
+                   sqlite3_exec(db, store_migrations[0].sql, NULL, NULL, NULL) == SQLITE_OK &&
+                   sqlite3_exec(
+                           db,
+                           "PRAGMA user_version = 1; INSERT INTO notebooks (user_id, id, revision, "
+                           "created_at, "
+                           "updated_at, dirty, base_revision, base_snapshot, sync_id, sync_state) VALUES "
+                           "('u', 'n', 4, 'x', 'x', 1, 3, '{\"sync_id\":{\"S\":\"abc\"}}', 'tok', "
+                           "'syncing')",
+                           NULL, NULL, NULL) == SQLITE_OK,
+           "a schema 1 database");
+        sqlite3_close(db);
+        ok(store_open(path, true, &s, err, sizeof(err)) == 0, "opens and migrates");
+        if (!s)
+                return;
+        is_int(store_schema_version(s), 2, "to schema 2");
+        is_int(store_sync_read(s, "u", "n", NULL, &info), 0, "the notebook is there");
+        ok(info.base_revision == 3 && streq_ptr(info.base_sync_id, "abc") && info.dirty,
+           "base (3, abc), still dirty");
+        store_sync_info_done(&info);
+        is_int(store_sync_token_revision(s, "u", "n", "tok", &rev), 1,
+               "the token in flight is in the ledger");
+        is_int(rev, 4, "with the notebook's revision");
+        store_free(s);
 }
 
 static void test_reopen_and_version(void)
@@ -376,7 +464,7 @@ int main(void)
         ok(s != NULL, "a new database opens and migrates");
         if (!s)
                 return tap_done();
-        is_int(store_schema_version(s), 1, "schema version 1");
+        is_int(store_schema_version(s), 2, "schema version 2");
         test_provision(s);
         test_revisions(s);
         test_cells(s);
@@ -386,6 +474,7 @@ int main(void)
         test_sync(s);
         store_free(s);
         test_reopen_and_version();
+        test_migrate_v1();
         snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
         (void)!system(cmd);
         return tap_done();

@@ -72,8 +72,42 @@ static void test_log(void)
         is_int(log_debug_errno(EIO, "not shown"), -EIO, "a positive errno comes back negative");
 }
 
+/* Random puts and removes against a plain array that knows the truth; removal's back-shift is the
+ * part that can go wrong, so keys are few and collide often. */
+static void test_strmap(void)
+{
+        StrMap m = { 0 };
+        void *truth[300] = { 0 };
+        unsigned seed = 12345, bad = 0;
+        char key[16];
+
+        for (int step = 0; step < 20000; step++) {
+                unsigned k = (seed = seed * 1103515245 + 12345) % 300;
+
+                snprintf(key, sizeof(key), "k%u", k);
+                if ((seed >> 16) % 3 == 0) {
+                        bad += strmap_remove(&m, key) != truth[k];
+                        truth[k] = NULL;
+                } else {
+                        void *v = (void *)(uintptr_t)(step + 1);
+
+                        bad += strmap_put(&m, key, v) != (truth[k] ? 1 : 0);
+                        truth[k] = v;
+                }
+                if (step % 97 == 0)
+                        for (unsigned i = 0; i < 300; i++) {
+                                snprintf(key, sizeof(key), "k%u", i);
+                                bad += strmap_get(&m, key) != truth[i];
+                        }
+        }
+        ok(bad == 0, "strmap agrees with a plain array over 20000 random puts and removes (%u wrong)", bad);
+        strmap_done(&m);
+        ok(strmap_get(&m, "k1") == NULL && strmap_remove(&m, "k1") == NULL, "an empty strmap finds nothing");
+}
+
 int main(void)
 {
+        test_strmap();
         test_timestamp();
         test_uuid();
         test_utf8();
