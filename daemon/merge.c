@@ -428,11 +428,10 @@ static int conflict_add_field(cJSON *conflicts, const char *field, const cJSON *
 
 static int merge_cells_build(const Merge *m, cJSON *cells, cJSON *conflicts)
 {
-        int r;
-
         for (size_t i = m->head; i != NONE; i = m->entries[i].next) {
                 const Entry *e = &m->entries[i];
                 _cleanup_(cJSON_Deletep) cJSON *copy = NULL;
+                int r;
 
                 r = json_add(cells, NULL,
                              cJSON_Duplicate(e->cell[e->action == CELL_LOCAL ? LOCAL : REMOTE], true));

@@ -76,6 +76,7 @@ struct Sync {
         bool ever_contacted;
         uint64_t last_success; /* realtime */
         char last_error[256];
+        char last_error_user[MAX_USER_ID_BYTES + 1]; /* whose notebook or pull it was about */
         uint64_t outage_usec;   /* current loop-level backoff, 0 when healthy */
         uint64_t offline_until; /* monotonic */
         uint64_t last_log;      /* monotonic */
@@ -249,6 +250,7 @@ static void sync_log_failure(Sync *s, const char *user_id, const char *notebook_
 
         snprintf(msg, sizeof(msg), fmt, a, b);
         snprintf(s->last_error, sizeof(s->last_error), "%s", msg);
+        snprintf(s->last_error_user, sizeof(s->last_error_user), "%s", user_id ? user_id : "");
         if (s->last_log && now - s->last_log < LOG_INTERVAL_USEC) {
                 s->suppressed_logs++;
                 return;
@@ -1478,8 +1480,10 @@ int sync_status(Sync *s, const char *user_id, cJSON *obj)
             !(s->last_success
                       ? cJSON_AddStringToObject(sync, "last_success", format_timestamp(ts, s->last_success))
                       : cJSON_AddNullToObject(sync, "last_success")) ||
-            !(s->last_error[0] ? cJSON_AddStringToObject(sync, "last_error", s->last_error)
-                               : cJSON_AddNullToObject(sync, "last_error")))
+            /* A peer limited to one user sees only errors about that user's notebooks. */
+            !(s->last_error[0] && (!user_id || streq(user_id, s->last_error_user))
+                      ? cJSON_AddStringToObject(sync, "last_error", s->last_error)
+                      : cJSON_AddNullToObject(sync, "last_error")))
                 return -ENOMEM;
         if (store_sync_unsynced(s->store, user_id, STATUS_MAX_NOTEBOOKS, &unsynced) < 0)
                 return -EIO;

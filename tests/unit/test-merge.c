@@ -229,8 +229,9 @@ typedef struct Case {
         const char *want, *want_conflicts;
 } Case;
 
+/* { title, base, local, remote, the merge, its conflicts } */
 static const Case CASES[] = {
-        /* Notebook fields. */
+        /* Notebook fields (rule 1). */
         { "field changed locally only: local's", "name=A | a", "name=B | a", "name=A | a", "name=B | a",
           "" },
         { "field changed remotely only: remote's", "ttl=1 | a", "ttl=1 | a", "ttl=2 | a", "ttl=2 | a", "" },
