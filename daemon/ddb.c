@@ -109,6 +109,9 @@ static int number_to_double(const char *s, bool integral, double *ret)
 
         if (number_scan(s, &n) < 0)
                 return -EBADMSG;
+        /* A number a double would change (another writer's 25 digits) is refused, not rounded. */
+        if (model_number_check(s, strlen(s)) < 0)
+                return -EBADMSG;
         d = strtod(s, NULL);
         if (!isfinite(d) || (integral && (d != floor(d) || fabs(d) > MAX_EXACT_INT)))
                 return -EBADMSG;

@@ -470,3 +470,156 @@ int model_cell_fields(const cJSON *obj, bool defaults, cJSON **ret, unsigned *re
         *ret = TAKE_PTR(out);
         return 0;
 }
+
+/* ---- numbers as sent ----------------------------------------------------------------------- */
+
+/* A decimal number reduced to what it means: sign, significant digits (no leading or trailing
+ * zeros) and the power of ten of the first one. Zero has no digits. */
+typedef struct Decimal {
+        bool negative;
+        char digits[400];
+        size_t n;
+        long long first;
+} Decimal;
+
+static void decimal_parse(const char *s, size_t len, Decimal *d)
+{
+        size_t i = 0, int_len = 0, m_end;
+        long long exp = 0, power;
+        bool started = false;
+
+        *d = (Decimal){ 0 };
+        if (i < len && (s[i] == '-' || s[i] == '+'))
+                d->negative = s[i++] == '-';
+        for (m_end = i; m_end < len && s[m_end] != 'e' && s[m_end] != 'E'; m_end++)
+                ;
+        while (i + int_len < m_end && s[i + int_len] != '.')
+                int_len++;
+        if (m_end < len) {
+                size_t k = m_end + 1;
+                bool neg = false;
+
+                if (k < len && (s[k] == '-' || s[k] == '+'))
+                        neg = s[k++] == '-';
+                for (; k < len; k++)
+                        exp = MIN(exp * 10 + (s[k] - '0'), 1000000000LL);
+                if (neg)
+                        exp = -exp;
+        }
+        /* The digit k places after the start of the integer part stands for 10^(int_len - 1 - k),
+         * a fraction digit one power lower for each place after the point. */
+        power = (long long)int_len - 1 + exp;
+        for (size_t k = i; k < m_end; k++) {
+                if (s[k] == '.')
+                        continue;
+                if (s[k] != '0' || started) {
+                        if (!started)
+                                d->first = power;
+                        started = true;
+                        if (d->n < sizeof(d->digits) - 1)
+                                d->digits[d->n++] = s[k];
+                }
+                power--;
+        }
+        while (d->n > 0 && d->digits[d->n - 1] == '0')
+                d->n--;
+        d->digits[d->n] = '\0';
+}
+
+int model_number_check(const char *text, size_t len)
+{
+        char buf[512];
+        Decimal sent, kept;
+        Buf b = { 0 };
+        double v;
+
+        if (len >= sizeof(buf))
+                return -ERANGE; /* past 38 significant digits whatever they are */
+        memcpy(buf, text, len);
+        buf[len] = '\0';
+        v = strtod(buf, NULL);
+        decimal_parse(buf, len, &sent);
+        if (sent.n == 0)
+                return 0;
+        if (!isfinite(v) || v == 0 || fabs(v) < 1e-130 || fabs(v) >= 1e126)
+                return -ERANGE;
+        print_number(&b, v);
+        if (!buf_str(&b)) {
+                buf_done(&b);
+                return -ENOMEM;
+        }
+        decimal_parse(buf_str(&b), b.len, &kept);
+        buf_done(&b);
+        if (sent.negative != kept.negative || sent.first != kept.first || !streq(sent.digits, kept.digits))
+                return -EDOM;
+        return 0;
+}
+
+static int check_number(const char *tok, size_t len, const char *param, ModelError *e)
+{
+        int r = model_number_check(tok, len);
+
+        if (r == -ERANGE)
+                return model_error(
+                        e, RPC_INVALID_PARAMS, param, -1,
+                        "The number %.*s in \"%s\" is out of DynamoDB's range (1e-130 to 1e126 in "
+                        "magnitude, or 0, with at most 38 significant digits).",
+                        (int)MIN(len, (size_t)40), tok, param ? param : "params");
+        if (r == -EDOM)
+                return model_error(
+                        e, RPC_INVALID_PARAMS, param, -1,
+                        "The number %.*s in \"%s\" cannot be kept exactly: notebookd stores numbers "
+                        "as IEEE 754 doubles (up to 17 significant digits); send it as a string.",
+                        (int)MIN(len, (size_t)40), tok, param ? param : "params");
+        return r;
+}
+
+int model_check_numbers(const char *line, size_t len, const cJSON *params, ModelError *e)
+{
+        const char *key = NULL; /* the parameter being read: the last key seen at depth 2 */
+        size_t key_len = 0;
+        int depth = 0;
+
+        for (size_t i = 0; i < len; i++) {
+                char ch = line[i];
+
+                if (ch == '"') {
+                        size_t start = ++i, j;
+
+                        while (i < len && line[i] != '"')
+                                i += line[i] == '\\' ? 2 : 1;
+                        /* A key is a string followed by a colon. */
+                        for (j = i + 1; j < len && (line[j] == ' ' || line[j] == '\t' || line[j] == '\r');
+                             j++)
+                                ;
+                        if (depth == 2 && j < len && line[j] == ':') {
+                                key = line + start;
+                                key_len = i - start;
+                        }
+                } else if (ch == '{' || ch == '[')
+                        depth++;
+                else if (ch == '}' || ch == ']')
+                        depth--;
+                else if (ch == '-' || (ch >= '0' && ch <= '9')) {
+                        size_t start = i;
+
+                        while (i + 1 < len && strchr("+-.eE0123456789", line[i + 1]))
+                                i++;
+                        /* Depth 1 holds the request's own members ("id"); parameters are deeper. */
+                        if (depth >= 2) {
+                                const char *param = NULL;
+                                const cJSON *p;
+                                int r;
+
+                                /* The parameter's name as the request holds it, for the error. */
+                                cJSON_ArrayForEach(p, params) if (key && strlen(p->string) == key_len &&
+                                                                  memcmp(p->string, key, key_len) == 0)
+                                        param = p->string;
+                                r = check_number(line + start, i + 1 - start, param, e);
+                                if (r < 0)
+                                        return r;
+                        }
+                }
+        }
+        return 0;
+}

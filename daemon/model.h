@@ -68,3 +68,12 @@ int model_get_int(const cJSON *obj, const char *key, long long min, long long ma
  * *ret (a create); without, only those obj has (an update). *ret_count tells how many fields obj
  * gave. Other keys are not looked at. */
 int model_cell_fields(const cJSON *obj, bool defaults, cJSON **ret, unsigned *ret_count, ModelError *e);
+
+/* Every number of a request's parameters (the request line as sent; params as parsed) is kept
+ * exactly or refused: its decimal value must read back digit for digit from the double that stores
+ * it, and lie in DynamoDB's range (1e-130 to 1e126 in magnitude, or 0), so that what the table
+ * holds is what was sent. -32602 naming the parameter otherwise. */
+int model_check_numbers(const char *line, size_t len, const cJSON *params, ModelError *e);
+/* The same for one number's text: 0, -ERANGE (out of DynamoDB's range), -EDOM (a double cannot
+ * hold it digit for digit), -ENOMEM. */
+int model_number_check(const char *text, size_t len);

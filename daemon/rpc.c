@@ -1054,7 +1054,8 @@ static bool id_valid(const cJSON *id)
 }
 
 /* Runs a parsed request; the reply goes into ret (nothing for a notification). */
-static int request_run(Rpc *rpc, const RpcPeer *peer, const cJSON *req, RpcReply *ret)
+static int request_run(Rpc *rpc, const RpcPeer *peer, const cJSON *req, const char *line, size_t len,
+                       RpcReply *ret)
 {
         static const cJSON null_id = { .type = cJSON_NULL };
         const cJSON *id = cJSON_GetObjectItemCaseSensitive(req, "id"), *v, *params;
@@ -1099,6 +1100,11 @@ static int request_run(Rpc *rpc, const RpcPeer *peer, const cJSON *req, RpcReply
         }
         c.params = params ? params : &(const cJSON){ .type = cJSON_Object };
         if (model_check_keys(c.params, m->keys, &c.error) < 0)
+                goto fail;
+        r = model_check_numbers(line, len, c.params, &c.error);
+        if (r == -ENOMEM)
+                return r;
+        if (r < 0)
                 goto fail;
         if (m->needs_user && resolve_user(&c) < 0)
                 goto fail;
@@ -1191,5 +1197,5 @@ int rpc_handle(Rpc *rpc, const RpcPeer *peer, const char *line, size_t len, RpcR
                                            NULL, 0);
                 return ret->text ? 0 : -ENOMEM;
         }
-        return request_run(rpc, peer, req, ret);
+        return request_run(rpc, peer, req, line, len, ret);
 }

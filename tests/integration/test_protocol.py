@@ -614,7 +614,7 @@ def _():
         U = "num"
         rpc("notebook.create", {"user_id": U, "notebook_id": "n", "cells": [{"id": "c"}]})
         values = [0, -1, 1.5, 0.1, 0.30000000000000004, 1e-07, 123456789012, 9007199254740991,
-                  -9007199254740991, 1.7976931348623157e308, 5e-324, 2.2250738585072014e-308, 123456789.12345678]
+                  -9007199254740991, 9.99e125, 1e-130, -2.5e-100, 123456789.12345678]
         # Every one of these is exactly a double: a store that keeps JSON numbers as doubles must
         # give back the same value (printing 17 significant digits where 15 do not round-trip).
         outs = [{"mime_type": "application/json", "data": {"v": values}, "metadata": {"m": values[4]}}]
@@ -627,6 +627,12 @@ def _():
         bad = [(a, b) for a, b in zip(values, stored.get("data", {}).get("v", [])) if a != b]
         t.ok(not bad and stored.get("metadata") == outs[0]["metadata"], "notebook.get: numbers stored exactly (value, got)",
              short(bad))
+        # What DynamoDB could not hold is refused, naming the parameter, and nothing changes.
+        for v in (1.7976931348623157e308, 5e-324, 2.2250738585072014e-308, 1e126, 12345678901234567890):
+                r = call("cell.update", {"user_id": U, "notebook_id": "n", "cell_id": "c",
+                                         "outputs": [{"mime_type": "application/json", "data": [v], "metadata": {}}]})
+                t.error_is(r, -32602, f"{v!r}: refused", "outputs")
+        t.is_(get(U, "n")["cells"][0]["outputs"][0], stored, "the stored outputs did not change")
 
 
 @t.case("request ids echoed exactly")

@@ -215,8 +215,74 @@ static void test_print(void)
         is_int(e.code, RPC_INVALID_PARAMS, "as an invalid parameter");
 }
 
+/* Runs model_check_numbers() on {"jsonrpc":"2.0","id":ID,"params":{"ttl":1,"outputs":[{"data":N}]}}. */
+static int numbers(const char *id, const char *n, ModelError *e)
+{
+        char line[600];
+        cJSON *req, *params;
+        int r;
+
+        snprintf(line, sizeof(line),
+                 "{\"jsonrpc\":\"2.0\",\"id\":%s,\"params\":{\"ttl\":1,\"outputs\":[{\"data\":{\"v\":[%s]}}]"
+                 "}}",
+                 id, n);
+        req = cJSON_Parse(line);
+        params = cJSON_GetObjectItem(req, "params");
+        *e = (ModelError){ .limit = -1 };
+        r = model_check_numbers(line, strlen(line), params, e);
+        /* The parameter named must outlive the call: it points into the parsed request. */
+        if (r < 0)
+                ok(e->param && streq(e->param, "outputs"), "%s: the error names \"outputs\"", n);
+        cJSON_Delete(req);
+        return r;
+}
+
+static void test_numbers(void)
+{
+        static const char *const exact[] = { "0",
+                                             "-0",
+                                             "1",
+                                             "0.1",
+                                             "123.4500",
+                                             "1e22",
+                                             "1E+22",
+                                             "1e125",
+                                             "9.99e125",
+                                             "1e-130",
+                                             "-1.5e-7",
+                                             "0.30000000000000004",
+                                             "9007199254740991",
+                                             "0.000",
+                                             "00.5e1",
+                                             "-0.0e-500" };
+        static const char *const refused[] = { "12345678901234567890",
+                                               "123456789012345678901234567890123456789012",
+                                               "9007199254740993",
+                                               "1e126",
+                                               "-1e126",
+                                               "1e300",
+                                               "1e-131",
+                                               "1e-400",
+                                               "0.1000000000000000055511151231257827" };
+        ModelError e;
+
+        for (size_t i = 0; i < ELEMENTSOF(exact); i++)
+                is_int(numbers("1", exact[i], &e), 0, "%s is kept exactly", exact[i]);
+        for (size_t i = 0; i < ELEMENTSOF(refused); i++) {
+                is_int(numbers("1", refused[i], &e), -EINVAL, "%s is refused", refused[i]);
+                is_int(e.code, RPC_INVALID_PARAMS, "%s: -32602", refused[i]);
+        }
+        is_int(numbers("12345678901234567890", "1", &e), 0, "the request's own id is not a parameter");
+        ok(numbers("1", "1e300", &e) < 0 && strstr(e.message, "range"), "out of range says so: %s",
+           e.message);
+        ok(numbers("1", "12345678901234567890", &e) < 0 && strstr(e.message, "exactly"),
+           "too many digits says so: %s", e.message);
+        ok(numbers("1", "\"1e300\", 2", &e) == 0, "a number inside a string is text");
+}
+
 int main(void)
 {
+        test_numbers();
         test_print();
         test_ids();
         test_cell_defaults();
