@@ -39,7 +39,8 @@ typedef struct Pull Pull;
 /* A notebook with work to do: a push (put or delete) pending or in flight. */
 struct Job {
         Job *next, *prev;
-        char *key; /* user_id US notebook_id: its key in Sync.job_map */
+        Job *go_next; /* in the batch on_timer() is starting */
+        char *key;    /* user_id US notebook_id: its key in Sync.job_map */
         char *user_id, *notebook_id;
         uint64_t first_change, last_change; /* monotonic; 0: due at once */
         uint64_t not_before;                /* backoff */
@@ -77,9 +78,9 @@ struct Sync {
         uint64_t last_success; /* realtime */
         char last_error[256];
         char last_error_user[MAX_USER_ID_BYTES + 1]; /* whose notebook or pull it was about */
-        uint64_t outage_usec;   /* current loop-level backoff, 0 when healthy */
-        uint64_t offline_until; /* monotonic */
-        uint64_t last_log;      /* monotonic */
+        uint64_t outage_usec;                        /* current loop-level backoff, 0 when healthy */
+        uint64_t offline_until;                      /* monotonic */
+        uint64_t last_log;                           /* monotonic */
         unsigned suppressed_logs;
         Pull *pulls;     /* running, at most one per user */
         bool pull_again; /* a full pull was asked for while pulls ran */
@@ -101,7 +102,7 @@ struct Sync {
 };
 
 static void sync_arm(Sync *s);
-static void job_start(Sync *s, Job *j);
+static int job_start(Sync *s, Job *j);
 static void pull_start(Sync *s, const char *user_id);
 
 /* ---- jobs ---------------------------------------------------------------------------------- */
@@ -824,9 +825,10 @@ static bool user_pulled(Sync *s, const char *user_id)
         return strmap_get(&s->pulled, user_id) != NULL;
 }
 
-/* Builds the request for the notebook as it is now and records its token before sending.
- * 0: send j->request; 1: nothing to send, done; -EAGAIN: held until the user's first pull;
- * -EFBIG: too large, blocked; -ENOENT: nothing to push. */
+/* Builds the request for the notebook as it is now and records its token, inside the caller's
+ * transaction, which commits before anything is sent. 0: send j->request; 1: nothing to send,
+ * done; -EAGAIN: held until the user's first pull; -EFBIG: cannot go as it is, blocked (the state
+ * says why); -ENOENT: nothing to push; other errors: the transaction is lost. */
 static int job_prepare(Sync *s, Job *j)
 {
         _cleanup_(cJSON_Deletep) cJSON *nb = NULL;
@@ -860,12 +862,9 @@ static int job_prepare(Sync *s, Job *j)
                 store_sync_info_done(&info);
                 if (n < 0)
                         return n;
-                r = sync_begin(s);
-                if (r >= 0)
-                        r = n == 0 ? store_sync_remove(s->store, j->user_id, j->notebook_id)
-                                   : sync_reconcile(s, j->user_id, j->notebook_id, RECONCILE_DELETE_ACCEPTED,
-                                                    NULL, RECONCILE_GEN_NOW);
-                r = sync_commit(s, r, "a delete");
+                r = n == 0 ? store_sync_remove(s->store, j->user_id, j->notebook_id)
+                           : sync_reconcile(s, j->user_id, j->notebook_id, RECONCILE_DELETE_ACCEPTED, NULL,
+                                            RECONCILE_GEN_NOW);
                 if (r < 0)
                         return r;
                 if (n > 0)
@@ -874,9 +873,6 @@ static int job_prepare(Sync *s, Job *j)
         }
 
         r = uuid_v4_string(fresh);
-        if (r < 0)
-                goto finish;
-        r = sync_begin(s);
         /* A retry of the same revision reuses its token, so the ledger grows only with revisions
          * actually sent. */
         if (r >= 0)
@@ -914,20 +910,13 @@ static int job_prepare(Sync *s, Job *j)
                 r = -ENOMEM;
         if (r >= 0)
                 r = store_sync_set_state(s->store, j->user_id, j->notebook_id, "syncing", NULL);
-        if (r == -EFBIG) {
-                /* Nothing to send, but the state says why. */
-                int k = sync_commit(s, 0, "a notebook's sync state");
-
-                if (k < 0)
-                        r = k;
-        } else
-                r = sync_commit(s, r, "a write token");
-finish:
         store_sync_info_done(&info);
         return r;
 }
 
-static void job_start(Sync *s, Job *j)
+/* Inside the batch's transaction: what to do with the job; 1 if its request is to go once the
+ * transaction commits; a negative error if the transaction is lost. */
+static int job_start(Sync *s, Job *j)
 {
         int r;
 
@@ -935,27 +924,32 @@ static void job_start(Sync *s, Job *j)
         if (r == -ENOENT || r == 1) {
                 job_clear_request(j);
                 job_free(s, j);
-                return;
+                return 0;
         }
         if (r == -EFBIG) {
                 job_clear_request(j);
-                return;
+                return 0;
         }
         if (r == -EAGAIN) {
                 j->held = true;
                 pull_start(s, j->user_id);
-                return;
+                return 0;
         }
         if (r < 0) {
-                log_error_errno(r, "Sync: cannot prepare %s: %m", j->notebook_id);
                 job_clear_request(j);
-                j->not_before = now_monotonic_usec() + OUTAGE_MIN_USEC;
-                return;
+                return r;
         }
         j->last_change = j->first_change = 0;
         j->in_flight = true;
         s->in_flight++;
-        r = remote_call(s->remote, j->deleting ? "DeleteItem" : "PutItem", j->request, on_push_reply, s, j);
+        return 1;
+}
+
+static void job_send(Sync *s, Job *j)
+{
+        int r = remote_call(s->remote, j->deleting ? "DeleteItem" : "PutItem", j->request, on_push_reply, s,
+                            j);
+
         if (r < 0) {
                 RemoteReply fail = { .error = r, .message = "cannot send the request" };
                 job_retry(s, j, &fail);
@@ -968,16 +962,39 @@ static int on_timer(sd_event_source *source, uint64_t usec, void *userdata)
 {
         Sync *s = userdata;
         uint64_t now = now_monotonic_usec();
-        Job *j, *next;
+        Job *j, *next, *go = NULL, **go_tail = &go;
+        int r;
 
         if (s->offline_until > now) {
                 sync_arm(s);
                 return 0;
         }
-        for (j = s->jobs; j && s->in_flight < s->conf.max_in_flight; j = next) {
+        /* Every job due now is prepared in one transaction: one commit records all their tokens
+         * before any request goes. */
+        r = sync_begin(s);
+        for (j = s->jobs; r >= 0 && j && s->in_flight < s->conf.max_in_flight; j = next) {
                 next = j->next;
-                if (!j->in_flight && !j->blocked && !j->held && job_due(s, j) <= now)
-                        job_start(s, j);
+                if (j->in_flight || j->blocked || j->held || job_due(s, j) > now)
+                        continue;
+                r = job_start(s, j);
+                if (r > 0) {
+                        j->go_next = NULL;
+                        *go_tail = j;
+                        go_tail = &j->go_next;
+                }
+        }
+        r = sync_commit(s, r, "the write tokens of a batch");
+        for (j = go; j; j = next) {
+                next = j->go_next;
+                if (r >= 0) {
+                        job_send(s, j);
+                        continue;
+                }
+                /* Not recorded, not sent: the notebooks stay dirty; try again shortly. */
+                j->in_flight = false;
+                s->in_flight--;
+                job_clear_request(j);
+                j->not_before = now + OUTAGE_MIN_USEC;
         }
         sync_arm(s);
         return 0;
