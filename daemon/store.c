@@ -67,6 +67,7 @@ typedef enum SqlId {
         SQL_SYNC_CONFLICT_ADD,
         SQL_SYNC_CONFLICTS,
         SQL_SYNC_CONFLICT_DROP,
+        SQL_SYNC_CONFLICTED,
         _SQL_MAX,
 } SqlId;
 
@@ -199,6 +200,9 @@ static const char *const sql_text[_SQL_MAX] = {
                 "SELECT user_id, notebook_id, subject, copy_id, local_value, created_at FROM sync_conflicts "
                 "WHERE (?1 IS NULL OR user_id = ?1) AND (?2 IS NULL OR notebook_id = ?2) "
                 "ORDER BY user_id, notebook_id, subject LIMIT ?3",
+        [SQL_SYNC_CONFLICTED] =
+                "SELECT count(*) FROM (SELECT DISTINCT user_id, notebook_id FROM sync_conflicts "
+                "WHERE ?1 IS NULL OR user_id = ?1)",
         [SQL_SYNC_CONFLICT_DROP] = "DELETE FROM sync_conflicts WHERE user_id = ?1 AND notebook_id = ?2 "
                                    "AND (?3 IS NULL OR subject = ?3)",
 };
@@ -1682,4 +1686,15 @@ int store_sync_conflict_drop(Store *s, const char *user_id, const char *notebook
         bind_text(st, 3, subject);
         r = run(s, st);
         return r < 0 ? r : sqlite3_changes(s->db);
+}
+
+int store_sync_conflicted(Store *s, const char *user_id)
+{
+        sqlite3_stmt *st = stmt(s, SQL_SYNC_CONFLICTED);
+        int64_t n = 0;
+        int r;
+
+        bind_text(st, 1, user_id);
+        r = query_int(s, st, &n, NULL);
+        return r < 0 ? r : (int)MIN(n, (int64_t)INT_MAX);
 }

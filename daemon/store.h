@@ -201,3 +201,5 @@ int store_sync_conflict_add(Store *s, const char *user_id, const char *notebook_
                             const char *copy_id, const cJSON *local_value);
 int store_sync_conflicts(Store *s, const char *user_id, const char *notebook_id, int64_t max, cJSON **ret);
 int store_sync_conflict_drop(Store *s, const char *user_id, const char *notebook_id, const char *subject);
+/* How many notebooks (of user_id; NULL: all) have conflicts to resolve. */
+int store_sync_conflicted(Store *s, const char *user_id);

@@ -1440,12 +1440,17 @@ Sync *sync_free(Sync *s)
         return NULL;
 }
 
-static unsigned sync_pending(Sync *s)
+/* Jobs waiting to go, and jobs blocked by an error until the notebook changes. */
+static unsigned sync_pending(Sync *s, unsigned *ret_blocked)
 {
-        unsigned n = 0;
+        unsigned n = 0, blocked = 0;
 
-        for (Job *j = s->jobs; j; j = j->next)
+        for (Job *j = s->jobs; j; j = j->next) {
                 n += !j->in_flight && !j->blocked;
+                blocked += j->blocked;
+        }
+        if (ret_blocked)
+                *ret_blocked = blocked;
         return n;
 }
 
@@ -1465,7 +1470,7 @@ const char *sync_summary(Sync *s, char *buf, size_t size)
                          s->online           ? "online"
                          : s->ever_contacted ? "offline"
                                              : "connecting",
-                         sync_pending(s), s->in_flight,
+                         sync_pending(s, NULL), s->in_flight,
                          s->last_error[0] && !s->online ? ", last error: " : "",
                          s->last_error[0] && !s->online ? s->last_error : "");
         return buf;
@@ -1476,11 +1481,15 @@ int sync_status(Sync *s, const char *user_id, cJSON *obj)
         _cleanup_(cJSON_Deletep) cJSON *unsynced = NULL;
         cJSON *sync = cJSON_AddObjectToObject(obj, "sync"), *list, *n;
         char ts[TIMESTAMP_MAX];
+        unsigned pending, blocked;
+        int conflicted;
 
         if (!sync)
                 return -ENOMEM;
         if (!s)
                 return cJSON_AddStringToObject(sync, "mode", "local-only") ? 0 : -ENOMEM;
+        pending = sync_pending(s, &blocked);
+        conflicted = store_sync_conflicted(s->store, user_id);
         if (!cJSON_AddStringToObject(sync, "mode", "dynamodb") ||
             !cJSON_AddStringToObject(sync, "table", s->conf.table) ||
             !cJSON_AddStringToObject(sync, "endpoint", remote_endpoint(s->remote)) ||
@@ -1488,7 +1497,9 @@ int sync_status(Sync *s, const char *user_id, cJSON *obj)
                                      s->online           ? "online"
                                      : s->ever_contacted ? "offline"
                                                          : "connecting") ||
-            !cJSON_AddNumberToObject(sync, "pending", sync_pending(s)) ||
+            !cJSON_AddNumberToObject(sync, "pending", pending) ||
+            !cJSON_AddNumberToObject(sync, "errors", blocked) ||
+            !cJSON_AddNumberToObject(sync, "unresolved", conflicted < 0 ? 0 : conflicted) ||
             !cJSON_AddNumberToObject(sync, "in_flight", s->in_flight) ||
             !cJSON_AddNumberToObject(sync, "pushes", (double)s->pushes) ||
             !cJSON_AddNumberToObject(sync, "pulled", (double)s->pulls_applied) ||

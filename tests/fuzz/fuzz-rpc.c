@@ -38,6 +38,13 @@ const char *const fuzz_seeds[] = {
         "fuzz\"}}",
         "{\"jsonrpc\":\"2.0\",\"id\":11,\"method\":\"notebook.unwatch\",\"params\":{\"user_id\":\"fuzz\"}}",
         "{\"jsonrpc\":\"2.0\",\"id\":12,\"method\":\"sync.pull\"}",
+        "{\"jsonrpc\":\"2.0\",\"id\":13,\"method\":\"sync.conflicts\",\"params\":{\"notebook_id\":\"demo-"
+        "fuzz\"}}",
+        "{\"jsonrpc\":\"2.0\",\"id\":14,\"method\":\"sync.resolve\",\"params\":{\"notebook_id\":\"demo-"
+        "fuzz\",\"cell_id\":\"demo-cell-1\",\"keep\":\"local\",\"expected_revision\":2}}",
+        "{\"jsonrpc\":\"2.0\",\"id\":15,\"method\":\"cell.update\",\"params\":{\"notebook_id\":\"demo-"
+        "fuzz\",\"cell_id\":\"demo-cell-1\",\"outputs\":[{\"mime_type\":\"a/b\",\"data\":[1e125,-0.0e-9,"
+        "12345678901234567890,0.1]}]}}",
         NULL,
 };
 
@@ -57,6 +64,12 @@ const char *const fuzz_dictionary[] = {
         "\"notebook.watch\"",
         "\"notebook.unwatch\"",
         "\"sync.pull\"",
+        "\"sync.conflicts\"",
+        "\"sync.resolve\"",
+        "\"keep\":",
+        "\"field\":",
+        "1e126",
+        "9007199254740993",
         "\"notebook_id\":",
         "\"cell_id\":",
         "\"user_id\":",
