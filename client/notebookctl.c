@@ -297,6 +297,8 @@ enum {
         OPT_REGION,
         OPT_WAIT,
         OPT_COUNT,
+        OPT_FIELD,
+        OPT_KEEP,
 };
 
 #define COMMON_OPTIONS                                                                         \
@@ -1436,6 +1438,7 @@ static void print_flat(const cJSON *o, const char *prefix)
 static int cmd_status(Ctl *ctl, const Command *cmd, int argc, char **argv)
 {
         _cleanup_(cjson_deletep) cJSON *res = NULL;
+        bool in_conflict = false;
         cJSON *nbs, *n;
         int r, ex;
 
@@ -1458,6 +1461,7 @@ static int cmd_status(Ctl *ctl, const Command *cmd, int argc, char **argv)
         cJSON_ArrayForEach(n, nbs)
         {
                 const char *err = str_or_dash(n, "error");
+                int64_t conflicts = int_or(n, "conflicts", 0);
 
                 printf("  ");
                 put_sanitized(stdout, str_or_dash(n, "user_id"), false);
@@ -1470,6 +1474,10 @@ static int cmd_status(Ctl *ctl, const Command *cmd, int argc, char **argv)
                         fputs(" (not in the table yet)", stdout);
                 if (cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(n, "deleted")))
                         fputs(", deleted", stdout);
+                if (conflicts > 0)
+                        printf(", %" PRId64 " conflict%s", conflicts, conflicts == 1 ? "" : "s");
+                if (conflicts > 0 || streq(str_or_dash(n, "state"), "conflict"))
+                        in_conflict = true;
                 if (!streq(err, "-")) {
                         fputs(": ", stdout);
                         put_sanitized(stdout, err, false);
@@ -1477,6 +1485,8 @@ static int cmd_status(Ctl *ctl, const Command *cmd, int argc, char **argv)
                 putchar('\n');
         }
         cJSON_Delete(nbs);
+        if (in_conflict)
+                printf("Resolve with 'notebookctl conflicts' and 'notebookctl resolve'.\n");
         return EXIT_OK;
 }
 
@@ -1583,6 +1593,159 @@ static int cmd_pull(Ctl *ctl, const Command *cmd, int argc, char **argv)
         else
                 printf("Pull started: newer versions in the table come in shortly ('notebookctl status' "
                        "shows how it went).\n");
+        return EXIT_OK;
+}
+
+/* One conflict as the WHAT column shows it: "cell ID -> COPY" or "field NAME, ours: VALUE". */
+static char *conflict_what(const cJSON *c)
+{
+        const cJSON *cell = cJSON_GetObjectItemCaseSensitive(c, "cell_id"), *v;
+        _cleanup_(freep) char *local = NULL;
+        char *s = NULL;
+
+        if (cJSON_IsString(cell)) {
+                if (asprintf(&s, "cell %s -> %s", cell->valuestring, str_or_dash(c, "copy_id")) < 0)
+                        return NULL;
+                return s;
+        }
+        /* Our value as JSON text: a name "-" shows quoted, unlike no value (-). */
+        v = cJSON_GetObjectItemCaseSensitive(c, "local");
+        local = !v || cJSON_IsNull(v) ? strdup("-") : cJSON_PrintUnformatted(v);
+        if (!local || asprintf(&s, "field %s, ours: %s", str_or_dash(c, "field"), local) < 0)
+                return NULL;
+        return s;
+}
+
+static int cmd_conflicts(Ctl *ctl, const Command *cmd, int argc, char **argv)
+{
+        static const struct option opts[] = { COMMON_OPTIONS, OPTIONS_END };
+        _cleanup_(cjson_deletep) cJSON *res = NULL;
+        const cJSON *list, *cf;
+        size_t w_nb = 8, w_what = 4;
+        bool bad = false;
+        cJSON *p;
+        int c, r;
+
+        while ((c = command_getopt(ctl, cmd, argc, argv, opts, &bad)) != -1) {
+                if (c == 'h')
+                        return EXIT_OK;
+                return EXIT_USAGE;
+        }
+        if (argc - optind > 1)
+                return usage_error(cmd, "conflicts takes at most one NOTEBOOK");
+        p = params_new(ctl);
+        if (!p || (argc - optind == 1 && !cJSON_AddStringToObject(p, "notebook_id", argv[optind]))) {
+                cJSON_Delete(p);
+                return local_error("out of memory");
+        }
+        r = ctl_call(ctl, "sync.conflicts", p, &res);
+        if (r != EXIT_OK)
+                return r;
+        if (ctl->json) {
+                print_json(res);
+                return EXIT_OK;
+        }
+        list = cJSON_GetObjectItemCaseSensitive(res, "conflicts");
+        if (cJSON_GetArraySize(list) == 0) {
+                printf("No conflicts.\n");
+                return EXIT_OK;
+        }
+        cJSON_ArrayForEach(cf, list)
+        {
+                _cleanup_(freep) char *what = conflict_what(cf);
+                size_t a = text_width(str_or_dash(cf, "notebook_id")), b = what ? text_width(what) : 1;
+
+                if (a > w_nb)
+                        w_nb = a;
+                if (b > w_what)
+                        w_what = b;
+        }
+        if (w_what > 60)
+                w_what = 60; /* a long value pushes its own line's time, not every line's */
+        printf("%-*s  %-*s  %s\n", (int)w_nb, "NOTEBOOK", (int)w_what, "WHAT", "SINCE");
+        cJSON_ArrayForEach(cf, list)
+        {
+                _cleanup_(freep) char *what = conflict_what(cf);
+                const char *nb = str_or_dash(cf, "notebook_id");
+                size_t pad;
+
+                put_sanitized(stdout, nb, false);
+                for (pad = text_width(nb); pad < w_nb + 2; pad++)
+                        putchar(' ');
+                put_sanitized(stdout, what ? what : "?", false);
+                for (pad = what ? text_width(what) : 1; pad < w_what + 2; pad++)
+                        putchar(' ');
+                printf("%s\n", str_or_dash(cf, "created_at"));
+        }
+        return EXIT_OK;
+}
+
+static int cmd_resolve(Ctl *ctl, const Command *cmd, int argc, char **argv)
+{
+        static const struct option opts[] = {
+                COMMON_OPTIONS,
+                { "expect-revision", required_argument, NULL, OPT_EXPECT },
+                { "field", required_argument, NULL, OPT_FIELD },
+                { "keep", required_argument, NULL, OPT_KEEP },
+                OPTIONS_END,
+        };
+        _cleanup_(cjson_deletep) cJSON *p = NULL, *res = NULL;
+        const char *field = NULL, *keep = NULL;
+        bool bad = false, have_rev = false;
+        int64_t rev = 0, n;
+        int c, r;
+
+        while ((c = command_getopt(ctl, cmd, argc, argv, opts, &bad)) != -1) {
+                switch (c) {
+                case 'h':
+                        return EXIT_OK;
+                case OPT_EXPECT:
+                        if (parse_int(optarg, 0, &rev) < 0)
+                                return usage_error(cmd, "--expect-revision wants a number, not '%s'",
+                                                   optarg);
+                        have_rev = true;
+                        break;
+                case OPT_FIELD:
+                        field = optarg;
+                        break;
+                case OPT_KEEP:
+                        if (!streq(optarg, "local") && !streq(optarg, "server") && !streq(optarg, "both"))
+                                return usage_error(cmd, "--keep wants local, server or both, not '%s'",
+                                                   optarg);
+                        keep = optarg;
+                        break;
+                default:
+                        return EXIT_USAGE;
+                }
+        }
+        if (argc - optind < 1 || argc - optind > 2)
+                return usage_error(cmd, "resolve expects NOTEBOOK and at most one CELL, got %d argument%s",
+                                   argc - optind, argc - optind == 1 ? "" : "s");
+        if (!keep)
+                return usage_error(cmd,
+                                   "say which version to keep: --keep local, --keep server or --keep both");
+        if (field && argc - optind == 2)
+                return usage_error(cmd, "give a CELL or --field, not both");
+        if (field && streq(keep, "both"))
+                return usage_error(cmd, "a field holds one value: --keep local or --keep server");
+
+        p = params_new(ctl);
+        if (!p || !cJSON_AddStringToObject(p, "notebook_id", argv[optind]) ||
+            (argc - optind == 2 && !cJSON_AddStringToObject(p, "cell_id", argv[optind + 1])) ||
+            (field && !cJSON_AddStringToObject(p, "field", field)) ||
+            !cJSON_AddStringToObject(p, "keep", keep) || add_expected_revision(p, have_rev, rev) < 0)
+                return local_error("out of memory");
+        r = ctl_call(ctl, "sync.resolve", TAKE_PTR(p), &res);
+        if (r != EXIT_OK)
+                return r;
+        if (ctl->json) {
+                print_json(res);
+                return EXIT_OK;
+        }
+        n = int_or(res, "resolved", 0);
+        printf("Resolved %" PRId64 " conflict%s in ", n, n == 1 ? "" : "s");
+        put_sanitized(stdout, str_or_dash(res, "notebook_id"), false);
+        printf(" (revision %" PRId64 ").\n", int_or(res, "revision", 0));
         return EXIT_OK;
 }
 
@@ -1736,6 +1899,24 @@ static const Command commands[] = {
           "Asks the daemon to look for newer versions in the DynamoDB table now, for every user it\n"
           "knows (it also does so at start and periodically).\n",
           cmd_pull },
+        { "conflicts", "[NOTEBOOK]",
+          "Lists the conflicts sync left to resolve in the user's notebooks (or the one named): a cell\n"
+          "changed here and on another device (the other device's version stays under the cell's id,\n"
+          "ours is the copy ID~conflict right after it), or a notebook field (name, db_conn_string,\n"
+          "ttl, demo_version) changed on both (the other device's value stands; ours is shown).\n"
+          "Columns: NOTEBOOK, WHAT (cell ID -> COPY, or field NAME with our value), SINCE.\n",
+          cmd_conflicts },
+        { "resolve", "NOTEBOOK [CELL] [--field NAME] --keep local|server|both [--expect-revision N]",
+          "Resolves the conflicts of a notebook: all of them, those of CELL, or of field NAME.\n"
+          "  --keep local          keep our version: the copy's content replaces the cell's and the\n"
+          "                        copy goes; a field gets our value back\n"
+          "  --keep server         keep the other device's version: the copy goes; a field keeps\n"
+          "                        its value\n"
+          "  --keep both           keep the copy as an ordinary cell (cells only; for a whole\n"
+          "                        notebook, its fields keep the other device's value)\n"
+          "  --field NAME          resolve the conflict of this notebook field (not with CELL)\n" EXPECT_HELP
+          "Exit status 4 when there is no such notebook, or no conflict to resolve there.\n",
+          cmd_resolve },
         { "status", "", "Shows the daemon's status.\n", cmd_status },
         { "table", "create|check [OPTIONS]",
           "Table commands (they talk to DynamoDB directly, with the daemon's [remote] settings):\n"
@@ -1802,6 +1983,8 @@ static void print_main_help(void)
                "  demo-reset                    restore the demo notebook\n"
                "  watch [NOTEBOOK]              print changes as they happen\n"
                "  pull                          fetch newer versions from the table now\n"
+               "  conflicts [NOTEBOOK]          list the conflicts sync left to resolve\n"
+               "  resolve NOTEBOOK [CELL] ...   resolve conflicts: --keep local|server|both\n"
                "  status                        show the daemon's status\n"
                "  table create|check            create or check the DynamoDB table\n"
                "  help [COMMAND]                show help\n"

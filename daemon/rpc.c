@@ -986,8 +986,16 @@ static int m_sync_resolve(Call *c)
                                            : NULL,
                                    -1, "No conflict to resolve there.");
         if (!m.updated_at[0]) {
+                /* Only records dropped: the notebook is as it was. */
+                _cleanup_(cJSON_Deletep) cJSON *nb = NULL;
+                const cJSON *at;
+
+                r = store_notebook_get(c->rpc->store, c->user_id, id, &nb);
+                if (r < 0)
+                        return store_error(c, r, id, NULL, NULL);
+                at = cJSON_GetObjectItemCaseSensitive(nb, "updated_at");
                 m.revision = before;
-                format_timestamp(m.updated_at, now_realtime_usec());
+                snprintf(m.updated_at, sizeof(m.updated_at), "%s", cJSON_IsString(at) ? at->valuestring : "");
         } else
                 call_changed(c, id);
         if (result_mut(c, id, &m) < 0 || !cJSON_AddNumberToObject(c->result, "resolved", resolved))

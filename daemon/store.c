@@ -325,6 +325,16 @@ static void bind_text(sqlite3_stmt *st, int i, const char *v)
 }
 
 /* Binds a JSON value's text, or NULL when v is NULL; -ENOMEM. */
+/* A statement whose ?1 and ?2 are a notebook's key. */
+static sqlite3_stmt *stmt_key(Store *s, SqlId id, const char *user_id, const char *notebook_id)
+{
+        sqlite3_stmt *st = stmt(s, id);
+
+        bind_text(st, 1, user_id);
+        bind_text(st, 2, notebook_id);
+        return st;
+}
+
 static int bind_json(sqlite3_stmt *st, int i, const cJSON *v)
 {
         char *text;
@@ -1054,6 +1064,10 @@ int store_notebook_delete(Store *s, const char *user_id, const char *notebook_id
         r = run(s, st);
         if (r < 0)
                 return r;
+        /* Nothing is left to resolve in a notebook that is gone. */
+        r = run(s, stmt_key(s, SQL_SYNC_CONFLICT_DROP, user_id, notebook_id));
+        if (r < 0)
+                return r;
         return nb_bump(s, nb, m);
 }
 
@@ -1233,7 +1247,7 @@ int store_cell_update(Store *s, const char *user_id, const char *notebook_id, co
         r = cell_get(s, nb, cell_id, ret_cell, &pos);
         if (r < 0)
                 return r;
-        return cell_index(s, nb, pos, ret_index);
+        return ret_index ? cell_index(s, nb, pos, ret_index) : 0;
 }
 
 int store_cell_delete(Store *s, const char *user_id, const char *notebook_id, const char *cell_id,
@@ -1317,15 +1331,6 @@ static char *column_strdup(sqlite3_stmt *st, int col)
         const char *t = (const char *)sqlite3_column_text(st, col);
 
         return t ? strdup(t) : NULL;
-}
-
-static sqlite3_stmt *stmt_key(Store *s, SqlId id, const char *user_id, const char *notebook_id)
-{
-        sqlite3_stmt *st = stmt(s, id);
-
-        bind_text(st, 1, user_id);
-        bind_text(st, 2, notebook_id);
-        return st;
 }
 
 int store_sync_read(Store *s, const char *user_id, const char *notebook_id, cJSON **ret_notebook,

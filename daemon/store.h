@@ -103,7 +103,8 @@ int store_demo_reset(Store *s, const char *user_id, StoreMut *m, cJSON **ret);
  * cell as stored. */
 int store_cell_create(Store *s, const char *user_id, const char *notebook_id, StoreMut *m, const cJSON *cell,
                       const CellPlace *place, cJSON **ret_cell, int64_t *ret_index);
-/* fields: the fields to change. *ret_cell is the cell after the change. */
+/* fields: the fields to change. *ret_cell is the cell after the change, *ret_index its index
+ * (either may be NULL). */
 int store_cell_update(Store *s, const char *user_id, const char *notebook_id, const char *cell_id,
                       StoreMut *m, const cJSON *fields, cJSON **ret_cell, int64_t *ret_index);
 int store_cell_delete(Store *s, const char *user_id, const char *notebook_id, const char *cell_id,

@@ -47,6 +47,8 @@ struct Job {
         bool in_flight;
         bool blocked; /* waits for the next local change (too large, refused by the remote) */
         bool held;    /* provisioned here: waits for the user's first complete pull */
+        bool failing; /* its last try failed for a reason of the remote's (no table, credentials, the
+                       * user's first pull): an error in status, retried at the outage pace */
         unsigned attempt;
         unsigned races; /* failed conditions in a row: the remote keeps moving under us */
         /* The write in flight. */
@@ -768,6 +770,7 @@ static void on_push_reply(void *owner, void *userdata, RemoteReply *rep)
         switch (rep->error < 0 ? DDB_RETRYABLE : rep->cls) {
         case DDB_OK:
                 s->pushes++;
+                j->failing = false;
                 j->races = 0;
                 j->not_before = 0;
                 if (j->deleting)
@@ -807,6 +810,7 @@ static void on_push_reply(void *owner, void *userdata, RemoteReply *rep)
                 s->in_flight--;
                 job_clear_request(j);
                 job_set_state(s, j, "error", reply_reason(s, rep));
+                j->failing = true;
                 sync_arm(s);
                 return;
         default:
@@ -873,15 +877,16 @@ static int job_prepare(Sync *s, Job *j)
         }
 
         r = uuid_v4_string(fresh);
-        /* A retry of the same revision reuses its token, so the ledger grows only with revisions
-         * actually sent. */
-        if (r >= 0)
-                r = store_sync_token(s->store, j->user_id, j->notebook_id, info.revision, fresh, j->sync_id);
         if (r >= 0 && j->deleting)
+                /* A delete leaves nothing to recognise: its outcome is the item's absence. */
                 j->request = ddb_delete_item_body(s->conf.table, j->user_id, j->notebook_id,
                                                   info.base_revision, info.base_sync_id);
         else if (r >= 0) {
-                r = ddb_item_from_notebook(nb, j->sync_id, &j->item);
+                /* A retry of the same revision reuses its token, so the ledger grows only with
+                 * revisions actually sent. */
+                r = store_sync_token(s->store, j->user_id, j->notebook_id, info.revision, fresh, j->sync_id);
+                if (r >= 0)
+                        r = ddb_item_from_notebook(nb, j->sync_id, &j->item);
                 if (r == -ERANGE) {
                         /* The protocol refuses such values; one stored before that cannot go out. */
                         r = store_sync_set_state(s->store, j->user_id, j->notebook_id, "error",
@@ -940,6 +945,7 @@ static int job_start(Sync *s, Job *j)
                 return r;
         }
         j->last_change = j->first_change = 0;
+        j->failing = false;
         j->in_flight = true;
         s->in_flight++;
         return 1;
@@ -1047,6 +1053,7 @@ struct Pull {
         uint64_t gen;            /* taken when the pull started */
         StrMap seen;             /* notebook ids found so far */
         bool saw_provisioned[2]; /* blank-USER, demo-USER */
+        bool saw_synced;         /* a notebook of the user that a notebookd wrote (a sync_id) */
 };
 
 static const char *const provisioned_prefix[2] = { "blank-", "demo-" };
@@ -1096,6 +1103,7 @@ static int pull_apply(Sync *s, Pull *p, const cJSON *item)
                 if (startswith(head.notebook_id, provisioned_prefix[i]) &&
                     streq(head.notebook_id + strlen(provisioned_prefix[i]), head.user_id))
                         p->saw_provisioned[i] = true;
+        p->saw_synced |= head.sync_id != NULL;
         j = job_find(s, head.user_id, head.notebook_id);
         if (j && j->in_flight)
                 return 0; /* our own write is on its way; its answer decides */
@@ -1108,8 +1116,10 @@ static int pull_apply(Sync *s, Pull *p, const cJSON *item)
         return r < 0 ? r : 0;
 }
 
-/* A pristine blank-USER or demo-USER that the table lacks, though it holds other notebooks of the
- * user: provisioned on another device and deleted there since. It goes here too. */
+/* A blank-USER or demo-USER provisioned here and untouched that the table lacks, though it holds
+ * notebooks of the user written by a notebookd: every notebookd provisions a user it serves, so one
+ * did, and the notebook was deleted there since. It goes here too. Notebooks only the web backend
+ * wrote (no sync_id) are no such evidence: then ours are pushed. */
 static int forget_provisioned(Sync *s, const char *user_id, const char *prefix)
 {
         _cleanup_(cJSON_Deletep) cJSON *nb = NULL;
@@ -1125,7 +1135,9 @@ static int forget_provisioned(Sync *s, const char *user_id, const char *prefix)
                 return 0;
         if (store_sync_read(s->store, user_id, id, &nb, &info) < 0)
                 return 0;
-        pristine = !info.deleted && info.base_revision < 0 && pristine_provisioned(user_id, id, nb);
+        /* Revision 1: as first provisioned here, never touched, never made again by demo.reset. */
+        pristine = !info.deleted && info.base_revision < 0 && info.revision == 1 &&
+                   pristine_provisioned(user_id, id, nb);
         store_sync_info_done(&info);
         if (!pristine || store_sync_tokens_count(s->store, user_id, id) != 0)
                 return 0;
@@ -1164,7 +1176,7 @@ static int pull_absent(Sync *s, Pull *p)
                 if (r < 0)
                         return r;
         }
-        if (p->seen.used > 0)
+        if (p->saw_synced)
                 for (size_t i = 0; i < ELEMENTSOF(provisioned_prefix); i++)
                         if (!p->saw_provisioned[i]) {
                                 r = forget_provisioned(s, p->user_id, provisioned_prefix[i]);
@@ -1174,14 +1186,22 @@ static int pull_absent(Sync *s, Pull *p)
         return 0;
 }
 
-/* The end of a user's pull. complete: every page was read. */
-static void pull_done(Sync *s, Pull *p, bool complete)
+/* The end of a user's pull. complete: every page was read; else why not. */
+static void pull_done(Sync *s, Pull *p, bool complete, const char *why)
 {
         for (Job *j = s->jobs; j; j = j->next)
                 if (j->held && streq(j->user_id, p->user_id)) {
                         j->held = false;
                         /* Complete: go now. Failed: try again at the outage pace (and pull again). */
                         j->not_before = complete ? 0 : s->offline_until;
+                        j->failing = !complete;
+                        if (!complete) {
+                                char msg[300];
+
+                                snprintf(msg, sizeof(msg), "waits for a first complete pull of its user: %s",
+                                         why ? why : "the pull failed");
+                                job_set_state(s, j, "error", msg);
+                        }
                 }
         if (complete) {
                 int r = sync_begin(s);
@@ -1217,7 +1237,7 @@ static void on_query_reply(void *owner, void *userdata, RemoteReply *rep)
                 if (rep->error < 0 || rep->cls == DDB_RETRYABLE || rep->cls == DDB_THROTTLING ||
                     (rep->type && streq(rep->type, "ResourceNotFoundException")))
                         sync_outage(s);
-                pull_done(s, p, false);
+                pull_done(s, p, false, reply_reason(s, rep));
                 return;
         }
         sync_healthy(s);
@@ -1231,7 +1251,7 @@ static void on_query_reply(void *owner, void *userdata, RemoteReply *rep)
                 r = pull_apply(s, p, item);
         }
         if (sync_commit(s, r, "a pulled page") < 0) {
-                pull_done(s, p, false);
+                pull_done(s, p, false, "cannot record a pulled page");
                 return;
         }
 
@@ -1241,10 +1261,10 @@ static void on_query_reply(void *owner, void *userdata, RemoteReply *rep)
                 p->start_key = cJSON_Duplicate(last, true);
                 if (p->start_key && pull_page(p) >= 0)
                         return;
-                pull_done(s, p, false);
+                pull_done(s, p, false, "cannot ask for the next page");
                 return;
         }
-        pull_done(s, p, true);
+        pull_done(s, p, true, NULL);
 }
 
 static int pull_page(Pull *p)
@@ -1440,14 +1460,15 @@ Sync *sync_free(Sync *s)
         return NULL;
 }
 
-/* Jobs waiting to go, and jobs blocked by an error until the notebook changes. */
+/* Jobs waiting to go, and jobs held by an error: the notebook's (until it changes) or the
+ * remote's (retried at the outage pace). */
 static unsigned sync_pending(Sync *s, unsigned *ret_blocked)
 {
         unsigned n = 0, blocked = 0;
 
         for (Job *j = s->jobs; j; j = j->next) {
-                n += !j->in_flight && !j->blocked;
-                blocked += j->blocked;
+                n += !j->in_flight && !j->blocked && !j->failing;
+                blocked += j->blocked || j->failing;
         }
         if (ret_blocked)
                 *ret_blocked = blocked;

@@ -8,7 +8,8 @@ import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import NOTEBOOKCTL, TAP, Daemon, check_serving, ctl, parse_json, run, short, tmo  # noqa: E402
+from harness import (NOTEBOOKCTL, TAP, Daemon, check_serving, ctl, free_port, make_tempdir,  # noqa: E402
+                     parse_json, run, short, tmo)
 
 t = TAP()
 d = Daemon(t)
@@ -218,7 +219,13 @@ def _():
                            ("--code and --file together", ["cell", "add", "x", "--code", "a", "--file", "/dev/null"]),
                            ("bad --position", ["cell", "add", "x", "--position", "two"]),
                            ("bad --expect-revision", ["rename", "--expect-revision", "abc", "x", "y"]),
-                           ("extra argument", ["list", "extra"])):
+                           ("extra argument", ["list", "extra"]),
+                           ("conflicts with two notebooks", ["conflicts", "a", "b"]),
+                           ("resolve without a notebook", ["resolve", "--keep", "server"]),
+                           ("resolve without --keep", ["resolve", "x"]),
+                           ("bad --keep", ["resolve", "x", "--keep", "mine"]),
+                           ("resolve CELL and --field", ["resolve", "x", "c", "--field", "name", "--keep", "local"]),
+                           ("--field with --keep both", ["resolve", "x", "--field", "name", "--keep", "both"])):
                 rc, out, err = nc(*args)
                 t.is_(rc, 2, f"usage error ({desc}): exit 2")
                 t.ok(err.strip() != "", f"usage error ({desc}): message on stderr", out)
@@ -277,19 +284,254 @@ def _():
         t.like(err, "local-only", "and it says so")
 
 
+# Conflicts are what a three-way merge leaves during sync; without a remote none happens, so these
+# cases write the rows a merge would have written (sql/0002_sync_ledger.sql, sync_conflicts) into
+# the database of a daemon of their own while it is stopped: the cell c1 holds the other device's
+# version, c1~conflict right after it ours, and the name field stands at the other device's value.
+CF_BOOKS = ("cf-list", "cf-server", "cf-local", "cf-both", "cf-field", "cf-err")
+CF_TIME = "2026-11-20T08:00:00.000Z"
+
+
+def conflict_daemon(books, config=None, env=None):
+        cd = Daemon(t, config=config, env=env)
+        cd.start()
+        for nb in books:
+                for args in (("create", "--id", nb, "--name", "Theirs"),
+                             ("cell", "add", nb, "--id", "c1", "--code", "theirs"),
+                             ("cell", "add", nb, "--id", "c1~conflict", "--after", "c1", "--code", "ours"),
+                             ("cell", "add", nb, "--id", "c2", "--code", "other")):
+                        rc, out, err = cd.ctl(*args, user=U)
+                        if rc != 0:
+                                raise RuntimeError(f"set-up: notebookctl {' '.join(args)}: rc {rc}: {err}")
+        if cd.stop() != 0:
+                raise RuntimeError("set-up: the daemon did not stop cleanly")
+        rows = ", ".join(f"('{U}', '{nb}', 'cell:c1', 'c1~conflict', NULL, '{CF_TIME}'), "
+                         f"('{U}', '{nb}', 'field:name', NULL, '\"Ours\"', '{CF_TIME}')" for nb in books)
+        rc, out, err = cd.sqlite(f"INSERT INTO sync_conflicts (user_id, notebook_id, subject, copy_id, local_value, "
+                                 f"created_at) VALUES {rows}")
+        if rc != 0:
+                raise RuntimeError(f"set-up: sqlite3: {err}")
+        return cd.start()
+
+
+cd = conflict_daemon(CF_BOOKS)
+
+
+def cc(*args, **kw):
+        kw.setdefault("user", U)
+        return cd.ctl(*args, **kw)
+
+
+def cj(*args, **kw):
+        kw.setdefault("user", U)
+        rc, out, err = cd.ctl(*args, json_out=True, **kw)
+        return rc, parse_json(out), err + ("" if parse_json(out) is not None else f"\nstdout not JSON: {out!r}")
+
+
+def cget(nb):
+        return cd.rpc("notebook.get", {"user_id": U, "notebook_id": nb})["notebook"]
+
+
+def conflicts_of(nb):
+        return cd.rpc("sync.conflicts", {"user_id": U, "notebook_id": nb})["conflicts"]
+
+
+def subjects(nb):
+        return sorted(("cell:" + c["cell_id"]) if "cell_id" in c else ("field:" + c["field"]) for c in conflicts_of(nb))
+
+
+def cells_of(nb):
+        return [(c["id"], c["code"]) for c in cget(nb)["cells"]]
+
+
+def cd_serving(desc):
+        """After a resolve: the daemon still serves (restarted when it did not, so that the cases
+        after this one still run)."""
+        good, detail = cd.serving()
+        t.ok(good, desc, detail + "\n" + cd.stderr_tail())
+        if not good:
+                cd.stop()
+                cd.start()
+
+
+@t.case("conflicts: table, one notebook, --json, none, unknown notebook")
+def _():
+        res = cc("conflicts")
+        ok_rc(res, "conflicts: exit 0")
+        lines = res[1].splitlines()
+        t.ok(lines and lines[0].split() == ["NOTEBOOK", "WHAT", "SINCE"], "conflicts table: header", res[1])
+        t.is_(len(lines), 1 + 2 * len(CF_BOOKS), "conflicts table: a line per conflict of every notebook")
+        res = cc("conflicts", "cf-list")
+        ok_rc(res, "conflicts NOTEBOOK: exit 0")
+        lines = res[1].splitlines()[1:]
+        t.is_(len(lines), 2, "conflicts NOTEBOOK: its two conflicts only")
+        t.ok(any(ln.startswith("cf-list ") and "cell c1 -> c1~conflict" in ln and CF_TIME in ln for ln in lines),
+             "conflicts table: the cell, its copy and the time", res[1])
+        t.ok(any(ln.startswith("cf-list ") and 'field name, ours: "Ours"' in ln and CF_TIME in ln for ln in lines),
+             "conflicts table: the field with our value", res[1])
+
+        rc, js, err = cj("conflicts", "cf-list")
+        t.is_(rc, 0, "conflicts --json: exit 0")
+        t.is_(js, cd.rpc("sync.conflicts", {"user_id": U, "notebook_id": "cf-list"}),
+              "conflicts --json: the protocol's sync.conflicts result")
+        got = sorted(((js or {}).get("conflicts") or []), key=lambda c: "cell_id" in c)
+        t.is_(got, [{"user_id": U, "notebook_id": "cf-list", "field": "name", "local": "Ours", "created_at": CF_TIME},
+                    {"user_id": U, "notebook_id": "cf-list", "cell_id": "c1", "copy_id": "c1~conflict",
+                     "created_at": CF_TIME}], "conflicts --json: both kinds with their members")
+        rc, js, err = cj("conflicts")
+        t.is_((rc, len((js or {}).get("conflicts") or [])), (0, 2 * len(CF_BOOKS)),
+              "conflicts --json without NOTEBOOK: all")
+
+        cd.rpc("notebook.create", {"user_id": U, "notebook_id": "cf-none"})
+        res = cc("conflicts", "cf-none")
+        ok_rc(res, "conflicts of a notebook without any: exit 0")
+        t.is_(res[1], "No conflicts.\n", "conflicts: says there are none")
+        rc, js, err = cj("conflicts", "cf-none")
+        t.is_((rc, js), (0, {"conflicts": []}), "conflicts --json: an empty list")
+        rc, out, err = cc("conflicts", "nope")
+        t.is_(rc, 4, "conflicts of an unknown notebook: exit 4")
+        t.like(err, "-32010", "conflicts of an unknown notebook: the error on stderr")
+
+
+@t.case("resolve --keep server: the copy goes, the other device's version stays")
+def _():
+        rev = cget("cf-server")["revision"]
+        res = cc("resolve", "cf-server", "c1", "--keep", "server")
+        ok_rc(res, "resolve CELL --keep server: exit 0")
+        nb = cget("cf-server")
+        t.is_(res[1], f"Resolved 1 conflict in cf-server (revision {nb['revision']}).\n", "resolve: summary line")
+        t.is_(nb["revision"], rev + 1, "resolve --keep server: one change (the copy deleted)")
+        t.is_(cells_of("cf-server"), [("c1", "theirs"), ("c2", "other")],
+              "resolve --keep server: copy gone, c1 as it was")
+        t.is_(subjects("cf-server"), ["field:name"],
+              "resolve --keep server: the cell's conflict gone, the field's left")
+        t.is_(nb["name"], "Theirs", "resolve of a cell leaves the field alone")
+
+
+@t.case("resolve --keep local: our content moves into the cell, the copy goes")
+def _():
+        rev = cget("cf-local")["revision"]
+        rc, js, err = cj("resolve", "cf-local", "c1", "--keep", "local")
+        t.is_(rc, 0, "resolve CELL --keep local --json: exit 0")
+        cd_serving("daemon still serving after resolve --keep local")
+        nb = cget("cf-local")
+        t.is_(cells_of("cf-local"), [("c1", "ours"), ("c2", "other")],
+              "resolve --keep local: c1 has our code, copy gone")
+        t.is_(subjects("cf-local"), ["field:name"], "resolve --keep local: the cell's conflict gone")
+        t.ok(isinstance(js, dict) and js.get("resolved") == 1 and js.get("notebook_id") == "cf-local"
+             and js.get("revision") == nb["revision"] and nb["revision"] > rev
+             and isinstance(js.get("updated_at"), str),
+             "resolve --json: {notebook_id, revision, updated_at, resolved}", short(js) + err)
+
+
+@t.case("resolve --keep both: the copy stays as a cell, the conflict goes")
+def _():
+        before = cget("cf-both")
+        rc, js, err = cj("resolve", "cf-both", "c1", "--keep", "both")
+        t.is_(rc, 0, "resolve CELL --keep both: exit 0")
+        t.is_((js or {}).get("resolved"), 1, "resolve --keep both --json: one resolved")
+        t.is_(cells_of("cf-both"), [("c1", "theirs"), ("c1~conflict", "ours"), ("c2", "other")],
+              "resolve --keep both: both cells stay")
+        t.is_(cget("cf-both")["revision"], before["revision"], "resolve --keep both: the notebook did not change")
+        t.is_(subjects("cf-both"), ["field:name"], "resolve --keep both: the cell's conflict gone")
+        t.is_(cc("resolve", "cf-both", "c1", "--keep", "both")[0], 4, "resolving it again: exit 4 (no conflict there)")
+
+
+@t.case("resolve --field NAME --keep local: our value is set")
+def _():
+        rev = cget("cf-field")["revision"]
+        res = cc("resolve", "cf-field", "--field", "name", "--keep", "local")
+        ok_rc(res, "resolve --field name --keep local: exit 0")
+        nb = cget("cf-field")
+        t.is_((nb["name"], nb["revision"]), ("Ours", rev + 1),
+              "resolve --field --keep local: the name is ours, one change")
+        t.is_(res[1], f"Resolved 1 conflict in cf-field (revision {rev + 1}).\n", "resolve --field: summary line")
+        t.is_(subjects("cf-field"), ["cell:c1"], "resolve --field: the field's conflict gone, the cell's left")
+        t.is_(cells_of("cf-field"), [("c1", "theirs"), ("c1~conflict", "ours"), ("c2", "other")],
+              "resolve --field leaves the cells alone")
+
+
+@t.case("resolve errors: bad --keep, unknown notebook, no conflict there, --expect-revision")
+def _():
+        before, conflicts = cget("cf-err"), conflicts_of("cf-err")
+        for desc, args in (("bad --keep", ["cf-err", "c1", "--keep", "mine"]), ("no --keep", ["cf-err", "c1"]),
+                           ("--keep both for a field", ["cf-err", "--field", "name", "--keep", "both"])):
+                rc, out, err = cc("resolve", *args)
+                t.is_(rc, 2, f"resolve, {desc}: exit 2 (usage)")
+                t.like(err, "--keep", f"resolve, {desc}: the message names --keep")
+        t.is_((cget("cf-err"), conflicts_of("cf-err")), (before, conflicts), "usage errors changed nothing")
+
+        rc, out, err = cc("resolve", "nope", "--keep", "server")
+        t.is_(rc, 4, "resolve in an unknown notebook: exit 4")
+        t.like(err, "notebook_id=nope", "resolve in an unknown notebook: says which")
+        rc, out, err = cc("resolve", "cf-err", "c2", "--keep", "server")
+        t.is_(rc, 4, "resolve a cell without a conflict: exit 4")
+        t.like(err, "param=cell_id", "resolve a cell without a conflict: data.param names cell_id")
+        rc, js, err = cj("resolve", "cf-err", "--field", "ttl", "--keep", "local")
+        t.is_(rc, 4, "resolve a field without a conflict: exit 4")
+        t.is_((js or {}).get("code"), -32010, "resolve --json on an error: the error object")
+        t.is_(cc("resolve", "cf-none", "--keep", "server")[0], 4, "resolve in a notebook without conflicts: exit 4")
+
+        rev = before["revision"]
+        rc, out, err = cc("resolve", "cf-err", "--keep", "server", "--expect-revision", str(rev - 1))
+        t.is_(rc, 5, "resolve with a stale --expect-revision: exit 5")
+        t.like(err, f"current_revision={rev}", "stale --expect-revision: the current revision on stderr")
+        t.is_((cget("cf-err"), conflicts_of("cf-err")), (before, conflicts),
+              "a stale --expect-revision changed nothing")
+        res = cc("resolve", "cf-err", "--keep", "server", "--expect-revision", str(rev))
+        ok_rc(res, "resolve the whole notebook with the right --expect-revision: exit 0")
+        t.like(res[1], "Resolved 2 conflicts in cf-err (revision ", "resolve the whole notebook: both conflicts")
+        t.is_((conflicts_of("cf-err"), cells_of("cf-err"), cget("cf-err")["name"]),
+              ([], [("c1", "theirs"), ("c2", "other")], "Theirs"), "--keep server for all: copy gone, name kept")
+
+
+check_serving(t, cd, "conflict daemon still serving")
+t.is_(cd.stop(), 0, "conflict daemon: SIGTERM, exit 0")
+
+
+@t.case("status: conflict counts and the hint")
+def _():
+        # A remote nothing listens on: the daemon syncs (and so lists the notebooks not in sync)
+        # without ever reaching a table, so no pull can touch the conflicts.
+        conf = (f"[remote]\nendpoint = http://127.0.0.1:{free_port()}\nregion = us-east-1\n"
+                "connect_timeout_ms = 200\npull_interval_s = 3600\n")
+        env = {"AWS_ACCESS_KEY_ID": "AKIDTEST", "AWS_SECRET_ACCESS_KEY": "test", "AWS_EC2_METADATA_DISABLED": "true",
+               "HOME": make_tempdir("nbhome-"), "AWS_PROFILE": None, "AWS_SESSION_TOKEN": None,
+               "AWS_CONFIG_FILE": None, "AWS_SHARED_CREDENTIALS_FILE": None}
+        global cd
+        cd = conflict_daemon(["cf-status"], config=conf, env=env)
+        res = cc("status")
+        ok_rc(res, "status with conflicts: exit 0")
+        line = next((ln for ln in res[1].splitlines() if f"{U}/cf-status:" in ln), "")
+        t.like(line, ", 2 conflicts", "status: the notebook's line gives its conflict count")
+        t.like(res[1], "Resolve with 'notebookctl conflicts' and 'notebookctl resolve'.", "status: the hint")
+        rc, js, err = cj("status")
+        mine = [n for n in ((js or {}).get("sync") or {}).get("notebooks") or [] if n.get("notebook_id") == "cf-status"]
+        t.ok(len(mine) == 1 and mine[0].get("conflicts") == 2 and mine[0].get("state") in ("conflict", "syncing"),
+             "status --json: the notebook with conflicts 2", short(js))
+        ok_rc(cc("resolve", "cf-status", "--keep", "server"), "resolve them all")
+        res = cc("status")
+        line = next((ln for ln in res[1].splitlines() if f"{U}/cf-status:" in ln), "")
+        t.ok("Resolve with" not in res[1] and "conflict" not in line, "status: no count, no hint once resolved",
+             res[1])
+        check_serving(t, cd, "conflict daemon with a remote still serving")
+        t.is_(cd.stop(), 0, "conflict daemon with a remote: SIGTERM, exit 0")
+
+
 @t.case("--help everywhere")
 def _():
         for args in (["--help"], ["list", "--help"], ["show", "--help"], ["create", "--help"], ["rename", "--help"],
                      ["rm", "--help"], ["cell", "--help"], ["cell", "add", "--help"], ["cell", "edit", "--help"],
                      ["cell", "rm", "--help"], ["cell", "mv", "--help"], ["graph", "--help"], ["demo-reset", "--help"],
-                     ["status", "--help"], ["watch", "--help"], ["pull", "--help"], ["table", "--help"],
+                     ["status", "--help"], ["watch", "--help"], ["pull", "--help"], ["conflicts", "--help"],
+                     ["resolve", "--help"], ["table", "--help"],
                      ["table", "create", "--help"], ["table", "check", "--help"], ["help", "table", "check"]):
                 rc, out, err = run([NOTEBOOKCTL] + args, timeout=tmo(10))
                 t.ok(rc == 0 and out.strip(), f"notebookctl {' '.join(args)}: exit 0, text on stdout",
                      f"rc {rc}\n{out}\n{err}")
         rc, out, err = run([NOTEBOOKCTL, "--help"], timeout=tmo(10))
         for word in ("list", "show", "create", "rename", "rm", "cell", "graph", "demo-reset", "status", "watch",
-                     "pull", "table create", "--json"):
+                     "pull", "conflicts", "resolve", "table create", "--json"):
                 t.like(out, word, f"notebookctl --help mentions {word}")
 
 
