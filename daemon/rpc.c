@@ -995,7 +995,8 @@ static int m_sync_resolve(Call *c)
                         return store_error(c, r, id, NULL, NULL);
                 at = cJSON_GetObjectItemCaseSensitive(nb, "updated_at");
                 m.revision = before;
-                snprintf(m.updated_at, sizeof(m.updated_at), "%s", cJSON_IsString(at) ? at->valuestring : "");
+                snprintf(m.updated_at, sizeof(m.updated_at), "%s",
+                         cJSON_IsString(at) ? at->valuestring : "");
         } else
                 call_changed(c, id);
         if (result_mut(c, id, &m) < 0 || !cJSON_AddNumberToObject(c->result, "resolved", resolved))
