@@ -1467,11 +1467,19 @@ int store_sync_tokens_count(Store *s, const char *user_id, const char *notebook_
         return r < 0 ? r : (int)MIN(n, (int64_t)INT_MAX);
 }
 
+/* Runs st, a change of the notebook's base; then drops its tokens: the remote moved past every
+ * write still unanswered, and none of them can land any more. */
+static int run_new_base(Store *s, sqlite3_stmt *st, const char *user_id, const char *notebook_id)
+{
+        int r = run(s, st);
+
+        return r < 0 ? r : run(s, stmt_key(s, SQL_SYNC_TOKENS_DROP, user_id, notebook_id));
+}
+
 int store_sync_confirm(Store *s, const char *user_id, const char *notebook_id, const StoreBase *base,
                        bool dirty, const char *state)
 {
         sqlite3_stmt *st = stmt_key(s, SQL_SYNC_CONFIRM, user_id, notebook_id);
-        int r;
 
         sqlite3_bind_int64(st, 3, base->revision);
         bind_text(st, 4, base->sync_id);
@@ -1480,40 +1488,28 @@ int store_sync_confirm(Store *s, const char *user_id, const char *notebook_id, c
         sqlite3_bind_int(st, 7, dirty);
         sqlite3_bind_int64(st, 8, (sqlite3_int64)now_realtime_usec());
         bind_text(st, 9, state);
-        r = run(s, st);
-        if (r < 0)
-                return r;
-        /* The remote moved past every write still unanswered: none of them can land any more. */
-        return run(s, stmt_key(s, SQL_SYNC_TOKENS_DROP, user_id, notebook_id));
+        return run_new_base(s, st, user_id, notebook_id);
 }
 
 int store_sync_detach(Store *s, const char *user_id, const char *notebook_id, const char *state,
                       const char *why)
 {
         sqlite3_stmt *st = stmt_key(s, SQL_SYNC_DETACH, user_id, notebook_id);
-        int r;
 
         sqlite3_bind_int64(st, 3, (sqlite3_int64)now_realtime_usec());
         bind_text(st, 4, state);
         bind_text(st, 5, why);
-        r = run(s, st);
-        if (r < 0)
-                return r;
-        return run(s, stmt_key(s, SQL_SYNC_TOKENS_DROP, user_id, notebook_id));
+        return run_new_base(s, st, user_id, notebook_id);
 }
 
 int store_sync_deleted(Store *s, const char *user_id, const char *notebook_id, uint64_t gen,
                        const char *state)
 {
         sqlite3_stmt *st = stmt_key(s, SQL_SYNC_DELETED, user_id, notebook_id);
-        int r;
 
         sqlite3_bind_int64(st, 3, (sqlite3_int64)gen);
         bind_text(st, 4, state);
-        r = run(s, st);
-        if (r < 0)
-                return r;
-        return run(s, stmt_key(s, SQL_SYNC_TOKENS_DROP, user_id, notebook_id));
+        return run_new_base(s, st, user_id, notebook_id);
 }
 
 int store_sync_remove(Store *s, const char *user_id, const char *notebook_id)
