@@ -349,31 +349,46 @@ static void sync_changed(Sync *s, const char *user_id, const char *notebook_id)
                 log_oom();
 }
 
-/* blank-USER or demo-USER exactly as provisioning makes them: nothing of the user's is in it, so
- * the copy another device provisioned (and perhaps edited since) may replace it. Evidence, not a
- * guess from the id: a notebook the user changed in any way does not qualify. */
-static bool pristine_provisioned(const char *user_id, const char *notebook_id, const cJSON *nb)
+/* blank-USER or demo-USER as provisioning makes them (the fields and cells merging looks at), or
+ * NULL for any other id. Every device provisions the same content, so it is what two devices that
+ * provisioned a user on their own have in common. */
+static cJSON *provisioned_notebook(const char *user_id, const char *notebook_id)
 {
-        _cleanup_(cJSON_Deletep) cJSON *cells = NULL;
-        const cJSON *name = cJSON_GetObjectItemCaseSensitive(nb, "name"),
-                    *demo = cJSON_GetObjectItemCaseSensitive(nb, "demo_version");
-        char blank[MAX_ID_BYTES + 1], demo_id[MAX_ID_BYTES + 1];
+        _cleanup_(cJSON_Deletep) cJSON *nb = NULL, *cells = NULL;
+        char blank[MAX_ID_BYTES + 1], demo[MAX_ID_BYTES + 1];
         bool is_demo;
-        int r;
 
         snprintf(blank, sizeof(blank), "blank-%s", user_id);
-        snprintf(demo_id, sizeof(demo_id), "demo-%s", user_id);
-        if (!nb || (!streq(notebook_id, blank) && !streq(notebook_id, demo_id)))
+        snprintf(demo, sizeof(demo), "demo-%s", user_id);
+        if (!streq(notebook_id, blank) && !streq(notebook_id, demo))
+                return NULL;
+        is_demo = streq(notebook_id, demo);
+        if ((is_demo ? demo_cells_new(&cells) : blank_cells_new(&cells)) < 0)
+                return NULL;
+        nb = cJSON_CreateObject();
+        if (!nb || !cJSON_AddStringToObject(nb, "name", is_demo ? DEMO_NAME : BLANK_NAME) ||
+            !cJSON_AddNullToObject(nb, "db_conn_string") || !cJSON_AddNullToObject(nb, "ttl") ||
+            !(is_demo ? cJSON_AddNumberToObject(nb, "demo_version", DEMO_VERSION)
+                      : cJSON_AddNullToObject(nb, "demo_version")) ||
+            !cJSON_AddItemToObject(nb, "cells", TAKE_PTR(cells)))
+                return NULL;
+        return TAKE_PTR(nb);
+}
+
+/* Whether nb is exactly as provisioning made it: nothing of the user's is in it, so the copy
+ * another device provisioned (and perhaps edited since) may replace it. Evidence, not a guess from
+ * the id: a notebook the user changed in any way does not qualify. */
+static bool pristine_provisioned(const char *user_id, const char *notebook_id, const cJSON *nb)
+{
+        _cleanup_(cJSON_Deletep) cJSON *want = nb ? provisioned_notebook(user_id, notebook_id) : NULL;
+        const cJSON *field;
+
+        if (!want)
                 return false;
-        is_demo = streq(notebook_id, demo_id);
-        if (!cJSON_IsString(name) || !streq(name->valuestring, is_demo ? DEMO_NAME : BLANK_NAME) ||
-            !cJSON_IsNull(cJSON_GetObjectItemCaseSensitive(nb, "db_conn_string")) ||
-            !cJSON_IsNull(cJSON_GetObjectItemCaseSensitive(nb, "ttl")))
-                return false;
-        if (is_demo ? !(cJSON_IsNumber(demo) && demo->valuedouble == DEMO_VERSION) : !cJSON_IsNull(demo))
-                return false;
-        r = is_demo ? demo_cells_new(&cells) : blank_cells_new(&cells);
-        return r >= 0 && cJSON_Compare(cells, cJSON_GetObjectItemCaseSensitive(nb, "cells"), true);
+        cJSON_ArrayForEach(
+                field, want) if (!cJSON_Compare(field, cJSON_GetObjectItemCaseSensitive(nb, field->string),
+                                                true)) return false;
+        return true;
 }
 
 /* The item's notebook and head, checked: a malformed item is refused whole. */
@@ -477,6 +492,10 @@ static int act_merge(Sync *s, const char *user, const char *id, const StoreSyncI
                 if (base_item && ddb_notebook_from_item(base_item, &base, NULL) < 0)
                         base = NULL;
         }
+        /* Never agreed on a version, but both provisioned this one: that content is the common
+         * ancestor, so an edit on one side is a change, not a conflict with the other's copy. */
+        if (!base)
+                base = provisioned_notebook(user, id);
         r = store_sync_read(s->store, user, id, &local, &again);
         store_sync_info_done(&again);
         if (r < 0)

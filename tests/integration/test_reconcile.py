@@ -247,6 +247,25 @@ def _():
         t.is_(B.rpc("sync.conflicts", {"user_id": u})["conflicts"], [], "nothing left to resolve")
 
 
+@t.case("both machines provision a user while offline: one blank, one demo, no conflict")
+def _():
+        u = "twin"
+        for m in MACHINES:
+                m.proxy.set_rules([{"mode": "blackout", "refuse": True}])
+        A.rpc("notebook.list", {"user_id": u})
+        time.sleep(0.2)
+        B.rpc("notebook.list", {"user_id": u})
+        # A edits its demo while still offline; B's stays untouched.
+        A.rpc("cell.update", {"user_id": u, "notebook_id": f"demo-{u}", "cell_id": "demo-cell-1", "code": "x = 11"})
+        for m in MACHINES:
+                m.proxy.clear()
+        identical(u, "after both reconnect")
+        t.is_(sorted(A.notebooks(u)), [f"blank-{u}", f"demo-{u}"], "one blank, one demo")
+        codes = {c["id"]: c["code"] for c in A.notebooks(u)[f"demo-{u}"]["cells"]}
+        t.is_(codes.get("demo-cell-1"), "x = 11", "A's edit of the demo is kept")
+        t.ok(all(m.status()["unresolved"] == 0 for m in MACHINES), "no conflict on either machine")
+
+
 @t.case("a user the web backend made (items without sync_id): provisioning here pushes blank and demo")
 def _():
         u = "webonly"
