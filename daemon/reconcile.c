@@ -15,7 +15,9 @@ static ReconcileAction reconcile_seen(const ReconcileLocal *l, const ReconcileRe
                                       ReconcileNotice *notice)
 {
         if (!l->exists)
-                return RECONCILE_TAKE;
+                /* Gone here, every trace but our token: a write of ours held up in the network
+                 * landed after the delete. It must not bring the notebook back. */
+                return r->ours ? RECONCILE_REDELETE : RECONCILE_TAKE;
         /* A token of ours can only stand there because we wrote it, however its answer was lost. */
         if (r->ours)
                 return RECONCILE_CONFIRM;
@@ -101,6 +103,7 @@ const char *reconcile_action_to_string(ReconcileAction a)
                 [RECONCILE_DETACH] = "detach",
                 [RECONCILE_DELETED] = "deleted",
                 [RECONCILE_PURGE] = "purge",
+                [RECONCILE_REDELETE] = "redelete",
         };
 
         return (unsigned)a < ELEMENTSOF(names) ? names[a] : "?";

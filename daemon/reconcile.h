@@ -53,6 +53,7 @@ typedef enum ReconcileAction {
         RECONCILE_DETACH,       /* deleted elsewhere, edited here: forget the base, push as new */
         RECONCILE_DELETED,      /* our delete (or another's) is done: the tombstone awaits a pull */
         RECONCILE_PURGE,        /* a pull after the delete agrees: drop the tombstone */
+        RECONCILE_REDELETE,     /* a write of ours landed after the notebook was gone here: delete it */
         _RECONCILE_ACTION_MAX,
 } ReconcileAction;
 

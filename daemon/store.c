@@ -57,6 +57,7 @@ typedef enum SqlId {
         SQL_SYNC_DETACH,
         SQL_SYNC_DELETED,
         SQL_SYNC_REMOVE,
+        SQL_SYNC_TOMBSTONE,
         SQL_SYNC_SET_STATE,
         SQL_SYNC_INSERT,
         SQL_SYNC_REPLACE,
@@ -161,6 +162,10 @@ static const char *const sql_text[_SQL_MAX] = {
         [SQL_SYNC_DELETED] =
                 "UPDATE notebooks SET delete_gen = ?3, base_gen = ?3, dirty = 0, dirty_since = NULL, "
                 "sync_state = ?4, sync_error = NULL WHERE user_id = ?1 AND id = ?2 AND deleted = 1",
+        [SQL_SYNC_TOMBSTONE] = "INSERT INTO notebooks (user_id, id, revision, created_at, updated_at, "
+                               "deleted, dirty, dirty_since, "
+                               "base_revision, base_sync_id, base_snapshot, base_gen, sync_state) "
+                               "VALUES (?1, ?2, ?3, ?4, ?4, 1, 1, ?5, ?3, ?6, ?7, ?8, ?9)",
         [SQL_SYNC_REMOVE] = "DELETE FROM notebooks WHERE user_id = ?1 AND id = ?2",
         [SQL_SYNC_SET_STATE] =
                 "UPDATE notebooks SET sync_state = ?3, sync_error = ?4 WHERE user_id = ?1 AND id = ?2",
@@ -1509,7 +1514,9 @@ int store_sync_deleted(Store *s, const char *user_id, const char *notebook_id, u
 
         sqlite3_bind_int64(st, 3, (sqlite3_int64)gen);
         bind_text(st, 4, state);
-        return run_new_base(s, st, user_id, notebook_id);
+        /* The tokens stay: a write of ours still held up in the network may land after the delete,
+         * and must be known as ours then. */
+        return run(s, st);
 }
 
 int store_sync_remove(Store *s, const char *user_id, const char *notebook_id)
@@ -1518,7 +1525,7 @@ int store_sync_remove(Store *s, const char *user_id, const char *notebook_id)
 
         if (r < 0)
                 return r;
-        /* The trigger notebooks_gone keeps the revision high-water mark and drops the tokens. */
+        /* The trigger notebooks_gone keeps the revision high-water mark; the tokens stay. */
         return run(s, stmt_key(s, SQL_SYNC_REMOVE, user_id, notebook_id));
 }
 
@@ -1698,4 +1705,23 @@ int store_sync_conflicted(Store *s, const char *user_id)
         bind_text(st, 1, user_id);
         r = query_int(s, st, &n, NULL);
         return r < 0 ? r : (int)MIN(n, (int64_t)INT_MAX);
+}
+
+int store_sync_tombstone(Store *s, const cJSON *notebook, const StoreBase *base)
+{
+        const cJSON *user = cJSON_GetObjectItemCaseSensitive(notebook, "user_id"),
+                    *id = cJSON_GetObjectItemCaseSensitive(notebook, "id");
+        sqlite3_stmt *st;
+
+        if (!cJSON_IsString(user) || !cJSON_IsString(id))
+                return -EINVAL;
+        st = stmt_key(s, SQL_SYNC_TOMBSTONE, user->valuestring, id->valuestring);
+        sqlite3_bind_int64(st, 3, base->revision);
+        bind_member_text(st, 4, notebook, "created_at");
+        sqlite3_bind_int64(st, 5, (sqlite3_int64)now_realtime_usec());
+        bind_text(st, 6, base->sync_id);
+        bind_text(st, 7, base->snapshot);
+        sqlite3_bind_int64(st, 8, (sqlite3_int64)base->gen);
+        bind_text(st, 9, "pending");
+        return run(s, st);
 }

@@ -178,8 +178,11 @@ int store_sync_detach(Store *s, const char *user_id, const char *notebook_id, co
 /* A tombstone's remote copy is gone since generation gen. */
 int store_sync_deleted(Store *s, const char *user_id, const char *notebook_id, uint64_t gen,
                        const char *state);
+/* A tombstone on base, for a notebook gone here whose remote copy must go too (notebook: the
+ * remote's version, for its key and created_at). */
+int store_sync_tombstone(Store *s, const cJSON *notebook, const StoreBase *base);
 /* Drops the row (a tombstone done with, or a notebook deleted elsewhere), keeping its revision
- * high-water mark so that the id, created again, continues above it. */
+ * high-water mark so that the id, created again, continues above it, and its write tokens. */
 int store_sync_remove(Store *s, const char *user_id, const char *notebook_id);
 int store_sync_set_state(Store *s, const char *user_id, const char *notebook_id, const char *state,
                          const char *error);

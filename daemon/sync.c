@@ -480,6 +480,7 @@ static int act_merge(Sync *s, const char *user, const char *id, const StoreSyncI
         StoreSyncInfo again = { 0 };
         char ts[TIMESTAMP_MAX];
         const cJSON *c;
+        bool same;
         int r;
 
         if (info->base_revision >= 0) {
@@ -503,16 +504,19 @@ static int act_merge(Sync *s, const char *user, const char *id, const StoreSyncI
         r = merge_notebooks(base, local, v->notebook, MAX_CELLS, &merged, &conflicts);
         if (r < 0)
                 return r;
-        if (merge_is_remote(merged, v))
-                return act_take(s, v, merged, false);
-
-        /* Above both sides: the merge is newer than anything either has seen. */
-        cJSON_ReplaceItemInObject(merged, "revision",
-                                  cJSON_CreateNumber((double)(MAX(info->revision, v->head.revision) + 1)));
-        cJSON_ReplaceItemInObject(merged, "updated_at",
-                                  cJSON_CreateString(format_timestamp(ts, now_realtime_usec())));
-        r = act_take(s, v, merged, true);
-        if (r < 0)
+        /* Nothing of ours left to push (the remote had it all, or kept its value where both changed
+         * a field): the remote's version, clean; its conflicts are recorded all the same. */
+        same = merge_is_remote(merged, v);
+        if (!same) {
+                /* Above both sides: the merge is newer than anything either has seen. */
+                cJSON_ReplaceItemInObject(
+                        merged, "revision",
+                        cJSON_CreateNumber((double)(MAX(info->revision, v->head.revision) + 1)));
+                cJSON_ReplaceItemInObject(merged, "updated_at",
+                                          cJSON_CreateString(format_timestamp(ts, now_realtime_usec())));
+        }
+        r = act_take(s, v, merged, !same);
+        if (r < 0 || (same && cJSON_GetArraySize(conflicts) == 0))
                 return r;
         cJSON_ArrayForEach(c, conflicts)
         {
@@ -580,14 +584,20 @@ static int sync_reconcile(Sync *s, const char *user, const char *id, ReconcileEv
                                 goto finish;
                         l.pristine = pristine_provisioned(user, id, local);
                 }
-                if (item) {
+                if (item)
                         rm.is_base = l.has_base && info.base_revision == v.head.revision &&
                                      streq_ptr(info.base_sync_id, v.head.sync_id);
-                        r = store_sync_token_revision(s->store, user, id, v.head.sync_id, NULL);
-                        if (r < 0)
-                                goto finish;
-                        rm.ours = r > 0;
-                }
+        }
+        if (item) {
+                int64_t token_revision = -1;
+
+                /* Ours: our token with the revision it carried (another writer may update the item
+                 * in place and leave our token on a newer version). Tokens outlive the row: a
+                 * write of ours may land after the notebook is gone here. */
+                r = store_sync_token_revision(s->store, user, id, v.head.sync_id, &token_revision);
+                if (r < 0)
+                        goto finish;
+                rm.ours = r > 0 && token_revision == v.head.revision;
         }
         a = reconcile(&l, &rm, &notice);
         r = 0;
@@ -647,6 +657,22 @@ static int sync_reconcile(Sync *s, const char *user, const char *id, ReconcileEv
         case RECONCILE_PURGE:
                 r = store_sync_remove(s->store, user, id);
                 goto finish;
+        case RECONCILE_REDELETE: {
+                _cleanup_free_ char *snapshot = model_json_print(item, false);
+                StoreBase base = { .revision = v.head.revision,
+                                   .sync_id = v.head.sync_id,
+                                   .snapshot = snapshot,
+                                   .gen = s->gen };
+
+                r = snapshot ? store_sync_tombstone(s->store, v.notebook, &base) : -ENOMEM;
+                if (r >= 0)
+                        job_due_now(s, user, id);
+                log_notebook(
+                        LOG_INFO, 0, user, id, "pending",
+                        "Sync: an earlier write of %s landed after it was deleted here; deleting it again.",
+                        id);
+                goto finish;
+        }
         default:
                 r = -EINVAL;
                 goto finish;

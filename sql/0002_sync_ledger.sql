@@ -14,7 +14,9 @@ UPDATE notebooks SET base_sync_id = json_extract(base_snapshot, '$.sync_id.S')
         WHERE base_snapshot IS NOT NULL AND json_valid(base_snapshot);
 
 -- Every write token sent and not yet confirmed, with the revision it carried. A retry of the same
--- revision reuses its token; all of a notebook's go when the remote is seen at a newer base.
+-- revision reuses its token; all of a notebook's go when the remote is seen at a newer base. They
+-- outlive a notebook's row: a write held up in the network may land after a delete, and is known
+-- as ours then (and deleted again).
 CREATE TABLE sync_tokens (
         user_id     TEXT NOT NULL,
         notebook_id TEXT NOT NULL,
@@ -37,7 +39,6 @@ CREATE TABLE revisions (
 CREATE TRIGGER notebooks_gone AFTER DELETE ON notebooks BEGIN
         INSERT INTO revisions VALUES (old.user_id, old.id, max(old.revision, coalesce(old.base_revision, 0)))
                 ON CONFLICT (user_id, notebook_id) DO UPDATE SET high = max(high, excluded.high);
-        DELETE FROM sync_tokens WHERE user_id = old.user_id AND notebook_id = old.id;
 END;
 
 -- Conflicts a merge left for the user to resolve: a cell both sides changed differently (the

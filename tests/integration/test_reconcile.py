@@ -247,6 +247,24 @@ def _():
         t.is_(B.rpc("sync.conflicts", {"user_id": u})["conflicts"], [], "nothing left to resolve")
 
 
+@t.case("both rename the same notebook offline: the table's name stands, ours is a listed conflict")
+def _():
+        u = "rename"
+        start_user(u)
+        nb = f"blank-{u}"
+        A.proxy.set_rules([{"mode": "blackout", "refuse": True}])
+        A.rpc("notebook.update", {"user_id": u, "notebook_id": nb, "name": "name from A"})
+        B.rpc("notebook.update", {"user_id": u, "notebook_id": nb, "name": "name from B"})
+        t.ok(wait_for(lambda: B.settled() and item(u, nb)["name"]["S"] == "name from B"), "B's name reaches the table")
+        A.proxy.clear()
+        identical(u, "after A reconnects")
+        t.is_(A.rpc("notebook.get", {"user_id": u, "notebook_id": nb})["notebook"]["name"], "name from B",
+              "the table's name stands on both")
+        conflicts = A.rpc("sync.conflicts", {"user_id": u})["conflicts"]
+        t.ok([c for c in conflicts if c.get("field") == "name" and c.get("local") == "name from A"],
+             "A lists its own name as a conflict", short(conflicts))
+
+
 @t.case("both machines provision a user while offline: one blank, one demo, no conflict")
 def _():
         u = "twin"
@@ -263,7 +281,8 @@ def _():
         t.is_(sorted(A.notebooks(u)), [f"blank-{u}", f"demo-{u}"], "one blank, one demo")
         codes = {c["id"]: c["code"] for c in A.notebooks(u)[f"demo-{u}"]["cells"]}
         t.is_(codes.get("demo-cell-1"), "x = 11", "A's edit of the demo is kept")
-        t.ok(all(m.status()["unresolved"] == 0 for m in MACHINES), "no conflict on either machine")
+        lists = [m.rpc("sync.conflicts", {"user_id": u})["conflicts"] for m in MACHINES]
+        t.ok(lists == [[], []], "no conflict on either machine", short(lists))
 
 
 @t.case("a user the web backend made (items without sync_id): provisioning here pushes blank and demo")

@@ -46,6 +46,7 @@ static const Row TABLE[] = {
         /* An item seen. */
         { NONE_ROW, RECONCILE_SEEN, FRESH, false, false, RECONCILE_TAKE, RECONCILE_QUIET },
         { NONE_ROW, RECONCILE_SEEN, STALE, false, false, RECONCILE_TAKE, RECONCILE_QUIET },
+        { NONE_ROW, RECONCILE_SEEN, FRESH, false, true, RECONCILE_REDELETE, RECONCILE_QUIET },
         { CLEAN, RECONCILE_SEEN, FRESH, true, false, RECONCILE_NONE, RECONCILE_QUIET },
         { CLEAN, RECONCILE_SEEN, FRESH, false, false, RECONCILE_TAKE, RECONCILE_QUIET },
         { CLEAN, RECONCILE_SEEN, STALE, false, false, RECONCILE_NONE, RECONCILE_QUIET },
@@ -159,6 +160,8 @@ static void test_invariants(void)
                                 bad += a == RECONCILE_PURGE && (e != RECONCILE_ABSENT_PULL || live);
                                 /* Our own write is never a conflict. */
                                 bad += l.exists && e == RECONCILE_SEEN && r.ours && a != RECONCILE_CONFIRM;
+                                /* Nor brings back what is gone here. */
+                                bad += !l.exists && e == RECONCILE_SEEN && r.ours && a != RECONCILE_REDELETE;
                                 /* An absent item never merges, a present one never deletes. */
                                 bad += e != RECONCILE_SEEN && (a == RECONCILE_MERGE || a == RECONCILE_TAKE);
                                 bad += e == RECONCILE_SEEN &&
