@@ -66,6 +66,7 @@ typedef struct Merge {
         /* Ids of the merge, sorted, for naming copies: the cells kept, then the copies named. */
         const char **taken;
         size_t n_taken;
+        unsigned flags;
 } Merge;
 
 static void merge_done(Merge *m)
@@ -345,15 +346,38 @@ static bool merge_taken(const Merge *m, const char *id, size_t *ret_at)
  * first not taken in the merge, with ID cut short (never inside a UTF-8 character) where the
  * whole would pass MAX_ID_BYTES. Every candidate differs from the others (the suffix is the last
  * "~conflict" in it, and its number tells them apart), so one of the first n_taken + 1 is free. */
+/* FNV-1a over a cell's type and code: the content a copy is named after. */
+static uint32_t cell_source_hash(const cJSON *cell)
+{
+        static const char *const keys[] = { "type", "code" };
+        uint32_t h = 2166136261u;
+
+        for (size_t i = 0; i < ELEMENTSOF(keys); i++) {
+                const cJSON *v = member(cell, keys[i]);
+                const char *p = cJSON_IsString(v) ? v->valuestring : "";
+
+                for (; *p; p++)
+                        h = (h ^ (unsigned char)*p) * 16777619u;
+                h = (h ^ 0xffu) * 16777619u; /* a separator no UTF-8 text holds */
+        }
+        return h;
+}
+
 static int merge_name_copy(Merge *m, Entry *e)
 {
         size_t n = strlen(e->id);
+        uint32_t tag = (m->flags & MERGE_COPY_ID_BY_CONTENT) ? cell_source_hash(e->cell[LOCAL]) : 0;
 
         for (size_t k = 1; k <= m->n_taken + 1; k++) {
-                char suffix[sizeof(MERGE_CONFLICT_SUFFIX) + 24], id[MAX_ID_BYTES + 1];
+                char suffix[sizeof(MERGE_CONFLICT_SUFFIX) + 40], id[MAX_ID_BYTES + 1];
                 size_t keep, len, at = 0;
 
-                if (k == 1)
+                if (m->flags & MERGE_COPY_ID_BY_CONTENT)
+                        len = k == 1 ? (size_t)snprintf(suffix, sizeof(suffix), "%s-%08x",
+                                                        MERGE_CONFLICT_SUFFIX, tag)
+                                     : (size_t)snprintf(suffix, sizeof(suffix), "%s-%08x-%zu",
+                                                        MERGE_CONFLICT_SUFFIX, tag, k);
+                else if (k == 1)
                         len = (size_t)snprintf(suffix, sizeof(suffix), "%s", MERGE_CONFLICT_SUFFIX);
                 else
                         len = (size_t)snprintf(suffix, sizeof(suffix), "%s%zu", MERGE_CONFLICT_SUFFIX, k);
@@ -457,7 +481,7 @@ static int merge_cells_build(const Merge *m, cJSON *cells, cJSON *conflicts)
 }
 
 int merge_notebooks(const cJSON *base, const cJSON *local, const cJSON *remote, unsigned max_cells,
-                    cJSON **ret_merged, cJSON **ret_conflicts)
+                    unsigned flags, cJSON **ret_merged, cJSON **ret_conflicts)
 {
         /* The members of the result, in the protocol's order: the notebook fields merged, the
          * rest remote's as they are (left out when remote has none). */
@@ -471,7 +495,7 @@ int merge_notebooks(const cJSON *base, const cJSON *local, const cJSON *remote, 
                 { "updated_at", false },  { "ttl", true },
                 { "demo_version", true },
         };
-        _cleanup_(merge_done) Merge m = { .head = NONE };
+        _cleanup_(merge_done) Merge m = { .head = NONE, .flags = flags };
         _cleanup_(cJSON_Deletep) cJSON *merged = NULL, *conflicts = NULL, *cells = NULL;
         const cJSON *side_cells[_SIDE_MAX];
         size_t n_out = 0;

@@ -34,4 +34,11 @@
  * Returns 0, -EINVAL (not notebooks: no cells array, a cell id missing, invalid or twice in one
  * version), -E2BIG (the merge, copies included, would pass max_cells; nothing merged), -ENOMEM. */
 int merge_notebooks(const cJSON *base, const cJSON *local, const cJSON *remote, unsigned max_cells,
-                    cJSON **ret_merged, cJSON **ret_conflicts);
+                    unsigned flags, cJSON **ret_merged, cJSON **ret_conflicts);
+
+/* flags: name a copy after its content, "ID~conflict-HHHHHHHH" (8 hex digits of a hash of its type
+ * and code; "-2", "-3" ... after that if taken), instead of "ID~conflict", "ID~conflict2" ....
+ * Devices that merge their own versions of one cell at the same time then make copies under
+ * different ids, which merge again without colliding, while the same version copied on two devices
+ * is one copy. */
+#define MERGE_COPY_ID_BY_CONTENT 1u

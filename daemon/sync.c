@@ -501,7 +501,8 @@ static int act_merge(Sync *s, const char *user, const char *id, const StoreSyncI
         store_sync_info_done(&again);
         if (r < 0)
                 return r;
-        r = merge_notebooks(base, local, v->notebook, MAX_CELLS, &merged, &conflicts);
+        r = merge_notebooks(base, local, v->notebook, MAX_CELLS, MERGE_COPY_ID_BY_CONTENT, &merged,
+                            &conflicts);
         if (r < 0)
                 return r;
         /* Nothing of ours left to push (the remote had it all, or kept its value where both changed

@@ -344,7 +344,7 @@ static void test_table(void)
                 _cleanup_free_ char *got = NULL, *got_conflicts = NULL;
                 int ret;
 
-                ret = merge_notebooks(b, l, r, MAX_CELLS, &m, &conflicts);
+                ret = merge_notebooks(b, l, r, MAX_CELLS, 0, &m, &conflicts);
                 if (ret < 0)
                         printf("# merge_notebooks() failed: %s\n", strerror(-ret));
                 got = m ? nb_render(m) : NULL;
@@ -366,7 +366,7 @@ static void test_copied(void)
         set(r, "id", cJSON_CreateString("nb-remote"));
         set(r, "user_id", cJSON_CreateString("bob"));
         set(r, "created_at", cJSON_CreateString("2026-02-02T00:00:00.000Z"));
-        is_int(merge_notebooks(b, l, r, MAX_CELLS, &m, NULL), 0, "conflicts are optional");
+        is_int(merge_notebooks(b, l, r, MAX_CELLS, 0, &m, NULL), 0, "conflicts are optional");
         for (size_t k = 0; k < ELEMENTSOF(keys); k++)
                 ok(cJSON_Compare(get(m, keys[k]), get(r, keys[k]), true), "%s is remote's", keys[k]);
         text = model_json_print(m, false);
@@ -431,7 +431,7 @@ static void test_long_ids(void)
                         cJSON_AddItemToArray(cells_of(r), cell_new(first, "python", "", NULL));
                 }
 
-                if (!is_int(merge_notebooks(b, l, r, MAX_CELLS, &m, &conflicts), 0, "%s: merges",
+                if (!is_int(merge_notebooks(b, l, r, MAX_CELLS, 0, &m, &conflicts), 0, "%s: merges",
                             cases[i].title))
                         continue;
                 copy = get_str(cJSON_GetArrayItem(cells_of(m), 1), "id");
@@ -470,11 +470,11 @@ static void test_refused(void)
                 _cleanup_(cJSON_Deletep) cJSON *v = cJSON_Parse(bad[i].local_json);
                 cJSON *m = NULL, *conflicts = NULL;
 
-                is_int(merge_notebooks(good, v, good, MAX_CELLS, &m, &conflicts), -EINVAL,
+                is_int(merge_notebooks(good, v, good, MAX_CELLS, 0, &m, &conflicts), -EINVAL,
                        "%s as local: -EINVAL", bad[i].title);
-                is_int(merge_notebooks(good, good, v, MAX_CELLS, &m, &conflicts), -EINVAL,
+                is_int(merge_notebooks(good, good, v, MAX_CELLS, 0, &m, &conflicts), -EINVAL,
                        "%s as remote: -EINVAL", bad[i].title);
-                is_int(merge_notebooks(v, good, good, MAX_CELLS, &m, &conflicts), -EINVAL,
+                is_int(merge_notebooks(v, good, good, MAX_CELLS, 0, &m, &conflicts), -EINVAL,
                        "%s as base: -EINVAL", bad[i].title);
                 ok(!m && !conflicts, "%s: nothing returned", bad[i].title);
         }
@@ -482,7 +482,7 @@ static void test_refused(void)
         memset(id, 'a', MAX_ID_BYTES + 1);
         id[MAX_ID_BYTES + 1] = '\0';
         cJSON_AddItemToArray(cells_of(big), cell_new(id, "python", "", NULL));
-        is_int(merge_notebooks(NULL, big, good, MAX_CELLS, &none, NULL), -EINVAL,
+        is_int(merge_notebooks(NULL, big, good, MAX_CELLS, 0, &none, NULL), -EINVAL,
                "an id of MAX_ID_BYTES + 1: -EINVAL");
 }
 
@@ -493,11 +493,11 @@ static void test_max_cells(void)
         cJSON *none = NULL;
 
         /* a, b, b's copy, c, d */
-        is_int(merge_notebooks(b, l, r, 4, &none, NULL), -E2BIG, "one over max_cells: -E2BIG");
+        is_int(merge_notebooks(b, l, r, 4, 0, &none, NULL), -E2BIG, "one over max_cells: -E2BIG");
         ok(!none, "nothing merged");
-        is_int(merge_notebooks(b, l, r, 5, &m, NULL), 0, "at max_cells: merged");
+        is_int(merge_notebooks(b, l, r, 5, 0, &m, NULL), 0, "at max_cells: merged");
         is_int(cJSON_GetArraySize(cells_of(m)), 5, "the conflict copy counts");
-        is_int(merge_notebooks(b, b, b, 1, &none, NULL), -E2BIG, "even with nothing changed");
+        is_int(merge_notebooks(b, b, b, 1, 0, &none, NULL), -E2BIG, "even with nothing changed");
 }
 
 /* ---- random edits ------------------------------------------------------------------------- */
@@ -805,7 +805,7 @@ static void fail(unsigned p, unsigned iteration, const cJSON *b, const cJSON *l,
 
 static bool merge_ok(const cJSON *b, const cJSON *l, const cJSON *r, cJSON **m, cJSON **conflicts)
 {
-        return merge_notebooks(b, l, r, MAX_CELLS, m, conflicts) == 0;
+        return merge_notebooks(b, l, r, MAX_CELLS, 0, m, conflicts) == 0;
 }
 
 static void check_identities(unsigned it, const cJSON *b, const cJSON *l, const cJSON *r)
@@ -1018,8 +1018,50 @@ static void test_random(void)
                 ok(failures[p] == 0, "random: %s (%u failures)", P_NAME[p], failures[p]);
 }
 
+/* One cell c1, its code given. */
+static cJSON *one_cell(const char *code)
+{
+        char text[512];
+
+        snprintf(text, sizeof(text),
+                 "{\"id\":\"n\",\"user_id\":\"u\",\"name\":null,\"db_conn_string\":null,\"ttl\":null,"
+                 "\"demo_version\":null,\"cells\":[{\"id\":\"c1\",\"type\":\"python\",\"code\":\"%s\","
+                 "\"status\":\"idle\",\"stdout\":\"\",\"outputs\":[],\"error\":null,\"reads\":[],"
+                 "\"writes\":[]}]}",
+                 code);
+        return cJSON_Parse(text);
+}
+
+/* The id of the copy a content-named merge makes of local's c1, or "" if none. */
+static const char *copy_by_content(const char *local_code, const char *remote_code, char *buf, size_t size)
+{
+        _cleanup_(cJSON_Deletep) cJSON *b = one_cell("x"), *l = one_cell(local_code),
+                                       *r = one_cell(remote_code), *m = NULL, *conflicts = NULL;
+        const cJSON *copy;
+
+        buf[0] = '\0';
+        if (merge_notebooks(b, l, r, MAX_CELLS, MERGE_COPY_ID_BY_CONTENT, &m, &conflicts) == 0 &&
+            (copy = cJSON_GetObjectItem(cJSON_GetArrayItem(conflicts, 0), "copy_id")))
+                snprintf(buf, size, "%s", copy->valuestring);
+        return buf;
+}
+
+static void test_copy_by_content(void)
+{
+        char a[200], b[200], c[200];
+
+        copy_by_content("x = 'B'", "x = 'A'", a, sizeof(a));
+        copy_by_content("x = 'C'", "x = 'A'", b, sizeof(b));
+        copy_by_content("x = 'B'", "x = 'Z'", c, sizeof(c));
+        ok(startswith(a, "c1~conflict-") && strlen(a) == strlen("c1~conflict-") + 8,
+           "named after content: %s", a);
+        ok(!streq(a, b), "two devices' versions get two ids (%s, %s)", a, b);
+        is_str(c, a, "the same version gets the same id, whatever the other side");
+}
+
 int main(void)
 {
+        test_copy_by_content();
         test_table();
         test_copied();
         test_long_ids();
