@@ -689,9 +689,21 @@ int ddb_notebook_from_item(const cJSON *item, cJSON **ret_notebook, char **ret_s
         return 0;
 }
 
+int ddb_item_set_parent(cJSON *item, const char *parent_sync_id)
+{
+        cJSON *av;
+        int r;
+
+        cJSON_DeleteItemFromObjectCaseSensitive(item, "parent_sync_id");
+        if (!parent_sync_id)
+                return 0;
+        r = av_string(parent_sync_id, &av);
+        return r < 0 ? r : put(item, "parent_sync_id", av);
+}
+
 int ddb_item_head(const cJSON *item, DdbItemHead *ret)
 {
-        const cJSON *uid, *nid, *rev, *sid, *upd;
+        const cJSON *uid, *nid, *rev, *sid, *parent, *upd;
         double d;
         int r;
 
@@ -699,6 +711,7 @@ int ddb_item_head(const cJSON *item, DdbItemHead *ret)
             (r = get_typed(item, "notebook_id", "S", false, &nid)) < 0 ||
             (r = get_typed(item, "revision", "N", false, &rev)) < 0 ||
             (r = get_typed(item, "sync_id", "S", true, &sid)) < 0 ||
+            (r = get_typed(item, "parent_sync_id", "S", true, &parent)) < 0 ||
             (r = get_typed(item, "updated_at", "S", true, &upd)) < 0)
                 return -EBADMSG;
         if (!uid->valuestring[0] || !nid->valuestring[0] ||
@@ -709,6 +722,7 @@ int ddb_item_head(const cJSON *item, DdbItemHead *ret)
                 .notebook_id = nid->valuestring,
                 .revision = (int64_t)d,
                 .sync_id = sid ? sid->valuestring : NULL,
+                .parent_sync_id = parent ? parent->valuestring : NULL,
                 .updated_at = upd ? upd->valuestring : NULL,
         };
         return 0;

@@ -39,10 +39,14 @@ typedef struct DdbItemHead {
         const char *user_id;
         const char *notebook_id;
         int64_t revision;
-        const char *sync_id;    /* NULL when absent */
-        const char *updated_at; /* NULL when absent */
+        const char *sync_id;        /* NULL when absent */
+        const char *parent_sync_id; /* the sync_id of the version this one was written on, or NULL */
+        const char *updated_at;     /* NULL when absent */
 } DdbItemHead;
 
+/* Names the version an item was written on (parent_sync_id S; NULL: none), so that a device whose
+ * own write that was, though it never heard so, can tell the new version descends from it. */
+int ddb_item_set_parent(cJSON *item, const char *parent_sync_id);
 /* Reads the head of an item, whole or projected by ddb_query_heads_body(). -EBADMSG. */
 int ddb_item_head(const cJSON *item, DdbItemHead *ret);
 

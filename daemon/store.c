@@ -51,6 +51,8 @@ typedef enum SqlId {
         SQL_SYNC_TOKEN_FIND,
         SQL_SYNC_TOKEN_ADD,
         SQL_SYNC_TOKEN_REVISION,
+        SQL_SYNC_TOKEN_SNAPSHOT,
+        SQL_SYNC_TOKEN_SET_SNAPSHOT,
         SQL_SYNC_TOKENS_COUNT,
         SQL_SYNC_TOKENS_DROP,
         SQL_SYNC_CONFIRM,
@@ -148,6 +150,10 @@ static const char *const sql_text[_SQL_MAX] = {
                                "VALUES (?1, ?2, ?3, ?4)",
         [SQL_SYNC_TOKEN_REVISION] =
                 "SELECT revision FROM sync_tokens WHERE user_id = ?1 AND notebook_id = ?2 AND sync_id = ?3",
+        [SQL_SYNC_TOKEN_SNAPSHOT] =
+                "SELECT snapshot FROM sync_tokens WHERE user_id = ?1 AND notebook_id = ?2 AND sync_id = ?3",
+        [SQL_SYNC_TOKEN_SET_SNAPSHOT] = "UPDATE sync_tokens SET snapshot = ?4 WHERE user_id = ?1 "
+                                        "AND notebook_id = ?2 AND sync_id = ?3",
         [SQL_SYNC_TOKENS_COUNT] = "SELECT count(*) FROM sync_tokens WHERE user_id = ?1 AND notebook_id = ?2",
         [SQL_SYNC_TOKENS_DROP] = "DELETE FROM sync_tokens WHERE user_id = ?1 AND notebook_id = ?2",
         [SQL_SYNC_CONFIRM] = "UPDATE notebooks SET base_revision = ?3, base_sync_id = ?4, base_snapshot = "
@@ -1462,6 +1468,25 @@ int store_sync_token_revision(Store *s, const char *user_id, const char *noteboo
         if (r > 0 && ret_revision)
                 *ret_revision = rev;
         return r;
+}
+
+int store_sync_token_snapshot(Store *s, const char *user_id, const char *notebook_id, const char *sync_id,
+                              const char *snapshot)
+{
+        sqlite3_stmt *st = stmt_key(s, SQL_SYNC_TOKEN_SET_SNAPSHOT, user_id, notebook_id);
+
+        bind_text(st, 3, sync_id);
+        bind_text(st, 4, snapshot);
+        return run(s, st);
+}
+
+int store_sync_token_item(Store *s, const char *user_id, const char *notebook_id, const char *sync_id,
+                          char **ret_snapshot)
+{
+        sqlite3_stmt *st = stmt_key(s, SQL_SYNC_TOKEN_SNAPSHOT, user_id, notebook_id);
+
+        bind_text(st, 3, sync_id);
+        return query_text(s, st, ret_snapshot);
 }
 
 int store_sync_tokens_count(Store *s, const char *user_id, const char *notebook_id)

@@ -163,6 +163,12 @@ int store_sync_token(Store *s, const char *user_id, const char *notebook_id, int
 int store_sync_token_revision(Store *s, const char *user_id, const char *notebook_id, const char *sync_id,
                               int64_t *ret_revision);
 int store_sync_tokens_count(Store *s, const char *user_id, const char *notebook_id);
+/* The item a token's write carried: recorded before it is sent; read back (1, *ret NULL if never
+ * recorded; 0: no such token) once a newer version shows it stood. */
+int store_sync_token_snapshot(Store *s, const char *user_id, const char *notebook_id, const char *sync_id,
+                              const char *snapshot);
+int store_sync_token_item(Store *s, const char *user_id, const char *notebook_id, const char *sync_id,
+                          char **ret_snapshot);
 
 /* The remote holds base (our own write, or a version we already hold): dirty says whether we have
  * more to send. The notebook's tokens are dropped. */

@@ -470,7 +470,7 @@ static bool merge_is_remote(const cJSON *merged, const Seen *v)
         _cleanup_(cJSON_Deletep) cJSON *item = NULL;
 
         return ddb_item_from_notebook(merged, v->head.sync_id, &item) >= 0 &&
-               cJSON_Compare(item, v->item, true);
+               ddb_item_set_parent(item, v->head.parent_sync_id) >= 0 && cJSON_Compare(item, v->item, true);
 }
 
 static int act_merge(Sync *s, const char *user, const char *id, const StoreSyncInfo *info, const Seen *v)
@@ -588,6 +588,40 @@ static int sync_reconcile(Sync *s, const char *user, const char *id, ReconcileEv
                 if (item)
                         rm.is_base = l.has_base && info.base_revision == v.head.revision &&
                                      streq_ptr(info.base_sync_id, v.head.sync_id);
+        }
+        /* Written on a version of ours that we never heard landed: that version stood, and is the
+         * base this one is to be reconciled with (taken if we have nothing newer, else merged
+         * against what we wrote, so that our own write is not taken for a concurrent change). */
+        if (item && l.exists && v.head.parent_sync_id &&
+            !(l.has_base && streq_ptr(info.base_sync_id, v.head.parent_sync_id))) {
+                _cleanup_free_ char *wrote = NULL;
+                int64_t wrote_revision = -1;
+
+                r = store_sync_token_revision(s->store, user, id, v.head.parent_sync_id, &wrote_revision);
+                if (r > 0)
+                        r = store_sync_token_item(s->store, user, id, v.head.parent_sync_id, &wrote);
+                if (r < 0)
+                        goto finish;
+                if (r > 0 && wrote) {
+                        /* Recorded as seen just before this view, so that this view counts as newer. */
+                        StoreBase base = { .revision = wrote_revision,
+                                           .sync_id = v.head.parent_sync_id,
+                                           .snapshot = wrote,
+                                           .gen = observed_gen == RECONCILE_GEN_NOW ? s->gen
+                                                                                    : observed_gen - 1 };
+                        bool dirty = info.deleted || info.revision != wrote_revision;
+
+                        r = store_sync_confirm(s->store, user, id, &base, dirty,
+                                               dirty ? "pending" : "synced");
+                        if (r < 0)
+                                goto finish;
+                        l.has_base = true;
+                        l.dirty = dirty;
+                        l.delete_done = false;
+                        l.base_gen = base.gen;
+                        info.base_revision = wrote_revision;
+                        info.dirty = dirty;
+                }
         }
         if (item) {
                 int64_t token_revision = -1;
@@ -939,6 +973,10 @@ static int job_prepare(Sync *s, Job *j)
                 r = store_sync_token(s->store, j->user_id, j->notebook_id, info.revision, fresh, j->sync_id);
                 if (r >= 0)
                         r = ddb_item_from_notebook(nb, j->sync_id, &j->item);
+                /* The version it is written on: whoever builds on this write, though we never hear
+                 * that it landed, names it as theirs. */
+                if (r >= 0 && info.base_revision >= 0)
+                        r = ddb_item_set_parent(j->item, info.base_sync_id);
                 if (r == -ERANGE) {
                         /* The protocol refuses such values; one stored before that cannot go out. */
                         r = store_sync_set_state(s->store, j->user_id, j->notebook_id, "error",
@@ -959,9 +997,16 @@ static int job_prepare(Sync *s, Job *j)
                         j->blocked = true;
                         if (r >= 0)
                                 r = -EFBIG;
-                } else if (r >= 0)
-                        j->request = ddb_put_item_body(s->conf.table, j->item, info.base_revision,
-                                                       info.base_sync_id);
+                } else if (r >= 0) {
+                        _cleanup_free_ char *snapshot = model_json_print(j->item, false);
+
+                        r = snapshot ? store_sync_token_snapshot(s->store, j->user_id, j->notebook_id,
+                                                                 j->sync_id, snapshot)
+                                     : -ENOMEM;
+                        if (r >= 0)
+                                j->request = ddb_put_item_body(s->conf.table, j->item, info.base_revision,
+                                                               info.base_sync_id);
+                }
         }
         if (r >= 0 && !j->request)
                 r = -ENOMEM;

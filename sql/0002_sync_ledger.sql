@@ -22,9 +22,10 @@ CREATE TABLE sync_tokens (
         notebook_id TEXT NOT NULL,
         sync_id     TEXT NOT NULL,
         revision    INTEGER NOT NULL,
+        snapshot    TEXT, -- the item the write carried: a base to merge on once it is known to stand
         PRIMARY KEY (user_id, notebook_id, sync_id)
 ) WITHOUT ROWID;
-INSERT INTO sync_tokens SELECT user_id, id, sync_id, revision FROM notebooks
+INSERT INTO sync_tokens (user_id, notebook_id, sync_id, revision) SELECT user_id, id, sync_id, revision FROM notebooks
         WHERE sync_id IS NOT NULL AND sync_state <> 'synced';
 ALTER TABLE notebooks DROP COLUMN sync_id;
 

@@ -128,7 +128,7 @@ def compare(item, nb):
                         want[k] = nb[k]
         diffs = [f"{k}: table {short(got.get(k), 120)} != local {short(v, 120)}" for k, v in want.items()
                  if got.get(k) != v]
-        extra = set(got) - set(want) - {"sync_id"}
+        extra = set(got) - set(want) - {"sync_id", "parent_sync_id"}
         if extra:
                 diffs.append(f"unexpected attributes {sorted(extra)}")
         if not isinstance(got.get("sync_id"), str):

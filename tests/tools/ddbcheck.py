@@ -21,7 +21,8 @@ The expected item: user_id S, notebook_id S (the notebook's id), name S or NULL,
 or NULL, revision N, cells L of M {id S, type S, code S, stdout S, outputs L of M {mime_type S,
 data S|M|L, metadata M}, error S or NULL, reads L of S, writes L of S} (the local "status" stays
 out), created_at S, updated_at S, ttl N and demo_version N when set (absent when null), and
-sync_id, a non-empty S (--no-sync-id: may be absent). Any other attribute is a difference. Numbers
+sync_id, a non-empty S (--no-sync-id: may be absent), and parent_sync_id, a non-empty S when
+present (the version the write was made on). Any other attribute is a difference. Numbers
 compare by value. --ignore PATH skips an attribute anywhere it appears under that path
 ("updated_at", "sync_id", "cells[].stdout").
 
@@ -229,7 +230,10 @@ def compare_item(item, nb, ignore=(), sync_id=True):
         JSON), as lines without the notebook's name."""
         out = []
         want = expected_item(nb)
-        compare_maps(item, want, "", set(ignore), out, optional=("sync_id",))
+        compare_maps(item, want, "", set(ignore), out, optional=("sync_id", "parent_sync_id"))
+        parent = item.get("parent_sync_id")
+        if parent is not None and not (isinstance(parent, dict) and list(parent) == ["S"] and parent["S"]):
+                out.append(f"parent_sync_id: table has {show(parent)}, expected a non-empty S")
         if "sync_id" not in ignore:
                 sid = item.get("sync_id")
                 if sid is None:

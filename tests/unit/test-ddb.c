@@ -706,6 +706,18 @@ static void test_item_head(void)
         is_int(ddb_item_head(projected, &h), 0, "head of a projected item without sync_id");
         ok(h.revision == 12 && !h.sync_id && !h.updated_at, "absent ones are NULL");
         is_int(ddb_item_head(bad, &h), -EBADMSG, "a revision of the wrong type is refused");
+        int n_attrs = cJSON_GetArraySize(item) + 1;
+
+        is_int(ddb_item_set_parent(item, "sid-8"), 0, "name the version written on");
+        is_int(ddb_item_head(item, &h), 0, "head with a parent");
+        is_str(h.parent_sync_id, "sid-8", "parent_sync_id read back");
+        is_int(ddb_item_set_parent(item, "sid-7"), 0, "named again");
+        ddb_item_head(item, &h);
+        ok(streq_ptr(h.parent_sync_id, "sid-7") && cJSON_GetArraySize(item) == n_attrs,
+           "replaced, not added twice");
+        is_int(ddb_item_set_parent(item, NULL), 0, "no parent");
+        ddb_item_head(item, &h);
+        ok(!h.parent_sync_id && !cJSON_GetObjectItem(item, "parent_sync_id"), "removed");
 }
 
 static void test_classify(void)
