@@ -71,6 +71,10 @@ static void print_number(Buf *b, double d)
                 buf_puts(b, "null");
                 return;
         }
+        if (d == 0) {
+                buf_puts(b, "0"); /* -0 too: DynamoDB has no negative zero */
+                return;
+        }
         if (d == floor(d) && fabs(d) < 1e17)
                 snprintf(num, sizeof(num), "%.0f", d);
         else

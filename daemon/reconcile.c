@@ -31,6 +31,10 @@ static ReconcileAction reconcile_seen(const ReconcileLocal *l, const ReconcileRe
         if (!current)
                 return RECONCILE_NONE;
         if (l->deleted) {
+                /* Deleted here as provisioning made it, before any sync: another device's untouched
+                 * copy is the very content the delete saw. It goes too. */
+                if (!l->has_base && !l->delete_done && l->pristine && r->pristine)
+                        return RECONCILE_CONFIRM;
                 /* Changed (or created again) elsewhere after the version we deleted: a delete never
                  * destroys a change it did not see. */
                 if (!l->delete_done)

@@ -25,7 +25,7 @@ typedef struct ReconcileLocal {
         bool has_base;     /* the remote held a version of ours (base_revision, base_sync_id) */
         bool delete_done;  /* tombstone whose remote copy is gone, awaiting a pull that agrees */
         bool pristine;     /* provisioned here (blank-USER, demo-USER) and unchanged since: nothing of
-                            * the user's to keep */
+                            * the user's to keep; for a tombstone: deleted so, before any sync */
         uint64_t base_gen; /* generation when the base (or the delete) was recorded */
 } ReconcileLocal;
 
@@ -42,6 +42,7 @@ typedef struct ReconcileRemote {
         uint64_t observed_gen; /* the pull's generation, or RECONCILE_GEN_NOW */
         bool is_base;          /* the item is the version of our base (same revision and sync_id) */
         bool ours;             /* the item carries a write token of ours not yet confirmed */
+        bool pristine;         /* the item is a provisioned notebook exactly as provisioning makes it */
 } ReconcileRemote;
 
 typedef enum ReconcileAction {

@@ -391,6 +391,15 @@ static bool pristine_provisioned(const char *user_id, const char *notebook_id, c
         return true;
 }
 
+/* A tombstone of blank-USER or demo-USER deleted as provisioning made it, before any sync: created
+ * at revision 1 (no id history here), deleted at 2, never on the remote. */
+static bool deleted_untouched(const char *user_id, const char *notebook_id, const StoreSyncInfo *info)
+{
+        _cleanup_(cJSON_Deletep) cJSON *provisioned = provisioned_notebook(user_id, notebook_id);
+
+        return provisioned && info->deleted && info->base_revision < 0 && info->revision == 2;
+}
+
 /* The item's notebook and head, checked: a malformed item is refused whole. */
 typedef struct Seen {
         const cJSON *item;
@@ -584,7 +593,8 @@ static int sync_reconcile(Sync *s, const char *user, const char *id, ReconcileEv
                         if (r < 0)
                                 goto finish;
                         l.pristine = pristine_provisioned(user, id, local);
-                }
+                } else if (l.deleted)
+                        l.pristine = deleted_untouched(user, id, &info);
                 if (item)
                         rm.is_base = l.has_base && info.base_revision == v.head.revision &&
                                      streq_ptr(info.base_sync_id, v.head.sync_id);
@@ -633,6 +643,7 @@ static int sync_reconcile(Sync *s, const char *user, const char *id, ReconcileEv
                 if (r < 0)
                         goto finish;
                 rm.ours = r > 0 && token_revision == v.head.revision;
+                rm.pristine = pristine_provisioned(user, id, v.notebook);
         }
         a = reconcile(&l, &rm, &notice);
         r = 0;
@@ -942,6 +953,12 @@ static int job_prepare(Sync *s, Job *j)
                 store_sync_info_done(&info);
                 return -EAGAIN;
         }
+        /* Provisioned here and deleted untouched before the user's first pull: another device's
+         * untouched copy, if the pull finds one, goes too; so the tombstone waits for that pull. */
+        if (deleted_untouched(j->user_id, j->notebook_id, &info) && !user_pulled(s, j->user_id)) {
+                store_sync_info_done(&info);
+                return -EAGAIN;
+        }
         if (info.deleted && info.base_revision < 0) {
                 /* Deleted before it was ever confirmed on the remote. Without a token, no write was
                  * ever sent: forget it. With one, an earlier write may stand there (its answer
@@ -1182,6 +1199,27 @@ static Pull *pull_find(Sync *s, const char *user_id)
 
 static int pull_page(Pull *p);
 
+/* An item of the table this daemon cannot take as it is (a number a double would change, another
+ * shape, too many cells): the notebook's error, said once, not at every pull. */
+static int pull_refused(Sync *s, const char *user, const char *id, int error)
+{
+        StoreSyncInfo info = { 0 };
+        char why[200];
+        bool known;
+        int r;
+
+        snprintf(why, sizeof(why), "the table's version cannot be taken (%s); kept as it is here",
+                 error == -E2BIG ? "more cells than a notebook may hold"
+                                 : "another shape, or a number notebookd cannot keep exactly");
+        r = store_sync_read(s->store, user, id, NULL, &info);
+        known = r == 0 && streq_ptr(info.sync_error, why);
+        store_sync_info_done(&info);
+        if (known)
+                return 0;
+        log_notebook(LOG_WARNING, 0, user, id, "error", "Sync: %s/%s: %s.", user, id, why);
+        return r == 0 ? store_sync_set_state(s->store, user, id, "error", why) : 0;
+}
+
 /* One item of a page, inside the page's transaction. */
 static int pull_apply(Sync *s, Pull *p, const cJSON *item)
 {
@@ -1205,11 +1243,8 @@ static int pull_apply(Sync *s, Pull *p, const cJSON *item)
         if (j && j->in_flight)
                 return 0; /* our own write is on its way; its answer decides */
         r = sync_reconcile(s, head.user_id, head.notebook_id, RECONCILE_SEEN, item, p->gen);
-        if (r == -EBADMSG || r == -E2BIG) {
-                log_warning_errno(r, "Sync: cannot take %s/%s from the table: %m", head.user_id,
-                                  head.notebook_id);
-                return 0;
-        }
+        if (r == -EBADMSG || r == -E2BIG)
+                return pull_refused(s, head.user_id, head.notebook_id, r);
         return r < 0 ? r : 0;
 }
 

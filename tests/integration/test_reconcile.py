@@ -324,6 +324,21 @@ def _():
         t.ok(lists == [[], []], "no conflict on either machine", short(lists))
 
 
+@t.case("a new device deletes its untouched demo before its first pull: the demo goes everywhere")
+def _():
+        u = "newdel"
+        A.rpc("notebook.list", {"user_id": u})
+        t.ok(wait_for(lambda: item(u, f"demo-{u}") and A.settled()), "A provisioned the user and pushed")
+        B.proxy.set_rules([{"mode": "blackout", "refuse": True}])
+        B.rpc("notebook.list", {"user_id": u})
+        B.rpc("notebook.delete", {"user_id": u, "notebook_id": f"demo-{u}"})
+        B.proxy.clear()
+        identical(u, "after B reconnects", absent=[f"demo-{u}"])
+        t.ok(not item(u, f"demo-{u}") and not any(m.has(u, f"demo-{u}") for m in MACHINES),
+             "the demo is gone from the table and both machines")
+        t.ok(all(m.has(u, f"blank-{u}") for m in MACHINES), "the blank stays")
+
+
 @t.case("a user the web backend made (items without sync_id): provisioning here pushes blank and demo")
 def _():
         u = "webonly"

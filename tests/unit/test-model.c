@@ -190,7 +190,7 @@ static void test_print(void)
 {
         static const char *const exact[] = {
                 "[0.30000000000000004,9007199254740991,-9007199254740991,1.7976931348623157e+308]",
-                "[4.94065645841247e-324,0.1,100,-0,1e+100,1.2345678901234568e+20]",
+                "[4.94065645841247e-324,0.1,100,0,1e+100,1.2345678901234568e+20]",
                 "{\"s\":\"q\\\"b\\\\n\\n\\t\\u0001\\u001f\u00e9\",\"a\":[true,false,null,{}],\"e\":[]}",
         };
         _cleanup_(cJSON_Deletep) cJSON *inf =
@@ -203,6 +203,12 @@ static void test_print(void)
                 _cleanup_free_ char *text = model_json_print(v, false);
 
                 is_str(text, exact[i], "prints back exactly (case %zu)", i);
+        }
+        {
+                _cleanup_(cJSON_Deletep) cJSON *v = parse("[-0, -0.0]");
+                _cleanup_free_ char *text = model_json_print(v, false);
+
+                is_str(text, "[0,0]", "negative zero prints as 0, as DynamoDB keeps it");
         }
         {
                 _cleanup_(cJSON_Deletep) cJSON *v = parse("{\"id\":1}");

@@ -7,7 +7,19 @@
 
 /* Local states, by the flags the engine reads from the store. base_gen 10: views of generation
  * 10 or older predate the base; 11 and RECONCILE_GEN_NOW come after it. */
-enum { NONE_ROW, CLEAN, DIRTY, NEW, PRISTINE, TOMB, TOMB_NEW, TOMB_DONE, REVIVED, _LOCAL_MAX };
+enum {
+        NONE_ROW,
+        CLEAN,
+        DIRTY,
+        NEW,
+        PRISTINE,
+        TOMB,
+        TOMB_NEW,
+        TOMB_DONE,
+        REVIVED,
+        TOMB_PRISTINE,
+        _LOCAL_MAX
+};
 static const ReconcileLocal LOCAL[_LOCAL_MAX] = {
         [NONE_ROW] = { .exists = false },
         [CLEAN] = { .exists = true, .has_base = true, .base_gen = 10 },
@@ -20,14 +32,20 @@ static const ReconcileLocal LOCAL[_LOCAL_MAX] = {
         /* Created again here after a delete that went through: no base, but views from before the
          * delete are still stale. */
         [REVIVED] = { .exists = true, .dirty = true, .base_gen = 10 },
+        [TOMB_PRISTINE] = { .exists = true, .deleted = true, .dirty = true, .pristine = true },
 };
-static const char *const LOCAL_NAME[_LOCAL_MAX] = { "no row",
-                                                    "clean",
-                                                    "dirty",
-                                                    "never synced",
-                                                    "tombstone",
-                                                    "tombstone never synced",
-                                                    "tombstone, delete done" };
+static const char *const LOCAL_NAME[_LOCAL_MAX] = {
+        [NONE_ROW] = "no row",
+        [CLEAN] = "clean",
+        [DIRTY] = "dirty",
+        [NEW] = "never synced",
+        [PRISTINE] = "provisioned here, untouched",
+        [TOMB] = "tombstone",
+        [TOMB_NEW] = "tombstone never synced",
+        [TOMB_DONE] = "tombstone, delete done",
+        [REVIVED] = "created again after a delete",
+        [TOMB_PRISTINE] = "provisioned, deleted untouched before any sync",
+};
 
 enum { STALE = 10, FRESH = 11 };
 #define NOW RECONCILE_GEN_NOW
@@ -39,73 +57,82 @@ typedef struct Row {
         bool is_base, ours;
         ReconcileAction want;
         ReconcileNotice notice;
+        bool remote_pristine; /* the item is exactly as provisioning makes it */
 } Row;
 
 /* The table of doc/sync.md ("Reconciliation"), row by row. */
 static const Row TABLE[] = {
         /* An item seen. */
-        { NONE_ROW, RECONCILE_SEEN, FRESH, false, false, RECONCILE_TAKE, RECONCILE_QUIET },
-        { NONE_ROW, RECONCILE_SEEN, STALE, false, false, RECONCILE_TAKE, RECONCILE_QUIET },
-        { NONE_ROW, RECONCILE_SEEN, FRESH, false, true, RECONCILE_REDELETE, RECONCILE_QUIET },
-        { CLEAN, RECONCILE_SEEN, FRESH, true, false, RECONCILE_NONE, RECONCILE_QUIET },
-        { CLEAN, RECONCILE_SEEN, FRESH, false, false, RECONCILE_TAKE, RECONCILE_QUIET },
-        { CLEAN, RECONCILE_SEEN, STALE, false, false, RECONCILE_NONE, RECONCILE_QUIET },
-        { CLEAN, RECONCILE_SEEN, NOW, false, false, RECONCILE_TAKE, RECONCILE_QUIET },
-        { DIRTY, RECONCILE_SEEN, FRESH, true, false, RECONCILE_NONE, RECONCILE_QUIET },
-        { DIRTY, RECONCILE_SEEN, FRESH, false, false, RECONCILE_MERGE, RECONCILE_QUIET },
-        { DIRTY, RECONCILE_SEEN, STALE, false, false, RECONCILE_NONE, RECONCILE_QUIET },
-        { DIRTY, RECONCILE_SEEN, STALE, false, true, RECONCILE_CONFIRM, RECONCILE_QUIET },
-        { DIRTY, RECONCILE_SEEN, NOW, false, true, RECONCILE_CONFIRM, RECONCILE_QUIET },
-        { NEW, RECONCILE_SEEN, FRESH, false, false, RECONCILE_MERGE, RECONCILE_QUIET },
-        { NEW, RECONCILE_SEEN, STALE, false, false, RECONCILE_MERGE, RECONCILE_QUIET },
-        { NEW, RECONCILE_SEEN, NOW, false, true, RECONCILE_CONFIRM, RECONCILE_QUIET },
-        { PRISTINE, RECONCILE_SEEN, FRESH, false, false, RECONCILE_TAKE, RECONCILE_QUIET },
-        { PRISTINE, RECONCILE_SEEN, NOW, false, false, RECONCILE_TAKE, RECONCILE_QUIET },
-        { PRISTINE, RECONCILE_ABSENT_PULL, FRESH, false, false, RECONCILE_NONE, RECONCILE_QUIET },
-        { REVIVED, RECONCILE_SEEN, STALE, false, false, RECONCILE_NONE, RECONCILE_QUIET },
-        { REVIVED, RECONCILE_SEEN, FRESH, false, false, RECONCILE_MERGE, RECONCILE_QUIET },
-        { REVIVED, RECONCILE_ABSENT_PULL, FRESH, false, false, RECONCILE_NONE, RECONCILE_QUIET },
-        { TOMB, RECONCILE_SEEN, FRESH, true, false, RECONCILE_NONE, RECONCILE_QUIET },
-        { TOMB, RECONCILE_SEEN, FRESH, false, false, RECONCILE_TAKE, RECONCILE_REVIVED },
-        { TOMB, RECONCILE_SEEN, STALE, false, false, RECONCILE_NONE, RECONCILE_QUIET },
-        { TOMB, RECONCILE_SEEN, NOW, false, true, RECONCILE_CONFIRM, RECONCILE_QUIET },
-        { TOMB_NEW, RECONCILE_SEEN, NOW, false, true, RECONCILE_CONFIRM, RECONCILE_QUIET },
-        { TOMB_NEW, RECONCILE_SEEN, FRESH, false, false, RECONCILE_TAKE, RECONCILE_REVIVED },
-        { TOMB_DONE, RECONCILE_SEEN, STALE, true, false, RECONCILE_NONE, RECONCILE_QUIET },
-        { TOMB_DONE, RECONCILE_SEEN, STALE, false, false, RECONCILE_NONE, RECONCILE_QUIET },
-        { TOMB_DONE, RECONCILE_SEEN, FRESH, true, false, RECONCILE_CONFIRM, RECONCILE_QUIET },
-        { TOMB_DONE, RECONCILE_SEEN, FRESH, false, false, RECONCILE_TAKE, RECONCILE_QUIET },
-        { TOMB_DONE, RECONCILE_SEEN, FRESH, false, true, RECONCILE_CONFIRM, RECONCILE_QUIET },
+        { NONE_ROW, RECONCILE_SEEN, FRESH, false, false, RECONCILE_TAKE, RECONCILE_QUIET, false },
+        { NONE_ROW, RECONCILE_SEEN, STALE, false, false, RECONCILE_TAKE, RECONCILE_QUIET, false },
+        { NONE_ROW, RECONCILE_SEEN, FRESH, false, true, RECONCILE_REDELETE, RECONCILE_QUIET, false },
+        { CLEAN, RECONCILE_SEEN, FRESH, true, false, RECONCILE_NONE, RECONCILE_QUIET, false },
+        { CLEAN, RECONCILE_SEEN, FRESH, false, false, RECONCILE_TAKE, RECONCILE_QUIET, false },
+        { CLEAN, RECONCILE_SEEN, STALE, false, false, RECONCILE_NONE, RECONCILE_QUIET, false },
+        { CLEAN, RECONCILE_SEEN, NOW, false, false, RECONCILE_TAKE, RECONCILE_QUIET, false },
+        { DIRTY, RECONCILE_SEEN, FRESH, true, false, RECONCILE_NONE, RECONCILE_QUIET, false },
+        { DIRTY, RECONCILE_SEEN, FRESH, false, false, RECONCILE_MERGE, RECONCILE_QUIET, false },
+        { DIRTY, RECONCILE_SEEN, STALE, false, false, RECONCILE_NONE, RECONCILE_QUIET, false },
+        { DIRTY, RECONCILE_SEEN, STALE, false, true, RECONCILE_CONFIRM, RECONCILE_QUIET, false },
+        { DIRTY, RECONCILE_SEEN, NOW, false, true, RECONCILE_CONFIRM, RECONCILE_QUIET, false },
+        { NEW, RECONCILE_SEEN, FRESH, false, false, RECONCILE_MERGE, RECONCILE_QUIET, false },
+        { NEW, RECONCILE_SEEN, STALE, false, false, RECONCILE_MERGE, RECONCILE_QUIET, false },
+        { NEW, RECONCILE_SEEN, NOW, false, true, RECONCILE_CONFIRM, RECONCILE_QUIET, false },
+        { PRISTINE, RECONCILE_SEEN, FRESH, false, false, RECONCILE_TAKE, RECONCILE_QUIET, false },
+        { TOMB_PRISTINE, RECONCILE_SEEN, FRESH, false, false, RECONCILE_CONFIRM, RECONCILE_QUIET, true },
+        { TOMB_PRISTINE, RECONCILE_SEEN, FRESH, false, false, RECONCILE_TAKE, RECONCILE_REVIVED, false },
+        { TOMB_NEW, RECONCILE_SEEN, FRESH, false, false, RECONCILE_TAKE, RECONCILE_REVIVED, true },
+        { TOMB_PRISTINE, RECONCILE_ABSENT_PULL, FRESH, false, false, RECONCILE_NONE, RECONCILE_QUIET,
+          false },
+        { PRISTINE, RECONCILE_SEEN, NOW, false, false, RECONCILE_TAKE, RECONCILE_QUIET, false },
+        { PRISTINE, RECONCILE_ABSENT_PULL, FRESH, false, false, RECONCILE_NONE, RECONCILE_QUIET, false },
+        { REVIVED, RECONCILE_SEEN, STALE, false, false, RECONCILE_NONE, RECONCILE_QUIET, false },
+        { REVIVED, RECONCILE_SEEN, FRESH, false, false, RECONCILE_MERGE, RECONCILE_QUIET, false },
+        { REVIVED, RECONCILE_ABSENT_PULL, FRESH, false, false, RECONCILE_NONE, RECONCILE_QUIET, false },
+        { TOMB, RECONCILE_SEEN, FRESH, true, false, RECONCILE_NONE, RECONCILE_QUIET, false },
+        { TOMB, RECONCILE_SEEN, FRESH, false, false, RECONCILE_TAKE, RECONCILE_REVIVED, false },
+        { TOMB, RECONCILE_SEEN, STALE, false, false, RECONCILE_NONE, RECONCILE_QUIET, false },
+        { TOMB, RECONCILE_SEEN, NOW, false, true, RECONCILE_CONFIRM, RECONCILE_QUIET, false },
+        { TOMB_NEW, RECONCILE_SEEN, NOW, false, true, RECONCILE_CONFIRM, RECONCILE_QUIET, false },
+        { TOMB_NEW, RECONCILE_SEEN, FRESH, false, false, RECONCILE_TAKE, RECONCILE_REVIVED, false },
+        { TOMB_DONE, RECONCILE_SEEN, STALE, true, false, RECONCILE_NONE, RECONCILE_QUIET, false },
+        { TOMB_DONE, RECONCILE_SEEN, STALE, false, false, RECONCILE_NONE, RECONCILE_QUIET, false },
+        { TOMB_DONE, RECONCILE_SEEN, FRESH, true, false, RECONCILE_CONFIRM, RECONCILE_QUIET, false },
+        { TOMB_DONE, RECONCILE_SEEN, FRESH, false, false, RECONCILE_TAKE, RECONCILE_QUIET, false },
+        { TOMB_DONE, RECONCILE_SEEN, FRESH, false, true, RECONCILE_CONFIRM, RECONCILE_QUIET, false },
         /* No item where a complete pull or a GetItem looked. */
-        { NONE_ROW, RECONCILE_ABSENT_PULL, FRESH, false, false, RECONCILE_NONE, RECONCILE_QUIET },
+        { NONE_ROW, RECONCILE_ABSENT_PULL, FRESH, false, false, RECONCILE_NONE, RECONCILE_QUIET, false },
         { CLEAN, RECONCILE_ABSENT_PULL, FRESH, false, false, RECONCILE_DELETE_LOCAL,
-          RECONCILE_DELETED_REMOTE },
-        { CLEAN, RECONCILE_ABSENT_PULL, STALE, false, false, RECONCILE_NONE, RECONCILE_QUIET },
-        { DIRTY, RECONCILE_ABSENT_PULL, FRESH, false, false, RECONCILE_DETACH, RECONCILE_EDIT_SURVIVED },
-        { DIRTY, RECONCILE_ABSENT_GET, NOW, false, false, RECONCILE_DETACH, RECONCILE_EDIT_SURVIVED },
-        { DIRTY, RECONCILE_ABSENT_PULL, STALE, false, false, RECONCILE_NONE, RECONCILE_QUIET },
-        { NEW, RECONCILE_ABSENT_PULL, FRESH, false, false, RECONCILE_NONE, RECONCILE_QUIET },
-        { NEW, RECONCILE_ABSENT_GET, NOW, false, false, RECONCILE_NONE, RECONCILE_QUIET },
-        { TOMB, RECONCILE_ABSENT_PULL, FRESH, false, false, RECONCILE_PURGE, RECONCILE_QUIET },
-        { TOMB, RECONCILE_ABSENT_GET, NOW, false, false, RECONCILE_DELETED, RECONCILE_QUIET },
-        { TOMB, RECONCILE_ABSENT_PULL, STALE, false, false, RECONCILE_NONE, RECONCILE_QUIET },
-        { TOMB_NEW, RECONCILE_ABSENT_PULL, FRESH, false, false, RECONCILE_NONE, RECONCILE_QUIET },
-        { TOMB_DONE, RECONCILE_ABSENT_PULL, FRESH, false, false, RECONCILE_PURGE, RECONCILE_QUIET },
-        { TOMB_DONE, RECONCILE_ABSENT_PULL, STALE, false, false, RECONCILE_NONE, RECONCILE_QUIET },
-        { TOMB_DONE, RECONCILE_ABSENT_GET, NOW, false, false, RECONCILE_DELETED, RECONCILE_QUIET },
+          RECONCILE_DELETED_REMOTE, false },
+        { CLEAN, RECONCILE_ABSENT_PULL, STALE, false, false, RECONCILE_NONE, RECONCILE_QUIET, false },
+        { DIRTY, RECONCILE_ABSENT_PULL, FRESH, false, false, RECONCILE_DETACH, RECONCILE_EDIT_SURVIVED,
+          false },
+        { DIRTY, RECONCILE_ABSENT_GET, NOW, false, false, RECONCILE_DETACH, RECONCILE_EDIT_SURVIVED, false },
+        { DIRTY, RECONCILE_ABSENT_PULL, STALE, false, false, RECONCILE_NONE, RECONCILE_QUIET, false },
+        { NEW, RECONCILE_ABSENT_PULL, FRESH, false, false, RECONCILE_NONE, RECONCILE_QUIET, false },
+        { NEW, RECONCILE_ABSENT_GET, NOW, false, false, RECONCILE_NONE, RECONCILE_QUIET, false },
+        { TOMB, RECONCILE_ABSENT_PULL, FRESH, false, false, RECONCILE_PURGE, RECONCILE_QUIET, false },
+        { TOMB, RECONCILE_ABSENT_GET, NOW, false, false, RECONCILE_DELETED, RECONCILE_QUIET, false },
+        { TOMB, RECONCILE_ABSENT_PULL, STALE, false, false, RECONCILE_NONE, RECONCILE_QUIET, false },
+        { TOMB_NEW, RECONCILE_ABSENT_PULL, FRESH, false, false, RECONCILE_NONE, RECONCILE_QUIET, false },
+        { TOMB_DONE, RECONCILE_ABSENT_PULL, FRESH, false, false, RECONCILE_PURGE, RECONCILE_QUIET, false },
+        { TOMB_DONE, RECONCILE_ABSENT_PULL, STALE, false, false, RECONCILE_NONE, RECONCILE_QUIET, false },
+        { TOMB_DONE, RECONCILE_ABSENT_GET, NOW, false, false, RECONCILE_DELETED, RECONCILE_QUIET, false },
         /* Our DeleteItem answered. */
-        { TOMB, RECONCILE_DELETE_ACCEPTED, NOW, false, false, RECONCILE_DELETED, RECONCILE_QUIET },
-        { CLEAN, RECONCILE_DELETE_ACCEPTED, NOW, false, false, RECONCILE_NONE, RECONCILE_QUIET },
-        { NONE_ROW, RECONCILE_DELETE_ACCEPTED, NOW, false, false, RECONCILE_NONE, RECONCILE_QUIET },
+        { TOMB, RECONCILE_DELETE_ACCEPTED, NOW, false, false, RECONCILE_DELETED, RECONCILE_QUIET, false },
+        { CLEAN, RECONCILE_DELETE_ACCEPTED, NOW, false, false, RECONCILE_NONE, RECONCILE_QUIET, false },
+        { NONE_ROW, RECONCILE_DELETE_ACCEPTED, NOW, false, false, RECONCILE_NONE, RECONCILE_QUIET, false },
 };
 
 static void test_table(void)
 {
         for (size_t i = 0; i < ELEMENTSOF(TABLE); i++) {
                 const Row *t = &TABLE[i];
-                ReconcileRemote r = {
-                        .event = t->event, .observed_gen = t->gen, .is_base = t->is_base, .ours = t->ours
-                };
+                ReconcileRemote r = { .event = t->event,
+                                      .observed_gen = t->gen,
+                                      .is_base = t->is_base,
+                                      .ours = t->ours,
+                                      .pristine = t->remote_pristine };
                 ReconcileNotice notice;
                 ReconcileAction a = reconcile(&LOCAL[t->local], &r, &notice);
 
