@@ -269,12 +269,23 @@ static void sync_log_failure(Sync *s, const char *user_id, const char *notebook_
 
 static void sync_healthy(Sync *s)
 {
+        uint64_t was_offline_until = s->offline_until;
+        bool was_out = s->outage_usec > 0;
+
         if (!s->online && s->ever_contacted)
                 log_info("Sync: the remote is reachable again.");
         s->online = true;
         s->ever_contacted = true;
         s->outage_usec = 0;
         s->offline_until = 0;
+        /* The outage is over: what waited for its backoff (up to 5 minutes) goes now, not when the
+         * backoff would have run out. */
+        if (was_out) {
+                for (Job *j = s->jobs; j; j = j->next)
+                        if (j->not_before && j->not_before <= was_offline_until)
+                                j->not_before = 0;
+                sync_arm(s);
+        }
         s->last_success = now_realtime_usec();
         if (s->retry_tokens < RETRY_QUOTA)
                 s->retry_tokens++;
