@@ -60,6 +60,7 @@ typedef enum SqlId {
         SQL_SYNC_DELETED,
         SQL_SYNC_REMOVE,
         SQL_SYNC_TOMBSTONE,
+        SQL_SYNC_HIGH_WATER,
         SQL_SYNC_SET_STATE,
         SQL_SYNC_INSERT,
         SQL_SYNC_REPLACE,
@@ -168,6 +169,7 @@ static const char *const sql_text[_SQL_MAX] = {
         [SQL_SYNC_DELETED] =
                 "UPDATE notebooks SET delete_gen = ?3, base_gen = ?3, dirty = 0, dirty_since = NULL, "
                 "sync_state = ?4, sync_error = NULL WHERE user_id = ?1 AND id = ?2 AND deleted = 1",
+        [SQL_SYNC_HIGH_WATER] = "SELECT high FROM revisions WHERE user_id = ?1 AND notebook_id = ?2",
         [SQL_SYNC_TOMBSTONE] = "INSERT INTO notebooks (user_id, id, revision, created_at, updated_at, "
                                "deleted, dirty, dirty_since, "
                                "base_revision, base_sync_id, base_snapshot, base_gen, sync_state) "
@@ -1749,4 +1751,15 @@ int store_sync_tombstone(Store *s, const cJSON *notebook, const StoreBase *base)
         sqlite3_bind_int64(st, 8, (sqlite3_int64)base->gen);
         bind_text(st, 9, "pending");
         return run(s, st);
+}
+
+int store_sync_high_water(Store *s, const char *user_id, const char *notebook_id, int64_t *ret)
+{
+        int64_t high = -1;
+        int r = query_int(s, stmt_key(s, SQL_SYNC_HIGH_WATER, user_id, notebook_id), &high, NULL);
+
+        if (r < 0 && r != -ENODATA)
+                return r;
+        *ret = r == 0 ? high : -1;
+        return 0;
 }

@@ -184,6 +184,8 @@ int store_sync_detach(Store *s, const char *user_id, const char *notebook_id, co
 /* A tombstone's remote copy is gone since generation gen. */
 int store_sync_deleted(Store *s, const char *user_id, const char *notebook_id, uint64_t gen,
                        const char *state);
+/* The highest revision the id had in a row gone since (-1: none). */
+int store_sync_high_water(Store *s, const char *user_id, const char *notebook_id, int64_t *ret);
 /* A tombstone on base, for a notebook gone here whose remote copy must go too (notebook: the
  * remote's version, for its key and created_at). */
 int store_sync_tombstone(Store *s, const cJSON *notebook, const StoreBase *base);

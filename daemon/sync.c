@@ -469,19 +469,39 @@ static int conflicts_prune(Sync *s, const cJSON *nb)
         return 0;
 }
 
-static int act_take(Sync *s, const Seen *v, const cJSON *notebook, bool dirty)
+/* Stores notebook (the remote's version, or a merge on it) as ours, on the remote's base.
+ * local_revision: the revision we hold (-1: none). A revision names one content for the clients
+ * that read it (expected_revision): it never goes back, nor names other content. A remote version
+ * at or below ours (another writer started the id again lower, or a merge equal to the remote's)
+ * is stored one above ours and pushed. Returns 1 when there is something to push. */
+static int act_take(Sync *s, const Seen *v, const cJSON *notebook, bool dirty, int64_t local_revision)
 {
+        _cleanup_(cJSON_Deletep) cJSON *bumped = NULL;
         _cleanup_free_ char *snapshot = model_json_print(v->item, false);
         StoreBase base = { .revision = v->head.revision, .sync_id = v->head.sync_id, .gen = s->gen };
+        const cJSON *rev = cJSON_GetObjectItemCaseSensitive(notebook, "revision");
+        char ts[TIMESTAMP_MAX];
         int r;
 
         if (!snapshot)
                 return -ENOMEM;
+        if (local_revision >= 0 && cJSON_IsNumber(rev) && (int64_t)rev->valuedouble <= local_revision) {
+                bumped = cJSON_Duplicate(notebook, true);
+                if (!bumped)
+                        return -ENOMEM;
+                cJSON_ReplaceItemInObject(bumped, "revision",
+                                          cJSON_CreateNumber((double)(local_revision + 1)));
+                cJSON_ReplaceItemInObject(bumped, "updated_at",
+                                          cJSON_CreateString(format_timestamp(ts, now_realtime_usec())));
+                notebook = bumped;
+                dirty = true;
+        }
         base.snapshot = snapshot;
         r = store_sync_replace(s->store, notebook, &base, dirty, dirty ? "pending" : "synced");
         if (r < 0)
                 return r;
-        return conflicts_prune(s, notebook);
+        r = conflicts_prune(s, notebook);
+        return r < 0 ? r : dirty;
 }
 
 /* Whether the merge changes nothing the item carries: then it is the remote's version. */
@@ -536,7 +556,7 @@ static int act_merge(Sync *s, const char *user, const char *id, const StoreSyncI
                 cJSON_ReplaceItemInObject(merged, "updated_at",
                                           cJSON_CreateString(format_timestamp(ts, now_realtime_usec())));
         }
-        r = act_take(s, v, merged, !same);
+        r = act_take(s, v, merged, !same, info->revision);
         if (r < 0 || (same && cJSON_GetArraySize(conflicts) == 0))
                 return r;
         cJSON_ArrayForEach(c, conflicts)
@@ -661,8 +681,18 @@ static int sync_reconcile(Sync *s, const char *user, const char *id, ReconcileEv
         switch (a) {
         case RECONCILE_NONE:
                 break;
-        case RECONCILE_TAKE:
-                r = act_take(s, &v, v.notebook, false);
+        case RECONCILE_TAKE: {
+                int64_t ours = info.revision;
+
+                /* Gone here: numbers it had before still name what they named. */
+                r = l.exists ? 0 : store_sync_high_water(s->store, user, id, &ours);
+                if (r >= 0)
+                        r = act_take(s, &v, v.notebook, false, ours);
+        }
+                if (r > 0) {
+                        job_due_now(s, user, id);
+                        a = RECONCILE_MERGE; /* stored above ours: something to push, like a merge */
+                }
                 if (r >= 0)
                         s->pulls_applied++;
                 if (notice == RECONCILE_REVIVED)

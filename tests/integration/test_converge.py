@@ -7,15 +7,18 @@ all syncing the user's notebooks (debounce 20 ms, pull every second). For NB_CON
 (default 15) one driver does random operations on random machines: cells created, updated,
 deleted and moved, notebooks renamed, created, deleted and created again under a deleted id,
 demo.reset; a "web backend" PutItems items straight into dynalite (a cell's code or the name
-changed, revision + 1, a new sync_id, conditioned on the revision and sync_id it read); the
+changed, revision + 1, a new sync_id, parent_sync_id the one it read, conditioned on the
+revision and sync_id it read); the
 proxies partition machines (blackouts, refused connections), lose answers, fail and throttle
 requests; daemons are restarted (SIGTERM) and killed (SIGKILL, down for a while, then started
 again on the same state directory).
 
 Every mutation is sent with expected_revision = the revision of a notebook.get just before it, so
-the notebook the operation acted on (its "view") is known exactly; an operation refused for a
-stale revision is not acknowledged and not recorded. Every code and name written is a unique
-token.
+the notebook the operation acted on (its "view") is known (invariant (5) checks that a revision
+names one content); an operation refused for a stale revision is not acknowledged and not
+recorded. Every code and name written is a unique token. Late in the workload some deletes
+retire their notebook (nothing touches it again), and at its end one shared and one private
+notebook are deleted and retired, so that invariant (3) has deletes to check.
 
 Then the faults stop, every daemon runs, and all are asked to pull until every one is settled
 (nothing pending or in flight, no notebook in error) and nothing changes over two rounds. The
@@ -39,14 +42,21 @@ invariants, one TAP point each per seed:
      owner machine ever touches it) deleted by its owner, or a shared one deleted when every running
      machine held it clean at the table's revision (checked just before, nothing else running);
  (4) a notebook that only one machine (never the web writer) ever changed has no conflict copy
-     and no entry in any machine's sync.conflicts.
+     and no entry in any machine's sync.conflicts;
+ (5) on each machine a notebook's revision number names one content: every notebook.get the test
+     makes is remembered, and the same revision read again must show the same name and cells
+     (else expected_revision cannot tell a client that what it read has changed under it).
 
 Seeds: NB_CONVERGE_SEED=N runs seed N (NB_CONVERGE_SEEDS of them from N on, default 1); else
 NB_CONVERGE_SEEDS random seeds (default 3). The seed fixes every choice the driver makes; timing
 (pulls, retries, the proxies' coin flips against request order) still varies between runs.
 A failure prints the seed, the replay command, and per notebook what each machine and the table
-hold, its history of operations and the daemons' log lines about it. NB_KEEP=1 keeps the state
-directories and full logs."""
+hold, a timeline of the acknowledged operations and of every PutItem, DeleteItem and GetItem each
+machine sent about it (the proxies keep the bodies; NB_CONVERGE_TRACE=0 turns that off), and the
+daemons' log lines about it, between markers ("=== seconds notebook #step ...") that the test
+writes into every daemon's log at each acknowledged operation. NB_KEEP=1 keeps the state
+directories and the full logs. NB_CONVERGE_LOG_LEVEL sets the daemons' log level (debug).
+The daemons must settle within NB_CONVERGE_HEAL_S (60) seconds once the faults stop."""
 
 import datetime
 import json
@@ -282,6 +292,8 @@ class Run:
                 self.retired = set()
                 self.last_rev = None
                 self.t0 = time.time()
+                self.rev_seen = {}     # (machine, notebook, revision) -> (view, when first seen)
+                self.rev_clashes = []  # the same three, two contents
                 self.proxy_logs = {}
 
         def count(self, what):
@@ -296,6 +308,14 @@ class Run:
                 kw.setdefault("rev", self.last_rev)
                 op = dict(seq=self.seq, who=who, kind=kind, nb=nb, view=view, t=time.time(), **kw)
                 self.ops.append(op)
+                # A marker in every daemon's log, so that its lines can be read against the workload.
+                line = f"=== {op['t'] - self.t0:.3f} {nb} {self.show_op(op)}\n".encode(errors="replace")
+                for m in self.machines:
+                        try:
+                                with open(m.d.stderr_path, "ab") as f:
+                                        f.write(line)
+                        except OSError:
+                                pass
                 return op
 
         def ops_on(self, nb):
@@ -315,7 +335,20 @@ class Run:
                         if r["error"]["code"] != NOT_FOUND:
                                 self.unexpected.append(f"{m.name}: notebook.get {nb}: {short(r)}")
                         return None, r
-                return view_of(r["result"]["notebook"]), r
+                view = view_of(r["result"]["notebook"])
+                self.observe(m.name, nb, view, f"notebook.get at step #{self.seq}")
+                return view, r
+
+        def observe(self, who, nb, view, when):
+                """Invariant (5): on one machine a revision number names one content, or
+                expected_revision could not tell a client that what it read has changed."""
+                key = (who, nb, view["rev"])
+                seen = self.rev_seen.get(key)
+                if seen is None:
+                        self.rev_seen[key] = (view, when)
+                elif (seen[0]["name"], seen[0]["cells"]) != (view["name"], view["cells"]):
+                        self.rev_clashes.append((key, seen, (view, when)))
+                        self.rev_seen[key] = (view, when)
 
         def mutate(self, m, method, params):
                 """Sends a mutation; its result when acknowledged, None when refused for a reason the
@@ -391,6 +424,7 @@ class Run:
                         kind = "update"
                 new["revision"] = {"N": str(rev + 1)}
                 new["sync_id"] = {"S": "web-" + str(uuid.UUID(int=self.rng.getrandbits(128), version=4))}
+                new["parent_sync_id"] = item["sync_id"]  # the version it was written on (doc/sync.md)
                 new["updated_at"] = {"S": now_iso()}
                 st, r = dyn.call("PutItem", {
                         "TableName": TABLE, "Item": new, "ConditionExpression": "#r = :r AND #s = :s",
@@ -473,12 +507,12 @@ class Run:
                         retire = self.rng.random() < 0.5 and time.monotonic() >= self.retire_after
                         if nb not in self.private and (sub < 0.5 or retire):
                                 verified = harness.wait_for(lambda: self.quiet(nb), tmo(6 if retire else 2.5), 0.2)
-                                if verified:
-                                        view, _ = self.get(m, nb)
-                                        if view is None:
-                                                return
-                                        base["expected_revision"] = view["rev"]
                                 self.count("verified delete" if verified else "unverified delete")
+                                # What the delete acts on is what the machine holds now, after the wait.
+                                view, _ = self.get(m, nb)
+                                if view is None:
+                                        return
+                                base["expected_revision"] = view["rev"]
                         if self.mutate(m, "notebook.delete", base) is not None:
                                 self.record(m.name, "delete", nb, view, verified=bool(verified))
                                 self.count("notebook.delete")
@@ -486,7 +520,8 @@ class Run:
                                         self.retired.add(nb)
                                         self.count("retired")
 
-        def step_faults(self):
+        def expire_faults(self):
+                """Ends the faults whose time is up, starts the machines whose down time is over."""
                 now = time.monotonic()
                 for m in self.machines:
                         if m.fault_until is not None and now >= m.fault_until:
@@ -495,6 +530,10 @@ class Run:
                         if not m.up and m.down_until is not None and now >= m.down_until:
                                 m.start()
                                 self.count("started again")
+
+        def step_faults(self):
+                self.expire_faults()
+                now = time.monotonic()
                 for m in self.machines:
                         if m.fault is None and self.rng.random() < 0.04:
                                 kind = self.rng.choice(["partition", "refuse", "lossy", "lost answers", "throttle",
@@ -549,6 +588,38 @@ class Run:
                         else:
                                 self.op_machine()
                         time.sleep(self.rng.random() * 0.04)
+                self.final_deletes()
+
+        def final_deletes(self):
+                """One shared notebook (once every machine holds it clean at the table's revision, the
+                faults running out meanwhile) and one machine's private notebook are deleted and
+                retired, so that every seed checks invariant (3)."""
+                self.seq += 1
+                shared = [nb for nb in self.shared if nb not in self.retired]
+                if shared:
+                        nb = self.rng.choice(shared)
+                        m = self.rng.choice(self.machines)
+                        quiet = harness.wait_for(lambda: self.expire_faults() or self.quiet(nb), tmo(10), 0.2)
+                        self.count("final shared delete " + ("verified" if quiet else "not verified"))
+                        view, _ = self.get(m, nb) if m.up else (None, None)
+                        if quiet and view is not None and self.mutate(m, "notebook.delete", {
+                                        "notebook_id": nb, "expected_revision": view["rev"]}) is not None:
+                                self.record(m.name, "delete", nb, view, verified=True)
+                                self.retired.add(nb)
+                self.seq += 1
+                mine = [(nb, owner) for nb, owner in sorted(self.private.items()) if nb not in self.retired]
+                if mine:
+                        nb, owner = self.rng.choice(mine)
+                        m = self.machines[owner]
+                        if not m.up:
+                                m.start()
+                                self.count("started again")
+                        view, _ = self.get(m, nb)
+                        if view is not None and self.mutate(m, "notebook.delete", {
+                                        "notebook_id": nb, "expected_revision": view["rev"]}) is not None:
+                                self.record(m.name, "delete", nb, view, verified=False)
+                                self.retired.add(nb)
+                                self.count("final private delete")
 
         # ---- settling ---------------------------------------------------------------------
 
@@ -576,6 +647,7 @@ class Run:
                                 r = m.call("notebook.get", {"user_id": self.user, "notebook_id": nb})
                                 if r and "result" in r:
                                         snap[m.name][nb] = normalize(r["result"]["notebook"])
+                                        self.observe(m.name, nb, view_of(r["result"]["notebook"]), "after healing")
                 snap["table"] = table_items(self.user)
                 return snap
 
@@ -631,10 +703,14 @@ class Run:
         def show_op(self, op):
                 extra = {k: v for k, v in op.items() if k not in ("seq", "who", "kind", "nb", "view", "t", "rev")}
                 seen = "-" if op["view"] is None else op["view"]["rev"]
-                return (f"#{op['seq']} {op['who']} {op['kind']} (rev {seen} -> {op['rev']}) "
+                text = (f"#{op['seq']} {op['who']} {op['kind']} (rev {seen} -> {op['rev']}) "
                         + " ".join(f"{k}={v}" for k, v in extra.items()))
+                if op["kind"] in ("delete", "reset") and op["view"] is not None:
+                        text += f"; it saw name {op['view']['name']!r} cells " + ",".join(
+                                cid + ("=" + c if c.isprintable() and " " not in c else "") for cid, c in op["view"]["cells"])
+                return text
 
-        def log_lines(self, m, needle, limit=25):
+        def log_lines(self, m, needle, limit=60):
                 try:
                         with open(m.d.stderr_path, "rb") as f:
                                 text = f.read().decode(errors="replace")
@@ -642,7 +718,8 @@ class Run:
                         return []
                 hits = []
                 for ln in text.splitlines():
-                        if not (ln.startswith("--- start") or (needle in ln and not ln.endswith(" seen: none."))):
+                        if not (ln.startswith("--- start") or (needle in ln and not ln.endswith(" seen: none.")
+                                                               and not (ln.startswith("=== ") and ln.split(" ")[2] != needle))):
                                 continue
                         if hits and hits[-1][0] == ln:
                                 hits[-1][1] += 1
@@ -850,6 +927,15 @@ class Run:
                         diag += "\n\n" + self.describe(nb, snap)
                 self.point(not spurious, f"(4) no conflict in a notebook only one machine changed ({alone} such)",
                            diag if spurious else None)
+                # (5) one revision, one content.
+                diag = ""
+                for (who, nb, rev), (v1, w1), (v2, w2) in self.rev_clashes[:5]:
+                        diag += (f"{who} {nb} revision {rev}:\n  {w1}: {show_view(v1)}\n  {w2}: {show_view(v2)}\n")
+                for nb in sorted({key[1] for key, _, _ in self.rev_clashes})[:2]:
+                        diag += "\n" + self.describe(nb, snap)
+                self.point(not self.rev_clashes, f"(5) on each machine a notebook's revision number never named two "
+                           f"different contents ({len(self.rev_seen)} revisions read)",
+                           f"{len(self.rev_clashes)} clashes:\n{diag}" if self.rev_clashes else None)
                 return conflicts
 
         def cell_superseded(self, w, cell, code):
