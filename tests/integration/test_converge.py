@@ -941,9 +941,14 @@ class Run:
         def cell_superseded(self, w, cell, code):
                 """Whether an acknowledged operation after w acted on a view in which code was there and
                 removed it: replaced the code of the cell holding it, deleted that cell, deleted or reset
-                the notebook."""
+                the notebook; or reset the demo notebook where it was gone (no expected_revision can be
+                given then, so what it acted on is not known)."""
                 for x in self.ops_on(w["nb"]):
-                        if x["seq"] <= w["seq"] or x["view"] is None:
+                        if x["seq"] <= w["seq"]:
+                                continue
+                        if x["kind"] == "reset" and x["view"] is None:
+                                return True  # a reset of a demo gone here: sent without expected_revision
+                        if x["view"] is None:
                                 continue
                         held = [cid for cid, c in x["view"]["cells"] if c == code]
                         if not held:
