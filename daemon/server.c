@@ -4,6 +4,7 @@
 #include <poll.h>
 #include <pwd.h>
 #include <stdio.h>
+#include <sys/epoll.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 
@@ -12,8 +13,10 @@
 #include "model.h"
 #include "server.h"
 
-/* Bytes read from one peer per dispatch, so one busy peer cannot hold up the others. */
+/* Bytes read from one peer per pass, so one busy peer cannot hold up the others. */
 #define READ_BUDGET_BYTES (1024u * 1024)
+/* Ready connections taken from the epoll set per pass (more wait for the next pass). */
+#define PASS_EVENTS 256
 /* How long a stop waits for peers to take the replies they are owed. */
 #define DRAIN_TIMEOUT_USEC (5 * USEC_PER_SEC)
 /* A failed BEGIN (the database locked by another process) is retried after this long. */
@@ -34,7 +37,9 @@ struct Conn {
         Server *server;
         Conn *prev, *next;
         int fd;
-        sd_event_source *io;
+        uint32_t events; /* what the server's epoll set waits for on fd (0: not in the set) */
+        Conn *touched;   /* next in the server's list of connections to look at after a pass */
+        bool in_touched;
         RpcPeer peer;
         FrameReader frame;
         char *out; /* replies not yet written */
@@ -50,7 +55,9 @@ struct Server {
         Rpc *rpc;
         int listen_fd;
         sd_event_source *listen_io;
-        sd_event_source *batch; /* defer source at idle priority: runs after every pending read */
+        int epoll_fd; /* every connection; one loop source for all of them */
+        sd_event_source *conns_io;
+        sd_event_source *batch; /* runs what was queued outside a pass over the connections */
         sd_event_source *retry;
         size_t max_line;
         bool have_admin_gid;
@@ -60,6 +67,7 @@ struct Server {
         bool emfile_logged;
         bool uid_cap_logged;
         Conn *conns;
+        Conn *touched; /* connections that read, got replies, ended or failed since the last pass */
         unsigned n_conns;
         Request *queue_head, **queue_tail;
         unsigned queued;
@@ -127,7 +135,8 @@ static void conn_free(Conn *c)
                 c->next->prev = c->prev;
         s->n_conns--;
         s->rpc->connections = s->n_conns;
-        sd_event_source_disable_unref(c->io);
+        if (c->events)
+                (void)epoll_ctl(s->epoll_fd, EPOLL_CTL_DEL, c->fd, NULL);
         closep(&c->fd);
         frame_reader_done(&c->frame);
         s->rpc->watches -= c->peer.n_watches;
@@ -146,25 +155,50 @@ static void conn_maybe_free(Conn *c)
                 conn_free(c);
 }
 
+static void server_schedule(Server *s);
+
+/* Marks a connection to be looked at once the pass is over (flushed, read further, freed). */
+static void conn_touch(Conn *c)
+{
+        if (c->in_touched)
+                return;
+        c->in_touched = true;
+        c->touched = c->server->touched;
+        c->server->touched = c;
+}
+
 static void conn_update_events(Conn *c)
 {
+        Server *s = c->server;
         uint32_t events = 0;
+        int r;
 
-        if (c->dead) {
-                /* epoll reports hang-ups even when not asked; a dead peer must not keep the loop busy
-                 * until the batch step frees it. */
-                sd_event_source_set_enabled(c->io, SD_EVENT_OFF);
-                return;
-        }
         /* Reading stops while a peer has too many requests unanswered or too much unread reply:
-         * it must read before it may send more. */
-        if (!c->eof && !c->server->draining && c->pending < MAX_PIPELINED &&
+         * it must read before it may send more. A dead peer leaves the set: epoll reports hang-ups
+         * even when not asked, and it must not keep the loop busy until it is freed. */
+        if (!c->dead && !c->eof && !s->draining && c->pending < MAX_PIPELINED &&
             c->out_len - c->out_off < MAX_OUTPUT_BUFFER)
                 events |= EPOLLIN;
-        if (c->out_off < c->out_len)
+        if (!c->dead && c->out_off < c->out_len)
                 events |= EPOLLOUT;
-        sd_event_source_set_io_events(c->io, events);
-        sd_event_source_set_enabled(c->io, events ? SD_EVENT_ON : SD_EVENT_OFF);
+        if (events == c->events)
+                return;
+        if (events == 0)
+                r = epoll_ctl(s->epoll_fd, EPOLL_CTL_DEL, c->fd, NULL);
+        else
+                r = epoll_ctl(s->epoll_fd, c->events ? EPOLL_CTL_MOD : EPOLL_CTL_ADD, c->fd,
+                              &(struct epoll_event){ .events = events, .data.ptr = c });
+        if (r < 0) {
+                log_warning_errno(-errno, "Cannot watch the connection of pid %d: %m", (int)c->peer.pid);
+                c->dead = true;
+                if (c->events)
+                        (void)epoll_ctl(s->epoll_fd, EPOLL_CTL_DEL, c->fd, NULL);
+                c->events = 0;
+                conn_touch(c);
+                server_schedule(s);
+                return;
+        }
+        c->events = events;
 }
 
 #define CHANGES_LOST_LINE "{\"jsonrpc\":\"2.0\",\"method\":\"notebook.changes_lost\",\"params\":{}}\n"
@@ -300,30 +334,31 @@ static int conn_on_eof(Conn *c)
                         return -ENOMEM;
                 return queue_push(c->server, c, NULL, 0, reply);
         }
-        /* Nothing queued: free it from the batch step, not from here. */
-        server_schedule(c->server);
+        /* Nothing queued: it is freed after the pass, not from here. */
         return 0;
 }
 
-static int conn_on_io(sd_event_source *source, int fd, uint32_t revents, void *userdata)
+/* Reads what the peer sent (its complete requests join the queue) and writes what it is owed. */
+static void conn_on_io(Conn *c, uint32_t revents)
 {
-        Conn *c = userdata;
         size_t budget = READ_BUDGET_BYTES;
         int r = 0;
 
+        conn_touch(c);
         if (revents & EPOLLOUT)
                 conn_flush(c);
 
         if (revents & (EPOLLIN | EPOLLHUP | EPOLLERR)) {
                 while (!c->eof && !c->dead && budget > 0 && c->pending < MAX_PIPELINED) {
+                        size_t space, want;
                         char *p;
-                        size_t space;
                         ssize_t n;
 
                         r = frame_reader_space(&c->frame, &p, &space);
                         if (r < 0)
                                 break;
-                        n = recv(fd, p, MIN(space, budget), MSG_DONTWAIT);
+                        want = MIN(space, budget);
+                        n = recv(c->fd, p, want, MSG_DONTWAIT);
                         if (n < 0) {
                                 if (errno == EINTR)
                                         continue;
@@ -340,7 +375,9 @@ static int conn_on_io(sd_event_source *source, int fd, uint32_t revents, void *u
                         frame_reader_commit(&c->frame, (size_t)n);
                         budget -= (size_t)n;
                         r = conn_take_lines(c);
-                        if (r < 0)
+                        /* Less than asked for: the socket is most likely empty, and if not, epoll
+                         * says so in the next pass. Saves a recv() that would only fail. */
+                        if (r < 0 || (size_t)n < want)
                                 break;
                 }
         }
@@ -348,10 +385,6 @@ static int conn_on_io(sd_event_source *source, int fd, uint32_t revents, void *u
                 log_warning_errno(r, "Dropping connection of pid %d: %m", (int)c->peer.pid);
                 c->dead = true;
         }
-        if (c->dead)
-                server_schedule(c->server);
-        conn_update_events(c);
-        return 0;
 }
 
 /* Who the peer is, and whether it may act for any user. */
@@ -452,14 +485,15 @@ static int on_accept(sd_event_source *source, int fd, uint32_t revents, void *us
                         free(c);
                         continue;
                 }
-                frame_reader_init(&c->frame, s->max_line);
-                r = sd_event_add_io(s->event, &c->io, cfd, EPOLLIN, conn_on_io, c);
+                r = epoll_ctl(s->epoll_fd, EPOLL_CTL_ADD, cfd,
+                              &(struct epoll_event){ .events = EPOLLIN, .data.ptr = c });
                 if (r < 0) {
-                        frame_reader_done(&c->frame);
                         free(c);
-                        log_warning_errno(r, "Cannot watch a new connection: %m");
+                        log_warning_errno(-errno, "Cannot watch a new connection: %m");
                         continue;
                 }
+                frame_reader_init(&c->frame, s->max_line);
+                c->events = EPOLLIN;
                 c->fd = TAKE_FD(cfd);
                 c->next = s->conns;
                 if (s->conns)
@@ -545,6 +579,7 @@ void server_notify_change(Server *s, const char *user_id, const char *notebook_i
                 else if (conn_append(c, line) < 0) {
                         log_oom();
                         c->dead = true;
+                        conn_touch(c);
                         server_schedule(s);
                 } else
                         conn_flush(c);
@@ -640,6 +675,7 @@ static int server_run_batch(Server *s)
                                 log_oom();
                                 q->conn->dead = true;
                         }
+                        conn_touch(q->conn);
                         if (committed && rep->changed) {
                                 const cJSON *pair;
 
@@ -665,9 +701,11 @@ static int server_run_batch(Server *s)
         return 0;
 }
 
-static int on_batch(sd_event_source *source, void *userdata)
+/* Runs what is queued, then looks at every connection that read, got replies, ended or failed:
+ * its replies are sent, requests it already sent join the queue if it is under its pipelining
+ * limit again, and it is freed once it is done. */
+static void server_pass(Server *s)
 {
-        Server *s = userdata;
         int r;
 
         r = server_run_batch(s);
@@ -675,8 +713,11 @@ static int on_batch(sd_event_source *source, void *userdata)
                 sd_event_source_set_time_relative(s->retry, BEGIN_RETRY_USEC),
                         sd_event_source_set_enabled(s->retry, SD_EVENT_ONESHOT);
 
-        for (Conn *c = s->conns, *next; c; c = next) {
-                next = c->next;
+        while (s->touched) {
+                Conn *c = s->touched;
+
+                s->touched = c->touched;
+                c->in_touched = false;
                 conn_flush(c);
                 if (!c->dead && !c->eof && !s->draining && c->pending < MAX_PIPELINED &&
                     conn_take_lines(c) < 0)
@@ -684,6 +725,31 @@ static int on_batch(sd_event_source *source, void *userdata)
                 conn_update_events(c);
                 conn_maybe_free(c);
         }
+}
+
+static int on_batch(sd_event_source *source, void *userdata)
+{
+        server_pass(userdata);
+        return 0;
+}
+
+/* A pass over the connections: every peer that is ready is read (and written) first, so what
+ * they sent in the meantime runs in one transaction; then the replies go out. */
+static int on_conns(sd_event_source *source, int fd, uint32_t revents, void *userdata)
+{
+        struct epoll_event events[PASS_EVENTS];
+        Server *s = userdata;
+        int n;
+
+        n = epoll_wait(s->epoll_fd, events, PASS_EVENTS, 0);
+        if (n < 0 && errno != EINTR)
+                log_warning_errno(-errno, "epoll_wait() failed: %m");
+        for (int i = 0; i < n; i++)
+                conn_on_io(events[i].data.ptr, events[i].events);
+        server_pass(s);
+        /* Nothing is left for the batch source that requests of this pass may have scheduled. */
+        if (!s->queue_head)
+                sd_event_source_set_enabled(s->batch, SD_EVENT_OFF);
         return 0;
 }
 
@@ -699,6 +765,7 @@ int server_new(sd_event *event, Rpc *rpc, int listen_fd, size_t max_line, gid_t 
         s->event = sd_event_ref(event);
         s->rpc = rpc;
         s->listen_fd = -1;
+        s->epoll_fd = -1;
         s->reserve_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
         s->max_line = max_line;
         s->admin_gid = admin_gid;
@@ -713,15 +780,18 @@ int server_new(sd_event *event, Rpc *rpc, int listen_fd, size_t max_line, gid_t 
         if (r < 0)
                 return r;
         s->listen_fd = listen_fd;
+        /* The connections have an epoll set of their own, one source in the loop: a pass reads
+         * every ready peer before anything runs, which sd-event (one source per iteration) would
+         * not guarantee if each connection were a source. */
+        s->epoll_fd = epoll_create1(EPOLL_CLOEXEC);
+        if (s->epoll_fd < 0)
+                return -errno;
+        r = sd_event_add_io(event, &s->conns_io, s->epoll_fd, EPOLLIN, on_conns, s);
+        if (r < 0)
+                return r;
         r = sd_event_add_defer(event, &s->batch, on_batch, s);
         if (r < 0)
                 return r;
-        /* The same priority as the peers' reads: sources pending since an earlier loop pass run
-         * first, so the reads of one pass are dispatched before the batch that follows them (the
-         * requests that arrived together share a transaction), yet peers that stay readable
-         * without sending whole requests cannot hold the batch off for ever, as they would with
-         * an idle priority. */
-        sd_event_source_set_priority(s->batch, SD_EVENT_PRIORITY_NORMAL);
         sd_event_source_set_enabled(s->batch, SD_EVENT_OFF);
         r = sd_event_add_time_relative(event, &s->retry, CLOCK_MONOTONIC, BEGIN_RETRY_USEC, 0, on_retry, s);
         if (r < 0)
@@ -738,7 +808,9 @@ void server_drain(Server *s)
         s->draining = true;
         sd_event_source_set_enabled(s->listen_io, SD_EVENT_OFF);
         /* Requests already received are run and answered; nothing more is read. */
-        on_batch(s->batch, s);
+        for (Conn *c = s->conns; c; c = c->next)
+                conn_touch(c);
+        server_pass(s);
 
         /* The replies are owed: wait (the loop is ending anyway) until every peer took them, or
          * the deadline passed for those that do not read. */
@@ -773,6 +845,8 @@ Server *server_free(Server *s)
         while (s->conns)
                 conn_free(s->conns);
         sd_event_source_disable_unref(s->listen_io);
+        sd_event_source_disable_unref(s->conns_io);
+        closep(&s->epoll_fd);
         sd_event_source_disable_unref(s->batch);
         sd_event_source_disable_unref(s->retry);
         closep(&s->listen_fd);

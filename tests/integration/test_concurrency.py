@@ -274,5 +274,21 @@ def _():
         c.close()
 
 
+@t.case("group commit across connections: 8 clients with one request each in flight share transactions")
+def _():
+        user, nbid, clients, writes = "gcx", "gcx", 8, 100
+        d.rpc("notebook.create", {"user_id": user, "notebook_id": nbid})
+        before = d.rpc("daemon.status")["transactions"]
+        rc, out, err = run([NBSTRESS, "--socket", d.socket, "--user", user, "--notebook", nbid, "--clients",
+                            str(clients), "--writes", str(writes), "--tag", "X", "--pipeline", "1"], timeout=tmo(120))
+        t.is_(rc, 0, "nbstress exit 0")
+        used = d.rpc("daemon.status")["transactions"] - before - 1
+        total = clients * (writes + 1)  # a cell.create, then the updates
+        # Each client waits for its reply before it sends again, so only requests of different
+        # connections can share a commit; while one commits, the others' requests arrive.
+        t.ok(0 < used <= total // 2, f"{total} writes from {clients} connections committed in {used} transactions "
+             f"(at most {total // 2})")
+
+
 t.is_(d.stop(), 0, "SIGTERM: exit 0")
 t.done()
