@@ -627,3 +627,135 @@ int model_check_numbers(const char *line, size_t len, const cJSON *params, Model
         }
         return 0;
 }
+
+/* ---- list cursors -------------------------------------------------------------------------- */
+
+/* A cursor is base64url (no padding) of the JSON array [1, user_id, created_at, id]: the version of
+ * this format, whose list it continues, and the key of the last row sent. It is opaque to peers;
+ * nothing in it is secret (a peer may list that user anyway). */
+#define CURSOR_VERSION 1
+
+static const char b64url[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+
+static char *b64url_encode(const char *in, size_t n)
+{
+        char *out = malloc(n / 3 * 4 + 5), *p = out;
+        size_t i;
+
+        if (!out)
+                return NULL;
+        for (i = 0; i + 2 < n; i += 3) {
+                uint32_t v = (uint32_t)(uint8_t)in[i] << 16 | (uint32_t)(uint8_t)in[i + 1] << 8 |
+                             (uint8_t)in[i + 2];
+
+                *p++ = b64url[v >> 18 & 63];
+                *p++ = b64url[v >> 12 & 63];
+                *p++ = b64url[v >> 6 & 63];
+                *p++ = b64url[v & 63];
+        }
+        if (i < n) {
+                uint32_t v = (uint32_t)(uint8_t)in[i] << 16 | (i + 1 < n ? (uint32_t)(uint8_t)in[i + 1] << 8 : 0);
+
+                *p++ = b64url[v >> 18 & 63];
+                *p++ = b64url[v >> 12 & 63];
+                if (i + 1 < n)
+                        *p++ = b64url[v >> 6 & 63];
+        }
+        *p = '\0';
+        return out;
+}
+
+static int b64url_value(char c)
+{
+        const char *p = c ? strchr(b64url, c) : NULL;
+
+        return p ? (int)(p - b64url) : -1;
+}
+
+/* -EINVAL for anything but canonical unpadded base64url. */
+static int b64url_decode(const char *in, char **ret, size_t *ret_len)
+{
+        size_t n = strlen(in), len = 0;
+        uint32_t acc = 0;
+        unsigned bits = 0;
+        char *out;
+
+        if (n % 4 == 1)
+                return -EINVAL;
+        out = malloc(n / 4 * 3 + 3);
+        if (!out)
+                return -ENOMEM;
+        for (size_t i = 0; i < n; i++) {
+                int v = b64url_value(in[i]);
+
+                if (v < 0) {
+                        free(out);
+                        return -EINVAL;
+                }
+                acc = acc << 6 | (uint32_t)v;
+                bits += 6;
+                if (bits >= 8) {
+                        bits -= 8;
+                        out[len++] = (char)(acc >> bits & 0xff);
+                }
+        }
+        /* Bits left over must be zero, so that one key has one cursor. */
+        if (acc & ((1u << bits) - 1)) {
+                free(out);
+                return -EINVAL;
+        }
+        out[len] = '\0';
+        *ret = out;
+        *ret_len = len;
+        return 0;
+}
+
+char *model_list_cursor_format(const char *user_id, const char *created_at, const char *id)
+{
+        _cleanup_(cJSON_Deletep) cJSON *a = cJSON_CreateArray();
+        _cleanup_free_ char *json = NULL;
+
+        if (!a || !cJSON_AddItemToArray(a, cJSON_CreateNumber(CURSOR_VERSION)) ||
+            !cJSON_AddItemToArray(a, cJSON_CreateString(user_id)) ||
+            !cJSON_AddItemToArray(a, cJSON_CreateString(created_at)) ||
+            !cJSON_AddItemToArray(a, cJSON_CreateString(id)))
+                return NULL;
+        json = model_json_print(a, false);
+        if (!json)
+                return NULL;
+        return b64url_encode(json, strlen(json));
+}
+
+int model_list_cursor_parse(const char *cursor, const char *user_id, cJSON **ret, const char **ret_created_at,
+                            const char **ret_id)
+{
+        _cleanup_(cJSON_Deletep) cJSON *a = NULL;
+        _cleanup_free_ char *json = NULL;
+        const cJSON *v, *u, *c, *i;
+        size_t len;
+        int r;
+
+        if (strlen(cursor) > MAX_LIST_CURSOR_BYTES)
+                return -EINVAL;
+        r = b64url_decode(cursor, &json, &len);
+        if (r < 0)
+                return r;
+        if (strlen(json) != len || !utf8_is_valid(json, len))
+                return -EINVAL;
+        a = cJSON_ParseWithLength(json, len);
+        if (!cJSON_IsArray(a) || cJSON_GetArraySize(a) != 4)
+                return -EINVAL;
+        v = cJSON_GetArrayItem(a, 0);
+        u = cJSON_GetArrayItem(a, 1);
+        c = cJSON_GetArrayItem(a, 2);
+        i = cJSON_GetArrayItem(a, 3);
+        if (!cJSON_IsNumber(v) || v->valuedouble != CURSOR_VERSION || !cJSON_IsString(u) || !cJSON_IsString(c) ||
+            !c->valuestring[0] || !cJSON_IsString(i) || !model_id_valid(i->valuestring, MAX_ID_BYTES))
+                return -EINVAL;
+        if (!streq(u->valuestring, user_id))
+                return -EPERM;
+        *ret_created_at = c->valuestring;
+        *ret_id = i->valuestring;
+        *ret = TAKE_PTR(a);
+        return 0;
+}

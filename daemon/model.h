@@ -77,3 +77,11 @@ int model_check_numbers(const char *line, size_t len, const cJSON *params, Model
 /* The same for one number's text: 0, -ERANGE (out of DynamoDB's range), -EDOM (a double cannot
  * hold it digit for digit), -ENOMEM. */
 int model_number_check(const char *text, size_t len);
+
+/* notebook.list cursors: opaque to peers, they name the user whose list they continue and the key
+ * (created_at, id) of the last notebook sent. format: NULL on OOM. parse: 0 and the key (pointing
+ * into *ret, which the caller frees), -EINVAL for a cursor the daemon did not make, -EPERM for one
+ * of another user's list, -ENOMEM. */
+char *model_list_cursor_format(const char *user_id, const char *created_at, const char *id);
+int model_list_cursor_parse(const char *cursor, const char *user_id, cJSON **ret, const char **ret_created_at,
+                            const char **ret_id);

@@ -343,15 +343,52 @@ static bool add_item(cJSON *obj, const char *key, cJSON *item)
 
 #define CELL_KEYS "type", "code", "status", "stdout", "outputs", "error", "reads", "writes"
 
+/* The key of the last summary of a page, as a cursor for the next. */
+static cJSON *list_next_cursor(Call *c, const cJSON *list, bool more)
+{
+        const cJSON *last = cJSON_GetArrayItem(list, cJSON_GetArraySize(list) - 1);
+        _cleanup_free_ char *cursor = NULL;
+
+        if (!more || !last)
+                return cJSON_CreateNull();
+        cursor = model_list_cursor_format(c->user_id,
+                                          cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(last, "created_at")),
+                                          cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(last, "id")));
+        return cursor ? cJSON_CreateString(cursor) : NULL;
+}
+
 static int m_notebook_list(Call *c)
 {
+        _cleanup_(cJSON_Deletep) cJSON *key_holder = NULL;
+        StoreListKey key = {};
+        const char *cursor;
         cJSON *list = NULL;
-        bool provisioned;
+        bool provisioned = false, more;
+        long long limit = MAX_LIST_PAGE;
         int r;
 
-        r = store_provision(c->rpc->store, c->user_id, &provisioned);
+        r = model_get_int(c->params, "limit", 1, MAX_LIST_PAGE, false, &limit, NULL, &c->error);
         if (r < 0)
-                return store_error(c, r, NULL, NULL, NULL);
+                return r;
+        r = model_get_string(c->params, "cursor", MAX_LIST_CURSOR_BYTES, false, &cursor, NULL, &c->error);
+        if (r < 0)
+                return r;
+        if (r > 0) {
+                r = model_list_cursor_parse(cursor, c->user_id, &key_holder, &key.created_at, &key.id);
+                if (r == -ENOMEM)
+                        return r;
+                if (r == -EPERM)
+                        return model_error(&c->error, RPC_INVALID_PARAMS, "cursor", -1,
+                                           "\"cursor\" continues the list of another user.");
+                if (r < 0)
+                        return model_error(&c->error, RPC_INVALID_PARAMS, "cursor", -1,
+                                           "\"cursor\" is not one this daemon gave out.");
+        } else {
+                /* The first page provisions, as the one list call did before lists had pages. */
+                r = store_provision(c->rpc->store, c->user_id, &provisioned);
+                if (r < 0)
+                        return store_error(c, r, NULL, NULL, NULL);
+        }
         if (provisioned) {
                 char id[MAX_ID_BYTES + 1];
 
@@ -363,12 +400,14 @@ static int m_notebook_list(Call *c)
                 if (c->rpc->sync_pull)
                         c->rpc->sync_pull(c->rpc->sync_userdata, c->user_id);
         }
-        r = store_notebook_list(c->rpc->store, c->user_id, &list);
+        r = store_notebook_list(c->rpc->store, c->user_id, key_holder ? &key : NULL, (unsigned)limit, &list,
+                                &more);
         if (r < 0)
                 return store_error(c, r, NULL, NULL, NULL);
         if (result_new(c) < 0 || !cJSON_AddStringToObject(c->result, "user_id", c->user_id) ||
             !cJSON_AddBoolToObject(c->result, "provisioned", provisioned) ||
-            !add_item(c->result, "notebooks", list))
+            !add_item(c->result, "notebooks", list) ||
+            !add_item(c->result, "next_cursor", list_next_cursor(c, list, more)))
                 return -ENOMEM;
         return 0;
 }
@@ -1005,7 +1044,8 @@ static int m_sync_resolve(Call *c)
 }
 
 static const Method methods[] = {
-        { "notebook.list", m_notebook_list, true, true, (const char *const[]){ "user_id", NULL } },
+        { "notebook.list", m_notebook_list, true, true,
+          (const char *const[]){ "user_id", "limit", "cursor", NULL } },
         { "notebook.get", m_notebook_get, false, true,
           (const char *const[]){ "user_id", "notebook_id", NULL } },
         { "notebook.create", m_notebook_create, true, true,

@@ -1,4 +1,5 @@
 /* SPDX-License-Identifier: MIT */
+#include <assert.h>
 #include <limits.h>
 #include <stdio.h>
 #include <sqlite3.h>
@@ -23,6 +24,7 @@ typedef enum SqlId {
         SQL_NB_FIND,
         SQL_NB_GET,
         SQL_NB_LIST,
+        SQL_NB_LIST_AFTER,
         SQL_NB_INSERT,
         SQL_NB_REVIVE,
         SQL_NB_BUMP,
@@ -89,8 +91,13 @@ static const char *const sql_text[_SQL_MAX] = {
         [SQL_ROLLBACK_TO] = "ROLLBACK TO req",
         [SQL_NB_FIND] = "SELECT nb, revision, deleted FROM notebooks WHERE user_id = ?1 AND id = ?2",
         [SQL_NB_GET] = "SELECT " NB_COLUMNS " FROM notebooks n WHERE nb = ?1",
+        /* Pages of a list walk the index notebooks_by_user_created from the key of the last row
+         * sent, never an OFFSET: a page costs its own rows whatever lies before it, and rows
+         * deleted or added before the key do not shift what comes after. */
         [SQL_NB_LIST] = "SELECT " NB_COLUMNS " FROM notebooks n WHERE user_id = ?1 AND deleted = 0 "
-                        "ORDER BY created_at, id",
+                        "ORDER BY created_at, id LIMIT ?2",
+        [SQL_NB_LIST_AFTER] = "SELECT " NB_COLUMNS " FROM notebooks n WHERE user_id = ?1 AND deleted = 0 "
+                              "AND (created_at, id) > (?3, ?4) ORDER BY created_at, id LIMIT ?2",
         [SQL_NB_INSERT] = "INSERT INTO notebooks (user_id, id, name, db_conn_string, revision, created_at, "
                           "updated_at, ttl, demo_version, dirty, dirty_since) "
                           "VALUES (?1, ?2, ?3, ?4, 1 + coalesce((SELECT high FROM revisions "
@@ -757,12 +764,29 @@ int store_notebook_head(Store *s, const char *user_id, const char *notebook_id, 
         return nb_find(s, user_id, notebook_id, &nb, ret_revision, ret_deleted);
 }
 
-int store_notebook_list(Store *s, const char *user_id, cJSON **ret)
+int store_notebook_list(Store *s, const char *user_id, const StoreListKey *after, unsigned limit, cJSON **ret,
+                        bool *ret_more)
 {
-        sqlite3_stmt *st = stmt(s, SQL_NB_LIST);
+        sqlite3_stmt *st = stmt(s, after ? SQL_NB_LIST_AFTER : SQL_NB_LIST);
+        cJSON *list;
+        int r;
 
+        assert(limit > 0);
         bind_text(st, 1, user_id);
-        return rows_to_array(s, st, summary_from_row, ret);
+        /* One row more than asked tells whether another page follows. */
+        sqlite3_bind_int64(st, 2, (sqlite3_int64)limit + 1);
+        if (after) {
+                bind_text(st, 3, after->created_at);
+                bind_text(st, 4, after->id);
+        }
+        r = rows_to_array(s, st, summary_from_row, &list);
+        if (r < 0)
+                return r;
+        *ret_more = cJSON_GetArraySize(list) > (int)limit;
+        if (*ret_more)
+                cJSON_DeleteItemFromArray(list, (int)limit);
+        *ret = list;
+        return 0;
 }
 
 int store_notebook_get(Store *s, const char *user_id, const char *notebook_id, cJSON **ret)

@@ -67,12 +67,13 @@ static void test_provision(Store *s)
 {
         _cleanup_(cJSON_Deletep) cJSON *list = NULL, *demo = NULL;
         StoreMut m = STORE_MUT_INIT;
-        bool prov;
+        bool prov, more;
 
         is_int(store_provision(s, "alice", &prov), 0, "first provisioning");
         ok(prov, "provisions");
-        is_int(store_notebook_list(s, "alice", &list), 0, "list");
+        is_int(store_notebook_list(s, "alice", NULL, MAX_LIST_PAGE, &list, &more), 0, "list");
         is_int(cJSON_GetArraySize(list), 2, "blank and demo exist");
+        ok(!more, "and nothing more");
         is_int(store_notebook_get(s, "alice", "demo-alice", &demo), 0, "demo can be read");
         is_int(cJSON_GetArraySize(cJSON_GetObjectItem(demo, "cells")), 6, "demo has six cells");
         is_int(cJSON_GetObjectItem(demo, "demo_version")->valueint, DEMO_VERSION, "demo_version set");
@@ -83,6 +84,62 @@ static void test_provision(Store *s)
         ok(!prov, "does nothing");
         is_int(store_notebook_exists(s, "alice", "demo-alice"), 0, "a deleted demo is not re-created");
         is_int(store_notebook_exists(s, "bob", "demo-alice"), 0, "notebooks belong to their user");
+}
+
+/* Pages follow the key of the last row: rows deleted or created between pages do not make the
+ * next page skip or repeat a notebook that was there throughout. */
+static void test_list_pages(Store *s)
+{
+        StoreMut m = STORE_MUT_INIT;
+        char id[32], at[64], key_id[32];
+        StoreListKey key = { at, key_id };
+        unsigned seen[30] = { 0 }, pages = 0;
+        bool more = true, first = true;
+
+        for (unsigned i = 0; i < 30; i++) {
+                snprintf(id, sizeof(id), "p%02u", i);
+                if (store_notebook_create(s, "pager", id, NULL, NULL, NULL) < 0)
+                        break;
+        }
+        while (more && pages < 20) {
+                _cleanup_(cJSON_Deletep) cJSON *list = NULL;
+                const cJSON *n;
+                int count;
+
+                if (store_notebook_list(s, "pager", first ? NULL : &key, 7, &list, &more) < 0)
+                        break;
+                first = false;
+                pages++;
+                count = cJSON_GetArraySize(list);
+                ok(count <= 7, "a page holds at most its limit");
+                cJSON_ArrayForEach(n, list)
+                {
+                        unsigned k;
+
+                        if (sscanf(cJSON_GetObjectItem(n, "id")->valuestring, "p%u", &k) == 1 && k < 30)
+                                seen[k]++;
+                }
+                if (count == 0)
+                        break;
+                n = cJSON_GetArrayItem(list, count - 1);
+                snprintf(at, sizeof(at), "%s", cJSON_GetObjectItem(n, "created_at")->valuestring);
+                snprintf(key_id, sizeof(key_id), "%s", cJSON_GetObjectItem(n, "id")->valuestring);
+                /* Between pages: the last row sent and one not yet sent go, a new one comes. */
+                (void)store_notebook_delete(s, "pager", key_id, &m);
+                m = (StoreMut)STORE_MUT_INIT;
+                snprintf(id, sizeof(id), "p%02u", 29 - pages);
+                (void)store_notebook_delete(s, "pager", id, &m);
+                m = (StoreMut)STORE_MUT_INIT;
+                snprintf(id, sizeof(id), "new%u", pages);
+                (void)store_notebook_create(s, "pager", id, NULL, NULL, NULL);
+        }
+        ok(!more, "the last page says so");
+        for (unsigned i = 0; i < 30; i++)
+                if (seen[i] != 1 && i < 29 - pages) {
+                        ok(false, "notebook p%02u there throughout seen %u times", i, seen[i]);
+                        return;
+                }
+        ok(true, "every notebook there throughout was listed once, over %u pages", pages);
 }
 
 static void test_revisions(Store *s)
@@ -468,6 +525,7 @@ int main(void)
         test_provision(s);
         test_revisions(s);
         test_cells(s);
+        test_list_pages(s);
         test_renumber(s);
         test_cell_limit(s);
         test_savepoints(s);
