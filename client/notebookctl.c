@@ -515,35 +515,30 @@ static int64_t int_or(const cJSON *o, const char *key, int64_t dflt)
 /* ---------------------------------------------------------------------------------------------
  * Commands */
 
-static int cmd_list(Ctl *ctl, const Command *cmd, int argc, char **argv)
-{
-        _cleanup_(cjson_deletep) cJSON *res = NULL;
-        const cJSON *nbs, *nb;
-        size_t w_id = 2, w_name = 4;
-        int r, ex;
+/* Notebooks asked for per page: the daemon's largest page. */
+#define LIST_PAGE 1000
 
-        if (simple_args(ctl, cmd, argc, argv, 0, &ex) < 0)
-                return ex;
-        r = ctl_call(ctl, "notebook.list", params_new(ctl), &res);
-        if (r != EXIT_OK)
-                return r;
-        if (ctl->json) {
-                print_json(res);
-                return EXIT_OK;
-        }
-        nbs = cJSON_GetObjectItemCaseSensitive(res, "notebooks");
+static void list_widths(const cJSON *nbs, size_t *w_id, size_t *w_name)
+{
+        const cJSON *nb;
+
         cJSON_ArrayForEach(nb, nbs)
         {
                 size_t a = text_width(str_or_dash(nb, "id")), b = text_width(str_or_dash(nb, "name"));
-                if (a > w_id)
-                        w_id = a;
-                if (b > w_name)
-                        w_name = b;
+
+                if (a > *w_id)
+                        *w_id = a;
+                if (b > *w_name)
+                        *w_name = b;
         }
-        if (w_name > 40)
-                w_name = 40; /* longer names push the other columns, but do not widen them all */
-        printf("%-*s  %-*s  %5s  %5s  %s\n", (int)w_id, "ID", (int)w_name, "NAME", "CELLS", "REV",
-               "UPDATED");
+        if (*w_name > 40)
+                *w_name = 40; /* longer names push the other columns, but do not widen them all */
+}
+
+static void list_rows(const cJSON *nbs, size_t w_id, size_t w_name)
+{
+        const cJSON *nb;
+
         cJSON_ArrayForEach(nb, nbs)
         {
                 const char *id = str_or_dash(nb, "id"), *name = str_or_dash(nb, "name");
@@ -558,6 +553,85 @@ static int cmd_list(Ctl *ctl, const Command *cmd, int argc, char **argv)
                 printf("%5" PRId64 "  %5" PRId64 "  %s\n", int_or(nb, "cell_count", 0),
                        int_or(nb, "revision", 0), str_or_dash(nb, "updated_at"));
         }
+}
+
+/* The summaries of one page as members of the "notebooks" array of the --json document. */
+static int list_json_items(const cJSON *nbs, bool *first)
+{
+        const cJSON *nb;
+
+        cJSON_ArrayForEach(nb, nbs)
+        {
+                _cleanup_(freep) char *t = cJSON_PrintUnformatted(nb);
+
+                if (!t)
+                        return local_error("out of memory");
+                printf("%s\n\t\t%s", *first ? "" : ",", t);
+                *first = false;
+        }
+        return EXIT_OK;
+}
+
+/* Follows the daemon's pages and prints each as it comes, so that a long list takes no more
+ * memory than one page. The table's column widths come from the first page; a longer id or name
+ * further down pushes the columns of its own row only. --json prints one document, the daemon's
+ * first result with the notebooks of every page in its array (and no next_cursor). */
+static int cmd_list(Ctl *ctl, const Command *cmd, int argc, char **argv)
+{
+        _cleanup_(freep) char *cursor = NULL;
+        size_t w_id = 2, w_name = 4;
+        bool first_page = true, first_item = true;
+        int r, ex;
+
+        if (simple_args(ctl, cmd, argc, argv, 0, &ex) < 0)
+                return ex;
+        for (;;) {
+                _cleanup_(cjson_deletep) cJSON *res = NULL;
+                cJSON *p = params_new(ctl);
+                const cJSON *nbs, *next;
+
+                if (!p || !cJSON_AddNumberToObject(p, "limit", LIST_PAGE) ||
+                    (cursor && !cJSON_AddStringToObject(p, "cursor", cursor))) {
+                        cJSON_Delete(p);
+                        return local_error("out of memory");
+                }
+                r = ctl_call(ctl, "notebook.list", p, &res);
+                /* With part of a --json document out, it stays unfinished, so that no parser takes
+                 * it for the whole list; the exit status tells why. */
+                if (r != EXIT_OK)
+                        return r;
+                nbs = cJSON_GetObjectItemCaseSensitive(res, "notebooks");
+                next = cJSON_GetObjectItemCaseSensitive(res, "next_cursor");
+                if (first_page && ctl->json) {
+                        _cleanup_(freep) char *user = NULL, *prov = NULL;
+
+                        user = cJSON_Print(cJSON_GetObjectItemCaseSensitive(res, "user_id"));
+                        prov = cJSON_Print(cJSON_GetObjectItemCaseSensitive(res, "provisioned"));
+                        if (!user || !prov)
+                                return local_error("out of memory");
+                        printf("{\n\t\"user_id\":\t%s,\n\t\"provisioned\":\t%s,\n\t\"notebooks\":\t[", user,
+                               prov);
+                } else if (first_page) {
+                        list_widths(nbs, &w_id, &w_name);
+                        printf("%-*s  %-*s  %5s  %5s  %s\n", (int)w_id, "ID", (int)w_name, "NAME", "CELLS",
+                               "REV", "UPDATED");
+                }
+                first_page = false;
+                if (ctl->json) {
+                        r = list_json_items(nbs, &first_item);
+                        if (r != EXIT_OK)
+                                return r;
+                } else
+                        list_rows(nbs, w_id, w_name);
+                if (!cJSON_IsString(next))
+                        break;
+                free(cursor);
+                cursor = strdup(next->valuestring);
+                if (!cursor)
+                        return local_error("out of memory");
+        }
+        if (ctl->json)
+                printf("%s]\n}\n", first_item ? "" : "\n\t");
         return EXIT_OK;
 }
 
