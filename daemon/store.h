@@ -120,10 +120,10 @@ int store_cell_delete(Store *s, const char *user_id, const char *notebook_id, co
 int store_cell_move(Store *s, const char *user_id, const char *notebook_id, const char *cell_id, StoreMut *m,
                     const CellPlace *place, int64_t *ret_index);
 
+/* Kept up to date with every change, so reading them costs the same however many there are. */
 typedef struct StoreStats {
         int64_t notebooks; /* live ones */
         int64_t users;     /* provisioned */
-        int64_t dirty;     /* notebooks with changes not yet synced */
 } StoreStats;
 int store_stats(Store *s, StoreStats *ret);
 

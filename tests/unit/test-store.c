@@ -474,7 +474,14 @@ static void test_migrate_v1(void)
         ok(store_open(path, true, &s, err, sizeof(err)) == 0, "opens and migrates");
         if (!s)
                 return;
-        is_int(store_schema_version(s), 2, "to schema 2");
+        is_int(store_schema_version(s), (int)store_migrations[store_migrations_count - 1].version,
+               "to the latest schema");
+        {
+                StoreStats st = { -1, -1 };
+
+                is_int(store_stats(s, &st), 0, "stats");
+                ok(st.notebooks == 1 && st.users == 0, "counts start from what the database holds");
+        }
         is_int(store_sync_read(s, "u", "n", NULL, &info), 0, "the notebook is there");
         ok(info.base_revision == 3 && streq_ptr(info.base_sync_id, "abc") && info.dirty,
            "base (3, abc), still dirty");
@@ -483,6 +490,44 @@ static void test_migrate_v1(void)
                "the token in flight is in the ledger");
         is_int(rev, 4, "with the notebook's revision");
         store_free(s);
+}
+
+static int64_t count_sql(sqlite3 *db, const char *sql)
+{
+        sqlite3_stmt *st = NULL;
+        int64_t n = -1;
+
+        if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) == SQLITE_OK && sqlite3_step(st) == SQLITE_ROW)
+                n = sqlite3_column_int64(st, 0);
+        sqlite3_finalize(st);
+        return n;
+}
+
+/* The counts of status, kept by triggers, against counting the rows, after every kind of change
+ * the tests above made (creates, deletes, revivals, sync inserts and removals), and across a
+ * rolled-back savepoint. */
+static void test_counts(Store *s)
+{
+        StoreStats st = { -1, -1 }, st2 = { -1, -1 };
+        sqlite3 *db = NULL;
+
+        ok(sqlite3_open(db_path, &db) == SQLITE_OK, "a second connection");
+        is_int(store_stats(s, &st), 0, "stats");
+        ok(st.notebooks > 0 && st.notebooks == count_sql(db, "SELECT count(*) FROM notebooks WHERE deleted = 0"),
+           "live notebooks: %lld", (long long)st.notebooks);
+        ok(st.users > 0 && st.users == count_sql(db, "SELECT count(*) FROM users"), "users: %lld",
+           (long long)st.users);
+        sqlite3_close(db);
+
+        store_begin(s);
+        store_savepoint(s);
+        (void)store_notebook_create(s, "counter", "gone", NULL, NULL, NULL);
+        (void)store_provision(s, "counter", &(bool){ false });
+        store_rollback_to(s);
+        store_release(s);
+        store_commit(s);
+        is_int(store_stats(s, &st2), 0, "stats again");
+        ok(st2.notebooks == st.notebooks && st2.users == st.users, "a rolled-back savepoint counts nothing");
 }
 
 static void test_reopen_and_version(void)
@@ -521,7 +566,8 @@ int main(void)
         ok(s != NULL, "a new database opens and migrates");
         if (!s)
                 return tap_done();
-        is_int(store_schema_version(s), 2, "schema version 2");
+        is_int(store_schema_version(s), (int)store_migrations[store_migrations_count - 1].version,
+               "at the latest schema version");
         test_provision(s);
         test_revisions(s);
         test_cells(s);
@@ -530,6 +576,7 @@ int main(void)
         test_cell_limit(s);
         test_savepoints(s);
         test_sync(s);
+        test_counts(s);
         store_free(s);
         test_reopen_and_version();
         test_migrate_v1();
