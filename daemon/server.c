@@ -19,6 +19,8 @@
 #define PASS_EVENTS 256
 /* How long a stop waits for peers to take the replies they are owed. */
 #define DRAIN_TIMEOUT_USEC (5 * USEC_PER_SEC)
+/* Output buffer a connection keeps between replies; a larger one is freed once sent. */
+#define OUT_KEEP_BYTES (64u * 1024)
 /* A failed BEGIN (the database locked by another process) is retried after this long. */
 #define BEGIN_RETRY_USEC (100 * USEC_PER_MSEC)
 
@@ -229,8 +231,16 @@ static void conn_flush(Conn *c)
                 }
                 c->out_off += (size_t)n;
         }
-        if (c->out_off == c->out_len)
+        if (c->out_off == c->out_len) {
                 c->out_off = c->out_len = 0;
+                /* Give back what one large reply (a page of a list) made the buffer grow to once it
+                 * is sent: an idle connection keeps at most OUT_KEEP_BYTES, however many there are. */
+                if (c->out_alloc > OUT_KEEP_BYTES) {
+                        free(c->out);
+                        c->out = NULL;
+                        c->out_alloc = 0;
+                }
+        }
 }
 
 static int conn_append(Conn *c, const char *text)
