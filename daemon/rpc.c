@@ -370,7 +370,8 @@ static int m_notebook_list(Call *c)
         r = model_get_int(c->params, "limit", 1, MAX_LIST_PAGE, false, &limit, NULL, &c->error);
         if (r < 0)
                 return r;
-        r = model_get_string(c->params, "cursor", MAX_LIST_CURSOR_BYTES, false, &cursor, NULL, &c->error);
+        /* Any length: one over MAX_LIST_CURSOR_BYTES is not a cursor we made, refused as such. */
+        r = model_get_string(c->params, "cursor", SIZE_MAX, false, &cursor, NULL, &c->error);
         if (r < 0)
                 return r;
         if (r > 0) {

@@ -67,6 +67,35 @@ def _():
         t.like(res[1], f"blank-{me}", f"list without --user: {me}'s notebooks")
 
 
+@t.case("list: more notebooks than one page, table and --json")
+def _():
+        P = "cli-pages"
+        raw.rpc("notebook.list", {"user_id": P})
+        ids = [f"pg{i:05d}" for i in range(2600)]
+        replies = raw.pipeline([{"jsonrpc": "2.0", "id": k, "method": "notebook.create",
+                                 "params": {"user_id": P, "notebook_id": i, "name": f"Page {i}"}}
+                                for k, i in enumerate(ids)])
+        t.is_(sum("result" in r for r in replies), 2600, "2,600 notebooks made (2,602 with blank and demo)")
+        want = [f"blank-{P}", f"demo-{P}"] + ids
+        rc, out, err = nc("list", user=P)
+        t.is_(rc, 0, "list: exit 0")
+        lines = out.splitlines()
+        t.ok(lines and lines[0].startswith("ID"), "one header", short(lines[:2]))
+        t.is_(sum(1 for ln in lines if ln.startswith("ID ")), 1, "only one header over three pages")
+        got = [ln.split()[0] for ln in lines[1:]]
+        t.is_(sorted(got[:2]) + got[2:], want, "every notebook once, oldest first, over three pages")
+        rc, js, err = nj("list", user=P)
+        t.is_(rc, 0, "list --json: exit 0")
+        t.ok(isinstance(js, dict) and set(js) == {"user_id", "provisioned", "notebooks"},
+             "one JSON document with user_id, provisioned, notebooks", short(err))
+        if isinstance(js, dict):
+                got = [n["id"] for n in js["notebooks"]]
+                t.is_(sorted(got[:2]) + got[2:], want, "--json: every notebook once, in order")
+                t.is_(js["user_id"], P, "--json: user_id")
+                first = raw.rpc("notebook.list", {"user_id": P})["notebooks"]
+                t.is_(js["notebooks"][:1000], first, "--json: the summaries as the daemon gives them")
+
+
 @t.case("create, rename, rm")
 def _():
         res = nc("create", "--name", "My Book", "--id", "book")

@@ -635,6 +635,126 @@ def _():
         t.is_(get(U, "n")["cells"][0]["outputs"][0], stored, "the stored outputs did not change")
 
 
+def make_notebooks(conn, user, ids, **fields):
+        """notebook.create for each id, pipelined over one connection; returns how many succeeded."""
+        replies = conn.pipeline([req("notebook.create", dict({"user_id": user, "notebook_id": i}, **fields), id=k)
+                                 for k, i in enumerate(ids)])
+        return sum("result" in r for r in replies)
+
+
+def list_all(conn, user, limit, between=None):
+        """Follows next_cursor to the end; returns (ids in order, pages). between(page_no, reply) runs
+        after each page but the last."""
+        ids, pages, cursor = [], 0, None
+        while True:
+                p = {"user_id": user, "limit": limit}
+                if cursor is not None:
+                        p["cursor"] = cursor
+                r = conn.rpc("notebook.list", p)
+                pages += 1
+                ids += [n["id"] for n in r["notebooks"]]
+                cursor = r["next_cursor"]
+                if cursor is None or pages > 10000:
+                        return ids, pages
+                if between:
+                        between(pages, r)
+
+
+@t.case("notebook.list pages: limit bounds, default 1000, next_cursor null at the end")
+def _():
+        U = "pager"
+        rpc("notebook.list", {"user_id": U})
+        t.is_(make_notebooks(c, U, [f"p{i:05d}" for i in range(2998)]), 2998, "2,998 notebooks made (3,000 with "
+              "blank and demo)")
+        r = rpc("notebook.list", {"user_id": U})
+        t.is_(len(r["notebooks"]), 1000, "without limit a page holds 1000")
+        t.ok(isinstance(r["next_cursor"], str) and r["next_cursor"], "and next_cursor is a string")
+        t.is_(r["provisioned"], False, "provisioned false")
+        r2 = rpc("notebook.list", {"user_id": U, "limit": 1000, "cursor": r["next_cursor"]})
+        r3 = rpc("notebook.list", {"user_id": U, "limit": 1000, "cursor": r2["next_cursor"]})
+        t.is_(len(r3["notebooks"]), 1000, "the third page is full")
+        t.is_(r3["next_cursor"], None, "and the last: next_cursor null, nothing is left")
+        whole = [n["id"] for n in r["notebooks"] + r2["notebooks"] + r3["notebooks"]]
+        t.is_(len(set(whole)), 3000, "3,000 distinct notebooks over three pages")
+        t.ok(whole[:2] == [f"blank-{U}", f"demo-{U}"] or sorted(whole[:2]) == [f"blank-{U}", f"demo-{U}"],
+             "oldest first", short(whole[:3]))
+        for k in (0, -1, 1001, 1.5, "10", None, True):
+                t.error_is(call("notebook.list", {"user_id": U, "limit": k}), -32602, f"limit {k!r} is refused",
+                           "limit")
+        r = rpc("notebook.list", {"user_id": U, "limit": 1})
+        t.is_(len(r["notebooks"]), 1, "limit 1: one notebook")
+        ids, pages = list_all(c, U, 7)
+        t.is_(ids, whole, "pages of 7: the same notebooks in the same order")
+        t.is_(pages, (3000 + 6) // 7, "in ceil(3000 / 7) pages")
+        ids, pages = list_all(c, U, 1000)
+        t.is_(pages, 3, "exactly three pages of 1000: the last one says it is the last")
+        empty = rpc("notebook.list", {"user_id": "pager-empty"})
+        t.is_(len(empty["notebooks"]), 2, "a new user: blank and demo")
+        t.is_(empty["next_cursor"], None, "one page, next_cursor null")
+        t.is_(empty["provisioned"], True, "the first page provisions")
+
+
+@t.case("notebook.list pages: creates and deletes between pages skip or repeat nothing")
+def _():
+        U = "pager-churn"
+        rpc("notebook.list", {"user_id": U})
+        base = [f"c{i:05d}" for i in range(3000)]
+        t.is_(make_notebooks(c, U, base), 3000, "3,000 notebooks made")
+        everyone = [f"blank-{U}", f"demo-{U}"] + base
+        deleted, created = set(), []
+        other = d.client()
+
+        def churn(page, r):
+                # From another connection: delete the last one sent, one further on, one already
+                # sent; create new ones (some sorting before the cursor by id, same millisecond or
+                # not).
+                last = r["notebooks"][-1]["id"]
+                victims = [last, base[min(len(base) - 1, 700 * page + 350)], base[max(0, 250 * page - 100)]]
+                for v in victims:
+                        if v not in deleted:
+                                res = other.call("notebook.delete", {"user_id": U, "notebook_id": v})
+                                if "result" in res:
+                                        deleted.add(v)
+                for k in range(3):
+                        nid = f"{'a' if k == 0 else 'z'}-new-{page}-{k}"
+                        if "result" in other.call("notebook.create", {"user_id": U, "notebook_id": nid}):
+                                created.append(nid)
+
+        ids, pages = list_all(c, U, 250, churn)
+        other.close()
+        throughout = [i for i in everyone if i not in deleted]
+        seen = set(ids)
+        t.is_(len(ids), len(seen), "no notebook listed twice")
+        missing = [i for i in throughout if i not in seen]
+        t.is_(missing, [], f"every notebook there throughout was listed ({len(throughout)} over {pages} pages)")
+        t.ok(seen <= set(everyone) | set(created), "nothing listed that never existed")
+        t.is_([i for i in ids if i in set(throughout)], throughout, "in created_at, id order")
+
+
+@t.case("notebook.list: a cursor the daemon did not make, or another user's, is -32602 naming cursor")
+def _():
+        U = "pager-bad"
+        rpc("notebook.list", {"user_id": U})
+        make_notebooks(c, U, [f"b{i}" for i in range(5)])
+        r = rpc("notebook.list", {"user_id": U, "limit": 2})
+        good = r["next_cursor"]
+        bad = ["", "x", "!!!!", good[:-1], good + "A", good[:-1] + ("A" if good[-1] != "A" else "B"),
+               "W10", "WzEsInBhZ2VyLWJhZCJd", "a" * 20000, 12, None, ["x"], {"a": 1}]
+        for b in bad:
+                t.error_is(call("notebook.list", {"user_id": U, "cursor": b}), -32602, f"cursor {short(b, 40)!r}",
+                           "cursor")
+        t.error_is(call("notebook.list", {"user_id": "pager-other", "cursor": good}), -32602,
+                   "another user's cursor", "cursor")
+        r2 = rpc("notebook.list", {"user_id": U, "limit": 2, "cursor": good})
+        t.is_([n["id"] for n in r2["notebooks"]], ["b0", "b1"], "the good cursor still works after all that")
+        t.error_is(call("notebook.list", {"user_id": U, "page": 2}), -32602, "unknown parameters are still refused")
+        # A cursor outlives its notebook: the next page starts after where it was.
+        rpc("notebook.delete", {"user_id": U, "notebook_id": "b1"})
+        r3 = rpc("notebook.list", {"user_id": U, "limit": 10, "cursor": r2["next_cursor"]})
+        t.is_([n["id"] for n in r3["notebooks"]], ["b2", "b3", "b4"], "a cursor whose notebook was deleted")
+        t.is_(r3["next_cursor"], None, "last page")
+
+
 @t.case("request ids echoed exactly")
 def _():
         with d.client() as ic:
