@@ -1892,7 +1892,10 @@ static int cmd_group(Ctl *ctl, const Command *cmd, int argc, char **argv);
 #define EXPECT_HELP "  --expect-revision N   fail with exit code 5 unless the notebook is at revision N\n"
 
 static const Command commands[] = {
-        { "list", "", "Lists the user's notebooks: ID, NAME, CELLS, REV, UPDATED.\n", cmd_list },
+        { "list", "",
+          "Lists the user's notebooks: ID, NAME, CELLS, REV, UPDATED, page by page as the daemon\n"
+          "sends them (--json: still one document).\n",
+          cmd_list },
         { "show", "NOTEBOOK",
           "Shows a notebook and its cells: index, id, type, status, variables read and written, the\n"
           "number of outputs, then the code indented, the captured stdout (lines marked '>') and the\n"

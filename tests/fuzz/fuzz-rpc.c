@@ -14,6 +14,8 @@
 
 const char *const fuzz_seeds[] = {
         "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"notebook.list\"}",
+        "{\"jsonrpc\":\"2.0\",\"id\":16,\"method\":\"notebook.list\",\"params\":{\"limit\":1,\"cursor\":"
+        "\"WzEsImZ1enoiLCIyMDI2LTAxLTAxVDAwOjAwOjAwLjAwMFoiLCJibGFuay1mdXp6Il0\"}}",
         "{\"jsonrpc\":\"2.0\",\"id\":\"a\",\"method\":\"notebook.get\",\"params\":{\"notebook_id\":\"demo-"
         "fuzz\"}}",
         "{\"jsonrpc\":\"2.0\",\"id\":2,\"method\":\"cell.create\",\"params\":{\"notebook_id\":\"blank-"
@@ -50,6 +52,8 @@ const char *const fuzz_seeds[] = {
 
 const char *const fuzz_dictionary[] = {
         "\"notebook.list\"",
+        "\"limit\"",
+        "\"cursor\"",
         "\"notebook.get\"",
         "\"notebook.create\"",
         "\"notebook.update\"",
