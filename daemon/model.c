@@ -654,7 +654,8 @@ static char *b64url_encode(const char *in, size_t n)
                 *p++ = b64url[v & 63];
         }
         if (i < n) {
-                uint32_t v = (uint32_t)(uint8_t)in[i] << 16 | (i + 1 < n ? (uint32_t)(uint8_t)in[i + 1] << 8 : 0);
+                uint32_t v =
+                        (uint32_t)(uint8_t)in[i] << 16 | (i + 1 < n ? (uint32_t)(uint8_t)in[i + 1] << 8 : 0);
 
                 *p++ = b64url[v >> 18 & 63];
                 *p++ = b64url[v >> 12 & 63];
@@ -726,8 +727,8 @@ char *model_list_cursor_format(const char *user_id, const char *created_at, cons
         return b64url_encode(json, strlen(json));
 }
 
-int model_list_cursor_parse(const char *cursor, const char *user_id, cJSON **ret, const char **ret_created_at,
-                            const char **ret_id)
+int model_list_cursor_parse(const char *cursor, const char *user_id, cJSON **ret,
+                            const char **ret_created_at, const char **ret_id)
 {
         _cleanup_(cJSON_Deletep) cJSON *a = NULL;
         _cleanup_free_ char *json = NULL;
@@ -749,8 +750,9 @@ int model_list_cursor_parse(const char *cursor, const char *user_id, cJSON **ret
         u = cJSON_GetArrayItem(a, 1);
         c = cJSON_GetArrayItem(a, 2);
         i = cJSON_GetArrayItem(a, 3);
-        if (!cJSON_IsNumber(v) || v->valuedouble != CURSOR_VERSION || !cJSON_IsString(u) || !cJSON_IsString(c) ||
-            !c->valuestring[0] || !cJSON_IsString(i) || !model_id_valid(i->valuestring, MAX_ID_BYTES))
+        if (!cJSON_IsNumber(v) || v->valuedouble != CURSOR_VERSION || !cJSON_IsString(u) ||
+            !cJSON_IsString(c) || !c->valuestring[0] || !cJSON_IsString(i) ||
+            !model_id_valid(i->valuestring, MAX_ID_BYTES))
                 return -EINVAL;
         if (!streq(u->valuestring, user_id))
                 return -EPERM;

@@ -83,5 +83,5 @@ int model_number_check(const char *text, size_t len);
  * into *ret, which the caller frees), -EINVAL for a cursor the daemon did not make, -EPERM for one
  * of another user's list, -ENOMEM. */
 char *model_list_cursor_format(const char *user_id, const char *created_at, const char *id);
-int model_list_cursor_parse(const char *cursor, const char *user_id, cJSON **ret, const char **ret_created_at,
-                            const char **ret_id);
+int model_list_cursor_parse(const char *cursor, const char *user_id, cJSON **ret,
+                            const char **ret_created_at, const char **ret_id);

@@ -28,6 +28,6 @@
 #define MAX_NOTIFY_BACKLOG      (1024u * 1024)      /* unsent bytes past which notifications are left out */
 #define MAX_OUTPUT_BUFFER       (64u * 1024 * 1024) /* unsent reply bytes per connection */
 #define MAX_BATCH_REQUESTS      256                 /* requests that share one transaction */
-#define MAX_CONFLICTS_LISTED    10000 /* conflicts one sync.conflicts or sync.resolve handles */
-#define MAX_LIST_PAGE           1000  /* notebooks in one notebook.list reply, and its default */
+#define MAX_CONFLICTS_LISTED    10000        /* conflicts one sync.conflicts or sync.resolve handles */
+#define MAX_LIST_PAGE           1000         /* notebooks in one notebook.list reply, and its default */
 #define MAX_LIST_CURSOR_BYTES   (16u * 1024) /* a notebook.list cursor (the daemon's are far shorter) */

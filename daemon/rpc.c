@@ -351,9 +351,9 @@ static cJSON *list_next_cursor(Call *c, const cJSON *list, bool more)
 
         if (!more || !last)
                 return cJSON_CreateNull();
-        cursor = model_list_cursor_format(c->user_id,
-                                          cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(last, "created_at")),
-                                          cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(last, "id")));
+        cursor = model_list_cursor_format(
+                c->user_id, cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(last, "created_at")),
+                cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(last, "id")));
         return cursor ? cJSON_CreateString(cursor) : NULL;
 }
 

@@ -764,8 +764,8 @@ int store_notebook_head(Store *s, const char *user_id, const char *notebook_id, 
         return nb_find(s, user_id, notebook_id, &nb, ret_revision, ret_deleted);
 }
 
-int store_notebook_list(Store *s, const char *user_id, const StoreListKey *after, unsigned limit, cJSON **ret,
-                        bool *ret_more)
+int store_notebook_list(Store *s, const char *user_id, const StoreListKey *after, unsigned limit,
+                        cJSON **ret, bool *ret_more)
 {
         sqlite3_stmt *st = stmt(s, after ? SQL_NB_LIST_AFTER : SQL_NB_LIST);
         cJSON *list;

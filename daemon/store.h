@@ -86,8 +86,8 @@ typedef struct StoreListKey {
 
 /* Array of at most limit notebook summaries, ordered by created_at, id, after the key after (NULL:
  * from the first); *ret_more tells whether more follow. */
-int store_notebook_list(Store *s, const char *user_id, const StoreListKey *after, unsigned limit, cJSON **ret,
-                        bool *ret_more);
+int store_notebook_list(Store *s, const char *user_id, const StoreListKey *after, unsigned limit,
+                        cJSON **ret, bool *ret_more);
 int store_notebook_get(Store *s, const char *user_id, const char *notebook_id, cJSON **ret);
 int store_notebook_exists(Store *s, const char *user_id, const char *notebook_id);
 /* A notebook's revision, and whether it is a tombstone (deleted, the delete not yet synced). 0, or

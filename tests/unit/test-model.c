@@ -289,7 +289,8 @@ static void test_numbers(void)
 static void test_list_cursor(void)
 {
         _cleanup_(cJSON_Deletep) cJSON *holder = NULL;
-        _cleanup_free_ char *cur = model_list_cursor_format("alice", "2026-01-01T00:00:00.000Z", "nb \"1\" é");
+        _cleanup_free_ char *cur =
+                model_list_cursor_format("alice", "2026-01-01T00:00:00.000Z", "nb \"1\" é");
         _cleanup_free_ char *tampered = NULL;
         const char *at = NULL, *id = NULL;
         static const char *const bad[] = { "", "x", "AAAA", "eyJ", "W10", "WzEsImEiLCJiIiwiYyJd=", "!!!!",
@@ -298,14 +299,15 @@ static void test_list_cursor(void)
 
         ok(cur != NULL, "a cursor is made");
         ok(cur && strspn(cur, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_") ==
-                          strlen(cur),
+                           strlen(cur),
            "in the base64url alphabet");
         is_int(model_list_cursor_parse(cur, "alice", &holder, &at, &id), 0, "it parses back");
         ok(streq_ptr(at, "2026-01-01T00:00:00.000Z") && streq_ptr(id, "nb \"1\" é"), "to the same key");
         is_int(model_list_cursor_parse(cur, "bob", &(cJSON *){ NULL }, &at, &id), -EPERM,
                "another user's cursor is refused");
         for (size_t i = 0; i < ELEMENTSOF(bad); i++)
-                is_int(model_list_cursor_parse(bad[i], "alice", &(cJSON *){ NULL }, &at, &id), -EINVAL, bad[i]);
+                is_int(model_list_cursor_parse(bad[i], "alice", &(cJSON *){ NULL }, &at, &id), -EINVAL,
+                       bad[i]);
         tampered = strdup(cur);
         tampered[strlen(tampered) - 1] = tampered[strlen(tampered) - 1] == 'A' ? 'B' : 'A';
         ok(model_list_cursor_parse(tampered, "alice", &(cJSON *){ NULL }, &at, &id) < 0,

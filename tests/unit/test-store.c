@@ -513,7 +513,8 @@ static void test_counts(Store *s)
 
         ok(sqlite3_open(db_path, &db) == SQLITE_OK, "a second connection");
         is_int(store_stats(s, &st), 0, "stats");
-        ok(st.notebooks > 0 && st.notebooks == count_sql(db, "SELECT count(*) FROM notebooks WHERE deleted = 0"),
+        ok(st.notebooks > 0 &&
+                   st.notebooks == count_sql(db, "SELECT count(*) FROM notebooks WHERE deleted = 0"),
            "live notebooks: %lld", (long long)st.notebooks);
         ok(st.users > 0 && st.users == count_sql(db, "SELECT count(*) FROM users"), "users: %lld",
            (long long)st.users);
