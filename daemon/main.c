@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 #include <getopt.h>
+#include <malloc.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -124,6 +125,12 @@ static int run(int argc, char **argv)
                 return r < 0 ? EXIT_USAGE : 0;
         if (args.check_config)
                 return daemon_check_config(&args);
+        /* SQLite allocates and frees some 150 KiB per write transaction (its page cache for the
+         * statement journal, the journal itself). With glibc's default trim threshold that memory
+         * goes back to the kernel at every commit and is asked for again at the next one: brk()
+         * twice per commit, a fifth of the time of a busy daemon. A fixed threshold keeps up to
+         * 1 MiB at the top of the heap. */
+        (void)mallopt(M_TRIM_THRESHOLD, 1024 * 1024);
         return daemon_run(&args);
 }
 
