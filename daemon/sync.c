@@ -44,6 +44,8 @@ struct Job {
         char *user_id, *notebook_id;
         uint64_t first_change, last_change; /* monotonic; 0: due at once */
         uint64_t not_before;                /* backoff */
+        uint64_t due;                       /* its key in Sync.queue */
+        size_t queue_idx; /* its place in Sync.queue, or SIZE_MAX when it does not wait to start */
         bool in_flight;
         bool blocked; /* waits for the next local change (too large, refused by the remote) */
         bool held;    /* provisioned here: waits for the user's first complete pull */
@@ -51,6 +53,17 @@ struct Job {
                        * user's first pull): an error in status, retried at the outage pace */
         unsigned attempt;
         unsigned races; /* failed conditions in a row: the remote keeps moving under us */
+        /* The remote's answer, recorded with the others of the loop pass (Sync.answers). */
+        Job *answer_next;
+        bool answered;
+        bool answer_reconcile; /* reconcile answer_event with answer_item, and the flight is over */
+        bool answer_finish;    /* the flight is over (after the state below is recorded) */
+        bool answer_free;      /* nothing left to push: freed once the pass commits */
+        ReconcileEvent answer_event;
+        const cJSON *answer_item;
+        cJSON *answer_owned; /* answer_item when it is not item */
+        const char *answer_state;
+        char *answer_error;
         /* The write in flight. */
         bool deleting;
         char sync_id[UUID_STRING_MAX];
@@ -65,6 +78,13 @@ struct Sync {
         RemoteConfig conf;
         Job *jobs;
         StrMap job_map;
+        /* The jobs that wait to start (not in flight, blocked or held): a binary min-heap on due. */
+        Job **queue;
+        size_t n_queue, queue_alloc;
+        /* Answers of the remote not yet recorded: a pass records them all, and starts the jobs
+         * due, in one transaction. */
+        Job *answers, **answers_tail;
+        sd_event_source *pass;
         unsigned in_flight;
         sd_event_source *timer;
         sd_event_source *pull_timer;
@@ -104,6 +124,8 @@ struct Sync {
 };
 
 static void sync_arm(Sync *s);
+static void job_schedule(Sync *s, Job *j);
+static void job_unqueue(Sync *s, Job *j);
 static int job_start(Sync *s, Job *j);
 static void pull_start(Sync *s, const char *user_id);
 
@@ -139,8 +161,29 @@ static void job_clear_request(Job *j)
         j->request = NULL;
 }
 
+static void answer_clear(Job *j)
+{
+        j->answered = j->answer_reconcile = j->answer_finish = j->answer_free = false;
+        j->answer_item = NULL;
+        cJSON_Delete(j->answer_owned);
+        j->answer_owned = NULL;
+        j->answer_state = NULL;
+        free(j->answer_error);
+        j->answer_error = NULL;
+}
+
 static void job_free(Sync *s, Job *j)
 {
+        if (j->answered)
+                for (Job **p = &s->answers; *p; p = &(*p)->answer_next)
+                        if (*p == j) {
+                                *p = j->answer_next;
+                                if (!*p)
+                                        s->answers_tail = p;
+                                break;
+                        }
+        answer_clear(j);
+        job_unqueue(s, j);
         if (j->prev)
                 j->prev->next = j->next;
         else
@@ -175,10 +218,12 @@ static Job *job_add(Sync *s, const char *user_id, const char *notebook_id, uint6
                 return NULL;
         }
         j->first_change = j->last_change = now;
+        j->queue_idx = SIZE_MAX;
         j->next = s->jobs;
         if (s->jobs)
                 s->jobs->prev = j;
         s->jobs = j;
+        job_schedule(s, j);
         return j;
 }
 /* When a job may start: after the debounce since the last change, but no later than the maximum
@@ -194,6 +239,78 @@ static uint64_t job_due(Sync *s, const Job *j)
         return MAX(due, j->not_before);
 }
 
+/* ---- the queue of jobs waiting to start ---------------------------------------------------- */
+
+static void queue_set(Sync *s, size_t i, Job *j)
+{
+        s->queue[i] = j;
+        j->queue_idx = i;
+}
+
+static void queue_fix(Sync *s, size_t i)
+{
+        Job *j = s->queue[i];
+
+        while (i > 0 && s->queue[(i - 1) / 2]->due > j->due) {
+                queue_set(s, i, s->queue[(i - 1) / 2]);
+                i = (i - 1) / 2;
+        }
+        for (;;) {
+                size_t c = 2 * i + 1;
+
+                if (c >= s->n_queue)
+                        break;
+                if (c + 1 < s->n_queue && s->queue[c + 1]->due < s->queue[c]->due)
+                        c++;
+                if (s->queue[c]->due >= j->due)
+                        break;
+                queue_set(s, i, s->queue[c]);
+                i = c;
+        }
+        queue_set(s, i, j);
+}
+
+static void job_unqueue(Sync *s, Job *j)
+{
+        size_t i = j->queue_idx;
+
+        if (i == SIZE_MAX)
+                return;
+        j->queue_idx = SIZE_MAX;
+        if (i != --s->n_queue) {
+                queue_set(s, i, s->queue[s->n_queue]);
+                queue_fix(s, i);
+        }
+}
+
+/* Puts the job in the queue at the moment it may start, or takes it out if it may not start (in
+ * flight, blocked, held). Called after anything that changes one of these. */
+static void job_schedule(Sync *s, Job *j)
+{
+        if (j->in_flight || j->blocked || j->held) {
+                job_unqueue(s, j);
+                return;
+        }
+        j->due = job_due(s, j);
+        if (j->queue_idx == SIZE_MAX) {
+                if (s->n_queue == s->queue_alloc) {
+                        size_t n = MAX(s->queue_alloc * 2, (size_t)64);
+                        Job **q = reallocarray(s->queue, n, sizeof(*q));
+
+                        if (!q) {
+                                /* Not queued: it goes with the next rescan (pull timer) or change. */
+                                log_oom();
+                                return;
+                        }
+                        s->queue = q;
+                        s->queue_alloc = n;
+                }
+                j->queue_idx = s->n_queue++;
+                s->queue[j->queue_idx] = j;
+        }
+        queue_fix(s, j->queue_idx);
+}
+
 void sync_notify_change(Sync *s, const char *user_id, const char *notebook_id)
 {
         uint64_t now = now_monotonic_usec();
@@ -207,6 +324,7 @@ void sync_notify_change(Sync *s, const char *user_id, const char *notebook_id)
                         j->first_change = now;
                 j->last_change = now;
                 j->blocked = false;
+                job_schedule(s, j);
         } else if (!job_add(s, user_id, notebook_id, now)) {
                 log_oom();
                 return;
@@ -226,6 +344,7 @@ static void job_due_now(Sync *s, const char *user_id, const char *notebook_id)
         j->blocked = false;
         if (!j->in_flight)
                 j->last_change = j->first_change = 0;
+        job_schedule(s, j);
 }
 
 /* ---- logging and health -------------------------------------------------------------------- */
@@ -282,8 +401,10 @@ static void sync_healthy(Sync *s)
          * backoff would have run out. */
         if (was_out) {
                 for (Job *j = s->jobs; j; j = j->next)
-                        if (j->not_before && j->not_before <= was_offline_until)
+                        if (j->not_before && j->not_before <= was_offline_until) {
                                 j->not_before = 0;
+                                job_schedule(s, j);
+                        }
                 sync_arm(s);
         }
         s->last_success = now_realtime_usec();
@@ -782,26 +903,38 @@ finish:
 
 /* ---- pushing ------------------------------------------------------------------------------- */
 
-/* The flight is over: the job stays while the notebook has something left to push (changed during
- * the flight, merged, pushed again on a new base), else it goes. */
-static void job_finish(Sync *s, Job *j)
+/* Queues what the remote answered about the job; the next pass records it. */
+static void answer_queue(Sync *s, Job *j)
 {
-        StoreSyncInfo info = { 0 };
-        bool keep = j->blocked || j->not_before;
-
-        j->in_flight = false;
-        s->in_flight--;
-        job_clear_request(j);
-        j->attempt = 0;
-        if (!keep && store_sync_read(s->store, j->user_id, j->notebook_id, NULL, &info) == 0) {
-                keep = info.dirty;
-                store_sync_info_done(&info);
+        if (!j->answered) {
+                j->answered = true;
+                j->answer_next = NULL;
+                *s->answers_tail = j;
+                s->answers_tail = &j->answer_next;
         }
-        if (keep)
-                j->last_change = j->first_change = 0; /* edits of the flight coalesced already */
-        else
-                job_free(s, j);
-        sync_arm(s);
+        sd_event_source_set_enabled(s->pass, SD_EVENT_ONESHOT);
+}
+
+/* The notebook's sync state to record with the pass; finish: and the flight is over. */
+static void answer_state(Sync *s, Job *j, const char *state, const char *error, bool finish)
+{
+        j->answer_state = state;
+        free(j->answer_error);
+        j->answer_error = error ? strdup(error) : NULL;
+        j->answer_finish = j->answer_finish || finish;
+        answer_queue(s, j);
+}
+
+/* What the remote holds, to reconcile with the pass; the flight is over then. item is kept by
+ * the job (its own PutItem's, or owned: what a GetItem returned). */
+static void answer_reconcile(Sync *s, Job *j, ReconcileEvent event, const cJSON *item, cJSON *owned)
+{
+        j->answer_reconcile = true;
+        j->answer_event = event;
+        j->answer_item = item;
+        cJSON_Delete(j->answer_owned);
+        j->answer_owned = owned;
+        answer_queue(s, j);
 }
 
 static void job_set_state(Sync *s, Job *j, const char *state, const char *error)
@@ -836,8 +969,8 @@ static void job_retry(Sync *s, Job *j, const RemoteReply *rep)
         j->in_flight = false;
         s->in_flight--;
         job_clear_request(j);
-        job_set_state(s, j, "pending", s->last_error);
-        sync_arm(s);
+        job_schedule(s, j);
+        answer_state(s, j, "pending", s->last_error, false);
 }
 
 static bool job_cancelled(Sync *s, Job *j, const RemoteReply *rep)
@@ -851,32 +984,11 @@ static bool job_cancelled(Sync *s, Job *j, const RemoteReply *rep)
         return true;
 }
 
-/* An answer that tells what the remote holds: reconciled, and the job ends (or goes again). */
-static void job_reconcile(Sync *s, Job *j, ReconcileEvent event, const cJSON *item)
-{
-        int r = sync_begin(s);
-
-        if (r >= 0)
-                r = sync_reconcile(s, j->user_id, j->notebook_id, event, item, RECONCILE_GEN_NOW);
-        r = sync_commit(s, r, "what the remote holds");
-        if (r == -EBADMSG) {
-                /* An item we cannot read (another program's): nothing to merge with. */
-                job_set_state(s, j, "error", "the remote holds an item of another shape; not overwritten");
-                j->blocked = true;
-        } else if (r == -E2BIG) {
-                job_set_state(s, j, "error", "merging with the remote version would pass the cell limit");
-                j->blocked = true;
-        } else if (r < 0)
-                j->not_before = now_monotonic_usec() + OUTAGE_MIN_USEC;
-        sync_healthy(s);
-        job_finish(s, j);
-}
-
 static void on_get_after_conflict(void *owner, void *userdata, RemoteReply *rep)
 {
         Sync *s = owner;
         Job *j = userdata;
-        const cJSON *item = rep->body ? cJSON_GetObjectItemCaseSensitive(rep->body, "Item") : NULL;
+        cJSON *item;
 
         if (job_cancelled(s, j, rep))
                 return;
@@ -885,9 +997,8 @@ static void on_get_after_conflict(void *owner, void *userdata, RemoteReply *rep)
                 return;
         }
         if (rep->cls != DDB_OK) {
-                job_set_state(s, j, "error", rep->message);
                 j->blocked = true;
-                job_finish(s, j);
+                answer_state(s, j, "error", rep->message, true);
                 return;
         }
         /* The remote keeps moving under us: each round merges, but back off a little so that two
@@ -895,7 +1006,8 @@ static void on_get_after_conflict(void *owner, void *userdata, RemoteReply *rep)
         if (++j->races > MAX_RACES)
                 j->not_before = now_monotonic_usec() +
                                 MIN((uint64_t)(j->races - MAX_RACES) * OUTAGE_MIN_USEC, RACE_MAX_USEC);
-        job_reconcile(s, j, item ? RECONCILE_SEEN : RECONCILE_ABSENT_GET, item);
+        item = rep->body ? cJSON_DetachItemFromObjectCaseSensitive(rep->body, "Item") : NULL;
+        answer_reconcile(s, j, item ? RECONCILE_SEEN : RECONCILE_ABSENT_GET, item, item);
 }
 
 static void on_push_reply(void *owner, void *userdata, RemoteReply *rep)
@@ -912,9 +1024,9 @@ static void on_push_reply(void *owner, void *userdata, RemoteReply *rep)
                 j->races = 0;
                 j->not_before = 0;
                 if (j->deleting)
-                        job_reconcile(s, j, RECONCILE_DELETE_ACCEPTED, NULL);
+                        answer_reconcile(s, j, RECONCILE_DELETE_ACCEPTED, NULL, NULL);
                 else
-                        job_reconcile(s, j, RECONCILE_SEEN, j->item);
+                        answer_reconcile(s, j, RECONCILE_SEEN, j->item, NULL);
                 return;
         case DDB_CONDITIONAL_FAILED: {
                 /* Someone else's write, a delete elsewhere, or ours whose answer was lost: what the
@@ -947,9 +1059,9 @@ static void on_push_reply(void *owner, void *userdata, RemoteReply *rep)
                 j->in_flight = false;
                 s->in_flight--;
                 job_clear_request(j);
-                job_set_state(s, j, "error", reply_reason(s, rep));
                 j->failing = true;
-                sync_arm(s);
+                job_schedule(s, j);
+                answer_state(s, j, "error", reply_reason(s, rep), false);
                 return;
         default:
                 break;
@@ -957,9 +1069,86 @@ static void on_push_reply(void *owner, void *userdata, RemoteReply *rep)
         /* The remote refuses this item as it is: wait for the next change. */
         sync_log_failure(s, j->user_id, j->notebook_id, "error", "%s refused: %s", j->notebook_id,
                          rep->message ? rep->message : "invalid");
-        job_set_state(s, j, "error", rep->message ? rep->message : "refused by the remote");
         j->blocked = true;
-        job_finish(s, j);
+        answer_state(s, j, "error", rep->message ? rep->message : "refused by the remote", true);
+}
+
+/* Inside the pass's transaction: reconciles what the remote answered, records the notebook's sync
+ * state, and ends the flight. The job stays while the notebook has something left to push
+ * (changed during the flight, merged, pushed again on a new base); else it is marked to go once
+ * the pass commits. A negative error: the transaction is lost. */
+static int answer_record(Sync *s, Job *j, uint64_t now)
+{
+        int r;
+
+        if (j->answer_reconcile) {
+                const char *why = NULL;
+
+                r = store_savepoint(s->store);
+                if (r < 0)
+                        return r;
+                r = sync_reconcile(s, j->user_id, j->notebook_id, j->answer_event, j->answer_item,
+                                   RECONCILE_GEN_NOW);
+                if (r >= 0)
+                        r = store_release(s->store);
+                else {
+                        int k = store_rollback_to(s->store);
+
+                        if (k < 0 || !store_in_transaction(s->store))
+                                return k < 0 ? k : -EIO;
+                        if (r == -EBADMSG)
+                                /* An item we cannot read (another program's): nothing to merge with. */
+                                why = "the remote holds an item of another shape; not overwritten";
+                        else if (r == -E2BIG)
+                                why = "merging with the remote version would pass the cell limit";
+                        else {
+                                log_warning_errno(r,
+                                                  "Sync: cannot record what the remote holds of %s/%s: %m",
+                                                  j->user_id, j->notebook_id);
+                                j->not_before = now + OUTAGE_MIN_USEC;
+                        }
+                        if (why) {
+                                j->blocked = true;
+                                j->answer_state = "error";
+                                free(j->answer_error);
+                                j->answer_error = strdup(why);
+                        }
+                        r = 0;
+                }
+                if (r < 0)
+                        return r;
+                sync_healthy(s);
+                j->answer_finish = true;
+        }
+        if (j->answer_state) {
+                r = store_sync_set_state(s->store, j->user_id, j->notebook_id, j->answer_state,
+                                         j->answer_error);
+                if (r < 0)
+                        return r;
+        }
+        if (j->answer_finish) {
+                bool keep = j->blocked || j->not_before;
+
+                if (!keep) {
+                        StoreSyncInfo info = { 0 };
+
+                        r = store_sync_read(s->store, j->user_id, j->notebook_id, NULL, &info);
+                        if (r < 0 && r != -ENOENT)
+                                return r;
+                        keep = r == 0 && info.dirty;
+                        store_sync_info_done(&info);
+                }
+                j->in_flight = false;
+                s->in_flight--;
+                job_clear_request(j);
+                j->attempt = 0;
+                if (keep) {
+                        j->last_change = j->first_change = 0; /* edits of the flight coalesced already */
+                        job_schedule(s, j);
+                } else
+                        j->answer_free = true;
+        }
+        return 0;
 }
 
 static bool user_pulled(Sync *s, const char *user_id)
@@ -1088,10 +1277,12 @@ static int job_start(Sync *s, Job *j)
         }
         if (r == -EFBIG) {
                 job_clear_request(j);
+                job_schedule(s, j); /* blocked */
                 return 0;
         }
         if (r == -EAGAIN) {
                 j->held = true;
+                job_schedule(s, j);
                 pull_start(s, j->user_id);
                 return 0;
         }
@@ -1103,6 +1294,7 @@ static int job_start(Sync *s, Job *j)
         j->failing = false;
         j->in_flight = true;
         s->in_flight++;
+        job_schedule(s, j);
         return 1;
 }
 
@@ -1119,32 +1311,64 @@ static void job_send(Sync *s, Job *j)
 
 /* ---- scheduling ---------------------------------------------------------------------------- */
 
-static int on_timer(sd_event_source *source, uint64_t usec, void *userdata)
+/* A pass: the answers of the remote that arrived are recorded and the jobs that are due are
+ * prepared, all in one transaction, whose commit records the tokens before any request goes. */
+static void sync_pass(Sync *s)
 {
-        Sync *s = userdata;
         uint64_t now = now_monotonic_usec();
-        Job *j, *next, *go = NULL, **go_tail = &go;
+        Job *answers = s->answers, *done = NULL, *go = NULL, **go_tail = &go, *j, *next;
         int r;
 
-        if (s->offline_until > now) {
-                sync_arm(s);
-                return 0;
-        }
-        /* Every job due now is prepared in one transaction: one commit records all their tokens
-         * before any request goes. */
+        s->answers = NULL;
+        s->answers_tail = &s->answers;
         r = sync_begin(s);
-        for (j = s->jobs; r >= 0 && j && s->in_flight < s->conf.max_in_flight; j = next) {
-                next = j->next;
-                if (j->in_flight || j->blocked || j->held || job_due(s, j) > now)
+        for (j = answers; r >= 0 && j; j = j->answer_next)
+                r = answer_record(s, j, now);
+        /* The answers are recorded (or lost with the transaction): the jobs are ordinary again,
+         * but for those with nothing left to push, which go once the pass commits. */
+        for (j = answers; j; j = next) {
+                next = j->answer_next;
+                if (r >= 0 && j->answer_free) {
+                        j->answer_next = done;
+                        done = j;
+                        j->answered = false; /* it is no longer in s->answers */
                         continue;
-                r = job_start(s, j);
+                }
+                if (r < 0 && j->in_flight && (j->answer_reconcile || j->answer_finish)) {
+                        /* Not recorded: the flight ends, the notebook stays dirty and goes again. */
+                        j->in_flight = false;
+                        s->in_flight--;
+                        job_clear_request(j);
+                        j->not_before = now + OUTAGE_MIN_USEC;
+                }
+                answer_clear(j);
+                job_schedule(s, j);
+        }
+
+        while (r >= 0 && s->n_queue > 0 && s->in_flight < s->conf.max_in_flight && s->offline_until <= now &&
+               !s->draining && s->queue[0]->due <= now) {
+                j = s->queue[0];
+                r = job_start(s, j); /* takes it out of the queue, or frees it */
                 if (r > 0) {
                         j->go_next = NULL;
                         *go_tail = j;
                         go_tail = &j->go_next;
                 }
         }
-        r = sync_commit(s, r, "the write tokens of a batch");
+        r = sync_commit(s, r, "the answers and write tokens of a pass");
+
+        for (j = done; j; j = next) {
+                next = j->answer_next;
+                if (r >= 0) {
+                        answer_clear(j);
+                        job_free(s, j);
+                        continue;
+                }
+                /* Its end was not recorded: it stays, and looks again shortly. */
+                answer_clear(j);
+                j->not_before = now + OUTAGE_MIN_USEC;
+                job_schedule(s, j);
+        }
         for (j = go; j; j = next) {
                 next = j->go_next;
                 if (r >= 0) {
@@ -1156,12 +1380,23 @@ static int on_timer(sd_event_source *source, uint64_t usec, void *userdata)
                 s->in_flight--;
                 job_clear_request(j);
                 j->not_before = now + OUTAGE_MIN_USEC;
+                job_schedule(s, j);
         }
         sync_arm(s);
+}
+
+static int on_timer(sd_event_source *source, uint64_t usec, void *userdata)
+{
+        sync_pass(userdata);
         return 0;
 }
 
-/* Sets the timer to the earliest moment a job may start. */
+static int on_pass(sd_event_source *source, void *userdata)
+{
+        sync_pass(userdata);
+        return 0;
+}
+
 static void drain_done(Sync *s)
 {
         SyncDrainFunc func = s->drain_func;
@@ -1173,27 +1408,22 @@ static void drain_done(Sync *s)
         func(s->drain_userdata);
 }
 
+/* Sets the timer to the earliest moment a job may start. */
 static void sync_arm(Sync *s)
 {
-        uint64_t when = UINT64_MAX;
+        uint64_t when;
 
         if (s->draining) {
                 sd_event_source_set_enabled(s->timer, SD_EVENT_OFF);
-                if (s->in_flight == 0)
+                if (s->in_flight == 0 && !s->answers)
                         drain_done(s);
                 return;
         }
-
-        if (s->in_flight < s->conf.max_in_flight)
-                for (Job *j = s->jobs; j; j = j->next)
-                        if (!j->in_flight && !j->blocked && !j->held)
-                                when = MIN(when, job_due(s, j));
-        if (when != UINT64_MAX && s->offline_until > when)
-                when = s->offline_until;
-        if (when == UINT64_MAX) {
+        if (s->n_queue == 0 || s->in_flight >= s->conf.max_in_flight) {
                 sd_event_source_set_enabled(s->timer, SD_EVENT_OFF);
                 return;
         }
+        when = MAX(s->queue[0]->due, s->offline_until);
         sd_event_source_set_time(s->timer, MAX(when, 1));
         sd_event_source_set_enabled(s->timer, SD_EVENT_ONESHOT);
 }
@@ -1368,6 +1598,7 @@ static void pull_done(Sync *s, Pull *p, bool complete, const char *why)
                         /* Complete: go now. Failed: try again at the outage pace (and pull again). */
                         j->not_before = complete ? 0 : s->offline_until;
                         j->failing = !complete;
+                        job_schedule(s, j);
                         if (!complete) {
                                 char msg[300];
 
@@ -1517,9 +1748,11 @@ static int sync_rescan(Sync *s)
                 const char *user = cJSON_GetArrayItem(pair, 0)->valuestring,
                            *id = cJSON_GetArrayItem(pair, 1)->valuestring;
 
-                if (job_find(s, user, id))
-                        continue;
-                if (!job_add(s, user, id, 0))
+                Job *j = job_find(s, user, id);
+
+                if (j)
+                        job_schedule(s, j); /* in case it could not be queued before */
+                else if (!job_add(s, user, id, 0))
                         return -ENOMEM;
         }
         sync_arm(s);
@@ -1555,6 +1788,7 @@ int sync_new(sd_event *event, Store *store, const RemoteConfig *conf, Sync **ret
         s->store = store;
         s->conf = *conf;
         s->retry_tokens = RETRY_QUOTA;
+        s->answers_tail = &s->answers;
         r = remote_new(event, conf, &s->remote);
         if (r < 0)
                 return r;
@@ -1566,6 +1800,10 @@ int sync_new(sd_event *event, Store *store, const RemoteConfig *conf, Sync **ret
         if (r < 0)
                 return r;
         sd_event_source_set_enabled(s->timer, SD_EVENT_OFF);
+        r = sd_event_add_defer(event, &s->pass, on_pass, s);
+        if (r < 0)
+                return r;
+        sd_event_source_set_enabled(s->pass, SD_EVENT_OFF);
         r = sd_event_add_time_relative(event, &s->pull_timer, CLOCK_MONOTONIC, 0, 0, on_pull_timer, s);
         if (r < 0)
                 return r;
@@ -1620,7 +1858,9 @@ Sync *sync_free(Sync *s)
         s->remote = remote_free(s->remote);
         while (s->jobs)
                 job_free(s, s->jobs);
+        free(s->queue);
         sd_event_source_disable_unref(s->timer);
+        sd_event_source_disable_unref(s->pass);
         sd_event_source_disable_unref(s->pull_timer);
         sd_event_source_disable_unref(s->drain_timer);
         while (s->pulls)
