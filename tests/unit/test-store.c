@@ -318,6 +318,27 @@ static bool json_has(const cJSON *v, const char *needle)
         return text && strstr(text, needle);
 }
 
+/* The notebooks store_sync_unsynced() lists, as "user/id user/id ...". */
+static const char *unsynced_ids(Store *s, const char *user_id)
+{
+        static char buf[512];
+        _cleanup_(cJSON_Deletep) cJSON *list = NULL;
+        const cJSON *o;
+
+        buf[0] = 0;
+        if (store_sync_unsynced(s, user_id, 100, &list) < 0)
+                return "(failed)";
+        cJSON_ArrayForEach(o, list)
+        {
+                size_t n = strlen(buf);
+
+                snprintf(buf + n, sizeof(buf) - n, "%s%s/%s", n ? " " : "",
+                         cJSON_GetObjectItem(o, "user_id")->valuestring,
+                         cJSON_GetObjectItem(o, "notebook_id")->valuestring);
+        }
+        return buf;
+}
+
 static void test_sync(Store *s)
 {
         _cleanup_(cJSON_Deletep) cJSON *dirty = NULL, *nb = NULL, *fields = cJSON_CreateObject(),
@@ -399,6 +420,24 @@ static void test_sync(Store *s)
            "both listed with what they keep");
         is_int(store_sync_unsynced(s, NULL, 100, &unsynced), 0, "list what is not in sync");
         ok(json_has(unsynced, "\"conflicts\":2"), "the notebook shows 2 conflicts");
+
+        /* Listed: what is dirty, in error, or has conflicts to resolve; per user when asked. */
+        is_int(store_sync_confirm(s, "sync", "s2", &(StoreBase){ 9, "x9", "{}", 10 }, false, "synced"), 0,
+               "s2 in sync, its conflicts still to resolve");
+        is_int(store_sync_set_state(s, "sync", "s1", "error", "refused"), 0, "s1 clean, in error");
+        store_notebook_create(s, "other", "o1", NULL, NULL, NULL);
+        store_notebook_create(s, "other", "o2", NULL, NULL, NULL);
+        is_int(store_sync_confirm(s, "other", "o2", &(StoreBase){ 1, "y1", "{}", 10 }, false, "synced"), 0,
+               "o2 clean and in sync");
+        ok(strstr(unsynced_ids(s, NULL), "other/o1 ") && strstr(unsynced_ids(s, NULL), " sync/s1 sync/s2") &&
+                   !strstr(unsynced_ids(s, NULL), "other/o2"),
+           "all users: dirty, error and conflicts, in order");
+        is_str(unsynced_ids(s, "sync"), "sync/s1 sync/s2", "one user's");
+        is_str(unsynced_ids(s, "other"), "other/o1", "the other's: the dirty one, not the one in sync");
+        is_int(store_sync_set_state(s, "sync", "s1", "synced", NULL), 0, "s1 back in sync");
+        is_int(store_notebook_delete(s, "other", "o1", &(StoreMut)STORE_MUT_INIT), 0, "o1 deleted");
+        is_str(unsynced_ids(s, "sync"), "sync/s2", "one in sync again is not");
+        is_str(unsynced_ids(s, "other"), "other/o1", "a tombstone still to go is");
         is_int(store_sync_conflict_drop(s, "sync", "s2", "field:name"), 1, "one resolved");
         is_int(store_sync_conflict_drop(s, "sync", "s2", NULL), 1, "the rest dropped");
 
