@@ -25,6 +25,7 @@
 #define BEGIN_RETRY_USEC (100 * USEC_PER_MSEC)
 
 typedef struct Conn Conn;
+typedef struct Held Held;
 
 /* A request line waiting for the next group commit, or a reply made without one. */
 typedef struct Request {
@@ -73,6 +74,20 @@ struct Server {
         unsigned n_conns;
         Request *queue_head, **queue_tail;
         unsigned queued;
+        /* Batches run, whose replies wait until their commit is on disk, in the order they ran. */
+        Held *held_head, **held_tail;
+        sd_event_source *flush_io;
+};
+
+/* A batch that ran: its requests and their replies, which go out once the store says that its
+ * commit (and every one before it) is durable. */
+struct Held {
+        Held *next;
+        uint64_t seq; /* store_durable() must reach this */
+        bool committed;
+        Request *requests;
+        unsigned n;
+        RpcReply replies[MAX_BATCH_REQUESTS];
 };
 
 /* ---- binding ------------------------------------------------------------------------------- */
@@ -607,28 +622,97 @@ static int on_retry(sd_event_source *source, uint64_t usec, void *userdata)
         return 0;
 }
 
+/* Sends the replies of a batch in queue order (each connection's request order), and tells the
+ * sync engine and the watchers what its requests changed. */
+static void held_deliver(Server *s, Held *h)
+{
+        Request *q = h->requests;
+
+        for (unsigned i = 0; i < h->n; i++) {
+                Request *next = q->next;
+                RpcReply *rep = &h->replies[i];
+                const char *text = h->committed || !rep->abort_text ? rep->text : rep->abort_text;
+
+                if (text && conn_append(q->conn, text) < 0) {
+                        log_oom();
+                        q->conn->dead = true;
+                }
+                conn_touch(q->conn);
+                if (h->committed && rep->changed) {
+                        const cJSON *pair;
+
+                        cJSON_ArrayForEach(pair, rep->changed)
+                        {
+                                const char *user = cJSON_GetArrayItem(pair, 0)->valuestring,
+                                           *nb = cJSON_GetArrayItem(pair, 1)->valuestring;
+
+                                if (s->rpc->sync_notify)
+                                        s->rpc->sync_notify(s->rpc->sync_userdata, user, nb);
+                                server_notify_change(s, user, nb, "local");
+                        }
+                }
+                rpc_reply_done(rep);
+                q->conn->pending--;
+                s->queued--;
+                free(q->line);
+                free(q->reply);
+                free(q);
+                q = next;
+        }
+        free(h);
+}
+
+/* Delivers the batches whose commits are on disk. A failed sync leaves nothing after it durable:
+ * the daemon stops without answering (its restart recovers what the disk kept). */
+static void server_release(Server *s)
+{
+        uint64_t durable;
+        int r = store_durable(s->rpc->store, &durable);
+
+        if (r < 0) {
+                if (s->held_head) {
+                        log_error_errno(r,
+                                        "Cannot sync the database to disk: %m. Stopping without answering "
+                                        "the requests not known to be stored.");
+                        (void)sd_event_exit(s->event, r);
+                }
+                return;
+        }
+        while (s->held_head && s->held_head->seq <= durable) {
+                Held *h = s->held_head;
+
+                s->held_head = h->next;
+                if (!s->held_head)
+                        s->held_tail = &s->held_head;
+                held_deliver(s, h);
+        }
+}
+
 /* Runs everything queued: the requests of one loop pass (at most MAX_BATCH_REQUESTS at a time)
- * share one transaction; their replies go out only after COMMIT returned. */
+ * share one transaction. Their replies are held until the commit is on disk (server_release()),
+ * while the loop goes on with the next requests. */
 static int server_run_batch(Server *s)
 {
         while (s->queue_head) {
-                Request *batch = s->queue_head, *q, *last = NULL;
-                RpcReply replies[MAX_BATCH_REQUESTS];
+                _cleanup_free_ Held *h = calloc(1, sizeof(*h));
+                Request *q, *last = NULL;
+                bool lost = false;
                 unsigned n = 0;
-                bool committed, lost = false;
                 int r;
 
+                if (!h)
+                        return log_oom();
                 r = store_begin(s->rpc->store);
                 if (r < 0) {
                         log_warning_errno(r, "Cannot begin a transaction, retrying: %s",
                                           store_errmsg(s->rpc->store));
                         return r;
                 }
-                for (q = batch; q && n < MAX_BATCH_REQUESTS; q = q->next, n++) {
-                        RpcReply *rep = &replies[n];
+                h->requests = s->queue_head;
+                for (q = s->queue_head; q && n < MAX_BATCH_REQUESTS; q = q->next, n++) {
+                        RpcReply *rep = &h->replies[n];
 
                         last = q;
-                        *rep = (RpcReply){ 0 };
                         if (!q->line) {
                                 rep->text = TAKE_PTR(q->reply);
                                 continue;
@@ -664,49 +748,20 @@ static int server_run_batch(Server *s)
                 if (!s->queue_head)
                         s->queue_tail = &s->queue_head;
                 last->next = NULL;
+                h->n = n;
 
-                r = lost ? -EIO : store_commit(s->rpc->store);
-                committed = r >= 0;
-                if (!committed) {
+                r = lost ? -EIO : store_commit_deferred(s->rpc->store, &h->seq);
+                h->committed = r >= 0;
+                if (!h->committed) {
                         log_error_errno(r, "Commit failed, %u requests answered with an error: %s", n,
                                         store_errmsg(s->rpc->store));
                         store_rollback(s->rpc->store);
+                        h->seq = 0; /* errors: they only wait for the batches before them */
                 }
                 s->rpc->transactions++;
-
-                /* Replies in queue order, which is each connection's request order. */
-                n = 0;
-                for (q = batch; q; n++) {
-                        Request *next = q->next;
-                        RpcReply *rep = &replies[n];
-                        const char *text = committed || !rep->abort_text ? rep->text : rep->abort_text;
-
-                        if (text && conn_append(q->conn, text) < 0) {
-                                log_oom();
-                                q->conn->dead = true;
-                        }
-                        conn_touch(q->conn);
-                        if (committed && rep->changed) {
-                                const cJSON *pair;
-
-                                cJSON_ArrayForEach(pair, rep->changed)
-                                {
-                                        const char *user = cJSON_GetArrayItem(pair, 0)->valuestring,
-                                                   *nb = cJSON_GetArrayItem(pair, 1)->valuestring;
-
-                                        if (s->rpc->sync_notify)
-                                                s->rpc->sync_notify(s->rpc->sync_userdata, user, nb);
-                                        server_notify_change(s, user, nb, "local");
-                                }
-                        }
-                        rpc_reply_done(rep);
-                        q->conn->pending--;
-                        s->queued--;
-                        free(q->line);
-                        free(q->reply);
-                        free(q);
-                        q = next;
-                }
+                *s->held_tail = h;
+                s->held_tail = &h->next;
+                TAKE_PTR(h);
         }
         return 0;
 }
@@ -722,6 +777,7 @@ static void server_pass(Server *s)
         if (r < 0 && s->queue_head)
                 sd_event_source_set_time_relative(s->retry, BEGIN_RETRY_USEC),
                         sd_event_source_set_enabled(s->retry, SD_EVENT_ONESHOT);
+        server_release(s);
 
         while (s->touched) {
                 Conn *c = s->touched;
@@ -735,6 +791,16 @@ static void server_pass(Server *s)
                 conn_update_events(c);
                 conn_maybe_free(c);
         }
+}
+
+/* The store's flusher got further: the batches it made durable are answered. */
+static int on_flushed(sd_event_source *source, int fd, uint32_t revents, void *userdata)
+{
+        uint64_t n;
+
+        (void)!read(fd, &n, sizeof(n));
+        server_pass(userdata);
+        return 0;
 }
 
 static int on_batch(sd_event_source *source, void *userdata)
@@ -781,6 +847,7 @@ int server_new(sd_event *event, Rpc *rpc, int listen_fd, size_t max_line, gid_t 
         s->admin_gid = admin_gid;
         s->have_admin_gid = have_admin_gid;
         s->queue_tail = &s->queue_head;
+        s->held_tail = &s->held_head;
 
         /* An inherited socket may be blocking; accept() in the loop must never wait. */
         r = fcntl(listen_fd, F_GETFL);
@@ -803,6 +870,11 @@ int server_new(sd_event *event, Rpc *rpc, int listen_fd, size_t max_line, gid_t 
         if (r < 0)
                 return r;
         sd_event_source_set_enabled(s->batch, SD_EVENT_OFF);
+        if (store_flush_fd(rpc->store) >= 0) {
+                r = sd_event_add_io(event, &s->flush_io, store_flush_fd(rpc->store), EPOLLIN, on_flushed, s);
+                if (r < 0)
+                        return r;
+        }
         r = sd_event_add_time_relative(event, &s->retry, CLOCK_MONOTONIC, BEGIN_RETRY_USEC, 0, on_retry, s);
         if (r < 0)
                 return r;
@@ -821,6 +893,14 @@ void server_drain(Server *s)
         for (Conn *c = s->conns; c; c = c->next)
                 conn_touch(c);
         server_pass(s);
+        /* What ran is answered once it is on disk: wait for that here. */
+        if (s->held_head) {
+                int r = store_flush_now(s->rpc->store);
+
+                if (r < 0)
+                        log_error_errno(r, "Cannot sync the database to disk: %m.");
+                server_pass(s);
+        }
 
         /* The replies are owed: wait (the loop is ending anyway) until every peer took them, or
          * the deadline passed for those that do not read. */
@@ -852,12 +932,30 @@ Server *server_free(Server *s)
                 free(q->reply);
                 free(q);
         }
+        /* Batches whose commit never reached the disk: their peers get no answer. */
+        while (s->held_head) {
+                Held *h = s->held_head;
+                Request *q = h->requests;
+
+                s->held_head = h->next;
+                for (unsigned i = 0; i < h->n; i++) {
+                        Request *next = q->next;
+
+                        rpc_reply_done(&h->replies[i]);
+                        free(q->line);
+                        free(q->reply);
+                        free(q);
+                        q = next;
+                }
+                free(h);
+        }
         while (s->conns)
                 conn_free(s->conns);
         sd_event_source_disable_unref(s->listen_io);
         sd_event_source_disable_unref(s->conns_io);
         closep(&s->epoll_fd);
         sd_event_source_disable_unref(s->batch);
+        sd_event_source_disable_unref(s->flush_io);
         sd_event_source_disable_unref(s->retry);
         closep(&s->listen_fd);
         closep(&s->reserve_fd);

@@ -1,8 +1,11 @@
 /* SPDX-License-Identifier: MIT */
 #include <assert.h>
+#include <fcntl.h>
 #include <limits.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <sqlite3.h>
+#include <sys/eventfd.h>
 
 #include "demo.h"
 #include "nb-limits.h"
@@ -236,7 +239,26 @@ struct Store {
         sqlite3 *db;
         sqlite3_stmt *stmts[_SQL_MAX];
         int version;
+        int64_t changes_at_begin;
+
+        /* Durability "full": SQLite commits with synchronous = NORMAL (the WAL is written, not
+         * synced), and a commit is made durable by an fdatasync() of the WAL file: at once by
+         * store_commit(), or by the flusher thread for store_commit_deferred(), so that the loop
+         * runs the next transaction while the disk syncs the last one. Commits are numbered:
+         * written counts the commits that changed something, durable how many of them are synced. */
+        bool full;
+        int wal_fd;
+        int event_fd; /* readable when the flusher made progress (or failed) */
+        uint64_t written;
+        pthread_mutex_t lock; /* guards what follows, shared with the flusher thread */
+        pthread_cond_t wake;
+        pthread_t thread;
+        bool thread_started, stopping;
+        uint64_t wanted, durable;
+        int flush_error;
 };
+
+static int wal_sync(Store *s);
 
 static int errno_from_sqlite(int rc)
 {
@@ -471,6 +493,9 @@ int store_open(const char *path, bool durability_full, Store **ret, char *errbuf
         s = calloc(1, sizeof(*s));
         if (!s)
                 return -ENOMEM;
+        s->wal_fd = s->event_fd = -1;
+        pthread_mutex_init(&s->lock, NULL);
+        pthread_cond_init(&s->wake, NULL);
         r = sqlite3_open_v2(path, &s->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
                             NULL);
         if (r != SQLITE_OK) {
@@ -484,8 +509,9 @@ int store_open(const char *path, bool durability_full, Store **ret, char *errbuf
         sqlite3_busy_timeout(s->db, 50);
 
         r = exec(s, "PRAGMA journal_mode = WAL");
+        /* With durability full, store_commit() syncs the WAL itself (see struct Store). */
         if (r >= 0)
-                r = exec(s, durability_full ? "PRAGMA synchronous = FULL" : "PRAGMA synchronous = NORMAL");
+                r = exec(s, "PRAGMA synchronous = NORMAL");
         if (r >= 0)
                 r = exec(s, "PRAGMA foreign_keys = ON");
         if (r < 0) {
@@ -498,6 +524,30 @@ int store_open(const char *path, bool durability_full, Store **ret, char *errbuf
         r = prepare_all(s, errbuf, errlen);
         if (r < 0)
                 return r;
+        if (durability_full) {
+                _cleanup_free_ char *wal = NULL;
+
+                /* The WAL exists once the connection has read the database (migrate() did): it
+                 * stays while the connection is open. */
+                if (asprintf(&wal, "%s-wal", path) < 0)
+                        return -ENOMEM;
+                s->wal_fd = open(wal, O_RDONLY | O_CLOEXEC);
+                if (s->wal_fd < 0) {
+                        r = -errno;
+                        snprintf(errbuf, errlen, "cannot open %s: %s", wal, strerror(-r));
+                        return r;
+                }
+                s->event_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+                if (s->event_fd < 0)
+                        return -errno;
+                s->full = true;
+                /* What migrate() committed is durable before anything else happens. */
+                r = wal_sync(s);
+                if (r < 0) {
+                        snprintf(errbuf, errlen, "cannot sync %s: %s", wal, strerror(-r));
+                        return r;
+                }
+        }
         *ret = TAKE_PTR(s);
         return 0;
 }
@@ -506,9 +556,20 @@ Store *store_free(Store *s)
 {
         if (!s)
                 return NULL;
+        if (s->thread_started) {
+                pthread_mutex_lock(&s->lock);
+                s->stopping = true;
+                pthread_cond_signal(&s->wake);
+                pthread_mutex_unlock(&s->lock);
+                pthread_join(s->thread, NULL);
+        }
+        pthread_cond_destroy(&s->wake);
+        pthread_mutex_destroy(&s->lock);
         for (size_t i = 0; i < _SQL_MAX; i++)
                 sqlite3_finalize(s->stmts[i]);
         sqlite3_close(s->db);
+        closep(&s->wal_fd);
+        closep(&s->event_fd);
         free(s);
         return NULL;
 }
@@ -520,12 +581,130 @@ int store_schema_version(Store *s)
 
 int store_begin(Store *s)
 {
+        s->changes_at_begin = sqlite3_total_changes64(s->db);
         return run(s, stmt(s, SQL_BEGIN));
+}
+
+/* ---- durability ---------------------------------------------------------------------------- */
+
+static void flush_note(Store *s, int error, uint64_t target)
+{
+        pthread_mutex_lock(&s->lock);
+        if (error < 0)
+                s->flush_error = error;
+        else if (target > s->durable)
+                s->durable = target;
+        pthread_mutex_unlock(&s->lock);
+        if (s->event_fd >= 0)
+                (void)!write(s->event_fd, &(uint64_t){ 1 }, sizeof(uint64_t));
+}
+
+static int wal_sync(Store *s)
+{
+        return fdatasync(s->wal_fd) < 0 ? -errno : 0;
+}
+
+static void *flusher(void *userdata)
+{
+        Store *s = userdata;
+
+        pthread_mutex_lock(&s->lock);
+        for (;;) {
+                uint64_t target;
+                int r;
+
+                while (!s->stopping && s->wanted <= s->durable)
+                        pthread_cond_wait(&s->wake, &s->lock);
+                if (s->stopping || s->flush_error < 0)
+                        break;
+                /* Everything up to target was written before it was asked for: one fdatasync()
+                 * that starts now makes all of it durable. */
+                target = s->wanted;
+                pthread_mutex_unlock(&s->lock);
+                r = wal_sync(s);
+                flush_note(s, r, target);
+                pthread_mutex_lock(&s->lock);
+        }
+        pthread_mutex_unlock(&s->lock);
+        return NULL;
+}
+
+/* Commits; returns whether the transaction changed anything (1) or not (0). */
+static int commit_written(Store *s)
+{
+        int r = run(s, stmt(s, SQL_COMMIT));
+
+        if (r < 0)
+                return r;
+        if (sqlite3_total_changes64(s->db) == s->changes_at_begin)
+                return 0;
+        s->written++;
+        return 1;
 }
 
 int store_commit(Store *s)
 {
-        return run(s, stmt(s, SQL_COMMIT));
+        int r = commit_written(s);
+
+        if (r <= 0 || !s->full)
+                return r < 0 ? r : 0;
+        r = wal_sync(s);
+        flush_note(s, r, s->written);
+        return r;
+}
+
+int store_commit_deferred(Store *s, uint64_t *ret_seq)
+{
+        int r = commit_written(s);
+
+        *ret_seq = s->full ? s->written : 0;
+        if (r <= 0 || !s->full)
+                return r < 0 ? r : 0;
+        r = 0;
+        pthread_mutex_lock(&s->lock);
+        if (!s->thread_started) {
+                r = -pthread_create(&s->thread, NULL, flusher, s);
+                s->thread_started = r == 0;
+        }
+        if (r == 0 && s->written > s->wanted) {
+                s->wanted = s->written;
+                pthread_cond_signal(&s->wake);
+        }
+        pthread_mutex_unlock(&s->lock);
+        if (r < 0) {
+                /* No thread: sync here. */
+                r = wal_sync(s);
+                flush_note(s, r, s->written);
+        }
+        return r < 0 ? r : 0;
+}
+
+int store_durable(Store *s, uint64_t *ret_seq)
+{
+        int r;
+
+        pthread_mutex_lock(&s->lock);
+        *ret_seq = s->durable;
+        r = s->flush_error;
+        pthread_mutex_unlock(&s->lock);
+        return r;
+}
+
+int store_flush_fd(Store *s)
+{
+        return s->event_fd;
+}
+
+int store_flush_now(Store *s)
+{
+        uint64_t durable;
+        int r = store_durable(s, &durable);
+
+        if (r < 0 || !s->full || durable >= s->written)
+                return r;
+        r = wal_sync(s);
+        flush_note(s, r, s->written);
+        return r;
 }
 
 int store_rollback(Store *s)

@@ -43,7 +43,17 @@ const char *store_errmsg(Store *s);
 /* Group commit: the server opens one transaction per batch of requests and one savepoint per
  * request, so a failed request undoes only its own writes. */
 int store_begin(Store *s);
+/* Commits; with durability full, what it wrote is on disk when it returns. */
 int store_commit(Store *s);
+/* Commits, and returns at once: what it wrote is on disk once store_durable() reaches *ret_seq
+ * (0: at once). With durability full a thread syncs the WAL meanwhile, and store_flush_fd()
+ * becomes readable each time it got further (read it to reset it). */
+int store_commit_deferred(Store *s, uint64_t *ret_seq);
+/* How far commits are on disk; a negative errno if syncing failed (nothing after is durable). */
+int store_durable(Store *s, uint64_t *ret_seq);
+int store_flush_fd(Store *s);
+/* Syncs what store_commit_deferred() committed, here and now. */
+int store_flush_now(Store *s);
 int store_rollback(Store *s);
 int store_savepoint(Store *s);
 int store_release(Store *s);

@@ -16,8 +16,9 @@ packages=(
         # run and test: the sqlite3 shell (integrity checks), /usr/bin/python3 (integration tests,
         # standard library only), util-linux (setpriv, setsid), systemd-socket-activate
         # (LISTEN_FDS tests), procps (ps/pgrep in tests and quickstart diagnostics),
-        # python3-botocore (test-sigv4 compares signatures with botocore's signer)
-        sqlite3 python3 util-linux systemd procps python3-botocore
+        # python3-botocore (test-sigv4 compares signatures with botocore's signer), strace (the
+        # crash test watches that a write is answered only after its commit was synced)
+        sqlite3 python3 util-linux systemd procps python3-botocore strace
         # lint stage of test.sh
         clang-format cppcheck
         # DynamoDB tests and the quick start: dynalite (npm, pinned in tests/dynalite, installed

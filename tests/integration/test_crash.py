@@ -151,6 +151,70 @@ for rnd in range(ROUNDS):
         t.run(f"crash round {rnd}", one_round)
 
 
+def trace_writes(n):
+        """n writes, one at a time, with strace watching the daemon's threads: returns the number of
+        fdatasync() calls seen and the writes that were not received, synced, then answered."""
+        import tempfile
+        trace = os.path.join(tempfile.mkdtemp(prefix="nbstrace-"), "trace")
+        c = d.client()
+        c.rpc("cell.create", {"user_id": U, "notebook_id": "stress", "cell_id": "durable"})
+        st = subprocess.Popen(["strace", "-f", "-s", "4096", "-e", "trace=fdatasync,sendto,recvfrom", "-o", trace,
+                               "-p", str(d.proc.pid)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        st.stderr.readline()  # "strace: Process N attached" once it watches
+        for i in range(n):
+                c.rpc("cell.update", {"user_id": U, "notebook_id": "stress", "cell_id": "durable", "code": f"durable-{i}"})
+        c.rpc("cell.delete", {"user_id": U, "notebook_id": "stress", "cell_id": "durable"})
+        c.close()
+        time.sleep(0.2)
+        st.terminate()
+        st.wait(timeout=tmo(10))
+        lines = open(trace).read().splitlines()
+        syncs, open_sync = [], {}  # (first line, last line) of each fdatasync
+        for k, line in enumerate(lines):
+                pid = line.split(" ", 1)[0]
+                if "fdatasync(" in line:
+                        if "<unfinished" in line:
+                                open_sync[pid] = k
+                        else:
+                                syncs.append((k, k))
+                elif "<... fdatasync resumed>" in line and pid in open_sync:
+                        syncs.append((open_sync.pop(pid), k))
+        bad = []
+        for i in range(n):
+                code = f'\\"code\\":\\"durable-{i}\\"'
+                recv = next((k for k, line in enumerate(lines) if "recvfrom(" in line and code in line), None)
+                send = next((k for k, line in enumerate(lines) if "sendto(" in line and code in line), None)
+                if recv is None or send is None or not any(recv < a and b < send for a, b in syncs):
+                        bad.append((i, recv, send))
+        return len(syncs), bad
+
+
+@t.case("durability full: a write is answered only after an fdatasync() that began once it was received ended")
+def _():
+        """Power loss keeps what was synced, which a kill -9 cannot show. So the order of the system
+        calls is watched: the request arrives (recvfrom), the WAL is synced (fdatasync, by whichever
+        thread), then the reply goes (sendto). With durability normal nothing is synced: the same
+        check must see that."""
+        import shutil
+        if not shutil.which("strace"):
+                t.ok(False, "strace is installed (scripts/install-deps.sh)")
+                return
+        for durability, want_synced in ((None, True), ("normal", False)):
+                d.stop()
+                d.durability = durability
+                d.start()
+                n_syncs, bad = trace_writes(20)
+                label = durability or "full"
+                if want_synced:
+                        t.ok(n_syncs and not bad, f"{label}: each of 20 writes received, synced, then answered "
+                             f"({n_syncs} syncs)", short(bad))
+                else:
+                        t.is_(len(bad), 20, f"{label}: the check sees the 20 writes answered without a sync")
+        d.stop()
+        d.durability = None
+        d.start()
+
+
 @t.case("after the crashes: clean stop")
 def _():
         nb = d.rpc("notebook.get", {"user_id": U, "notebook_id": "stress"})["notebook"]
