@@ -148,9 +148,10 @@ int main(int argc, char **argv)
                 return 2;
         }
 
-        if (sqlite3_open_v2(path, &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, NULL) !=
-            SQLITE_OK) {
-                fprintf(stderr, "sqlitebench: cannot open %s: %s\n", path, db ? sqlite3_errmsg(db) : "out of memory");
+        if (sqlite3_open_v2(path, &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
+                            NULL) != SQLITE_OK) {
+                fprintf(stderr, "sqlitebench: cannot open %s: %s\n", path,
+                        db ? sqlite3_errmsg(db) : "out of memory");
                 goto out;
         }
         sqlite3_busy_timeout(db, 50);
@@ -163,15 +164,20 @@ int main(int argc, char **argv)
                         goto out;
         }
         /* The columns and key of the daemon's cells table (sql/0001_init.sql). */
-        if (exec(db, "CREATE TABLE IF NOT EXISTS cells (nb INTEGER NOT NULL, id TEXT NOT NULL, pos INTEGER NOT NULL, "
-                     "type TEXT NOT NULL, code TEXT NOT NULL DEFAULT '', status TEXT NOT NULL DEFAULT 'idle', "
-                     "stdout TEXT NOT NULL DEFAULT '', outputs TEXT NOT NULL DEFAULT '[]', error TEXT, "
-                     "reads TEXT NOT NULL DEFAULT '[]', writes TEXT NOT NULL DEFAULT '[]', "
-                     "PRIMARY KEY (nb, id)) WITHOUT ROWID") < 0 ||
-            exec(db, "CREATE INDEX IF NOT EXISTS cells_by_pos ON cells (nb, pos)") < 0 || exec(db, "BEGIN") < 0)
+        if (exec(db,
+                 "CREATE TABLE IF NOT EXISTS cells (nb INTEGER NOT NULL, id TEXT NOT NULL, pos INTEGER NOT "
+                 "NULL, "
+                 "type TEXT NOT NULL, code TEXT NOT NULL DEFAULT '', status TEXT NOT NULL DEFAULT 'idle', "
+                 "stdout TEXT NOT NULL DEFAULT '', outputs TEXT NOT NULL DEFAULT '[]', error TEXT, "
+                 "reads TEXT NOT NULL DEFAULT '[]', writes TEXT NOT NULL DEFAULT '[]', "
+                 "PRIMARY KEY (nb, id)) WITHOUT ROWID") < 0 ||
+            exec(db, "CREATE INDEX IF NOT EXISTS cells_by_pos ON cells (nb, pos)") < 0 ||
+            exec(db, "BEGIN") < 0)
                 goto out;
-        if (sqlite3_prepare_v2(db, "INSERT OR IGNORE INTO cells (nb, id, pos, type, code) VALUES (1, ?, ?, 'python', '')",
-                               -1, &insert, NULL) != SQLITE_OK)
+        if (sqlite3_prepare_v2(
+                    db,
+                    "INSERT OR IGNORE INTO cells (nb, id, pos, type, code) VALUES (1, ?, ?, 'python', '')",
+                    -1, &insert, NULL) != SQLITE_OK)
                 goto sqlerr;
         for (long i = 0; i < cells; i++) {
                 char id[32];
@@ -202,7 +208,8 @@ int main(int argc, char **argv)
                 t1 = now_ns();
                 if (t >= t_measure) {
                         if (n_lat == alloc_lat) {
-                                uint64_t *p = realloc(lat, (alloc_lat = alloc_lat * 2 + 4096) * sizeof(*lat));
+                                uint64_t *p =
+                                        realloc(lat, (alloc_lat = alloc_lat * 2 + 4096) * sizeof(*lat));
 
                                 if (!p)
                                         goto out;
@@ -221,8 +228,8 @@ int main(int argc, char **argv)
         if (t_last > t_first)
                 seconds = (double)(t_last - t_first) / 1e9;
         qsort(lat, n_lat, sizeof(*lat), cmp_u64);
-        printf("rows=%" PRIu64 " commits=%zu seconds=%.3f rate=%.0f commit_p50_ms=%.3f commit_p99_ms=%.3f\n", rows,
-               n_lat, seconds, (double)rows / seconds, n_lat ? lat[n_lat / 2] / 1e6 : 0.0,
+        printf("rows=%" PRIu64 " commits=%zu seconds=%.3f rate=%.0f commit_p50_ms=%.3f commit_p99_ms=%.3f\n",
+               rows, n_lat, seconds, (double)rows / seconds, n_lat ? lat[n_lat / 2] / 1e6 : 0.0,
                n_lat ? lat[(size_t)((double)n_lat * 0.99)] / 1e6 : 0.0);
         status = 0;
         goto out;
