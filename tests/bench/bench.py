@@ -747,7 +747,7 @@ def rate_of(res):
         return res["rate"] if res else None
 
 
-def table(R, cfg):
+def table(R):
         rows = []  # (id, figure, value, p50, p99, per_commit, anchor, anchor value, ratio, target)
 
         def row(fid, figure, res, anchor_name, anchor, target="", value=None, rat=None):
@@ -800,7 +800,8 @@ def table(R, cfg):
         if R.get("P5"):
                 p = R["P5"]
                 rows.append(("P5", f"notebook.list of {p['notebooks']:,} ({p['pages']} page(s))",
-                             f"{p['list_seconds'] * 1e3:,.0f} ms", "", "", "", "", "", "", ""))
+                             f"{p['list_seconds'] * 1e3:,.0f} ms", "", "", "", "first call (cold)",
+                             f"{p['list_runs'][0] * 1e3:,.0f} ms", "", ""))
                 rows.append(("P5", "RSS before the list", f"{p['rss_before_kb'] / 1024:,.1f} MiB", "", "", "",
                              "empty daemon", f"{p['rss_empty_kb'] / 1024:,.1f} MiB",
                              f"{p['rss_before_kb'] / p['rss_empty_kb']:.2f}x", ""))
@@ -845,6 +846,22 @@ def anchors_p50(R):
         return out
 
 
+def report(R, m, conf, out):
+        print(f"notebookd benchmark, {'quick' if conf['quick'] else 'full'} run: median of {conf['runs']} run(s) of "
+              f"{conf['seconds']:g} s (+{conf['warmup']:g} s warm-up), {conf.get('elapsed_seconds', '?')} s in all",
+              file=out)
+        print(f"machine: {m['nproc']} x {m['cpu']}, Linux {m['kernel']}, /tmp: {m.get('tmp_fs', '?')} "
+              f"({m.get('disk', 'unknown')}), {m['date']}", file=out)
+        print(file=out)
+        print(table(R), file=out)
+        for line in anchors_p50(R):
+                print(line, file=out)
+        print(file=out)
+        print("targets (reported, not enforced):", file=out)
+        for t in TARGETS.values():
+                print(f"  {t}", file=out)
+
+
 def main():
         ap = argparse.ArgumentParser(description="notebookd's benchmark (doc/performance.md)")
         ap.add_argument("--quick", action="store_true", default=os.environ.get("NB_BENCH_QUICK") == "1",
@@ -853,7 +870,13 @@ def main():
         ap.add_argument("--only", metavar="LIST", default="P1,P2,P3,P4,P5,S",
                         help="comma-separated figures to run (P1,P2,P3 and S share daemons; default all)")
         ap.add_argument("--keep", action="store_true", help="keep the temporary directories")
+        ap.add_argument("--show", metavar="FILE", help="print the table of a --json FILE again; run nothing")
         a = ap.parse_args()
+        if a.show:
+                with open(a.show) as f:
+                        saved = json.load(f)
+                report(saved["results"], saved["machine"], saved["config"], None)
+                return 0
 
         class Cfg:
                 pass
@@ -897,26 +920,14 @@ def main():
         cleanup(a.keep)
 
         m = machine()
-        print(f"notebookd benchmark, {'quick' if a.quick else 'full'} run: median of {cfg.runs} run(s) of "
-              f"{cfg.seconds:g} s (+{cfg.warmup:g} s warm-up), {time.monotonic() - t0:.0f} s in all")
-        print(f"machine: {m['nproc']} x {m['cpu']}, Linux {m['kernel']}, /tmp: {m.get('tmp_fs', '?')} "
-              f"({m.get('disk', 'unknown')}), {m['date']}")
-        print()
-        print(table(R, cfg))
-        for line in anchors_p50(R):
-                print(line)
-        print()
-        print("targets (reported, not enforced):")
-        for t in TARGETS.values():
-                print(f"  {t}")
+        conf = {"runs": cfg.runs, "seconds": cfg.seconds, "warmup": cfg.warmup, "quick": a.quick,
+                "p4_notebooks": cfg.p4_notebooks, "p5_notebooks": cfg.p5_notebooks,
+                "elapsed_seconds": round(time.monotonic() - t0)}
         if a.json:
                 with open(a.json, "w") as f:
-                        json.dump({"machine": m, "config": {"runs": cfg.runs, "seconds": cfg.seconds,
-                                                            "warmup": cfg.warmup, "quick": a.quick,
-                                                            "p4_notebooks": cfg.p4_notebooks,
-                                                            "p5_notebooks": cfg.p5_notebooks},
-                                   "targets": TARGETS, "results": R}, f, indent=2)
+                        json.dump({"machine": m, "config": conf, "targets": TARGETS, "results": R}, f, indent=2)
                         f.write("\n")
+        report(R, m, conf, None)
         return 0
 
 
