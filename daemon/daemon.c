@@ -30,10 +30,25 @@ typedef struct Daemon {
         Server *server;
         Sync *sync;
         Service *service;
+        sd_event_source *flush_io;
         const char *socket_path;
         bool bound_here; /* we created the socket file (not passed by the service manager) */
         bool stopping;
 } Daemon;
+
+/* The store's flusher made commits durable: the server answers the requests they hold, the sync
+ * engine sends the writes whose tokens they recorded. */
+static int on_flushed(sd_event_source *source, int fd, uint32_t revents, void *userdata)
+{
+        Daemon *d = userdata;
+        uint64_t n;
+
+        (void)!read(fd, &n, sizeof(n));
+        server_flushed(d->server);
+        if (d->sync)
+                sync_flushed(d->sync);
+        return 0;
+}
 
 static void report_config_error(void *userdata, const char *path, unsigned line, const char *message)
 {
@@ -467,6 +482,13 @@ int daemon_run(const DaemonArgs *a)
                 d.rpc.sync_userdata = d.sync;
                 sync_set_change_callback(d.sync, on_remote_change, d.server);
         }
+        if (store_flush_fd(store) >= 0) {
+                r = sd_event_add_io(event, &d.flush_io, store_flush_fd(store), EPOLLIN, on_flushed, &d);
+                if (r < 0) {
+                        log_error_errno(r, "Cannot watch the store's flusher: %m");
+                        goto fail;
+                }
+        }
 
         if ((r = sd_event_add_signal(event, NULL, SIGTERM, on_stop_signal, &d)) < 0 ||
             (r = sd_event_add_signal(event, NULL, SIGINT, on_stop_signal, &d)) < 0 ||
@@ -500,6 +522,7 @@ int daemon_run(const DaemonArgs *a)
                 log_error_errno(r, "Event loop failed: %m");
                 goto fail;
         }
+        d.flush_io = sd_event_source_disable_unref(d.flush_io);
         d.service = service_free(d.service);
         d.server = server_free(d.server);
         /* Pushes in flight are dropped; their notebooks stay dirty and go out at the next start. */
@@ -512,6 +535,7 @@ int daemon_run(const DaemonArgs *a)
 
 fail:
         /* In dependency order: the engine uses the store and the configuration. */
+        d.flush_io = sd_event_source_disable_unref(d.flush_io);
         d.service = service_free(d.service);
         d.server = server_free(d.server);
         d.sync = sync_free(d.sync);

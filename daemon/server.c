@@ -76,7 +76,6 @@ struct Server {
         unsigned queued;
         /* Batches run, whose replies wait until their commit is on disk, in the order they ran. */
         Held *held_head, **held_tail;
-        sd_event_source *flush_io;
 };
 
 /* A batch that ran: its requests and their replies, which go out once the store says that its
@@ -793,14 +792,9 @@ static void server_pass(Server *s)
         }
 }
 
-/* The store's flusher got further: the batches it made durable are answered. */
-static int on_flushed(sd_event_source *source, int fd, uint32_t revents, void *userdata)
+void server_flushed(Server *s)
 {
-        uint64_t n;
-
-        (void)!read(fd, &n, sizeof(n));
-        server_pass(userdata);
-        return 0;
+        server_pass(s);
 }
 
 static int on_batch(sd_event_source *source, void *userdata)
@@ -870,11 +864,6 @@ int server_new(sd_event *event, Rpc *rpc, int listen_fd, size_t max_line, gid_t 
         if (r < 0)
                 return r;
         sd_event_source_set_enabled(s->batch, SD_EVENT_OFF);
-        if (store_flush_fd(rpc->store) >= 0) {
-                r = sd_event_add_io(event, &s->flush_io, store_flush_fd(rpc->store), EPOLLIN, on_flushed, s);
-                if (r < 0)
-                        return r;
-        }
         r = sd_event_add_time_relative(event, &s->retry, CLOCK_MONOTONIC, BEGIN_RETRY_USEC, 0, on_retry, s);
         if (r < 0)
                 return r;
@@ -955,7 +944,6 @@ Server *server_free(Server *s)
         sd_event_source_disable_unref(s->conns_io);
         closep(&s->epoll_fd);
         sd_event_source_disable_unref(s->batch);
-        sd_event_source_disable_unref(s->flush_io);
         sd_event_source_disable_unref(s->retry);
         closep(&s->listen_fd);
         closep(&s->reserve_fd);

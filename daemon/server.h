@@ -24,6 +24,8 @@ DEFINE_TRIVIAL_CLEANUP_FUNC(Server *, server_free)
 /* Stop accepting and reading, run what was received, flush replies as far as the peers take
  * them. For a clean stop. */
 void server_drain(Server *s);
+/* The store made more commits durable: the batches they hold are answered. */
+void server_flushed(Server *s);
 
 unsigned server_connections(Server *s);
 

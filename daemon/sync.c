@@ -39,8 +39,9 @@ typedef struct Pull Pull;
 /* A notebook with work to do: a push (put or delete) pending or in flight. */
 struct Job {
         Job *next, *prev;
-        Job *go_next; /* in the batch on_timer() is starting */
-        char *key;    /* user_id US notebook_id: its key in Sync.job_map */
+        Job *go_next;      /* in the batch a pass is starting, then waiting for its tokens to be on disk */
+        uint64_t send_seq; /* the store's commit that holds its token */
+        char *key;         /* user_id US notebook_id: its key in Sync.job_map */
         char *user_id, *notebook_id;
         uint64_t first_change, last_change; /* monotonic; 0: due at once */
         uint64_t not_before;                /* backoff */
@@ -85,6 +86,8 @@ struct Sync {
          * due, in one transaction. */
         Job *answers, **answers_tail;
         sd_event_source *pass;
+        /* Requests whose tokens are committed but not yet on disk (go_next), in commit order. */
+        Job *unsent, **unsent_tail;
         unsigned in_flight;
         sd_event_source *timer;
         sd_event_source *pull_timer;
@@ -455,20 +458,27 @@ static void sync_notify_watchers(Sync *s)
         s->changed = NULL;
 }
 
-static int sync_commit(Sync *s, int r, const char *what)
+/* Commits (r >= 0) or rolls back the engine's transaction. ret_seq NULL: durable on return; else
+ * durable once the store reaches *ret_seq (sync_flushed()). */
+static int sync_commit_seq(Sync *s, int r, const char *what, uint64_t *ret_seq)
 {
         if (r < 0) {
                 store_rollback(s->store);
                 cJSON_Delete(s->changed);
                 s->changed = NULL;
         } else {
-                r = store_commit(s->store);
+                r = ret_seq ? store_commit_deferred(s->store, ret_seq) : store_commit(s->store);
                 if (r >= 0)
                         sync_notify_watchers(s);
         }
         if (r < 0)
                 log_warning_errno(r, "Sync: cannot record %s: %m", what);
         return r;
+}
+
+static int sync_commit(Sync *s, int r, const char *what)
+{
+        return sync_commit_seq(s, r, what, NULL);
 }
 
 static void sync_changed(Sync *s, const char *user_id, const char *notebook_id)
@@ -1317,6 +1327,7 @@ static void sync_pass(Sync *s)
 {
         uint64_t now = now_monotonic_usec();
         Job *answers = s->answers, *done = NULL, *go = NULL, **go_tail = &go, *j, *next;
+        uint64_t seq = 0;
         int r;
 
         s->answers = NULL;
@@ -1355,7 +1366,7 @@ static void sync_pass(Sync *s)
                         go_tail = &j->go_next;
                 }
         }
-        r = sync_commit(s, r, "the answers and write tokens of a pass");
+        r = sync_commit_seq(s, r, "the answers and write tokens of a pass", &seq);
 
         for (j = done; j; j = next) {
                 next = j->answer_next;
@@ -1372,7 +1383,12 @@ static void sync_pass(Sync *s)
         for (j = go; j; j = next) {
                 next = j->go_next;
                 if (r >= 0) {
-                        job_send(s, j);
+                        /* Sent once the token is on disk: a write we would not recognise after a
+                         * power cut never goes out. */
+                        j->send_seq = seq;
+                        j->go_next = NULL;
+                        *s->unsent_tail = j;
+                        s->unsent_tail = &j->go_next;
                         continue;
                 }
                 /* Not recorded, not sent: the notebooks stay dirty; try again shortly. */
@@ -1382,7 +1398,25 @@ static void sync_pass(Sync *s)
                 j->not_before = now + OUTAGE_MIN_USEC;
                 job_schedule(s, j);
         }
+        sync_flushed(s);
         sync_arm(s);
+}
+
+void sync_flushed(Sync *s)
+{
+        uint64_t durable;
+
+        /* A failed sync stops the daemon (the server sees it too): nothing more goes out. */
+        if (store_durable(s->store, &durable) < 0)
+                return;
+        while (s->unsent && s->unsent->send_seq <= durable) {
+                Job *j = s->unsent;
+
+                s->unsent = j->go_next;
+                if (!s->unsent)
+                        s->unsent_tail = &s->unsent;
+                job_send(s, j);
+        }
 }
 
 static int on_timer(sd_event_source *source, uint64_t usec, void *userdata)
@@ -1789,6 +1823,7 @@ int sync_new(sd_event *event, Store *store, const RemoteConfig *conf, Sync **ret
         s->conf = *conf;
         s->retry_tokens = RETRY_QUOTA;
         s->answers_tail = &s->answers;
+        s->unsent_tail = &s->unsent;
         r = remote_new(event, conf, &s->remote);
         if (r < 0)
                 return r;

@@ -21,6 +21,8 @@ DEFINE_TRIVIAL_CLEANUP_FUNC(Sync *, sync_free)
 
 /* A committed local change to a notebook: schedules its push (debounced). */
 void sync_notify_change(Sync *s, const char *user_id, const char *notebook_id);
+/* The store made more commits durable: the requests whose tokens they hold go out. */
+void sync_flushed(Sync *s);
 
 /* Called after a notebook changed because of the remote: a newer version taken over, or marked in
  * conflict. */
