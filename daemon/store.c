@@ -31,6 +31,7 @@ typedef enum SqlId {
         SQL_NB_INSERT,
         SQL_NB_REVIVE,
         SQL_NB_BUMP,
+        SQL_NB_BUMP_PENDING,
         SQL_NB_SET_FIELDS,
         SQL_NB_TOMBSTONE,
         SQL_CELLS,
@@ -116,6 +117,10 @@ static const char *const sql_text[_SQL_MAX] = {
         [SQL_NB_BUMP] = "UPDATE notebooks SET revision = revision + 1, updated_at = ?2, dirty = 1, "
                         "dirty_since = coalesce(dirty_since, ?3), sync_state = 'pending' "
                         "WHERE nb = ?1 RETURNING revision",
+        /* The same for a notebook whose change is still waiting to go: its dirty mark, state and
+         * the indexes over them stay as they are, so the edit writes two pages, not four. */
+        [SQL_NB_BUMP_PENDING] = "UPDATE notebooks SET revision = revision + 1, updated_at = ?2 "
+                                "WHERE nb = ?1 AND dirty = 1 AND sync_state = 'pending' RETURNING revision",
         [SQL_NB_SET_FIELDS] = "UPDATE notebooks SET name = CASE WHEN ?2 THEN ?3 ELSE name END, "
                               "db_conn_string = CASE WHEN ?4 THEN ?5 ELSE db_conn_string END, "
                               "ttl = CASE WHEN ?6 THEN ?7 ELSE ttl END, "
@@ -916,10 +921,17 @@ static int nb_for_mutation(Store *s, const char *user_id, const char *notebook_i
 /* Every successful mutation ends here: one more revision, a new updated_at, a pending sync. */
 static int nb_bump(Store *s, int64_t nb, StoreMut *m)
 {
-        sqlite3_stmt *st = stmt(s, SQL_NB_BUMP);
+        sqlite3_stmt *st = stmt(s, SQL_NB_BUMP_PENDING);
         uint64_t now = now_realtime_usec();
+        int r;
 
         format_timestamp(m->updated_at, now);
+        sqlite3_bind_int64(st, 1, nb);
+        bind_text(st, 2, m->updated_at);
+        r = query_int(s, st, &m->revision, NULL);
+        if (r != -ENODATA)
+                return r;
+        st = stmt(s, SQL_NB_BUMP);
         sqlite3_bind_int64(st, 1, nb);
         bind_text(st, 2, m->updated_at);
         sqlite3_bind_int64(st, 3, (sqlite3_int64)now);
