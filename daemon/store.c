@@ -135,7 +135,7 @@ static const char *const sql_text[_SQL_MAX] = {
                             "status = coalesce(?5, status), stdout = coalesce(?6, stdout), "
                             "outputs = coalesce(?7, outputs), error = CASE WHEN ?8 THEN ?9 ELSE error END, "
                             "reads = coalesce(?10, reads), writes = coalesce(?11, writes) "
-                            "WHERE nb = ?1 AND id = ?2",
+                            "WHERE nb = ?1 AND id = ?2 RETURNING " CELL_COLUMNS ", pos",
         [SQL_CELL_DELETE] = "DELETE FROM cells WHERE nb = ?1 AND id = ?2",
         [SQL_CELLS_DELETE_ALL] = "DELETE FROM cells WHERE nb = ?1",
         [SQL_CELL_COUNT] = "SELECT count(*) FROM cells WHERE nb = ?1",
@@ -1448,14 +1448,12 @@ int store_cell_update(Store *s, const char *user_id, const char *notebook_id, co
                       StoreMut *m, const cJSON *fields, cJSON **ret_cell, int64_t *ret_index)
 {
         const cJSON *error = cJSON_GetObjectItemCaseSensitive(fields, "error");
+        _cleanup_(cJSON_Deletep) cJSON *cell = NULL;
         sqlite3_stmt *st;
-        int64_t nb, pos;
+        int64_t nb, pos = 0;
         int r;
 
         r = nb_for_mutation(s, user_id, notebook_id, m, &nb);
-        if (r < 0)
-                return r;
-        r = cell_get(s, nb, cell_id, NULL, &pos);
         if (r < 0)
                 return r;
         st = stmt(s, SQL_CELL_UPDATE);
@@ -1471,16 +1469,23 @@ int store_cell_update(Store *s, const char *user_id, const char *notebook_id, co
             (r = bind_json(st, 10, cJSON_GetObjectItemCaseSensitive(fields, "reads"))) < 0 ||
             (r = bind_json(st, 11, cJSON_GetObjectItemCaseSensitive(fields, "writes"))) < 0)
                 return r;
-        r = run(s, st);
-        if (r < 0)
-                return r;
-        r = nb_bump(s, nb, m);
-        if (r < 0)
-                return r;
-        r = cell_get(s, nb, cell_id, ret_cell, &pos);
-        if (r < 0)
-                return r;
-        return ret_index ? cell_index(s, nb, pos, ret_index) : 0;
+        /* The cell as it is now comes back from the UPDATE itself; no row: no such cell. */
+        r = step(s, st);
+        if (r > 0) {
+                pos = sqlite3_column_int64(st, 9);
+                r = 0;
+                if (ret_cell && !(cell = cell_from_row(st)))
+                        r = -ENOMEM;
+        } else if (r == 0)
+                r = -ENXIO;
+        sqlite3_reset(st);
+        if (r >= 0)
+                r = nb_bump(s, nb, m);
+        if (r >= 0 && ret_index)
+                r = cell_index(s, nb, pos, ret_index);
+        if (r >= 0 && ret_cell)
+                *ret_cell = TAKE_PTR(cell);
+        return r;
 }
 
 int store_cell_delete(Store *s, const char *user_id, const char *notebook_id, const char *cell_id,
