@@ -32,6 +32,7 @@ typedef enum SqlId {
         SQL_NB_REVIVE,
         SQL_NB_BUMP,
         SQL_NB_BUMP_PENDING,
+        SQL_NB_REVISION,
         SQL_NB_SET_FIELDS,
         SQL_NB_TOMBSTONE,
         SQL_CELLS,
@@ -114,13 +115,15 @@ static const char *const sql_text[_SQL_MAX] = {
                           "base_sync_id = CASE WHEN delete_gen IS NULL THEN base_sync_id END, "
                           "base_snapshot = CASE WHEN delete_gen IS NULL THEN base_snapshot END, "
                           "delete_gen = NULL WHERE nb = ?1 RETURNING revision",
+        /* No RETURNING on the paths every edit takes: SQLite gathers RETURNING rows in a temporary
+         * table, which it opens and closes for each statement. */
         [SQL_NB_BUMP] = "UPDATE notebooks SET revision = revision + 1, updated_at = ?2, dirty = 1, "
-                        "dirty_since = coalesce(dirty_since, ?3), sync_state = 'pending' "
-                        "WHERE nb = ?1 RETURNING revision",
+                        "dirty_since = coalesce(dirty_since, ?3), sync_state = 'pending' WHERE nb = ?1",
         /* The same for a notebook whose change is still waiting to go: its dirty mark, state and
          * the indexes over them stay as they are, so the edit writes two pages, not four. */
         [SQL_NB_BUMP_PENDING] = "UPDATE notebooks SET revision = revision + 1, updated_at = ?2 "
-                                "WHERE nb = ?1 AND dirty = 1 AND sync_state = 'pending' RETURNING revision",
+                                "WHERE nb = ?1 AND dirty = 1 AND sync_state = 'pending'",
+        [SQL_NB_REVISION] = "SELECT revision FROM notebooks WHERE nb = ?1",
         [SQL_NB_SET_FIELDS] = "UPDATE notebooks SET name = CASE WHEN ?2 THEN ?3 ELSE name END, "
                               "db_conn_string = CASE WHEN ?4 THEN ?5 ELSE db_conn_string END, "
                               "ttl = CASE WHEN ?6 THEN ?7 ELSE ttl END, "
@@ -135,7 +138,7 @@ static const char *const sql_text[_SQL_MAX] = {
                             "status = coalesce(?5, status), stdout = coalesce(?6, stdout), "
                             "outputs = coalesce(?7, outputs), error = CASE WHEN ?8 THEN ?9 ELSE error END, "
                             "reads = coalesce(?10, reads), writes = coalesce(?11, writes) "
-                            "WHERE nb = ?1 AND id = ?2 RETURNING " CELL_COLUMNS ", pos",
+                            "WHERE nb = ?1 AND id = ?2",
         [SQL_CELL_DELETE] = "DELETE FROM cells WHERE nb = ?1 AND id = ?2",
         [SQL_CELLS_DELETE_ALL] = "DELETE FROM cells WHERE nb = ?1",
         [SQL_CELL_COUNT] = "SELECT count(*) FROM cells WHERE nb = ?1",
@@ -928,13 +931,18 @@ static int nb_bump(Store *s, int64_t nb, StoreMut *m)
         format_timestamp(m->updated_at, now);
         sqlite3_bind_int64(st, 1, nb);
         bind_text(st, 2, m->updated_at);
-        r = query_int(s, st, &m->revision, NULL);
-        if (r != -ENODATA)
+        r = run(s, st);
+        if (r >= 0 && sqlite3_changes(s->db) == 0) {
+                st = stmt(s, SQL_NB_BUMP);
+                sqlite3_bind_int64(st, 1, nb);
+                bind_text(st, 2, m->updated_at);
+                sqlite3_bind_int64(st, 3, (sqlite3_int64)now);
+                r = run(s, st);
+        }
+        if (r < 0)
                 return r;
-        st = stmt(s, SQL_NB_BUMP);
+        st = stmt(s, SQL_NB_REVISION);
         sqlite3_bind_int64(st, 1, nb);
-        bind_text(st, 2, m->updated_at);
-        sqlite3_bind_int64(st, 3, (sqlite3_int64)now);
         return query_int(s, st, &m->revision, NULL);
 }
 
@@ -1448,7 +1456,6 @@ int store_cell_update(Store *s, const char *user_id, const char *notebook_id, co
                       StoreMut *m, const cJSON *fields, cJSON **ret_cell, int64_t *ret_index)
 {
         const cJSON *error = cJSON_GetObjectItemCaseSensitive(fields, "error");
-        _cleanup_(cJSON_Deletep) cJSON *cell = NULL;
         sqlite3_stmt *st;
         int64_t nb, pos = 0;
         int r;
@@ -1469,22 +1476,15 @@ int store_cell_update(Store *s, const char *user_id, const char *notebook_id, co
             (r = bind_json(st, 10, cJSON_GetObjectItemCaseSensitive(fields, "reads"))) < 0 ||
             (r = bind_json(st, 11, cJSON_GetObjectItemCaseSensitive(fields, "writes"))) < 0)
                 return r;
-        /* The cell as it is now comes back from the UPDATE itself; no row: no such cell. */
-        r = step(s, st);
-        if (r > 0) {
-                pos = sqlite3_column_int64(st, 9);
-                r = 0;
-                if (ret_cell && !(cell = cell_from_row(st)))
-                        r = -ENOMEM;
-        } else if (r == 0)
-                r = -ENXIO;
-        sqlite3_reset(st);
+        r = run(s, st);
+        if (r >= 0 && sqlite3_changes(s->db) == 0)
+                r = -ENXIO; /* no such cell */
         if (r >= 0)
                 r = nb_bump(s, nb, m);
+        if (r >= 0)
+                r = cell_get(s, nb, cell_id, ret_cell, &pos);
         if (r >= 0 && ret_index)
                 r = cell_index(s, nb, pos, ret_index);
-        if (r >= 0 && ret_cell)
-                *ret_cell = TAKE_PTR(cell);
         return r;
 }
 
