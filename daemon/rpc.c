@@ -38,7 +38,7 @@ typedef struct Method {
 void rpc_reply_done(RpcReply *r)
 {
         free(r->text);
-        free(r->abort_text);
+        cJSON_Delete(r->abort_id);
         cJSON_Delete(r->changed);
         cJSON_Delete(r->watch);
         *r = (RpcReply){ 0 };
@@ -79,6 +79,15 @@ static char *error_reply(const cJSON *id, int code, const char *message, cJSON *
         if (d && !cJSON_AddItemToObject(err, "data", TAKE_PTR(d)))
                 return NULL;
         return print_line(msg);
+}
+
+char *rpc_reply_abort_text(const RpcReply *r)
+{
+        return error_reply(r->abort_id, RPC_STORAGE,
+                           r->abort_writes ? "The database could not commit; nothing changed."
+                                           : "The database could not commit the requests run with this one; "
+                                             "ask again.",
+                           NULL);
 }
 
 static cJSON *data_int(const char *key, long long value)
@@ -1181,17 +1190,13 @@ static int request_run(Rpc *rpc, const RpcPeer *peer, const cJSON *req, const ch
         ret->changed = TAKE_PTR(c.changed);
         ret->watch = TAKE_PTR(c.watch);
         /* If the batch does not commit, a write did not happen, and a read may have seen writes of
-         * the batch that did not happen either: neither reply may stand. */
-        if (m->writes || !notification) {
-                ret->abort_text =
-                        notification
-                                ? strdup("")
-                                : error_reply(id, RPC_STORAGE,
-                                              m->writes ? "The database could not commit; nothing changed."
-                                                        : "The database could not commit the requests run "
-                                                          "with this one; ask again.",
-                                              NULL);
-                if (!ret->abort_text)
+         * the batch that did not happen either: neither reply may stand. The error that replaces
+         * it is made only then (rpc_reply_abort_text()). */
+        if (!notification) {
+                ret->abortable = true;
+                ret->abort_writes = m->writes;
+                ret->abort_id = cJSON_Duplicate(id, true);
+                if (!ret->abort_id)
                         return -ENOMEM;
         }
         return 0;

@@ -47,18 +47,22 @@ typedef struct Rpc {
 } Rpc;
 
 typedef struct RpcReply {
-        char *text;       /* the reply line with its '\n', or NULL (a notification) */
-        char *abort_text; /* the reply to send instead if the transaction does not commit (an
-                           * error: what was written, or read, does not stand); NULL for a
-                           * notification that wrote nothing */
-        bool failed;      /* the request failed: undo whatever it wrote */
-        cJSON *changed;   /* [user_id, notebook_id] pairs the request changed, for the sync engine
-                           * and watchers once the transaction has committed; NULL if none */
-        cJSON *watch;     /* notebook.watch/unwatch: [watching (bool), user_id, notebook_id or null]
-                           * for the server to apply to the connection; NULL otherwise */
+        char *text; /* the reply line with its '\n', or NULL (a notification) */
+        /* A request whose reply may not stand if the transaction does not commit (what it wrote,
+         * or read, did not happen): rpc_reply_abort_text() makes the error to send instead. */
+        bool abortable;
+        bool abort_writes;
+        cJSON *abort_id;
+        bool failed;    /* the request failed: undo whatever it wrote */
+        cJSON *changed; /* [user_id, notebook_id] pairs the request changed, for the sync engine
+                         * and watchers once the transaction has committed; NULL if none */
+        cJSON *watch;   /* notebook.watch/unwatch: [watching (bool), user_id, notebook_id or null]
+                         * for the server to apply to the connection; NULL otherwise */
 } RpcReply;
 
 void rpc_reply_done(RpcReply *r);
+/* The reply to send instead of r->text when r->abortable and the transaction did not commit. */
+char *rpc_reply_abort_text(const RpcReply *r);
 
 /* Whether the peer may act for user_id under the current configuration (it may change on reload). */
 bool rpc_peer_may_act(const Rpc *rpc, const RpcPeer *peer, const char *user_id);

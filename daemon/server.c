@@ -630,8 +630,13 @@ static void held_deliver(Server *s, Held *h)
         for (unsigned i = 0; i < h->n; i++) {
                 Request *next = q->next;
                 RpcReply *rep = &h->replies[i];
-                const char *text = h->committed || !rep->abort_text ? rep->text : rep->abort_text;
+                _cleanup_free_ char *abort = NULL;
+                const char *text = rep->text;
 
+                if (!h->committed && rep->abortable && !(text = abort = rpc_reply_abort_text(rep))) {
+                        log_oom();
+                        q->conn->dead = true;
+                }
                 if (text && conn_append(q->conn, text) < 0) {
                         log_oom();
                         q->conn->dead = true;
