@@ -165,7 +165,8 @@ static void conn_free(Conn *c)
  * batch step, never from the connection's own handler. */
 static void conn_maybe_free(Conn *c)
 {
-        if (c->pending > 0)
+        /* Still listed to be looked at: it is, later in the pass. */
+        if (c->pending > 0 || c->in_touched)
                 return;
         if (c->dead || (c->eof && c->out_off == c->out_len))
                 conn_free(c);
@@ -239,8 +240,11 @@ static void conn_flush(Conn *c)
                                 continue;
                         if (errno == EAGAIN)
                                 break;
-                        /* The peer went away: what it did not read is lost to it, not to the store. */
+                        /* The peer went away: what it did not read is lost to it, not to the store.
+                         * The next pass frees it (this may be outside one: a notification). */
                         c->dead = true;
+                        conn_touch(c);
+                        server_schedule(c->server);
                         break;
                 }
                 c->out_off += (size_t)n;

@@ -4,6 +4,7 @@
 import json
 import os
 import re
+import socket
 import sys
 import threading
 import time
@@ -271,6 +272,45 @@ def _():
         t.ok(0 < used <= n * per // 4, f"{n * per} writes committed in {used} transactions (at most {n * per // 4})")
         got = c.rpc("notebook.get", {"user_id": "gc", "notebook_id": "gc"})["notebook"]
         t.is_(got["revision"], nb["revision"] + n * per, "every write counted once in the revision")
+        c.close()
+
+
+@t.case("watchers that hang up while another client writes are let go")
+def _():
+        c = d.client()
+        c.rpc("notebook.create", {"user_id": "wl", "notebook_id": "wl", "cells": [{"id": "c"}]})
+        base = c.rpc("daemon.status")
+        stop = threading.Event()
+
+        def writer():
+                w = d.client()
+                while not stop.is_set():
+                        w.pipeline([w.request("cell.update", {"user_id": "wl", "notebook_id": "wl", "cell_id": "c",
+                                                              "code": "x"}) for _ in range(20)])
+                w.close()
+
+        th = threading.Thread(target=writer)
+        th.start()
+        # Each watcher asks to watch and hangs up without reading: the notifications the daemon then
+        # sends it fail, which alone must free it (its reading side may have seen nothing).
+        for _ in range(50):
+                s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+                s.connect(d.socket)
+                s.sendall(b'{"jsonrpc":"2.0","id":1,"method":"notebook.watch","params":{"user_id":"wl"}}\n')
+                time.sleep(0.02)
+                s.close()
+        time.sleep(0.5)
+        stop.set()
+        th.join()
+        deadline = time.monotonic() + tmo(10)
+        while True:
+                st = c.rpc("daemon.status")
+                if (st["connections"], st["watches"]) == (base["connections"], base["watches"]) or \
+                   time.monotonic() > deadline:
+                        break
+                time.sleep(0.1)
+        t.is_((st["connections"], st["watches"]), (base["connections"], base["watches"]),
+              "connections and watches back to what they were")
         c.close()
 
 
