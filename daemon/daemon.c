@@ -163,9 +163,9 @@ static void on_sync_pull(void *userdata, const char *user_id)
 }
 
 /* A notebook changed by the remote: its watchers are told. */
-static void on_remote_change(void *userdata, const char *user_id, const char *notebook_id)
+static void on_remote_change(void *userdata, const cJSON *change)
 {
-        server_notify_change(userdata, user_id, notebook_id, "remote");
+        server_notify_change(userdata, change, "remote");
 }
 
 /* A remote is configured by a [remote] section (unless it says enabled = no), or by an endpoint

@@ -306,16 +306,17 @@ static int resolve_user(Call *c)
         return 0;
 }
 
-/* Records that the request changed a notebook, for the sync engine. Failing to record it only
- * delays the push: the notebook is dirty in the store, and the engine rescans for those. */
+/* Records that the request changed a notebook, for the sync engine and the watchers, with its
+ * revision as this request left it (notifications go out once the change is durable, and must
+ * not tell of later ones that are not yet). Failing to record it only delays the push: the
+ * notebook is dirty in the store, and the engine rescans for those. */
 static void call_changed(Call *c, const char *notebook_id)
 {
-        const char *pair[2] = { c->user_id, notebook_id };
         cJSON *item;
 
         if (!c->changed && !(c->changed = cJSON_CreateArray()))
                 return (void)log_oom();
-        item = cJSON_CreateStringArray(pair, 2);
+        item = store_change_record(c->rpc->store, c->user_id, notebook_id);
         if (!item || !cJSON_AddItemToArray(c->changed, item)) {
                 cJSON_Delete(item);
                 log_oom();
@@ -837,7 +838,8 @@ static int watch_change(Call *c, bool on)
 
         if ((r = get_id(c, "notebook_id", false, &id)) < 0)
                 return r;
-        if (on && c->peer->n_watches >= MAX_WATCHES && peer_watch_find(c->peer, c->user_id, id) < 0)
+        if (on && c->peer->n_watches + c->peer->watches_pending >= MAX_WATCHES &&
+            peer_watch_find(c->peer, c->user_id, id) < 0)
                 return model_error(&c->error, RPC_TOO_LARGE, NULL, MAX_WATCHES,
                                    "A connection may hold at most %d watches.", MAX_WATCHES);
         c->watch = cJSON_CreateArray();

@@ -26,6 +26,7 @@ typedef struct RpcPeer {
         char default_user[MAX_USER_ID_BYTES + 1]; /* used when a privileged peer names no user */
         RpcWatch watches[MAX_WATCHES];            /* kept by the server (rpc_peer_apply_watch()) */
         unsigned n_watches;
+        unsigned watches_pending; /* notebook.watch requests run, their replies not yet sent */
 } RpcPeer;
 
 /* What the daemon tells about itself in daemon.status, kept up to date by the server. */
@@ -54,10 +55,11 @@ typedef struct RpcReply {
         bool abort_writes;
         cJSON *abort_id;
         bool failed;    /* the request failed: undo whatever it wrote */
-        cJSON *changed; /* [user_id, notebook_id] pairs the request changed, for the sync engine
-                         * and watchers once the transaction has committed; NULL if none */
+        cJSON *changed; /* the notebooks the request changed (store_change_record() each), for the
+                         * sync engine and watchers once the transaction is durable; NULL if none */
         cJSON *watch;   /* notebook.watch/unwatch: [watching (bool), user_id, notebook_id or null]
-                         * for the server to apply to the connection; NULL otherwise */
+                         * for the server to apply to the connection when it sends the reply (so
+                         * that no notification comes before it); NULL otherwise */
 } RpcReply;
 
 void rpc_reply_done(RpcReply *r);

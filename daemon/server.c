@@ -561,42 +561,40 @@ static bool conn_watches(Server *s, Conn *c, const char *user_id, const char *no
         return found;
 }
 
-/* The notebook.changed notification: the notebook's revision now, whether it was deleted, and
- * whether the change was made here or came from the remote. */
-static char *change_line(Server *s, const char *user_id, const char *notebook_id, const char *origin)
+/* The notebook.changed notification for a change record (store_change_record()): the notebook's
+ * revision as the change left it, whether it was deleted, and whether the change was made here or
+ * came from the remote. */
+static char *change_line(const cJSON *change, const char *origin)
 {
         _cleanup_(cJSON_Deletep) cJSON *msg = cJSON_CreateObject();
         cJSON *params;
-        int64_t revision = 0;
-        bool deleted = false;
-        int r;
 
-        r = store_notebook_head(s->rpc->store, user_id, notebook_id, &revision, &deleted);
-        if (r == -ENOENT)
-                deleted = true; /* the tombstone is gone too: the delete reached the remote */
-        else if (r < 0)
-                return NULL;
         if (!msg || !cJSON_AddStringToObject(msg, "jsonrpc", "2.0") ||
             !cJSON_AddStringToObject(msg, "method", "notebook.changed") ||
             !(params = cJSON_AddObjectToObject(msg, "params")) ||
-            !cJSON_AddStringToObject(params, "user_id", user_id) ||
-            !cJSON_AddStringToObject(params, "notebook_id", notebook_id) ||
-            !(r == 0 ? cJSON_AddNumberToObject(params, "revision", (double)revision)
-                     : cJSON_AddNullToObject(params, "revision")) ||
-            !cJSON_AddBoolToObject(params, "deleted", deleted) ||
+            !cJSON_AddItemToObject(params, "user_id",
+                                   cJSON_Duplicate(cJSON_GetArrayItem(change, 0), false)) ||
+            !cJSON_AddItemToObject(params, "notebook_id",
+                                   cJSON_Duplicate(cJSON_GetArrayItem(change, 1), false)) ||
+            !cJSON_AddItemToObject(params, "revision",
+                                   cJSON_Duplicate(cJSON_GetArrayItem(change, 2), false)) ||
+            !cJSON_AddItemToObject(params, "deleted",
+                                   cJSON_Duplicate(cJSON_GetArrayItem(change, 3), false)) ||
             !cJSON_AddStringToObject(params, "origin", origin))
                 return NULL;
         return model_json_print(msg, true);
 }
 
-void server_notify_change(Server *s, const char *user_id, const char *notebook_id, const char *origin)
+void server_notify_change(Server *s, const cJSON *change, const char *origin)
 {
+        const char *user_id = cJSON_GetArrayItem(change, 0)->valuestring,
+                   *notebook_id = cJSON_GetArrayItem(change, 1)->valuestring;
         _cleanup_free_ char *line = NULL;
 
         for (Conn *c = s->conns; c; c = c->next) {
                 if (c->dead || !conn_watches(s, c, user_id, notebook_id))
                         continue;
-                if (!line && !(line = change_line(s, user_id, notebook_id, origin))) {
+                if (!line && !(line = change_line(change, origin))) {
                         log_warning("Cannot tell watchers that %s changed.", notebook_id);
                         return;
                 }
@@ -641,6 +639,19 @@ static void held_deliver(Server *s, Held *h)
                         log_oom();
                         q->conn->dead = true;
                 }
+                if (rep->watch) {
+                        Conn *c = q->conn;
+                        unsigned before = c->peer.n_watches;
+
+                        if (cJSON_IsTrue(cJSON_GetArrayItem(rep->watch, 0)))
+                                c->peer.watches_pending--;
+                        /* From now on, with the reply: no notification comes before it. */
+                        if (h->committed && rpc_peer_apply_watch(&c->peer, rep->watch) < 0) {
+                                log_oom();
+                                c->dead = true;
+                        }
+                        s->rpc->watches = s->rpc->watches - before + c->peer.n_watches;
+                }
                 if (text && conn_append(q->conn, text) < 0) {
                         log_oom();
                         q->conn->dead = true;
@@ -651,12 +662,11 @@ static void held_deliver(Server *s, Held *h)
 
                         cJSON_ArrayForEach(pair, rep->changed)
                         {
-                                const char *user = cJSON_GetArrayItem(pair, 0)->valuestring,
-                                           *nb = cJSON_GetArrayItem(pair, 1)->valuestring;
-
                                 if (s->rpc->sync_notify)
-                                        s->rpc->sync_notify(s->rpc->sync_userdata, user, nb);
-                                server_notify_change(s, user, nb, "local");
+                                        s->rpc->sync_notify(s->rpc->sync_userdata,
+                                                            cJSON_GetArrayItem(pair, 0)->valuestring,
+                                                            cJSON_GetArrayItem(pair, 1)->valuestring);
+                                server_notify_change(s, pair, "local");
                         }
                 }
                 rpc_reply_done(rep);
@@ -728,12 +738,10 @@ static int server_run_batch(Server *s)
                         r = store_savepoint(s->rpc->store);
                         if (r >= 0)
                                 r = rpc_handle(s->rpc, &q->conn->peer, q->line, q->len, rep);
-                        if (r >= 0 && rep->watch) {
-                                unsigned before = q->conn->peer.n_watches;
-
-                                r = rpc_peer_apply_watch(&q->conn->peer, rep->watch);
-                                s->rpc->watches = s->rpc->watches - before + q->conn->peer.n_watches;
-                        }
+                        /* Applied when the reply goes (held_deliver()); counted now against the
+                         * limit, for the next requests of the connection. */
+                        if (r >= 0 && rep->watch && cJSON_IsTrue(cJSON_GetArrayItem(rep->watch, 0)))
+                                q->conn->peer.watches_pending++;
                         if (r < 0) {
                                 rpc_reply_done(rep);
                                 rep->text = rpc_error_line(RPC_INTERNAL_ERROR, "Internal error.", NULL, 0);

@@ -29,6 +29,6 @@ void server_flushed(Server *s);
 
 unsigned server_connections(Server *s);
 
-/* Tells the peers watching the notebook (notebook.watch) that it changed; origin is "local" or
- * "remote". Called after the change committed. */
-void server_notify_change(Server *s, const char *user_id, const char *notebook_id, const char *origin);
+/* Tells the peers watching the notebook (notebook.watch) that it changed: change is a
+ * store_change_record(), origin "local" or "remote". Called once the change is durable. */
+void server_notify_change(Server *s, const cJSON *change, const char *origin);

@@ -75,6 +75,8 @@ typedef enum SqlId {
         SQL_SYNC_EPOCH,
         SQL_SYNC_USERS,
         SQL_SYNC_UNSYNCED,
+        SQL_SYNC_UNSYNCED_USER,
+        SQL_SYNC_UNSYNCED_CONFLICTED,
         SQL_SYNC_CONFLICT_ADD,
         SQL_SYNC_CONFLICTS,
         SQL_SYNC_CONFLICT_DROP,
@@ -86,6 +88,9 @@ typedef enum SqlId {
         "id, user_id, name, db_conn_string, revision, created_at, updated_at, ttl, demo_version, " \
         "(SELECT count(*) FROM cells c WHERE c.nb = n.nb)"
 #define CELL_COLUMNS "id, type, code, status, stdout, outputs, error, reads, writes"
+#define UNSYNCED_COLUMNS                                                                        \
+        "n.user_id, n.id, n.revision, n.base_revision, n.deleted, n.sync_state, n.sync_error, " \
+        "(SELECT count(*) FROM sync_conflicts c WHERE c.user_id = n.user_id AND c.notebook_id = n.id)"
 
 static const char *const sql_text[_SQL_MAX] = {
         [SQL_BEGIN] = "BEGIN IMMEDIATE",
@@ -214,18 +219,22 @@ static const char *const sql_text[_SQL_MAX] = {
         [SQL_SYNC_EPOCH] = "INSERT INTO sync_meta (key, value) VALUES ('epoch', 1) "
                            "ON CONFLICT (key) DO UPDATE SET value = value + 1 RETURNING value",
         [SQL_SYNC_USERS] = "SELECT user_id FROM users UNION SELECT user_id FROM notebooks",
-        [SQL_SYNC_UNSYNCED] =
-                /* Two indexed parts (notebooks_unsynced, and the few with conflicts): the cost is
-                 * what is out of sync, not the number of notebooks. */
-        "SELECT user_id, id, revision, base_revision, deleted, sync_state, sync_error, "
-        "(SELECT count(*) FROM sync_conflicts c WHERE c.user_id = n.user_id AND c.notebook_id = "
-        "n.id) "
-        "FROM notebooks n WHERE rowid IN ("
-        "SELECT rowid FROM notebooks WHERE (dirty = 1 OR sync_state IN ('conflict', 'error')) "
-        "AND (?2 IS NULL OR user_id = ?2) "
-        "UNION SELECT m.rowid FROM sync_conflicts c JOIN notebooks m ON m.user_id = c.user_id AND "
-        "m.id = c.notebook_id WHERE ?2 IS NULL OR c.user_id = ?2) "
-        "ORDER BY user_id, id LIMIT ?1",
+        /* What daemon.status lists, in two parts merged in order (store_sync_unsynced()): the
+         * first LIMIT rows of the partial index notebooks_unsynced, read in its order, and the few
+         * notebooks with conflicts that are otherwise in sync. The cost is the rows returned, not
+         * the number of notebooks, nor of those out of sync. */
+        [SQL_SYNC_UNSYNCED] = "SELECT " UNSYNCED_COLUMNS " FROM notebooks n "
+                              "WHERE (dirty = 1 OR sync_state IN ('conflict', 'error')) "
+                              "ORDER BY user_id, id LIMIT ?1",
+        [SQL_SYNC_UNSYNCED_USER] =
+                "SELECT " UNSYNCED_COLUMNS " FROM notebooks n "
+                "WHERE user_id = ?2 AND (dirty = 1 OR sync_state IN ('conflict', 'error')) "
+                "ORDER BY user_id, id LIMIT ?1",
+        [SQL_SYNC_UNSYNCED_CONFLICTED] =
+                "SELECT " UNSYNCED_COLUMNS " FROM (SELECT DISTINCT user_id AS u, notebook_id AS i "
+                "FROM sync_conflicts WHERE ?2 IS NULL OR user_id = ?2) JOIN notebooks n ON n.user_id = u "
+                "AND n.id = i WHERE NOT (n.dirty = 1 OR n.sync_state IN ('conflict', 'error')) "
+                "ORDER BY n.user_id, n.id LIMIT ?1",
         [SQL_SYNC_CONFLICT_ADD] =
                 "INSERT INTO sync_conflicts (user_id, notebook_id, subject, copy_id, local_value, "
                 "created_at) "
@@ -966,6 +975,24 @@ int store_notebook_head(Store *s, const char *user_id, const char *notebook_id, 
         int64_t nb;
 
         return nb_find(s, user_id, notebook_id, &nb, ret_revision, ret_deleted);
+}
+
+cJSON *store_change_record(Store *s, const char *user_id, const char *notebook_id)
+{
+        _cleanup_(cJSON_Deletep) cJSON *a = cJSON_CreateArray();
+        int64_t revision = 0;
+        bool deleted = false;
+        int r;
+
+        r = store_notebook_head(s, user_id, notebook_id, &revision, &deleted);
+        if (r < 0 && r != -ENOENT)
+                return NULL;
+        if (!a || !cJSON_AddItemToArray(a, cJSON_CreateString(user_id)) ||
+            !cJSON_AddItemToArray(a, cJSON_CreateString(notebook_id)) ||
+            !cJSON_AddItemToArray(a, r == 0 ? cJSON_CreateNumber((double)revision) : cJSON_CreateNull()) ||
+            !cJSON_AddItemToArray(a, cJSON_CreateBool(r == -ENOENT || deleted)))
+                return NULL;
+        return TAKE_PTR(a);
 }
 
 int store_notebook_list(Store *s, const char *user_id, const StoreListKey *after, unsigned limit,
@@ -1880,13 +1907,50 @@ static cJSON *unsynced_from_row(sqlite3_stmt *st)
         return TAKE_PTR(o);
 }
 
+/* Orders two listings of unsynced_from_row() by (user_id, notebook_id). */
+static int unsynced_cmp(const cJSON *a, const cJSON *b)
+{
+        int k = strcmp(cJSON_GetObjectItem(a, "user_id")->valuestring,
+                       cJSON_GetObjectItem(b, "user_id")->valuestring);
+
+        return k ? k
+                 : strcmp(cJSON_GetObjectItem(a, "notebook_id")->valuestring,
+                          cJSON_GetObjectItem(b, "notebook_id")->valuestring);
+}
+
 int store_sync_unsynced(Store *s, const char *user_id, int64_t max, cJSON **ret)
 {
-        sqlite3_stmt *st = stmt(s, SQL_SYNC_UNSYNCED);
+        _cleanup_(cJSON_Deletep) cJSON *out = NULL, *flagged = NULL, *conflicted = NULL;
+        sqlite3_stmt *st = stmt(s, user_id ? SQL_SYNC_UNSYNCED_USER : SQL_SYNC_UNSYNCED);
+        cJSON *a, *b;
+        int64_t n = 0;
+        int r;
 
         sqlite3_bind_int64(st, 1, max);
         bind_text(st, 2, user_id);
-        return rows_to_array(s, st, unsynced_from_row, ret);
+        r = rows_to_array(s, st, unsynced_from_row, &flagged);
+        if (r < 0)
+                return r;
+        st = stmt(s, SQL_SYNC_UNSYNCED_CONFLICTED);
+        sqlite3_bind_int64(st, 1, max);
+        bind_text(st, 2, user_id);
+        r = rows_to_array(s, st, unsynced_from_row, &conflicted);
+        if (r < 0)
+                return r;
+        /* Both are in order and apart: merged, the first max. */
+        out = cJSON_CreateArray();
+        if (!out)
+                return -ENOMEM;
+        for (; n < max && (flagged->child || conflicted->child); n++) {
+                a = flagged->child;
+                b = conflicted->child;
+                if (!b || (a && unsynced_cmp(a, b) < 0))
+                        cJSON_AddItemToArray(out, cJSON_DetachItemViaPointer(flagged, a));
+                else
+                        cJSON_AddItemToArray(out, cJSON_DetachItemViaPointer(conflicted, b));
+        }
+        *ret = TAKE_PTR(out);
+        return 0;
 }
 
 int store_sync_conflict_add(Store *s, const char *user_id, const char *notebook_id, const char *subject,

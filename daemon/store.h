@@ -104,6 +104,10 @@ int store_notebook_exists(Store *s, const char *user_id, const char *notebook_id
  * -ENOENT when there is no such row. */
 int store_notebook_head(Store *s, const char *user_id, const char *notebook_id, int64_t *ret_revision,
                         bool *ret_deleted);
+/* What a watcher is told of a change, as of now (inside the transaction that made it):
+ * [user_id, notebook_id, revision or null (the tombstone is gone too), deleted]. NULL: no memory
+ * or a failed read. */
+cJSON *store_change_record(Store *s, const char *user_id, const char *notebook_id);
 
 /* fields: optional "name", "db_conn_string", "ttl", "demo_version" (each may be JSON null);
  * cells: array of complete cells, each with an "id" (or NULL). Returns the new notebook. */

@@ -36,6 +36,12 @@
 typedef struct Job Job;
 typedef struct Pull Pull;
 
+typedef struct SyncNote {
+        struct SyncNote *next;
+        uint64_t seq; /* durable once the store reaches it */
+        cJSON *changed;
+} SyncNote;
+
 /* A notebook with work to do: a push (put or delete) pending or in flight. */
 struct Job {
         Job *next, *prev;
@@ -112,9 +118,11 @@ struct Sync {
         StrMap pulled;   /* users whose notebooks were pulled completely since the start */
         uint64_t pushes, pulls_applied, merges, conflicts;
 
-        /* Notebooks the remote changed in the transaction being built: watchers hear of them once
-         * it commits. */
+        /* Notebooks the remote changed in the transaction being built (store_change_record()
+         * each): watchers hear of them once it is durable. */
         cJSON *changed;
+        /* The changes of committed transactions not yet durable, in commit order. */
+        struct SyncNote *notes, **notes_tail;
 
         SyncChangeFunc change_func;
         void *change_userdata;
@@ -444,18 +452,39 @@ static int sync_begin(Sync *s)
         return store_begin(s->store);
 }
 
-static void sync_notify_watchers(Sync *s)
+static void notify_changes(Sync *s, cJSON *changed)
 {
-        cJSON *pair;
+        const cJSON *change;
+
+        if (s->change_func)
+                cJSON_ArrayForEach(change, changed) s->change_func(s->change_userdata, change);
+        cJSON_Delete(changed);
+}
+
+/* What the transaction just committed changed: told now if it is durable (seq 0, or reached),
+ * else once it is (sync_flushed()). */
+static void sync_notify_watchers(Sync *s, uint64_t seq)
+{
+        uint64_t durable = 0;
+        SyncNote *n;
 
         if (!s->changed)
                 return;
-        if (s->change_func)
-                cJSON_ArrayForEach(pair, s->changed)
-                        s->change_func(s->change_userdata, cJSON_GetArrayItem(pair, 0)->valuestring,
-                                       cJSON_GetArrayItem(pair, 1)->valuestring);
-        cJSON_Delete(s->changed);
-        s->changed = NULL;
+        if (seq == 0 || (store_durable(s->store, &durable) >= 0 && durable >= seq)) {
+                notify_changes(s, TAKE_PTR(s->changed));
+                return;
+        }
+        n = calloc(1, sizeof(*n));
+        if (!n) {
+                /* Told now rather than never. */
+                log_oom();
+                notify_changes(s, TAKE_PTR(s->changed));
+                return;
+        }
+        n->seq = seq;
+        n->changed = TAKE_PTR(s->changed);
+        *s->notes_tail = n;
+        s->notes_tail = &n->next;
 }
 
 /* Commits (r >= 0) or rolls back the engine's transaction. ret_seq NULL: durable on return; else
@@ -467,9 +496,13 @@ static int sync_commit_seq(Sync *s, int r, const char *what, uint64_t *ret_seq)
                 cJSON_Delete(s->changed);
                 s->changed = NULL;
         } else {
-                r = ret_seq ? store_commit_deferred(s->store, ret_seq) : store_commit(s->store);
+                uint64_t seq = 0;
+
+                r = ret_seq ? store_commit_deferred(s->store, &seq) : store_commit(s->store);
+                if (ret_seq)
+                        *ret_seq = seq;
                 if (r >= 0)
-                        sync_notify_watchers(s);
+                        sync_notify_watchers(s, seq);
         }
         if (r < 0)
                 log_warning_errno(r, "Sync: cannot record %s: %m", what);
@@ -481,14 +514,18 @@ static int sync_commit(Sync *s, int r, const char *what)
         return sync_commit_seq(s, r, what, NULL);
 }
 
+/* Inside the engine's transaction: the notebook changed; its watchers hear of it as it is now. */
 static void sync_changed(Sync *s, const char *user_id, const char *notebook_id)
 {
-        const char *pair[2] = { user_id, notebook_id };
+        cJSON *change;
 
         if (!s->changed)
                 s->changed = cJSON_CreateArray();
-        if (!s->changed || !cJSON_AddItemToArray(s->changed, cJSON_CreateStringArray(pair, 2)))
+        change = s->changed ? store_change_record(s->store, user_id, notebook_id) : NULL;
+        if (!change || !cJSON_AddItemToArray(s->changed, change)) {
+                cJSON_Delete(change);
                 log_oom();
+        }
 }
 
 /* blank-USER or demo-USER as provisioning makes them (the fields and cells merging looks at), or
@@ -1417,6 +1454,15 @@ void sync_flushed(Sync *s)
                         s->unsent_tail = &s->unsent;
                 job_send(s, j);
         }
+        while (s->notes && s->notes->seq <= durable) {
+                SyncNote *n = s->notes;
+
+                s->notes = n->next;
+                if (!s->notes)
+                        s->notes_tail = &s->notes;
+                notify_changes(s, n->changed);
+                free(n);
+        }
 }
 
 static int on_timer(sd_event_source *source, uint64_t usec, void *userdata)
@@ -1824,6 +1870,7 @@ int sync_new(sd_event *event, Store *store, const RemoteConfig *conf, Sync **ret
         s->retry_tokens = RETRY_QUOTA;
         s->answers_tail = &s->answers;
         s->unsent_tail = &s->unsent;
+        s->notes_tail = &s->notes;
         r = remote_new(event, conf, &s->remote);
         if (r < 0)
                 return r;
@@ -1904,6 +1951,13 @@ Sync *sync_free(Sync *s)
         strmap_done(&s->job_map);
         strmap_done(&s->pulled);
         cJSON_Delete(s->changed);
+        while (s->notes) {
+                SyncNote *n = s->notes;
+
+                s->notes = n->next;
+                cJSON_Delete(n->changed);
+                free(n);
+        }
         free(s);
         return NULL;
 }

@@ -26,7 +26,9 @@ void sync_flushed(Sync *s);
 
 /* Called after a notebook changed because of the remote: a newer version taken over, or marked in
  * conflict. */
-typedef void (*SyncChangeFunc)(void *userdata, const char *user_id, const char *notebook_id);
+/* change: a store_change_record(), taken when the engine changed the notebook; called once that
+ * change is durable. */
+typedef void (*SyncChangeFunc)(void *userdata, const cJSON *change);
 void sync_set_change_callback(Sync *s, SyncChangeFunc func, void *userdata);
 
 /* Stopping: starts no more work and calls func(userdata) once no write is in flight, or after

@@ -6,6 +6,7 @@ import os
 import pwd
 import re
 import sys
+import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -852,6 +853,57 @@ def _():
         t.error_is(w.call("sync.pull"), -32030, "sync.pull without a remote: -32030")
         w.close()
         check_serving(t, d)
+
+
+@t.case("notebook.watch: its reply comes before any notification, and each notification tells the revision of its change")
+def _():
+        U = "watch-order"
+        c = d.client()
+        c.rpc("notebook.create", {"user_id": U, "notebook_id": "wo", "cells": [{"id": "c"}]})
+        stop = threading.Event()
+
+        def writer():
+                w = d.client()
+                while not stop.is_set():
+                        w.pipeline([w.request("cell.update", {"user_id": U, "notebook_id": "wo", "cell_id": "c",
+                                                              "code": "x"}) for _ in range(20)])
+                w.close()
+
+        th = threading.Thread(target=writer)
+        th.start()
+        firsts = []
+        try:
+                for _ in range(20):
+                        w = d.client()
+                        w.send_obj(w.request("notebook.watch", {"user_id": U}, id="watch"))
+                        firsts.append(json.loads(w.readline()))
+                        w.close()
+        finally:
+                stop.set()
+                th.join()
+        bad = [f for f in firsts if f.get("id") != "watch"]
+        t.ok(not bad, "20 watchers under a stream of writes: the first line each gets is its watch reply", short(bad))
+
+        # The watcher's own pipelined writes: the k-th notification tells the revision of the k-th
+        # write's reply (not a later one), and comes after it.
+        w = d.client()
+        w.rpc("notebook.watch", {"user_id": U, "notebook_id": "wo"})
+        w.sock.sendall(b"".join(json.dumps(w.request("cell.update", {"user_id": U, "notebook_id": "wo",
+                                                                      "cell_id": "c", "code": f"k{i}"})).encode() + b"\n"
+                                for i in range(50)))
+        replies, notes, early = [], [], []
+        while len(replies) < 50 or len(notes) < 50:
+                m = json.loads(w.readline())
+                if m.get("method") == "notebook.changed":
+                        notes.append(m["params"]["revision"])
+                        if len(notes) > len(replies):
+                                early.append(m["params"]["revision"])
+                else:
+                        replies.append(m["result"]["revision"])
+        t.is_(notes, replies, "one notification per write, in order, each with its write's revision")
+        t.is_(early, [], "no notification before the reply of the write it tells of")
+        w.close()
+        c.close()
 
 
 @t.case("a watcher that does not read: its notifications are left out, then it is told so")
