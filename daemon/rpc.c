@@ -1108,10 +1108,15 @@ static const Method *method_find(const char *name)
 
 static bool id_valid(const cJSON *id)
 {
+        double d;
+
         if (cJSON_IsNull(id) || cJSON_IsString(id))
                 return true;
-        return cJSON_IsNumber(id) && id->valuedouble == (double)(long long)id->valuedouble &&
-               id->valuedouble <= 9007199254740991.0 && id->valuedouble >= -9007199254740991.0;
+        if (!cJSON_IsNumber(id))
+                return false;
+        /* In range first (NaN is not): converting a double outside long long's range is undefined. */
+        d = id->valuedouble;
+        return d <= 9007199254740991.0 && d >= -9007199254740991.0 && d == (double)(long long)d;
 }
 
 /* Runs a parsed request; the reply goes into ret (nothing for a notification). */

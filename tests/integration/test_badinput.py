@@ -184,6 +184,10 @@ def _():
                 ("id array", b'{"jsonrpc":"2.0","id":[1],"method":"daemon.status"}'),
                 ("id fraction", b'{"jsonrpc":"2.0","id":1.5,"method":"daemon.status"}'),
                 ("id boolean", b'{"jsonrpc":"2.0","id":true,"method":"daemon.status"}'),
+                # Past any integer's range (and infinite, as 1e999 parses): refused, not converted.
+                ("id 1e19", b'{"jsonrpc":"2.0","id":1e19,"method":"daemon.status"}'),
+                ("id -1e19", b'{"jsonrpc":"2.0","id":-1e19,"method":"daemon.status"}'),
+                ("id 1e999", b'{"jsonrpc":"2.0","id":1e999,"method":"daemon.status"}'),
                 ("params array", b'{"jsonrpc":"2.0","id":1,"method":"notebook.list","params":["bad"]}'),
                 ("params string", b'{"jsonrpc":"2.0","id":1,"method":"notebook.list","params":"bad"}'),
         ):
