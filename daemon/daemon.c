@@ -390,10 +390,27 @@ int daemon_run(const DaemonArgs *a)
                 log_oom();
                 goto fail;
         }
-        r = store_open(db_path, d.config->durability_full, &store, err, sizeof(err));
-        if (r < 0) {
-                log_error("Cannot open the database: %s", err);
-                goto fail;
+        {
+                /* The database holds connection strings, often credentials: only its owner reads
+                 * it, even in a directory that others may list (SQLite gives the -wal and -shm
+                 * files the database's mode). One made readable before is tightened. */
+                mode_t old_umask = umask(0077);
+
+                r = store_open(db_path, d.config->durability_full, &store, err, sizeof(err));
+                umask(old_umask);
+                if (r < 0) {
+                        log_error("Cannot open the database: %s", err);
+                        goto fail;
+                }
+                for (size_t i = 0; i < 3; i++) {
+                        static const char *const suffix[] = { "", "-wal", "-shm" };
+                        _cleanup_free_ char *path = NULL;
+                        struct stat st;
+
+                        if (asprintf(&path, "%s%s", db_path, suffix[i]) >= 0 && stat(path, &st) == 0 &&
+                            (st.st_mode & 0077) && chmod(path, st.st_mode & 0700) < 0)
+                                log_warning_errno(-errno, "Cannot make %s private: %m", path);
+                }
         }
 
         /* A socket passed by the service manager is used as it is; otherwise we bind our own. */

@@ -12,7 +12,7 @@ import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import NOTEBOOKD, TAP, Daemon, check_serving, connect_retry, req, run, short, tmo, wait_for, write_stream  # noqa: E402
+from harness import NOTEBOOKD, TAP, Daemon, check_serving, connect_retry, make_tempdir, req, run, short, tmo, wait_for, write_stream  # noqa: E402
 
 t = TAP()
 U = "dm"
@@ -128,6 +128,26 @@ def _():
         c2.close()
         d.start()
         check_serving(t, d)
+
+
+@t.case("the database, its WAL and shared memory are private, even in a directory others can read")
+def _():
+        base = make_tempdir()
+        state = os.path.join(base, "open-state")
+        os.mkdir(state)
+        os.chmod(state, 0o755)
+        dd = Daemon(t, state_dir=state)
+        dd.start()
+        dd.rpc("notebook.create", {"user_id": "perm", "notebook_id": "p", "db_conn_string": "postgres://u:secret@h/db"})
+        modes = {f: stat.S_IMODE(os.stat(os.path.join(state, f)).st_mode)
+                 for f in ("notebookd.db", "notebookd.db-wal", "notebookd.db-shm")}
+        t.is_(modes, {f: 0o600 for f in modes}, "created 0600 in a 0755 directory")
+        dd.stop()
+        os.chmod(os.path.join(state, "notebookd.db"), 0o644)
+        dd.start()
+        t.is_(stat.S_IMODE(os.stat(os.path.join(state, "notebookd.db")).st_mode), 0o600,
+              "one left readable by others is made private at the next start")
+        dd.stop()
 
 
 @t.case("a database newer than the binary is refused")
