@@ -578,6 +578,65 @@ static int check_number(const char *tok, size_t len, const char *param, ModelErr
         return r;
 }
 
+static int key_cmp(const void *a, const void *b)
+{
+        return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+/* A key the object v holds twice, or NULL; -ENOMEM in *ret_error. */
+static const char *repeated_key(const cJSON *v, size_t n, int *ret_error)
+{
+        _cleanup_free_ const char **keys = NULL;
+        size_t i = 0;
+
+        if (n <= 8) {
+                for (const cJSON *a = v->child; a; a = a->next)
+                        for (const cJSON *b = a->next; b; b = b->next)
+                                if (streq(a->string, b->string))
+                                        return a->string;
+                return NULL;
+        }
+        /* Sorted, a repeated key stands next to itself. */
+        keys = malloc(n * sizeof(*keys));
+        if (!keys) {
+                *ret_error = -ENOMEM;
+                return NULL;
+        }
+        for (const cJSON *c = v->child; c; c = c->next)
+                keys[i++] = c->string;
+        qsort(keys, n, sizeof(*keys), key_cmp);
+        for (i = 1; i < n; i++)
+                if (streq(keys[i - 1], keys[i]))
+                        return keys[i];
+        return NULL;
+}
+
+int model_check_unique_keys(const cJSON *v, ModelError *e)
+{
+        const char *key;
+        size_t n = 0;
+        int r = 0;
+
+        if (!cJSON_IsObject(v) && !cJSON_IsArray(v))
+                return 0;
+        for (const cJSON *c = v->child; c; c = c->next, n++) {
+                r = model_check_unique_keys(c, e);
+                if (r < 0)
+                        return r;
+        }
+        if (!cJSON_IsObject(v) || n < 2)
+                return 0;
+        key = repeated_key(v, n, &r);
+        if (r < 0)
+                return r;
+        if (key)
+                return model_error(
+                        e, RPC_INVALID_REQUEST, NULL, -1,
+                        "The request repeats the key \"%.64s\" in one object; each key may appear once.",
+                        key);
+        return 0;
+}
+
 int model_check_numbers(const char *line, size_t len, const cJSON *params, ModelError *e)
 {
         const char *key = NULL; /* the parameter being read: the last key seen at depth 2 */

@@ -74,6 +74,10 @@ int model_cell_fields(const cJSON *obj, bool defaults, cJSON **ret, unsigned *re
  * it, and lie in DynamoDB's range (1e-130 to 1e126 in magnitude, or 0), so that what the table
  * holds is what was sent. -32602 naming the parameter otherwise. */
 int model_check_numbers(const char *line, size_t len, const cJSON *params, ModelError *e);
+/* Whether every object in v has each key once (JSON allows repeats, and readers disagree on which
+ * one counts: the daemon and a front end could act on different user_ids). -32600 naming the key;
+ * -ENOMEM. */
+int model_check_unique_keys(const cJSON *v, ModelError *e);
 /* The same for one number's text: 0, -ERANGE (out of DynamoDB's range), -EDOM (a double cannot
  * hold it digit for digit), -ENOMEM. */
 int model_number_check(const char *text, size_t len);

@@ -1141,6 +1141,11 @@ static int request_run(Rpc *rpc, const RpcPeer *peer, const cJSON *req, const ch
                             "\"id\" must be a string, an integer or null.");
                 goto fail;
         }
+        r = model_check_unique_keys(req, &c.error);
+        if (r == -ENOMEM)
+                return r;
+        if (r < 0)
+                goto fail;
         for (v = req->child; v; v = v->next)
                 if (!streq(v->string, "jsonrpc") && !streq(v->string, "id") && !streq(v->string, "method") &&
                     !streq(v->string, "params")) {

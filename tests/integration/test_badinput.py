@@ -188,6 +188,15 @@ def _():
                 ("id 1e19", b'{"jsonrpc":"2.0","id":1e19,"method":"daemon.status"}'),
                 ("id -1e19", b'{"jsonrpc":"2.0","id":-1e19,"method":"daemon.status"}'),
                 ("id 1e999", b'{"jsonrpc":"2.0","id":1e999,"method":"daemon.status"}'),
+                # A key given twice: readers disagree on which one counts, so neither does.
+                ("method twice", b'{"jsonrpc":"2.0","id":1,"method":"daemon.status","method":"notebook.list"}'),
+                ("user_id twice", b'{"jsonrpc":"2.0","id":1,"method":"notebook.list",'
+                                  b'"params":{"user_id":"a","user_id":"b"}}'),
+                ("a cell id twice", b'{"jsonrpc":"2.0","id":1,"method":"notebook.create","params":{"user_id":"dup",'
+                                    b'"notebook_id":"dup","cells":[{"id":"x","id":"y"}]}}'),
+                ("a repeat among 21 keys", b'{"jsonrpc":"2.0","id":1,"method":"notebook.create","params":{"user_id":"dup",'
+                                           b'"notebook_id":"dup","cells":[{"outputs":[{"mime_type":"application/json",'
+                                           b'"data":{"k0":0,"k1":1,"k2":2,"k3":3,"k4":4,"k5":5,"k6":6,"k7":7,"k8":8,"k9":9,"k10":10,"k11":11,"k12":12,"k13":13,"k14":14,"k15":15,"k16":16,"k17":17,"k18":18,"k19":19,"k7":0}}]}]}}'),
                 ("params array", b'{"jsonrpc":"2.0","id":1,"method":"notebook.list","params":["bad"]}'),
                 ("params string", b'{"jsonrpc":"2.0","id":1,"method":"notebook.list","params":"bad"}'),
         ):
