@@ -21,6 +21,8 @@
 #define DRAIN_TIMEOUT_USEC (5 * USEC_PER_SEC)
 /* Output buffer a connection keeps between replies; a larger one is freed once sent. */
 #define OUT_KEEP_BYTES (64u * 1024)
+/* Refused connections are logged at most this often, each kind (a peer may knock in a loop). */
+#define REFUSAL_LOG_USEC (10 * USEC_PER_SEC)
 /* A failed BEGIN (the database locked by another process) is retried after this long. */
 #define BEGIN_RETRY_USEC (100 * USEC_PER_MSEC)
 
@@ -67,8 +69,8 @@ struct Server {
         gid_t admin_gid;
         bool draining;
         int reserve_fd; /* kept open to be closed when accept() runs out of descriptors */
-        bool emfile_logged;
-        bool uid_cap_logged;
+        /* Refusals are logged at most once per REFUSAL_LOG_USEC each, with how many were not. */
+        RateLimit emfile_log, conn_cap_log, uid_cap_log;
         Conn *conns;
         Conn *touched; /* connections that read, got replies, ended or failed since the last pass */
         unsigned n_conns;
@@ -475,9 +477,14 @@ static int on_accept(sd_event_source *source, int fd, uint32_t revents, void *us
                                 /* Out of descriptors: the pending peer would keep the listening
                                  * socket readable and the loop spinning. Spend the reserve to take
                                  * it off the queue and close it, then take the reserve back. */
-                                log_full_errno(s->emfile_logged ? LOG_DEBUG : LOG_WARNING, -errno,
-                                               "Out of file descriptors, refusing connections: %m");
-                                s->emfile_logged = true;
+                                unsigned more;
+
+                                if (ratelimit_pass(&s->emfile_log, REFUSAL_LOG_USEC, &more))
+                                        log_warning_errno(
+                                                -errno,
+                                                "Out of file descriptors, refusing connections "
+                                                "(%u more refused since the last such message): %m",
+                                                more);
                                 closep(&s->reserve_fd);
                                 cfd = accept4(fd, NULL, NULL, SOCK_CLOEXEC);
                                 got = cfd >= 0;
@@ -492,9 +499,14 @@ static int on_accept(sd_event_source *source, int fd, uint32_t revents, void *us
                                 log_warning_errno(-errno, "accept() failed: %m");
                         return 0;
                 }
-                s->emfile_logged = false;
                 if (s->n_conns >= MAX_CONNECTIONS) {
-                        log_warning("Too many connections (%d), refusing one.", MAX_CONNECTIONS);
+                        unsigned more;
+
+                        if (ratelimit_pass(&s->conn_cap_log, REFUSAL_LOG_USEC, &more))
+                                log_warning(
+                                        "Too many connections (%d), refusing one (%u more refused since the "
+                                        "last such message).",
+                                        MAX_CONNECTIONS, more);
                         continue;
                 }
                 c = calloc(1, sizeof(*c));
@@ -506,10 +518,12 @@ static int on_accept(sd_event_source *source, int fd, uint32_t revents, void *us
                 /* One local user may not take every connection from the others. */
                 if (!c->peer.privileged &&
                     server_uid_connections(s, c->peer.uid) >= MAX_CONNECTIONS_PER_UID) {
-                        log_full_errno(s->uid_cap_logged ? LOG_DEBUG : LOG_WARNING, 0,
-                                       "uid %u has %d connections, refusing one more.",
-                                       (unsigned)c->peer.uid, MAX_CONNECTIONS_PER_UID);
-                        s->uid_cap_logged = true;
+                        unsigned more;
+
+                        if (ratelimit_pass(&s->uid_cap_log, REFUSAL_LOG_USEC, &more))
+                                log_warning("uid %u has %d connections, refusing one more (%u more refused "
+                                            "since the last such message).",
+                                            (unsigned)c->peer.uid, MAX_CONNECTIONS_PER_UID, more);
                         free(c);
                         continue;
                 }

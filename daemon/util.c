@@ -360,3 +360,17 @@ void strmap_done(StrMap *m)
         free(m->entries);
         *m = (StrMap){ 0 };
 }
+
+bool ratelimit_pass(RateLimit *rl, uint64_t interval_usec, unsigned *ret_suppressed)
+{
+        uint64_t now = now_monotonic_usec();
+
+        if (rl->last != 0 && now - rl->last < interval_usec) {
+                rl->suppressed++;
+                return false;
+        }
+        rl->last = now;
+        *ret_suppressed = rl->suppressed;
+        rl->suppressed = 0;
+        return true;
+}

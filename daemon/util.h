@@ -137,3 +137,11 @@ void *strmap_get(const StrMap *m, const char *key);
 /* The value that was there, or NULL. */
 void *strmap_remove(StrMap *m, const char *key);
 void strmap_done(StrMap *m);
+
+/* At most one event per interval passes (a log line, say); the others are counted. */
+typedef struct RateLimit {
+        uint64_t last; /* monotonic µs of the last one that passed, 0: none yet */
+        unsigned suppressed;
+} RateLimit;
+/* Whether this one passes; if so, *ret_suppressed is how many were held back since the last. */
+bool ratelimit_pass(RateLimit *rl, uint64_t interval_usec, unsigned *ret_suppressed);

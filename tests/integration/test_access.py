@@ -333,6 +333,7 @@ def _():
         rc, out, err = as_uid(GUEST_UID, [PY, "-c", HOARDER, d.socket, "300"])
         t.is_(out.strip(), "256", "uid 65534 gets 256 connections, not 300")
         t.ok("refusing one more" in d.stderr_text(), "the daemon says why")
+        t.is_(d.stderr_text().count("refusing one more"), 1, "once for the 44 refusals, not 44 times")
         import time
         deadline = time.monotonic() + tmo(10)
         while time.monotonic() < deadline and root.rpc("daemon.status")["connections"] > 1:

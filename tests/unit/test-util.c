@@ -105,9 +105,23 @@ static void test_strmap(void)
         ok(strmap_get(&m, "k1") == NULL && strmap_remove(&m, "k1") == NULL, "an empty strmap finds nothing");
 }
 
+static void test_ratelimit(void)
+{
+        RateLimit rl = { 0 };
+        unsigned more = 99;
+
+        ok(ratelimit_pass(&rl, USEC_PER_SEC, &more) && more == 0, "ratelimit: the first passes");
+        ok(!ratelimit_pass(&rl, USEC_PER_SEC, &more), "ratelimit: the next within the interval does not");
+        ok(!ratelimit_pass(&rl, USEC_PER_SEC, &more), "ratelimit: nor the one after");
+        rl.last -= USEC_PER_SEC; /* the interval is over */
+        ok(ratelimit_pass(&rl, USEC_PER_SEC, &more) && more == 2,
+           "ratelimit: then one passes, counting the 2 held");
+}
+
 int main(void)
 {
         test_strmap();
+        test_ratelimit();
         test_timestamp();
         test_uuid();
         test_utf8();
