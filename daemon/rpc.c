@@ -1218,8 +1218,13 @@ fail:
         cJSON_Delete(c.changed);
         cJSON_Delete(c.watch);
         ret->failed = true;
-        if (notification)
-                return 0;
+        /* A notification gets no reply, unless it is no valid request at all: then, as for a
+         * line that is not JSON, the error with a null id (JSON-RPC 2.0, section 5). */
+        if (notification) {
+                if (c.error.code != RPC_INVALID_REQUEST)
+                        return 0;
+                id = &null_id;
+        }
         ret->text = call_error_reply(id, &c);
         return ret->text ? 0 : -ENOMEM;
 }

@@ -201,17 +201,23 @@ def _():
                 ("params string", b'{"jsonrpc":"2.0","id":1,"method":"notebook.list","params":"bad"}'),
         ):
                 bad_line(f"invalid request ({desc})", line, -32600)
-        # Without an id the request still cannot be answered with its id, but it is not a valid
-        # notification either: an invalid request without id gets nothing or -32600; either way the
-        # connection goes on.
-        with d.client() as cl:
-                cl.send(b'{"jsonrpc":"1.0","method":"daemon.status"}\n' + json.dumps(req("daemon.status", None, 9)).encode()
-                        + b"\n")
-                r = cl.read_reply()
-                if r.get("id") != 9:
-                        t.error_is(r, -32600, "invalid notification: -32600 (if answered)")
+        # Without an id the request cannot be answered with its id, but it is no valid notification
+        # either: -32600 with a null id, and the connection goes on. A valid notification of an
+        # unknown method gets nothing, as any notification.
+        for desc, bad in (("jsonrpc 1.0", b'{"jsonrpc":"1.0","method":"daemon.status"}'),
+                          ("method number", b'{"jsonrpc":"2.0","method":5}'),
+                          ("params array", b'{"jsonrpc":"2.0","method":"notebook.list","params":[]}'),
+                          ("unknown method", b'{"jsonrpc":"2.0","method":"no.such"}')):
+                with d.client() as cl:
+                        cl.send(bad + b"\n" + json.dumps(req("daemon.status", None, 9)).encode() + b"\n")
                         r = cl.read_reply()
-                t.ok(r.get("id") == 9 and "result" in r, "request after an invalid notification answered", r)
+                        if desc == "unknown method":
+                                t.is_(r.get("id"), 9, "a notification of an unknown method: no reply")
+                                continue
+                        t.error_is(r, -32600, f"invalid notification ({desc}): -32600")
+                        t.is_(r.get("id", "missing"), None, f"invalid notification ({desc}): id null")
+                        r = cl.read_reply()
+                        t.ok(r.get("id") == 9 and "result" in r, "request after an invalid notification answered", r)
 
 
 @t.case("unknown method: -32601")
