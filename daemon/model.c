@@ -143,11 +143,24 @@ static bool json_all_finite(const cJSON *v)
         return true;
 }
 
+/* Control characters (C0, DEL, C1), line and paragraph separators, and the bidirectional
+ * controls that make text shown on a terminal or page read other than it is (U+061C, U+200E-F,
+ * U+202A-E, U+2066-9). s is valid UTF-8. */
 static bool has_control_chars(const char *s)
 {
-        for (; *s; s++)
-                if ((unsigned char)*s < 0x20 || *s == 0x7f)
+        for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+                if (*p < 0x20 || *p == 0x7f)
                         return true;
+                if (p[0] == 0xc2 && p[1] >= 0x80 && p[1] <= 0x9f)
+                        return true;
+                if (p[0] == 0xd8 && p[1] == 0x9c)
+                        return true;
+                if (p[0] == 0xe2 && p[1] == 0x80 &&
+                    (p[2] == 0x8e || p[2] == 0x8f || (p[2] >= 0xa8 && p[2] <= 0xae)))
+                        return true;
+                if (p[0] == 0xe2 && p[1] == 0x81 && p[2] >= 0xa6 && p[2] <= 0xa9)
+                        return true;
+        }
         return false;
 }
 

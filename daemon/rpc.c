@@ -178,8 +178,9 @@ static int get_id(Call *c, const char *key, bool required, const char **ret)
                 return model_error(&c->error, RPC_INVALID_PARAMS, key, -1, "Missing parameter \"%s\".", key);
         if (r > 0 && !model_id_valid(*ret, MAX_ID_BYTES))
                 return model_error(&c->error, RPC_INVALID_PARAMS, key, -1,
-                                   "\"%s\" must be 1 to %d bytes without control characters.", key,
-                                   MAX_ID_BYTES);
+                                   "\"%s\" must be 1 to %d bytes without control, separator or "
+                                   "bidirectional characters.",
+                                   key, MAX_ID_BYTES);
         return r;
 }
 
@@ -285,7 +286,8 @@ static int resolve_user(Call *c)
                 return r;
         if (r > 0 && !model_user_id_valid(user))
                 return model_error(&c->error, RPC_INVALID_PARAMS, "user_id", -1,
-                                   "\"user_id\" must be 1 to %d bytes without control characters or '/'.",
+                                   "\"user_id\" must be 1 to %d bytes without control, separator or "
+                                   "bidirectional characters or '/'.",
                                    MAX_USER_ID_BYTES);
         if (r == 0) {
                 if (c->peer->privileged && c->peer->default_user[0])
@@ -492,8 +494,8 @@ static int m_notebook_create(Call *c)
                         cid = cJSON_GetObjectItemCaseSensitive(in, "id");
                         if (cid && (!cJSON_IsString(cid) || !model_id_valid(cid->valuestring, MAX_ID_BYTES)))
                                 return model_error(&c->error, RPC_INVALID_PARAMS, "cells", -1,
-                                                   "A cell \"id\" must be 1 to %d bytes without control "
-                                                   "characters.",
+                                                   "A cell \"id\" must be 1 to %d bytes without control, "
+                                                   "separator or bidirectional characters.",
                                                    MAX_ID_BYTES);
                         if (!cid) {
                                 if ((r = uuid_v4_string(uuid)) < 0)
