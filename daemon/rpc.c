@@ -753,10 +753,12 @@ static int m_daemon_status(Call *c)
                 if (!sync || !cJSON_AddStringToObject(sync, "mode", "local-only"))
                         return -ENOMEM;
         }
-        if (!cJSON_AddNumberToObject(c->result, "connections", rpc->connections) ||
-            !cJSON_AddNumberToObject(c->result, "watches", rpc->watches) ||
-            !cJSON_AddNumberToObject(c->result, "requests", (double)rpc->requests) ||
-            !cJSON_AddNumberToObject(c->result, "transactions", (double)rpc->transactions))
+        /* The daemon-wide counters tell of other users' activity: for privileged peers only. */
+        if (c->peer->privileged &&
+            (!cJSON_AddNumberToObject(c->result, "connections", rpc->connections) ||
+             !cJSON_AddNumberToObject(c->result, "watches", rpc->watches) ||
+             !cJSON_AddNumberToObject(c->result, "requests", (double)rpc->requests) ||
+             !cJSON_AddNumberToObject(c->result, "transactions", (double)rpc->transactions)))
                 return -ENOMEM;
         peer = cJSON_AddObjectToObject(c->result, "peer");
         if (!peer || !cJSON_AddNumberToObject(peer, "uid", c->peer->uid) ||

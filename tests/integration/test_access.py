@@ -93,7 +93,7 @@ root.rpc("notebook.create", {"user_id": "alice", "notebook_id": "secret", "cells
 ALICE_BEFORE = {n: root.rpc("notebook.get", {"user_id": "alice", "notebook_id": n})["notebook"]
                 for n in ("secret", "demo-alice", "blank-alice")}
 
-PRIV_KEYS = ("state_dir", "database", "notebooks", "users")
+PRIV_KEYS = ("state_dir", "database", "notebooks", "users", "connections", "watches", "requests", "transactions")
 
 # Every method that touches notebooks, against an existing and a missing target.
 def attempts(user):
