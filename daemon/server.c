@@ -460,6 +460,14 @@ static unsigned server_uid_connections(Server *s, uid_t uid)
         return n;
 }
 
+/* How many connections an unprivileged uid may hold: fewer when no user_id is bound to it. */
+static unsigned uid_cap(Server *s, uid_t uid)
+{
+        const UserBinding *b = s->rpc->config ? config_find_uid(s->rpc->config, uid) : NULL;
+
+        return b && b->n_user_ids > 0 ? MAX_CONNECTIONS_PER_UID : MAX_CONNECTIONS_STATUS_ONLY;
+}
+
 static int on_accept(sd_event_source *source, int fd, uint32_t revents, void *userdata)
 {
         Server *s = userdata;
@@ -515,15 +523,16 @@ static int on_accept(sd_event_source *source, int fd, uint32_t revents, void *us
                 c->server = s;
                 c->fd = -1;
                 peer_identify(s, cfd, &c->peer);
-                /* One local user may not take every connection from the others. */
+                /* One local user may not take every connection from the others; one that may
+                 * only read the status needs a few. */
                 if (!c->peer.privileged &&
-                    server_uid_connections(s, c->peer.uid) >= MAX_CONNECTIONS_PER_UID) {
+                    server_uid_connections(s, c->peer.uid) >= uid_cap(s, c->peer.uid)) {
                         unsigned more;
 
                         if (ratelimit_pass(&s->uid_cap_log, REFUSAL_LOG_USEC, &more))
-                                log_warning("uid %u has %d connections, refusing one more (%u more refused "
+                                log_warning("uid %u has %u connections, refusing one more (%u more refused "
                                             "since the last such message).",
-                                            (unsigned)c->peer.uid, MAX_CONNECTIONS_PER_UID, more);
+                                            (unsigned)c->peer.uid, uid_cap(s, c->peer.uid), more);
                         free(c);
                         continue;
                 }

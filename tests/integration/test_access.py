@@ -343,6 +343,14 @@ def _():
         check_serving(t, d)
 
 
+@t.case("a uid bound to no user_id, which may only read the status, gets a few connections")
+def _():
+        rc, out, err = as_uid(UNBOUND_UID, [PY, "-c", HOARDER, d.socket, "10"])
+        t.is_(out.strip(), "4", "uid 65533 (bound to nothing) gets 4 connections, not 10")
+        # (Why is logged at most once per 10 s for all uids: the case before may have said it.)
+        check_serving(t, d)
+
+
 root.close()
 t.is_(d.stop(), 0, "SIGTERM: exit 0")
 t.done()
