@@ -88,7 +88,7 @@ struct Held {
         bool committed;
         Request *requests;
         unsigned n;
-        RpcReply replies[MAX_BATCH_REQUESTS];
+        RpcReply replies[]; /* one per request, as many as the batch may hold */
 };
 
 /* ---- binding ------------------------------------------------------------------------------- */
@@ -735,7 +735,8 @@ static void server_release(Server *s)
 static int server_run_batch(Server *s)
 {
         while (s->queue_head) {
-                _cleanup_free_ Held *h = calloc(1, sizeof(*h));
+                _cleanup_free_ Held *h =
+                        calloc(1, sizeof(*h) + MIN(s->queued, MAX_BATCH_REQUESTS) * sizeof(RpcReply));
                 Request *q, *last = NULL;
                 bool lost = false;
                 unsigned n = 0;

@@ -32,7 +32,6 @@ typedef enum SqlId {
         SQL_NB_REVIVE,
         SQL_NB_BUMP,
         SQL_NB_BUMP_PENDING,
-        SQL_NB_REVISION,
         SQL_NB_SET_FIELDS,
         SQL_NB_TOMBSTONE,
         SQL_CELLS,
@@ -128,7 +127,6 @@ static const char *const sql_text[_SQL_MAX] = {
          * the indexes over them stay as they are, so the edit writes two pages, not four. */
         [SQL_NB_BUMP_PENDING] = "UPDATE notebooks SET revision = revision + 1, updated_at = ?2 "
                                 "WHERE nb = ?1 AND dirty = 1 AND sync_state = 'pending'",
-        [SQL_NB_REVISION] = "SELECT revision FROM notebooks WHERE nb = ?1",
         [SQL_NB_SET_FIELDS] = "UPDATE notebooks SET name = CASE WHEN ?2 THEN ?3 ELSE name END, "
                               "db_conn_string = CASE WHEN ?4 THEN ?5 ELSE db_conn_string END, "
                               "ttl = CASE WHEN ?6 THEN ?7 ELSE ttl END, "
@@ -621,6 +619,15 @@ static int wal_sync(Store *s)
         return fdatasync(s->wal_fd) < 0 ? -errno : 0;
 }
 
+/* Syncs the WAL here and now: everything committed so far is durable if it succeeds. */
+static int sync_now(Store *s)
+{
+        int r = wal_sync(s);
+
+        flush_note(s, r, s->written);
+        return r;
+}
+
 static void *flusher(void *userdata)
 {
         Store *s = userdata;
@@ -665,9 +672,7 @@ int store_commit(Store *s)
 
         if (r <= 0 || !s->full)
                 return r < 0 ? r : 0;
-        r = wal_sync(s);
-        flush_note(s, r, s->written);
-        return r;
+        return sync_now(s);
 }
 
 int store_commit_deferred(Store *s, uint64_t *ret_seq)
@@ -688,11 +693,8 @@ int store_commit_deferred(Store *s, uint64_t *ret_seq)
                 pthread_cond_signal(&s->wake);
         }
         pthread_mutex_unlock(&s->lock);
-        if (r < 0) {
-                /* No thread: sync here. */
-                r = wal_sync(s);
-                flush_note(s, r, s->written);
-        }
+        if (r < 0)
+                r = sync_now(s); /* no thread: sync here */
         return r < 0 ? r : 0;
 }
 
@@ -719,9 +721,7 @@ int store_flush_now(Store *s)
 
         if (r < 0 || !s->full || durable >= s->written)
                 return r;
-        r = wal_sync(s);
-        flush_note(s, r, s->written);
-        return r;
+        return sync_now(s);
 }
 
 int store_rollback(Store *s)
@@ -930,7 +930,9 @@ static int nb_for_mutation(Store *s, const char *user_id, const char *notebook_i
         return 0;
 }
 
-/* Every successful mutation ends here: one more revision, a new updated_at, a pending sync. */
+/* Every successful mutation ends here: one more revision, a new updated_at, a pending sync.
+ * m->revision is the revision nb_for_mutation() read, which nothing else in this transaction
+ * changes: the new one is the next. */
 static int nb_bump(Store *s, int64_t nb, StoreMut *m)
 {
         sqlite3_stmt *st = stmt(s, SQL_NB_BUMP_PENDING);
@@ -950,9 +952,8 @@ static int nb_bump(Store *s, int64_t nb, StoreMut *m)
         }
         if (r < 0)
                 return r;
-        st = stmt(s, SQL_NB_REVISION);
-        sqlite3_bind_int64(st, 1, nb);
-        return query_int(s, st, &m->revision, NULL);
+        m->revision++;
+        return 0;
 }
 
 int store_notebook_exists(Store *s, const char *user_id, const char *notebook_id)
