@@ -66,7 +66,7 @@ struct ConfParser {
         unsigned n_errors;
         ConfSection section;
         Config *config;
-        unsigned daemon_key_lines[6];               /* where each of daemon_keys[] was set, 0 if not yet */
+        unsigned daemon_key_lines[13];              /* where each of daemon_keys[] was set, 0 if not yet */
         unsigned remote_key_lines[_REMOTE_KEY_MAX]; /* where each of remote_keys[] was set, 0 if not yet */
         bool remote_key_bad[_REMOTE_KEY_MAX];       /* its value was refused */
         unsigned *binding_lines; /* where each binding was written, for duplicate reports */
@@ -94,6 +94,16 @@ static void conf_report(ConfParser *p, const char *fmt, ...)
 #define QUOTE(s) \
         (int)(strlen(s) > QUOTE_MAX ? QUOTE_MAX : strlen(s)), (s), (strlen(s) > QUOTE_MAX ? "..." : "")
 
+const Limits limits_default = {
+        .max_notebook_bytes = MAX_NOTEBOOK_BYTES_DEFAULT,
+        .output_soft_bytes = 8 * 1024 * 1024,
+        .output_hard_bytes = 64 * 1024 * 1024,
+        .uid_buffer_bytes = 128 * 1024 * 1024,
+        .buffer_bytes = 256 * 1024 * 1024,
+        .request_timeout_usec = 30 * USEC_PER_SEC,
+        .idle_timeout_usec = 600 * USEC_PER_SEC,
+};
+
 Config *config_new(void)
 {
         Config *c = calloc(1, sizeof(*c));
@@ -103,6 +113,7 @@ Config *config_new(void)
         c->durability_full = true;
         c->max_line_bytes = MAX_LINE_BYTES_DEFAULT;
         c->log_level = -1;
+        c->limits = limits_default;
         c->remote = (RemoteConfig){
                 .enabled = true,
                 .table = strdup("notebooks"),
@@ -232,6 +243,36 @@ static int conf_parse_max_line_bytes(ConfParser *p, const char *value)
         return 0;
 }
 
+/* A whole number in [min, max] times unit, into *field. */
+static int conf_number(ConfParser *p, const char *key, const char *value, uint64_t min, uint64_t max,
+                       uint64_t unit, uint64_t *field)
+{
+        uint64_t v;
+
+        if (parse_uint64(value, &v) < 0 || v < min || v > max) {
+                conf_report(p, "%s must be a number from %" PRIu64 " to %" PRIu64 ", got '%.*s%s'", key, min,
+                            max, QUOTE(value));
+                return -EINVAL;
+        }
+        *field = v * unit;
+        return 0;
+}
+
+#define LIMIT_NUMBER(fn, key, min, max, unit, field)                                         \
+        static int fn(ConfParser *p, const char *value)                                      \
+        {                                                                                    \
+                return conf_number(p, key, value, min, max, unit, &p->config->limits.field); \
+        }
+#define MIB (UINT64_C(1024) * 1024)
+LIMIT_NUMBER(conf_parse_max_notebook, "max_notebook_bytes", 64 * 1024, 1024 * MIB, 1, max_notebook_bytes)
+LIMIT_NUMBER(conf_parse_output_soft, "output_soft_limit", 64 * 1024, 64 * 1024 * MIB, 1, output_soft_bytes)
+LIMIT_NUMBER(conf_parse_output_hard, "output_hard_limit", 1 * MIB, 64 * 1024 * MIB, 1, output_hard_bytes)
+LIMIT_NUMBER(conf_parse_uid_buffer, "uid_buffer_limit", 1 * MIB, 64 * 1024 * MIB, 1, uid_buffer_bytes)
+LIMIT_NUMBER(conf_parse_buffer, "buffer_limit", 1 * MIB, 64 * 1024 * MIB, 1, buffer_bytes)
+LIMIT_NUMBER(conf_parse_request_timeout, "request_timeout_s", 1, 3600, USEC_PER_SEC, request_timeout_usec)
+LIMIT_NUMBER(conf_parse_idle_timeout, "idle_timeout_s", 0, 7 * 86400, USEC_PER_SEC, idle_timeout_usec)
+#undef MIB
+
 static int conf_parse_log_level(ConfParser *p, const char *value)
 {
         int level = log_level_from_string(value);
@@ -345,9 +386,19 @@ static int conf_parse_admin_group(ConfParser *p, const char *value)
 }
 
 static const ConfKey daemon_keys[] = {
-        { "state_dir", conf_parse_state_dir },   { "socket", conf_parse_socket },
-        { "durability", conf_parse_durability }, { "max_line_bytes", conf_parse_max_line_bytes },
-        { "log_level", conf_parse_log_level },   { "admin_group", conf_parse_admin_group },
+        { "state_dir", conf_parse_state_dir },
+        { "socket", conf_parse_socket },
+        { "durability", conf_parse_durability },
+        { "max_line_bytes", conf_parse_max_line_bytes },
+        { "log_level", conf_parse_log_level },
+        { "admin_group", conf_parse_admin_group },
+        { "max_notebook_bytes", conf_parse_max_notebook },
+        { "output_soft_limit", conf_parse_output_soft },
+        { "output_hard_limit", conf_parse_output_hard },
+        { "uid_buffer_limit", conf_parse_uid_buffer },
+        { "buffer_limit", conf_parse_buffer },
+        { "request_timeout_s", conf_parse_request_timeout },
+        { "idle_timeout_s", conf_parse_idle_timeout },
 };
 _Static_assert(ELEMENTSOF(daemon_keys) == ELEMENTSOF(((ConfParser *)NULL)->daemon_key_lines),
                "one line slot per key");
@@ -483,25 +534,10 @@ static int conf_remote_ca_file(ConfParser *p, const char *value)
         return conf_set_path(p, value, "ca_file", &p->config->remote.ca_file);
 }
 
-/* A whole number in [min, max] times unit, into *field. */
-static int conf_remote_number(ConfParser *p, const char *key, const char *value, uint64_t min, uint64_t max,
-                              uint64_t unit, uint64_t *field)
-{
-        uint64_t v;
-
-        if (parse_uint64(value, &v) < 0 || v < min || v > max) {
-                conf_report(p, "%s must be a number from %" PRIu64 " to %" PRIu64 ", got '%.*s%s'", key, min,
-                            max, QUOTE(value));
-                return -EINVAL;
-        }
-        *field = v * unit;
-        return 0;
-}
-
-#define REMOTE_NUMBER(fn, key, min, max, unit, field)                                               \
-        static int fn(ConfParser *p, const char *value)                                             \
-        {                                                                                           \
-                return conf_remote_number(p, key, value, min, max, unit, &p->config->remote.field); \
+#define REMOTE_NUMBER(fn, key, min, max, unit, field)                                        \
+        static int fn(ConfParser *p, const char *value)                                      \
+        {                                                                                    \
+                return conf_number(p, key, value, min, max, unit, &p->config->remote.field); \
         }
 /* max_delay_ms >= debounce_ms is checked once the whole file is read. */
 REMOTE_NUMBER(conf_remote_debounce, "debounce_ms", 0, 600000, USEC_PER_MSEC, debounce_usec)
@@ -513,7 +549,7 @@ REMOTE_NUMBER(conf_remote_request, "request_timeout_ms", 100, 3600000, USEC_PER_
 static int conf_remote_in_flight(ConfParser *p, const char *value)
 {
         uint64_t v = 0;
-        int r = conf_remote_number(p, "max_in_flight", value, 1, 256, 1, &v);
+        int r = conf_number(p, "max_in_flight", value, 1, 256, 1, &v);
 
         if (r >= 0)
                 p->config->remote.max_in_flight = (unsigned)v;
@@ -576,6 +612,23 @@ static void conf_remote_check(ConfParser *p)
                     p->remote_key_lines[REMOTE_MAX_DELAY] ? "" : ", the default",
                     r->debounce_usec / USEC_PER_MSEC,
                     p->remote_key_lines[REMOTE_DEBOUNCE] ? "" : ", the default");
+}
+
+/* Checks between the limits of [daemon], once the whole file is read. */
+static void conf_limits_check(ConfParser *p)
+{
+        const Limits *l = &p->config->limits;
+
+        p->line = 0;
+        if (l->output_soft_bytes > l->output_hard_bytes)
+                conf_report(p,
+                            "output_soft_limit (%" PRIu64
+                            ") must not be more than output_hard_limit (%" PRIu64 ")",
+                            l->output_soft_bytes, l->output_hard_bytes);
+        if (l->uid_buffer_bytes > l->buffer_bytes)
+                conf_report(
+                        p, "uid_buffer_limit (%" PRIu64 ") must not be more than buffer_limit (%" PRIu64 ")",
+                        l->uid_buffer_bytes, l->buffer_bytes);
 }
 
 static bool conf_user_id_is_valid(const char *s)
@@ -852,6 +905,7 @@ int config_load(const char *path, ConfigErrorFunc report, void *userdata, Config
         }
 
         conf_remote_check(&p);
+        conf_limits_check(&p);
 
         if (p.n_errors > 0)
                 return -EINVAL;

@@ -10,6 +10,13 @@
  *   max_line_bytes = 16777216    # 65536 ... 1073741824
  *   log_level = info             # debug info notice warning err crit
  *   admin_group = notebook-admin # members may act for any user_id
+ *   max_notebook_bytes = 16777216 # 65536 ... 1073741824: cells, names and outputs of one notebook
+ *   output_soft_limit = 8388608   # unread reply bytes past which a peer's requests wait
+ *   output_hard_limit = 67108864  # unread reply bytes past which a peer is disconnected
+ *   uid_buffer_limit = 134217728  # buffered bytes (requests and replies) of one uid's peers
+ *   buffer_limit = 268435456      # buffered bytes of all peers
+ *   request_timeout_s = 30        # half a request, or unread replies, for longer: disconnected
+ *   idle_timeout_s = 600          # a peer with nothing to do and no watch (0: never)
  *
  *   [users]
  *   # uid or user name = user_id[, user_id ...]
@@ -61,6 +68,21 @@ typedef struct RemoteConfig {
         unsigned max_in_flight;
 } RemoteConfig;
 
+/* What one peer, one uid and all peers may hold of the daemon (doc/protocol.md, "Limits"). They
+ * apply live: a reload changes them. */
+typedef struct Limits {
+        uint64_t max_notebook_bytes;
+        uint64_t output_soft_bytes;
+        uint64_t output_hard_bytes;
+        uint64_t uid_buffer_bytes;
+        uint64_t buffer_bytes;
+        uint64_t request_timeout_usec;
+        uint64_t idle_timeout_usec; /* 0: never */
+} Limits;
+
+/* The defaults, also for a daemon without a configuration file. */
+extern const Limits limits_default;
+
 typedef struct Config {
         char *state_dir;   /* NULL: not set in the file */
         char *socket_path; /* NULL: not set in the file */
@@ -71,6 +93,7 @@ typedef struct Config {
         gid_t admin_gid;
         UserBinding *bindings;
         size_t n_bindings;
+        Limits limits;
         RemoteConfig remote;
 } Config;
 

@@ -239,6 +239,7 @@ static void daemon_reload(Daemon *d)
         d->config = TAKE_PTR(next);
         next = old;
         d->rpc.config = d->config;
+        store_set_max_notebook_bytes(d->rpc.store, d->config->limits.max_notebook_bytes);
 
         log_set_max_level(config_effective_log_level(d->config));
         if (d->bound_here && chmod(d->socket_path, socket_mode(d->config)) < 0)
@@ -402,6 +403,7 @@ int daemon_run(const DaemonArgs *a)
                         log_error("Cannot open the database: %s", err);
                         goto fail;
                 }
+                store_set_max_notebook_bytes(store, d.config->limits.max_notebook_bytes);
                 for (size_t i = 0; i < 3; i++) {
                         static const char *const suffix[] = { "", "-wal", "-shm" };
                         _cleanup_free_ char *path = NULL;

@@ -37,6 +37,13 @@ void frame_reader_commit(FrameReader *f, size_t n);
  * Blank lines are skipped. */
 int frame_reader_next(FrameReader *f, const char **ret_line, size_t *ret_len);
 
+/* True if bytes are buffered that were not returned as lines, or an oversize line is being
+ * skipped: after frame_reader_next() returned 0, a request is half received. Constant time. */
+static inline bool frame_reader_mid_line(const FrameReader *f)
+{
+        return f->len > f->start || f->discarding;
+}
+
 /* True if bytes are buffered that do not yet form a complete line (half a line at hang-up). */
 bool frame_reader_has_partial(const FrameReader *f);
 

@@ -20,15 +20,16 @@
 #define MAX_MIME_TYPE_BYTES         255
 #define MAX_VARS                    1024 /* names in reads or in writes */
 #define MAX_VAR_BYTES               256
-#define MAX_CELLS                   1000 /* cells per notebook */
+#define MAX_CELLS                   1000                /* cells per notebook */
+#define MAX_NOTEBOOK_BYTES_DEFAULT  (16u * 1024 * 1024) /* names, code and outputs of one notebook */
 #define MAX_CONNECTIONS             1024
+#define RESERVED_CONNECTIONS        32  /* of MAX_CONNECTIONS, only for privileged peers (root, admins) */
 #define MAX_CONNECTIONS_PER_UID     256 /* for a uid that is not privileged (root, the daemon's, admin) */
 #define MAX_CONNECTIONS_STATUS_ONLY 4   /* for a uid bound to no user_id: it may only read daemon.status */
 #define MAX_PIPELINED               64  /* unanswered requests per connection before it is no longer read */
 #define MAX_WATCHES                 64  /* notebook.watch subscriptions per connection */
 #define MAX_NOTIFY_BACKLOG          (1024u * 1024) /* unsent bytes past which notifications are left out */
-#define MAX_OUTPUT_BUFFER           (64u * 1024 * 1024) /* unsent reply bytes per connection */
-#define MAX_BATCH_REQUESTS          256                 /* requests that share one transaction */
-#define MAX_CONFLICTS_LISTED        10000        /* conflicts one sync.conflicts or sync.resolve handles */
+#define MAX_BATCH_REQUESTS          256            /* requests that share one transaction */
+#define MAX_CONFLICTS_LISTED        10000          /* conflicts one sync.conflicts or sync.resolve handles */
 #define MAX_LIST_PAGE               1000         /* notebooks in one notebook.list reply, and its default */
 #define MAX_LIST_CURSOR_BYTES       (16u * 1024) /* a notebook.list cursor (the daemon's are far shorter) */

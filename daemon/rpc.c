@@ -152,6 +152,15 @@ static int store_error(Call *c, int r, const char *notebook_id, const char *cell
         case -E2BIG:
                 return model_error(&c->error, RPC_TOO_LARGE, "cells", MAX_CELLS,
                                    "A notebook has at most %d cells.", MAX_CELLS);
+        case -EFBIG: {
+                uint64_t max = c->rpc->config ? c->rpc->config->limits.max_notebook_bytes
+                                              : limits_default.max_notebook_bytes;
+
+                return model_error(&c->error, RPC_TOO_LARGE, NULL, (long long)max,
+                                   "The notebook would be larger than max_notebook_bytes (%llu bytes of "
+                                   "cells); nothing was changed.",
+                                   (unsigned long long)max);
+        }
         case -ERANGE:
                 return model_error(&c->error, RPC_INVALID_PARAMS, after_id ? "after_cell_id" : "position",
                                    -1,

@@ -2,6 +2,7 @@
 #include <fcntl.h>
 #include <grp.h>
 #include <poll.h>
+#include <stdarg.h>
 #include <pwd.h>
 #include <stdio.h>
 #include <sys/epoll.h>
@@ -25,9 +26,20 @@
 #define REFUSAL_LOG_USEC (10 * USEC_PER_SEC)
 /* A failed BEGIN (the database locked by another process) is retried after this long. */
 #define BEGIN_RETRY_USEC (100 * USEC_PER_MSEC)
+/* How often the connections are looked at for the request and idle timeouts. */
+#define SWEEP_USEC (1 * USEC_PER_SEC)
 
 typedef struct Conn Conn;
 typedef struct Held Held;
+
+/* What the connections of one uid hold: counted against MAX_CONNECTIONS_PER_UID and the
+ * uid_buffer_limit. */
+typedef struct UidUsage {
+        struct UidUsage *next;
+        uid_t uid;
+        unsigned n_conns;
+        uint64_t bytes;
+} UidUsage;
 
 /* A request line waiting for the next group commit, or a reply made without one. */
 typedef struct Request {
@@ -36,6 +48,7 @@ typedef struct Request {
         char *line; /* NULL when reply is already made */
         size_t len;
         char *reply;
+        size_t reply_bytes; /* of the reply made, once the request ran */
 } Request;
 
 struct Conn {
@@ -50,9 +63,16 @@ struct Conn {
         char *out; /* replies not yet written */
         size_t out_len, out_off, out_alloc;
         unsigned pending; /* requests queued or running, not yet answered */
-        bool eof;         /* the peer will send nothing more */
-        bool dead;        /* the socket failed or was shut; drop whatever is left */
-        bool notes_lost;  /* notifications were left out: say so once the backlog is sent */
+        /* Memory held for the peer, counted against the limits (conn_account()): request lines
+         * queued, replies made but waiting for their commit to be durable, and the two buffers. */
+        size_t queued_bytes, held_bytes, accounted;
+        UidUsage *usage;
+        uint64_t line_since; /* when the half request now buffered began (0: none), while read */
+        uint64_t send_since; /* when the peer last took reply bytes, or began to owe them */
+        uint64_t last_io;    /* when bytes last moved either way */
+        bool eof;            /* the peer will send nothing more */
+        bool dead;           /* the socket failed or was shut; drop whatever is left */
+        bool notes_lost;     /* notifications were left out: say so once the backlog is sent */
 };
 
 struct Server {
@@ -70,7 +90,10 @@ struct Server {
         bool draining;
         int reserve_fd; /* kept open to be closed when accept() runs out of descriptors */
         /* Refusals are logged at most once per REFUSAL_LOG_USEC each, with how many were not. */
-        RateLimit emfile_log, conn_cap_log, uid_cap_log;
+        RateLimit emfile_log, conn_cap_log, uid_cap_log, drop_log;
+        sd_event_source *sweep; /* request and idle timeouts, while there are connections */
+        UidUsage *uids;
+        uint64_t bytes; /* held for every connection */
         Conn *conns;
         Conn *touched; /* connections that read, got replies, ended or failed since the last pass */
         unsigned n_conns;
@@ -141,6 +164,59 @@ int server_bind(const char *path, mode_t mode, int *ret_fd)
 
 /* ---- connections --------------------------------------------------------------------------- */
 
+static const Limits *server_limits(const Server *s)
+{
+        return s->rpc->config ? &s->rpc->config->limits : &limits_default;
+}
+
+/* The usage of uid, with one more connection counted; NULL on OOM. */
+static UidUsage *uid_usage_get(Server *s, uid_t uid)
+{
+        UidUsage *u;
+
+        for (u = s->uids; u; u = u->next)
+                if (u->uid == uid)
+                        break;
+        if (!u) {
+                u = calloc(1, sizeof(*u));
+                if (!u)
+                        return NULL;
+                u->uid = uid;
+                u->next = s->uids;
+                s->uids = u;
+        }
+        u->n_conns++;
+        return u;
+}
+
+static void uid_usage_put(Server *s, UidUsage *u)
+{
+        if (--u->n_conns > 0)
+                return;
+        for (UidUsage **p = &s->uids; *p; p = &(*p)->next)
+                if (*p == u) {
+                        *p = u->next;
+                        break;
+                }
+        free(u);
+}
+
+/* Reply bytes the peer has not taken yet, sent or waiting for their commit. */
+static size_t conn_owed(const Conn *c)
+{
+        return c->out_len - c->out_off + c->held_bytes;
+}
+
+/* Brings the counts of what the connection holds up to date (after its buffers changed). */
+static void conn_account(Conn *c)
+{
+        size_t now = c->frame.alloc + c->out_alloc + c->queued_bytes + c->held_bytes;
+
+        c->server->bytes += now - c->accounted; /* unsigned: wraps back when smaller */
+        c->usage->bytes += now - c->accounted;
+        c->accounted = now;
+}
+
 static void conn_free(Conn *c)
 {
         Server *s = c->server;
@@ -160,6 +236,9 @@ static void conn_free(Conn *c)
         s->rpc->watches -= c->peer.n_watches;
         rpc_peer_done(&c->peer);
         free(c->out);
+        c->out_alloc = 0;
+        conn_account(c);
+        uid_usage_put(s, c->usage);
         free(c);
 }
 
@@ -186,6 +265,93 @@ static void conn_touch(Conn *c)
         c->server->touched = c;
 }
 
+/* Disconnects a peer that went past a limit, and gives back at once what was held for it: its
+ * buffers, its queued request lines (they will not run) and its replies waiting for a commit (the
+ * writes they answer stand; only the answers are lost, as when a peer hangs up). */
+static void conn_drop(Conn *c, const char *fmt, ...) _printf_(2, 3);
+static void conn_drop(Conn *c, const char *fmt, ...)
+{
+        Server *s = c->server;
+        unsigned more;
+
+        if (ratelimit_pass(&s->drop_log, REFUSAL_LOG_USEC, &more)) {
+                char why[256];
+                va_list ap;
+
+                va_start(ap, fmt);
+                vsnprintf(why, sizeof(why), fmt, ap);
+                va_end(ap);
+                log_warning("Disconnecting pid %d uid %u: %s (%u more disconnected since the last such "
+                            "message).",
+                            (int)c->peer.pid, (unsigned)c->peer.uid, why, more);
+        }
+        c->dead = true;
+        free(c->out);
+        c->out = NULL;
+        c->out_len = c->out_off = c->out_alloc = 0;
+        frame_reader_done(&c->frame);
+        for (Request *q = s->queue_head; q; q = q->next)
+                if (q->conn == c) {
+                        q->line = mfree(q->line);
+                        q->reply = mfree(q->reply);
+                }
+        c->queued_bytes = 0;
+        for (Held *h = s->held_head; h; h = h->next) {
+                Request *q = h->requests;
+
+                for (unsigned i = 0; i < h->n; i++, q = q->next)
+                        if (q->conn == c) {
+                                h->replies[i].text = mfree(h->replies[i].text);
+                                h->replies[i].abortable = false;
+                                q->reply_bytes = 0;
+                        }
+        }
+        c->held_bytes = 0;
+        conn_account(c);
+        conn_touch(c);
+        server_schedule(s);
+}
+
+/* The unprivileged connection holding the most among those of usage (NULL: any uid). */
+static Conn *server_biggest(Server *s, const UidUsage *usage)
+{
+        Conn *big = NULL;
+
+        for (Conn *c = s->conns; c; c = c->next)
+                if (!c->dead && !c->peer.privileged && (!usage || c->usage == usage) &&
+                    (!big || c->accounted > big->accounted))
+                        big = c;
+        return big;
+}
+
+/* After what c holds grew: past its own hard limit it is disconnected; past the budget of its uid
+ * or of all peers, the biggest unprivileged connections are, until it is met again (privileged
+ * peers count, but are never disconnected for it). */
+static void conn_enforce(Conn *c)
+{
+        Server *s = c->server;
+        const Limits *l = server_limits(s);
+        Conn *big;
+
+        conn_account(c);
+        if (c->dead || c->peer.privileged)
+                ;
+        else if (conn_owed(c) > l->output_hard_bytes)
+                conn_drop(c, "%zu bytes of replies not read, over output_hard_limit (%" PRIu64 ")",
+                          conn_owed(c), l->output_hard_bytes);
+        else
+                while (c->usage->bytes > l->uid_buffer_bytes && (big = server_biggest(s, c->usage)))
+                        conn_drop(big,
+                                  "its uid's connections hold %" PRIu64
+                                  " bytes, over uid_buffer_limit (%" PRIu64 "); this one holds %zu",
+                                  c->usage->bytes, l->uid_buffer_bytes, big->accounted);
+        while (s->bytes > l->buffer_bytes && (big = server_biggest(s, NULL)))
+                conn_drop(big,
+                          "connections hold %" PRIu64 " bytes, over buffer_limit (%" PRIu64
+                          "); this one holds %zu",
+                          s->bytes, l->buffer_bytes, big->accounted);
+}
+
 static void conn_update_events(Conn *c)
 {
         Server *s = c->server;
@@ -196,12 +362,15 @@ static void conn_update_events(Conn *c)
          * it must read before it may send more. A dead peer leaves the set: epoll reports hang-ups
          * even when not asked, and it must not keep the loop busy until it is freed. */
         if (!c->dead && !c->eof && !s->draining && c->pending < MAX_PIPELINED &&
-            c->out_len - c->out_off < MAX_OUTPUT_BUFFER)
+            conn_owed(c) <= server_limits(s)->output_soft_bytes)
                 events |= EPOLLIN;
         if (!c->dead && c->out_off < c->out_len)
                 events |= EPOLLOUT;
         if (events == c->events)
                 return;
+        /* A half request is timed while it is read: not while the peer may not send. */
+        if ((events & EPOLLIN) && !(c->events & EPOLLIN) && c->line_since)
+                c->line_since = now_monotonic_usec();
         if (events == 0)
                 r = epoll_ctl(s->epoll_fd, EPOLL_CTL_DEL, c->fd, NULL);
         else
@@ -250,6 +419,7 @@ static void conn_flush(Conn *c)
                         break;
                 }
                 c->out_off += (size_t)n;
+                c->send_since = c->last_io = now_monotonic_usec();
         }
         if (c->out_off == c->out_len) {
                 c->out_off = c->out_len = 0;
@@ -261,6 +431,7 @@ static void conn_flush(Conn *c)
                         c->out_alloc = 0;
                 }
         }
+        conn_account(c);
 }
 
 static int conn_append(Conn *c, const char *text)
@@ -269,8 +440,10 @@ static int conn_append(Conn *c, const char *text)
 
         if (c->dead || n == 0)
                 return 0;
-        if (c->out_off > 0 && c->out_off == c->out_len)
+        if (c->out_off == c->out_len) {
                 c->out_off = c->out_len = 0;
+                c->send_since = now_monotonic_usec();
+        }
         if (c->out_len + n > c->out_alloc) {
                 size_t want = MAX(c->out_alloc * 2, c->out_len + n);
                 char *p;
@@ -291,6 +464,7 @@ static int conn_append(Conn *c, const char *text)
         }
         memcpy(c->out + c->out_len, text, n);
         c->out_len += n;
+        conn_account(c);
         return 0;
 }
 
@@ -318,6 +492,7 @@ static int queue_push(Server *s, Conn *c, const char *line, size_t len, char *re
                 memcpy(q->line, line, len);
                 q->line[len] = 0;
                 q->len = len;
+                c->queued_bytes += len + 1;
         }
         *s->queue_tail = q;
         s->queue_tail = &q->next;
@@ -327,14 +502,18 @@ static int queue_push(Server *s, Conn *c, const char *line, size_t len, char *re
         return 0;
 }
 
-/* Moves complete lines from the peer's buffer to the queue, as far as its pipelining limit. */
+/* Moves complete lines from the peer's buffer to the queue, as far as its pipelining limit, and
+ * times the half request left in the buffer from when the last whole one was taken. */
 static int conn_take_lines(Conn *c)
 {
+        bool took = false;
+        int r = 0;
+
         while (c->pending < MAX_PIPELINED) {
                 const char *line;
                 size_t len;
-                int r = frame_reader_next(&c->frame, &line, &len);
 
+                r = frame_reader_next(&c->frame, &line, &len);
                 if (r == 0)
                         break;
                 if (r == -EMSGSIZE) {
@@ -342,15 +521,21 @@ static int conn_take_lines(Conn *c)
                                                      "limit", (long long)c->frame.max_line);
                         if (!reply || queue_push(c->server, c, NULL, 0, reply) < 0)
                                 return -ENOMEM;
+                        took = true;
+                        r = 0;
                         continue;
                 }
+                if (r >= 0)
+                        r = queue_push(c->server, c, line, len, NULL);
                 if (r < 0)
-                        return r;
-                r = queue_push(c->server, c, line, len, NULL);
-                if (r < 0)
-                        return r;
+                        break;
+                took = true;
         }
-        return 0;
+        if (!frame_reader_mid_line(&c->frame))
+                c->line_since = 0;
+        else if (took || c->line_since == 0)
+                c->line_since = now_monotonic_usec();
+        return r;
 }
 
 static int conn_on_eof(Conn *c)
@@ -403,6 +588,7 @@ static void conn_on_io(Conn *c, uint32_t revents)
                                 break;
                         }
                         frame_reader_commit(&c->frame, (size_t)n);
+                        c->last_io = now_monotonic_usec();
                         budget -= (size_t)n;
                         r = conn_take_lines(c);
                         /* Less than asked for: the socket is most likely empty, and if not, epoll
@@ -415,6 +601,7 @@ static void conn_on_io(Conn *c, uint32_t revents)
                 log_warning_errno(r, "Dropping connection of pid %d: %m", (int)c->peer.pid);
                 c->dead = true;
         }
+        conn_enforce(c);
 }
 
 /* Who the peer is, and whether it may act for any user. */
@@ -449,15 +636,6 @@ static void peer_identify(Server *s, int fd, RpcPeer *p)
                     strlen(res->pw_name) <= MAX_USER_ID_BYTES)
                         strcpy(p->default_user, res->pw_name);
         }
-}
-
-static unsigned server_uid_connections(Server *s, uid_t uid)
-{
-        unsigned n = 0;
-
-        for (Conn *c = s->conns; c; c = c->next)
-                n += c->peer.uid == uid;
-        return n;
 }
 
 /* How many connections an unprivileged uid may hold: fewer when no user_id is bound to it. */
@@ -507,41 +685,56 @@ static int on_accept(sd_event_source *source, int fd, uint32_t revents, void *us
                                 log_warning_errno(-errno, "accept() failed: %m");
                         return 0;
                 }
-                if (s->n_conns >= MAX_CONNECTIONS) {
-                        unsigned more;
-
-                        if (ratelimit_pass(&s->conn_cap_log, REFUSAL_LOG_USEC, &more))
-                                log_warning(
-                                        "Too many connections (%d), refusing one (%u more refused since the "
-                                        "last such message).",
-                                        MAX_CONNECTIONS, more);
-                        continue;
-                }
                 c = calloc(1, sizeof(*c));
                 if (!c)
                         return log_oom(), 0;
                 c->server = s;
                 c->fd = -1;
                 peer_identify(s, cfd, &c->peer);
+                /* The last RESERVED_CONNECTIONS are kept for privileged peers, so that root and
+                 * the service manager get in whatever other users hold. */
+                if (s->n_conns >=
+                    (c->peer.privileged ? MAX_CONNECTIONS : MAX_CONNECTIONS - RESERVED_CONNECTIONS)) {
+                        unsigned more;
+
+                        if (ratelimit_pass(&s->conn_cap_log, REFUSAL_LOG_USEC, &more))
+                                log_warning(
+                                        "Too many connections (%u), refusing one of uid %u (%u more refused "
+                                        "since the last such message).",
+                                        s->n_conns, (unsigned)c->peer.uid, more);
+                        free(c);
+                        continue;
+                }
+                c->usage = uid_usage_get(s, c->peer.uid);
+                if (!c->usage) {
+                        free(c);
+                        return log_oom(), 0;
+                }
                 /* One local user may not take every connection from the others; one that may
                  * only read the status needs a few. */
-                if (!c->peer.privileged &&
-                    server_uid_connections(s, c->peer.uid) >= uid_cap(s, c->peer.uid)) {
+                if (!c->peer.privileged && c->usage->n_conns > uid_cap(s, c->peer.uid)) {
                         unsigned more;
 
                         if (ratelimit_pass(&s->uid_cap_log, REFUSAL_LOG_USEC, &more))
                                 log_warning("uid %u has %u connections, refusing one more (%u more refused "
                                             "since the last such message).",
                                             (unsigned)c->peer.uid, uid_cap(s, c->peer.uid), more);
+                        uid_usage_put(s, c->usage);
                         free(c);
                         continue;
                 }
                 r = epoll_ctl(s->epoll_fd, EPOLL_CTL_ADD, cfd,
                               &(struct epoll_event){ .events = EPOLLIN, .data.ptr = c });
                 if (r < 0) {
+                        uid_usage_put(s, c->usage);
                         free(c);
                         log_warning_errno(-errno, "Cannot watch a new connection: %m");
                         continue;
+                }
+                c->last_io = now_monotonic_usec();
+                if (s->n_conns == 0) {
+                        (void)sd_event_source_set_time_relative(s->sweep, SWEEP_USEC);
+                        (void)sd_event_source_set_enabled(s->sweep, SD_EVENT_ON);
                 }
                 frame_reader_init(&c->frame, s->max_line);
                 c->events = EPOLLIN;
@@ -638,6 +831,42 @@ void server_notify_change(Server *s, const cJSON *change, const char *origin)
 
 /* ---- group commit -------------------------------------------------------------------------- */
 
+/* Timeouts, looked at once a second: a peer that sent half a request, or left replies unread, for
+ * request_timeout_s is disconnected; one with nothing pending, nothing owed and no watch is
+ * closed after idle_timeout_s. A peer's request that is running, or waiting for its commit to be
+ * durable, is the daemon's delay, not the peer's: it is not timed. */
+static int on_sweep(sd_event_source *source, uint64_t usec, void *userdata)
+{
+        Server *s = userdata;
+        const Limits *l = server_limits(s);
+        uint64_t now = now_monotonic_usec();
+
+        for (Conn *c = s->conns; c; c = c->next) {
+                if (c->dead)
+                        continue;
+                if ((c->events & EPOLLIN) && c->line_since && now - c->line_since > l->request_timeout_usec)
+                        conn_drop(c, "half a request for more than request_timeout_s (%" PRIu64 ")",
+                                  l->request_timeout_usec / USEC_PER_SEC);
+                else if (c->out_off < c->out_len && now - c->send_since > l->request_timeout_usec)
+                        conn_drop(c, "replies not read for more than request_timeout_s (%" PRIu64 ")",
+                                  l->request_timeout_usec / USEC_PER_SEC);
+                else if (l->idle_timeout_usec && c->pending == 0 && conn_owed(c) == 0 && !c->line_since &&
+                         c->peer.n_watches == 0 && c->peer.watches_pending == 0 &&
+                         now - c->last_io > l->idle_timeout_usec) {
+                        log_debug("Closing the idle connection of pid %d uid %u.", (int)c->peer.pid,
+                                  (unsigned)c->peer.uid);
+                        c->dead = true;
+                        conn_touch(c);
+                        server_schedule(s);
+                }
+        }
+        if (s->n_conns > 0)
+                (void)sd_event_source_set_time(source, usec + SWEEP_USEC);
+        else
+                (void)sd_event_source_set_enabled(source, SD_EVENT_OFF);
+        return 0;
+}
+
 static int on_retry(sd_event_source *source, uint64_t usec, void *userdata)
 {
         Server *s = userdata;
@@ -675,10 +904,14 @@ static void held_deliver(Server *s, Held *h)
                         }
                         s->rpc->watches = s->rpc->watches - before + c->peer.n_watches;
                 }
+                q->conn->held_bytes -= q->reply_bytes;
                 if (text && conn_append(q->conn, text) < 0) {
                         log_oom();
                         q->conn->dead = true;
                 }
+                free(rep->text);
+                rep->text = NULL;
+                conn_account(q->conn);
                 conn_touch(q->conn);
                 if (h->committed && rep->changed) {
                         const cJSON *pair;
@@ -731,15 +964,14 @@ static void server_release(Server *s)
 
 /* Runs everything queued: the requests of one loop pass (at most MAX_BATCH_REQUESTS at a time)
  * share one transaction. Their replies are held until the commit is on disk (server_release()),
- * while the loop goes on with the next requests. */
+ * while the loop goes on with the next requests. A batch is on the held list while it runs, so
+ * that a peer disconnected for its size in the middle of it gives back its replies at once. */
 static int server_run_batch(Server *s)
 {
         while (s->queue_head) {
-                _cleanup_free_ Held *h =
-                        calloc(1, sizeof(*h) + MIN(s->queued, MAX_BATCH_REQUESTS) * sizeof(RpcReply));
+                Held *h = calloc(1, sizeof(*h) + MIN(s->queued, MAX_BATCH_REQUESTS) * sizeof(RpcReply));
                 Request *q, *last = NULL;
                 bool lost = false;
-                unsigned n = 0;
                 int r;
 
                 if (!h)
@@ -748,11 +980,15 @@ static int server_run_batch(Server *s)
                 if (r < 0) {
                         log_warning_errno(r, "Cannot begin a transaction, retrying: %s",
                                           store_errmsg(s->rpc->store));
+                        free(h);
                         return r;
                 }
                 h->requests = s->queue_head;
-                for (q = s->queue_head; q && n < MAX_BATCH_REQUESTS; q = q->next, n++) {
-                        RpcReply *rep = &h->replies[n];
+                *s->held_tail = h;
+                s->held_tail = &h->next;
+                for (q = s->queue_head; q && h->n < MAX_BATCH_REQUESTS; q = q->next) {
+                        RpcReply *rep = &h->replies[h->n++];
+                        Conn *c = q->conn;
 
                         last = q;
                         if (!q->line) {
@@ -761,11 +997,11 @@ static int server_run_batch(Server *s)
                         }
                         r = store_savepoint(s->rpc->store);
                         if (r >= 0)
-                                r = rpc_handle(s->rpc, &q->conn->peer, q->line, q->len, rep);
+                                r = rpc_handle(s->rpc, &c->peer, q->line, q->len, rep);
                         /* Applied when the reply goes (held_deliver()); counted now against the
                          * limit, for the next requests of the connection. */
                         if (r >= 0 && rep->watch && cJSON_IsTrue(cJSON_GetArrayItem(rep->watch, 0)))
-                                q->conn->peer.watches_pending++;
+                                c->peer.watches_pending++;
                         if (r < 0) {
                                 rpc_reply_done(rep);
                                 rep->text = rpc_error_line(RPC_INTERNAL_ERROR, "Internal error.", NULL, 0);
@@ -775,12 +1011,16 @@ static int server_run_batch(Server *s)
                                 r = store_rollback_to(s->rpc->store);
                         else
                                 r = store_release(s->rpc->store);
+                        c->queued_bytes -= q->len + 1;
+                        q->line = mfree(q->line);
+                        q->reply_bytes = rep->text ? strlen(rep->text) : 0;
+                        c->held_bytes += q->reply_bytes;
+                        conn_enforce(c);
                         if (r < 0 || !store_in_transaction(s->rpc->store)) {
                                 /* SQLite gave up the whole transaction (disk full, I/O error), or the
                                  * savepoint could not be closed: no write of this batch stands. Stop
                                  * here; the rest of the queue waits for a new transaction. */
                                 lost = true;
-                                n++;
                                 break;
                         }
                 }
@@ -788,20 +1028,16 @@ static int server_run_batch(Server *s)
                 if (!s->queue_head)
                         s->queue_tail = &s->queue_head;
                 last->next = NULL;
-                h->n = n;
 
                 r = lost ? -EIO : store_commit_deferred(s->rpc->store, &h->seq);
                 h->committed = r >= 0;
                 if (!h->committed) {
-                        log_error_errno(r, "Commit failed, %u requests answered with an error: %s", n,
+                        log_error_errno(r, "Commit failed, %u requests answered with an error: %s", h->n,
                                         store_errmsg(s->rpc->store));
                         store_rollback(s->rpc->store);
                         h->seq = 0; /* errors: they only wait for the batches before them */
                 }
                 s->rpc->transactions++;
-                *s->held_tail = h;
-                s->held_tail = &h->next;
-                TAKE_PTR(h);
         }
         return 0;
 }
@@ -826,7 +1062,7 @@ static void server_pass(Server *s)
                 c->in_touched = false;
                 conn_flush(c);
                 if (!c->dead && !c->eof && !s->draining && c->pending < MAX_PIPELINED &&
-                    conn_take_lines(c) < 0)
+                    conn_owed(c) <= server_limits(s)->output_soft_bytes && conn_take_lines(c) < 0)
                         c->dead = true;
                 conn_update_events(c);
                 conn_maybe_free(c);
@@ -909,6 +1145,11 @@ int server_new(sd_event *event, Rpc *rpc, int listen_fd, size_t max_line, gid_t 
         if (r < 0)
                 return r;
         sd_event_source_set_enabled(s->retry, SD_EVENT_OFF);
+        r = sd_event_add_time_relative(event, &s->sweep, CLOCK_MONOTONIC, SWEEP_USEC, USEC_PER_SEC / 4,
+                                       on_sweep, s);
+        if (r < 0)
+                return r;
+        (void)sd_event_source_set_enabled(s->sweep, SD_EVENT_OFF);
         *ret = TAKE_PTR(s);
         return 0;
 }
@@ -986,6 +1227,7 @@ Server *server_free(Server *s)
         closep(&s->epoll_fd);
         sd_event_source_disable_unref(s->batch);
         sd_event_source_disable_unref(s->retry);
+        sd_event_source_disable_unref(s->sweep);
         closep(&s->listen_fd);
         closep(&s->reserve_fd);
         sd_event_unref(s->event);

@@ -271,12 +271,20 @@ struct Store {
         bool thread_started, stopping;
         uint64_t wanted, durable;
         int flush_error;
+
+        /* What nb_max_bytes() returns to the schema's size check (0: no limit); it is lifted while
+         * what another machine wrote is applied. */
+        uint64_t max_notebook_bytes;
+        bool size_unchecked;
 };
 
 static int wal_sync(Store *s);
 
 static int errno_from_sqlite(int rc)
 {
+        /* The only trigger that raises: an edit would take a notebook past max_notebook_bytes. */
+        if (rc == SQLITE_CONSTRAINT_TRIGGER)
+                return -EFBIG;
         switch (rc & 0xff) {
         case SQLITE_OK:
         case SQLITE_ROW:
@@ -500,6 +508,20 @@ fail:
         return r;
 }
 
+static void sql_nb_max_bytes(sqlite3_context *ctx, int argc, sqlite3_value **argv)
+{
+        Store *s = sqlite3_user_data(ctx);
+
+        sqlite3_result_int64(ctx, s->max_notebook_bytes == 0 || s->size_unchecked
+                                          ? INT64_MAX
+                                          : (sqlite3_int64)MIN(s->max_notebook_bytes, (uint64_t)INT64_MAX));
+}
+
+void store_set_max_notebook_bytes(Store *s, uint64_t max)
+{
+        s->max_notebook_bytes = max;
+}
+
 int store_open(const char *path, bool durability_full, Store **ret, char *errbuf, size_t errlen)
 {
         _cleanup_(store_freep) Store *s = NULL;
@@ -522,6 +544,13 @@ int store_open(const char *path, bool durability_full, Store **ret, char *errbuf
         /* Only we write the database. Another process holding the write lock (the sqlite3 shell)
          * makes BEGIN fail quickly; the server retries it later instead of stalling its loop. */
         sqlite3_busy_timeout(s->db, 50);
+        /* Not deterministic (a reload changes it), so SQLite calls it each time the trigger runs. */
+        r = sqlite3_create_function(s->db, "nb_max_bytes", 0, SQLITE_UTF8 | SQLITE_INNOCUOUS, s,
+                                    sql_nb_max_bytes, NULL, NULL);
+        if (r != SQLITE_OK) {
+                snprintf(errbuf, errlen, "cannot set up %s: %s", path, sqlite3_errmsg(s->db));
+                return errno_from_sqlite(r);
+        }
 
         r = exec(s, "PRAGMA journal_mode = WAL");
         /* With durability full, store_commit() syncs the WAL itself (see struct Store). */
@@ -1859,7 +1888,12 @@ int store_sync_replace(Store *s, const cJSON *notebook, const StoreBase *base, b
                 return r;
         st = stmt(s, SQL_CELLS_DELETE_ALL);
         sqlite3_bind_int64(st, 1, nb);
-        if ((r = run(s, st)) < 0 || (r = cells_insert_all(s, nb, cells)) < 0)
+        /* What the remote holds, or a merge with it, is taken whatever its size. */
+        s->size_unchecked = true;
+        if ((r = run(s, st)) >= 0)
+                r = cells_insert_all(s, nb, cells);
+        s->size_unchecked = false;
+        if (r < 0)
                 return r;
         return run(s, stmt_key(s, SQL_SYNC_TOKENS_DROP, user->valuestring, id->valuestring));
 }

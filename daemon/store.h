@@ -34,6 +34,10 @@ extern const size_t store_migrations_count;
  * A database written by a newer notebookd gives -EPROTONOSUPPORT. On failure a message for the
  * user is written to errbuf. */
 int store_open(const char *path, bool durability_full, Store **ret, char *errbuf, size_t errlen);
+
+/* Edits that would take a notebook's cells past max bytes fail with -EFBIG (0: no limit, the
+ * default). Only growth is refused; what the sync engine applies from the remote never is. */
+void store_set_max_notebook_bytes(Store *s, uint64_t max);
 Store *store_free(Store *s);
 DEFINE_TRIVIAL_CLEANUP_FUNC(Store *, store_free)
 

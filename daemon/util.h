@@ -16,7 +16,14 @@
 #define _unused_       __attribute__((unused))
 #define _fallthrough_  __attribute__((fallthrough))
 #define _printf_(a, b) __attribute__((format(printf, a, b)))
-#define _warn_unused_  __attribute__((warn_unused_result))
+
+/* free(p), then NULL: for p = mfree(p). */
+static inline void *mfree(void *p)
+{
+        free(p);
+        return NULL;
+}
+#define _warn_unused_ __attribute__((warn_unused_result))
 
 #define MIN(a, b)     ((a) < (b) ? (a) : (b))
 #define MAX(a, b)     ((a) > (b) ? (a) : (b))
