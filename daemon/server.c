@@ -468,6 +468,21 @@ static int conn_append(Conn *c, const char *text)
         return 0;
 }
 
+/* conn_append() for a reply made in a buffer of its own (*text, n bytes): a large one becomes
+ * the output buffer if nothing else waits there, rather than be copied. */
+static int conn_append_reply(Conn *c, char **text, size_t n)
+{
+        if (c->dead || n <= OUT_KEEP_BYTES || c->out_off < c->out_len)
+                return conn_append(c, *text);
+        free(c->out);
+        c->out = TAKE_PTR(*text);
+        c->out_off = 0;
+        c->out_len = c->out_alloc = n;
+        c->send_since = now_monotonic_usec();
+        conn_account(c);
+        return 0;
+}
+
 static void server_schedule(Server *s)
 {
         sd_event_source_set_enabled(s->batch, SD_EVENT_ONESHOT);
@@ -880,6 +895,7 @@ static int on_retry(sd_event_source *source, uint64_t usec, void *userdata)
 static void held_deliver(Server *s, Held *h)
 {
         Request *q = h->requests;
+        int r;
 
         for (unsigned i = 0; i < h->n; i++) {
                 Request *next = q->next;
@@ -905,12 +921,17 @@ static void held_deliver(Server *s, Held *h)
                         s->rpc->watches = s->rpc->watches - before + c->peer.n_watches;
                 }
                 q->conn->held_bytes -= q->reply_bytes;
-                if (text && conn_append(q->conn, text) < 0) {
+                if (!text)
+                        r = 0;
+                else if (text == rep->text)
+                        r = conn_append_reply(q->conn, &rep->text, q->reply_bytes);
+                else
+                        r = conn_append(q->conn, text);
+                if (r < 0) {
                         log_oom();
                         q->conn->dead = true;
                 }
-                free(rep->text);
-                rep->text = NULL;
+                rep->text = mfree(rep->text);
                 conn_account(q->conn);
                 conn_touch(q->conn);
                 if (h->committed && rep->changed) {

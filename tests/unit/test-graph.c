@@ -299,7 +299,7 @@ static int order_matches(const cJSON *g, int n, bool reversed)
 
 static void test_large(void)
 {
-        const int n = 1000, m = 1024;
+        const int n = 1000, m = 16; /* 15,984 links: under GRAPH_MAX_LINKS */
         _cleanup_json_ cJSON *chain = large_new(n, m, 0), *backwards = large_new(n, 8, 1),
                              *ring = large_new(n, 8, 2), *g = NULL;
         const cJSON *edges, *e, *cycles;
@@ -332,7 +332,8 @@ static void test_large(void)
                "large: nothing in order");
 }
 
-/* 1000 cells that all read and write the same three names: three million links, over the cap. */
+/* 1000 cells that all read and write the same three names: three million links, over the cap;
+ * 100 cells that read and write two names (19,800 links) are under it. */
 static void test_link_cap(void)
 {
         cJSON *cells = cJSON_CreateArray(), *graph = NULL;
@@ -349,6 +350,24 @@ static void test_link_cap(void)
                 cJSON_AddItemToArray(cells, c);
         }
         ok(graph_compute(cells, &graph) == -E2BIG && !graph, "more than GRAPH_MAX_LINKS links is -E2BIG");
+        cJSON_Delete(cells);
+
+        cells = cJSON_CreateArray();
+        for (int i = 0; i < 100; i++) {
+                const char *names[] = { "a", "b" };
+                cJSON *c = cJSON_CreateObject();
+                char id[16];
+
+                snprintf(id, sizeof(id), "c%d", i);
+                cJSON_AddStringToObject(c, "id", id);
+                cJSON_AddItemToObject(c, "reads", cJSON_CreateStringArray(names, 2));
+                cJSON_AddItemToObject(c, "writes", cJSON_CreateStringArray(names, 2));
+                cJSON_AddItemToArray(cells, c);
+        }
+        ok(graph_compute(cells, &graph) == 0 &&
+                   cJSON_GetArraySize(cJSON_GetObjectItem(graph, "edges")) == 9900,
+           "19,800 links (9,900 edges of two variables) are under the cap");
+        cJSON_Delete(graph);
         cJSON_Delete(cells);
 }
 
