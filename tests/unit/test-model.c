@@ -314,9 +314,44 @@ static void test_list_cursor(void)
            "a cursor with its last character changed is refused");
 }
 
+/* Strings of every length up to 40 with one byte that needs an escape (or a UTF-8 sequence) at
+ * every offset: printed, then parsed back equal. The printer looks at eight bytes at a time, so
+ * this puts the byte at each place in a word and in the tail. */
+static void test_print_escapes(void)
+{
+        static const char *const special[] = { "\"",   "\\",   "\n",       "\t",           "\x01",
+                                               "\x1f", "\x7f", "\xc3\xa9", "\xe2\x80\xae", " " };
+        int bad = 0, n = 0;
+
+        for (size_t k = 0; k < ELEMENTSOF(special); k++)
+                for (int len = 0; len <= 40; len++)
+                        for (int at = 0; at <= len; at++) {
+                                char s[64];
+                                cJSON *v, *back;
+                                char *text;
+
+                                memset(s, 'a', (size_t)len);
+                                s[len] = 0;
+                                memmove(s + at + strlen(special[k]), s + at, (size_t)(len - at) + 1);
+                                memcpy(s + at, special[k], strlen(special[k]));
+                                v = cJSON_CreateString(s);
+                                text = model_json_print(v, false);
+                                back = text ? cJSON_Parse(text) : NULL;
+                                if (!cJSON_IsString(back) || strcmp(back->valuestring, s) != 0)
+                                        bad++;
+                                n++;
+                                cJSON_Delete(back);
+                                cJSON_Delete(v);
+                                free(text);
+                        }
+        ok(bad == 0, "print: %d strings with a byte to escape at every offset parse back equal (%d differ)",
+           n, bad);
+}
+
 int main(void)
 {
         test_list_cursor();
+        test_print_escapes();
         test_numbers();
         test_print();
         test_ids();
