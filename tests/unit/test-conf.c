@@ -136,6 +136,13 @@ static void test_valid(void)
                                    "  socket=/run/notebookd/notebookd.sock\n"
                                    "durability = normal\r\n"
                                    "max_line_bytes = 65536\n"
+                                   "max_notebook_bytes = 1048576\n"
+                                   "output_soft_limit = 65536\n"
+                                   "output_hard_limit = 2097152\n"
+                                   "uid_buffer_limit = 4194304\n"
+                                   "buffer_limit = 8388608\n"
+                                   "request_timeout_s = 5\n"
+                                   "idle_timeout_s = 0\n"
                                    "log_level = debug\n"
                                    "admin_group = root\n"
                                    "; a comment\n"
@@ -160,6 +167,11 @@ static void test_valid(void)
         is_str(c->socket_path, "/run/notebookd/notebookd.sock", "socket");
         ok(!c->durability_full, "durability = normal");
         is_int(c->max_line_bytes, 65536, "max_line_bytes");
+        ok(c->limits.max_notebook_bytes == 1048576 && c->limits.output_soft_bytes == 65536 &&
+                   c->limits.output_hard_bytes == 2097152 && c->limits.uid_buffer_bytes == 4194304 &&
+                   c->limits.buffer_bytes == 8388608 && c->limits.request_timeout_usec == 5 * USEC_PER_SEC &&
+                   c->limits.idle_timeout_usec == 0,
+           "the limits");
         is_int(c->log_level, LOG_DEBUG, "log_level");
         ok(c->have_admin_gid && c->admin_gid == 0, "admin_group root is gid 0");
         is_int(c->n_bindings, 4, "four bindings");
@@ -356,6 +368,17 @@ static const ErrorCase error_cases[] = {
         { "[daemon]\nmax_line_bytes = -1\n", 2, "max_line_bytes", "max_line_bytes negative" },
         { "[daemon]\nmax_line_bytes = 99999999999999999999999\n", 2, "max_line_bytes",
           "max_line_bytes overflow" },
+        { "[daemon]\nmax_notebook_bytes = 1000\n", 2, "max_notebook_bytes must be a number from 65536",
+          "max_notebook_bytes below the minimum" },
+        { "[daemon]\nrequest_timeout_s = 0\n", 2, "request_timeout_s must be a number from 1 to 3600",
+          "request_timeout_s of 0" },
+        { "[daemon]\nidle_timeout_s = 1w\n", 2, "idle_timeout_s", "idle_timeout_s not a number" },
+        { "[daemon]\noutput_soft_limit = 2097152\noutput_hard_limit = 1048576\n", 0,
+          "output_soft_limit (2097152) must not be more than output_hard_limit (1048576)",
+          "soft over hard" },
+        { "[daemon]\nuid_buffer_limit = 536870912\n", 0,
+          "uid_buffer_limit (536870912) must not be more than buffer_limit (268435456)",
+          "uid budget over the total (the default)" },
         { "[daemon]\nlog_level = loud\n", 2, "log_level", "bad log_level" },
         { "[daemon]\nlog_level = emerg\n", 2, "log_level", "log_level emerg refused" },
         { "[daemon]\nadmin_group = no-such-group-nbd\n", 2, "no such group",
