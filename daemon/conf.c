@@ -147,6 +147,9 @@ Config *config_free(Config *c)
         free(c->remote.region);
         free(c->remote.endpoint);
         free(c->remote.ca_file);
+        for (size_t i = 0; i < c->n_names; i++)
+                free(c->names[i].name);
+        free(c->names);
         free(c);
         return NULL;
 }
@@ -345,6 +348,89 @@ static int conf_lookup_group(const char *name, gid_t *ret)
                 *ret = gr.gr_gid;
                 return 0;
         }
+}
+
+/* Adds uid's name, once, if the user database has one a user_id may be. */
+static int conf_add_name(Config *c, uid_t uid, const char *known)
+{
+        size_t size = conf_nss_buffer_size(_SC_GETPW_R_SIZE_MAX);
+        _cleanup_free_ char *buf = NULL;
+        struct passwd pw, *result = NULL;
+        UidName *names;
+        char *name;
+
+        if (config_uid_name(c, uid))
+                return 0;
+        if (!known) {
+                for (;;) {
+                        int r;
+
+                        free(buf);
+                        buf = malloc(size);
+                        if (!buf)
+                                return -ENOMEM;
+                        r = getpwuid_r(uid, &pw, buf, size, &result);
+                        if (r == ERANGE && size < 1024 * 1024) {
+                                size *= 2;
+                                continue;
+                        }
+                        if (r != 0 || !result)
+                                return 0;
+                        known = pw.pw_name;
+                        break;
+                }
+        }
+        if (strlen(known) > MAX_USER_ID_BYTES)
+                return 0;
+        names = reallocarray(c->names, c->n_names + 1, sizeof(*names));
+        if (!names)
+                return -ENOMEM;
+        c->names = names;
+        name = strdup(known);
+        if (!name)
+                return -ENOMEM;
+        c->names[c->n_names++] = (UidName){ .uid = uid, .name = name };
+        return 0;
+}
+
+int config_resolve_names(Config *c, bool have_admin_gid, gid_t admin_gid)
+{
+        size_t size = conf_nss_buffer_size(_SC_GETGR_R_SIZE_MAX);
+        int r;
+
+        if ((r = conf_add_name(c, 0, NULL)) < 0 || (r = conf_add_name(c, geteuid(), NULL)) < 0)
+                return r;
+        if (!have_admin_gid)
+                return 0;
+        for (;;) {
+                _cleanup_free_ char *buf = malloc(size);
+                struct group gr, *result = NULL;
+
+                if (!buf)
+                        return -ENOMEM;
+                r = getgrgid_r(admin_gid, &gr, buf, size, &result);
+                if (r == ERANGE && size < 1024 * 1024) {
+                        size *= 2;
+                        continue;
+                }
+                if (r != 0 || !result)
+                        return 0;
+                for (char **m = gr.gr_mem; *m; m++) {
+                        uid_t uid;
+
+                        if (conf_lookup_user(*m, &uid) == 0 && (r = conf_add_name(c, uid, *m)) < 0)
+                                return r;
+                }
+                return 0;
+        }
+}
+
+const char *config_uid_name(const Config *c, uid_t uid)
+{
+        for (size_t i = 0; i < c->n_names; i++)
+                if (c->names[i].uid == uid)
+                        return c->names[i].name;
+        return NULL;
 }
 
 /* A uid or gid written as a number; (id_t)-1 means "no id" to the system calls, so it is none. */

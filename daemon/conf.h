@@ -83,6 +83,12 @@ typedef struct Limits {
 /* The defaults, also for a daemon without a configuration file. */
 extern const Limits limits_default;
 
+/* A privileged uid and its login name: what a request of it that names no user_id acts as. */
+typedef struct UidName {
+        uid_t uid;
+        char *name;
+} UidName;
+
 typedef struct Config {
         char *state_dir;   /* NULL: not set in the file */
         char *socket_path; /* NULL: not set in the file */
@@ -95,6 +101,8 @@ typedef struct Config {
         size_t n_bindings;
         Limits limits;
         RemoteConfig remote;
+        UidName *names; /* config_resolve_names() */
+        size_t n_names;
 } Config;
 
 /* Called once per problem found; line is 0 for problems not tied to a line. */
@@ -129,6 +137,15 @@ typedef void (*ConfigRestartFunc)(void *userdata, const char *key);
  * Anything that holds pointers into current's restart-only settings (the sync engine holds the
  * [remote] strings) may keep them: they move to next with their values. */
 void config_carry_restart_settings(Config *next, Config *current, ConfigRestartFunc report, void *userdata);
+
+/* Looks up the login names of the privileged uids (root, the daemon's own user, and the members of
+ * the admin group, have_admin_gid and admin_gid, as listed in the group database) into c->names.
+ * It asks the user database, which may be remote (LDAP, sssd) and slow: call it at start and
+ * where the configuration is read for a reload, never from the loop. Names longer than a user_id
+ * are left out. 0, or -ENOMEM. */
+int config_resolve_names(Config *c, bool have_admin_gid, gid_t admin_gid);
+/* The name config_resolve_names() found for uid, or NULL. */
+const char *config_uid_name(const Config *c, uid_t uid);
 
 /* The binding of uid, or NULL. */
 const UserBinding *config_find_uid(const Config *c, uid_t uid);

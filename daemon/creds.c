@@ -1,7 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 #include <arpa/inet.h>
 #include <fcntl.h>
-#include <pwd.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <strings.h>
@@ -279,8 +278,6 @@ static int ini_lookup(const char *path, bool config_file, const char *profile, c
 static int shared_file_path(const Creds *c, const char *var, const char *leaf, char **ret)
 {
         const char *v = env(c, var), *home = env(c, "HOME");
-        struct passwd pw, *pwp = NULL;
-        char buf[4096];
 
         *ret = NULL;
         if (v && v[0] == '~' && v[1] == '/') {
@@ -291,10 +288,8 @@ static int shared_file_path(const Creds *c, const char *var, const char *leaf, c
                 *ret = strdup(v);
                 return *ret ? 0 : -ENOMEM;
         }
-        /* A system service may run without $HOME; ask the user database, but only for the real
-         * environment (tests give theirs). */
-        if (!home && !c->getenv && getpwuid_r(getuid(), &pw, buf, sizeof(buf), &pwp) == 0 && pwp)
-                home = pwp->pw_dir;
+        /* A system service may run without $HOME: the daemon sets it from the user database at
+         * start (daemon.c), so that no lookup happens here, on the loop. */
         if (!home)
                 return 0;
         return asprintf(ret, "%s/%s", home, leaf) < 0 ? (*ret = NULL, -ENOMEM) : 0;

@@ -1,11 +1,14 @@
 /* SPDX-License-Identifier: MIT */
 #include <fcntl.h>
+#include <pthread.h>
+#include <pwd.h>
 #include <signal.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <sys/file.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
+#include <sys/eventfd.h>
 #include <sys/stat.h>
 #include <sys/un.h>
 #include <systemd/sd-daemon.h>
@@ -34,6 +37,19 @@ typedef struct Daemon {
         const char *socket_path;
         bool bound_here; /* we created the socket file (not passed by the service manager) */
         bool stopping;
+
+        /* A reload reads the file and asks the user and group databases (which may be remote and
+         * slow) in a thread of its own; the loop applies the result when the thread is done. */
+        struct {
+                pthread_t thread;
+                int event_fd; /* readable when the thread is done */
+                sd_event_source *io;
+                bool running, again; /* again: another SIGHUP came meanwhile */
+                bool have_admin_gid;
+                gid_t admin_gid;
+                int r;
+                Config *next;
+        } reload;
 } Daemon;
 
 /* The store's flusher made commits durable: the server answers the requests they hold, the sync
@@ -197,31 +213,78 @@ static void report_needs_restart(void *userdata, const char *key)
                     d->config_path, key);
 }
 
-/* SIGHUP: the file is read again. A file with any problem changes nothing (every problem is
- * logged); a valid one applies what can change live and says what needs a restart. */
+static void *reload_thread(void *userdata)
+{
+        Daemon *d = userdata;
+        uint64_t one = 1;
+
+        d->reload.r = config_load(d->config_path, report_config_error, NULL, &d->reload.next);
+        if (d->reload.r == -ENOENT && !d->args->config_path) {
+                d->reload.next = config_new();
+                d->reload.r = d->reload.next ? 1 : -ENOMEM;
+        }
+        if (d->reload.r >= 0 &&
+            config_resolve_names(d->reload.next, d->reload.have_admin_gid, d->reload.admin_gid) < 0)
+                d->reload.r = -ENOMEM;
+        (void)!write(d->reload.event_fd, &one, sizeof(one));
+        return NULL;
+}
+
+/* SIGHUP: the file is read again, off the loop. */
 static void daemon_reload(Daemon *d)
 {
-        _cleanup_(config_freep) Config *next = NULL;
-        Config *old;
-        size_t n_ids = 0;
         int r;
 
+        if (d->reload.running) {
+                d->reload.again = true;
+                return;
+        }
         service_reloading(d->service);
         if (!d->config_path) {
                 log_notice("Received SIGHUP, but there is no configuration file to read.");
-                goto done;
+                service_ready(d->service);
+                return;
         }
         log_info("Received SIGHUP, reloading %s.", d->config_path);
-        r = config_load(d->config_path, report_config_error, NULL, &next);
-        if (r == -ENOENT && !d->args->config_path) {
+        /* admin_group needs a restart: the names are those of the group in effect. */
+        d->reload.have_admin_gid = d->config->have_admin_gid;
+        d->reload.admin_gid = d->config->admin_gid;
+        d->reload.next = NULL;
+        r = pthread_create(&d->reload.thread, NULL, reload_thread, d);
+        if (r != 0) {
+                log_error_errno(-r, "Cannot start reading %s: %m", d->config_path);
+                service_ready(d->service);
+                return;
+        }
+        d->reload.running = true;
+}
+
+/* The reload thread is done. A file with any problem changes nothing (every problem is logged);
+ * a valid one applies what can change live and says what needs a restart. */
+static int on_reloaded(sd_event_source *source, int fd, uint32_t revents, void *userdata)
+{
+        Daemon *d = userdata;
+        _cleanup_(config_freep) Config *next = NULL;
+        Config *old;
+        size_t n_ids = 0;
+        uint64_t n;
+        int r;
+
+        (void)!read(fd, &n, sizeof(n));
+        if (!d->reload.running)
+                return 0;
+        (void)pthread_join(d->reload.thread, NULL);
+        d->reload.running = false;
+        next = TAKE_PTR(d->reload.next);
+        r = d->reload.r;
+
+        if (r == 1) {
                 log_info("%s does not exist: the defaults apply.", d->config_path);
-                next = config_new();
-                if (!next) {
-                        log_oom();
-                        goto done;
-                }
         } else if (r == -EINVAL) {
                 log_error("%s is invalid; keeping the settings in use.", d->config_path);
+                goto done;
+        } else if (r == -ENOMEM) {
+                log_oom();
                 goto done;
         } else if (r < 0) {
                 log_error_errno(r, "Cannot read %s, keeping the settings in use: %m", d->config_path);
@@ -251,6 +314,23 @@ static void daemon_reload(Daemon *d)
                  d->config->n_bindings == 1 ? "" : "s", n_ids, n_ids == 1 ? "" : "s");
 done:
         service_ready(d->service);
+        if (d->reload.again && !d->stopping) {
+                d->reload.again = false;
+                daemon_reload(d);
+        }
+        return 0;
+}
+
+/* Waits for a reload in progress (its result is dropped) and frees what reloading holds. */
+static void reload_stop(Daemon *d)
+{
+        if (d->reload.running) {
+                (void)pthread_join(d->reload.thread, NULL);
+                d->reload.running = false;
+                d->reload.next = config_free(d->reload.next);
+        }
+        d->reload.io = sd_event_source_disable_unref(d->reload.io);
+        closep(&d->reload.event_fd);
 }
 
 static int on_sighup(sd_event_source *s, const struct signalfd_siginfo *si, void *userdata)
@@ -299,7 +379,7 @@ int daemon_run(const DaemonArgs *a)
         _cleanup_free_ char *state_dir = NULL, *socket_path = NULL, *config_path = NULL, *db_path = NULL;
         _cleanup_close_ int listen_fd = -1, lock_fd = -1;
         char err[512];
-        Daemon d = { .args = a };
+        Daemon d = { .args = a, .reload.event_fd = -1 };
         sigset_t mask;
         int r, n;
 
@@ -325,6 +405,15 @@ int daemon_run(const DaemonArgs *a)
         log_open();
         if (a->log_level >= 0)
                 log_set_max_level(a->log_level);
+        /* A system service may start without $HOME, where credentials files are looked for; the
+         * user database is asked here, once, not on the loop when credentials are read. */
+        if (!getenv("HOME")) {
+                struct passwd pw, *res = NULL;
+                char buf[4096];
+
+                if (getpwuid_r(getuid(), &pw, buf, sizeof(buf), &res) == 0 && res && res->pw_dir[0] == '/')
+                        (void)setenv("HOME", res->pw_dir, 0);
+        }
 
         /* Configuration: the file named, else the default one if it exists. */
         config_path = a->config_path ? strdup(a->config_path) : config_default_path();
@@ -341,7 +430,8 @@ int daemon_run(const DaemonArgs *a)
         d.config_path = config_path;
         if (!d.config && !(d.config = config_new()))
                 return log_oom(), EXIT_FAILED_START;
-        if (config_apply_args(d.config, a) < 0) {
+        if (config_apply_args(d.config, a) < 0 ||
+            config_resolve_names(d.config, d.config->have_admin_gid, d.config->admin_gid) < 0) {
                 log_oom();
                 goto fail;
         }
@@ -515,6 +605,12 @@ int daemon_run(const DaemonArgs *a)
                 log_error_errno(r, "Cannot watch signals: %m");
                 goto fail;
         }
+        d.reload.event_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+        if (d.reload.event_fd < 0 ||
+            (r = sd_event_add_io(event, &d.reload.io, d.reload.event_fd, EPOLLIN, on_reloaded, &d)) < 0) {
+                log_error_errno(d.reload.event_fd < 0 ? -errno : r, "Cannot set up reloading: %m");
+                goto fail;
+        }
         r = service_new(event, status_line, &d, &d.service);
         if (r < 0) {
                 log_error_errno(r, "Cannot set up the watchdog: %m");
@@ -541,6 +637,7 @@ int daemon_run(const DaemonArgs *a)
                 log_error_errno(r, "Event loop failed: %m");
                 goto fail;
         }
+        reload_stop(&d);
         d.flush_io = sd_event_source_disable_unref(d.flush_io);
         d.service = service_free(d.service);
         d.server = server_free(d.server);
@@ -554,6 +651,7 @@ int daemon_run(const DaemonArgs *a)
 
 fail:
         /* In dependency order: the engine uses the store and the configuration. */
+        reload_stop(&d);
         d.flush_io = sd_event_source_disable_unref(d.flush_io);
         d.service = service_free(d.service);
         d.server = server_free(d.server);

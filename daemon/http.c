@@ -607,9 +607,19 @@ int http_new(sd_event *event, const HttpOptions *options, Http **ret)
         if (!event || !ret)
                 return -EINVAL;
         if (!initialised) {
+                const curl_version_info_data *v;
+
                 if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK)
                         return -EIO;
                 initialised = true;
+                /* Without an asynchronous resolver, curl looks names up inside the call that drives
+                 * the transfers: every client of the daemon would wait for DNS. */
+                v = curl_version_info(CURLVERSION_NOW);
+                if (!(v->features & CURL_VERSION_ASYNCHDNS))
+                        log_warning("libcurl %s resolves host names synchronously: each DNS lookup of the "
+                                    "DynamoDB endpoint stops the daemon until it ends. Use a libcurl built "
+                                    "with the threaded resolver or c-ares (Debian's is).",
+                                    v->version);
         }
         h = calloc(1, sizeof(*h));
         if (!h)

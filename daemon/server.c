@@ -1,9 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 #include <fcntl.h>
-#include <grp.h>
 #include <poll.h>
 #include <stdarg.h>
-#include <pwd.h>
 #include <stdio.h>
 #include <sys/epoll.h>
 #include <sys/socket.h>
@@ -644,12 +642,11 @@ static void peer_identify(Server *s, int fd, RpcPeer *p)
                                         p->privileged = true;
         }
         if (p->privileged) {
-                struct passwd pw, *res = NULL;
-                char buf[4096];
+                /* Looked up at start and reload, off the loop (config_resolve_names()). */
+                const char *name = s->rpc->config ? config_uid_name(s->rpc->config, cred.uid) : NULL;
 
-                if (getpwuid_r(cred.uid, &pw, buf, sizeof(buf), &res) == 0 && res &&
-                    strlen(res->pw_name) <= MAX_USER_ID_BYTES)
-                        strcpy(p->default_user, res->pw_name);
+                if (name)
+                        strcpy(p->default_user, name);
         }
 }
 
