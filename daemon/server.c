@@ -24,6 +24,9 @@
 #define REFUSAL_LOG_USEC (10 * USEC_PER_SEC)
 /* A failed BEGIN (the database locked by another process) is retried after this long. */
 #define BEGIN_RETRY_USEC (100 * USEC_PER_MSEC)
+/* A batch that has run this long commits, and the loop looks at the connections before the next
+ * one: a few costly requests of one peer do not keep the others waiting for all of them. */
+#define BATCH_TIME_USEC (10 * USEC_PER_MSEC)
 /* How often the connections are looked at for the request and idle timeouts. */
 #define SWEEP_USEC (1 * USEC_PER_SEC)
 
@@ -56,6 +59,9 @@ struct Conn {
         uint32_t events; /* what the server's epoll set waits for on fd (0: not in the set) */
         Conn *touched;   /* next in the server's list of connections to look at after a pass */
         bool in_touched;
+        Request *rq_head, **rq_tail; /* its requests waiting to run, in the order sent */
+        Conn *ready_next;            /* next in the server's list of connections with requests to run */
+        bool in_ready;
         RpcPeer peer;
         FrameReader frame;
         char *out; /* replies not yet written */
@@ -82,6 +88,7 @@ struct Server {
         sd_event_source *conns_io;
         sd_event_source *batch; /* runs what was queued outside a pass over the connections */
         sd_event_source *retry;
+        sd_event_source *resume; /* runs the rest of the queue after a batch that took long */
         size_t max_line;
         bool have_admin_gid;
         gid_t admin_gid;
@@ -95,8 +102,9 @@ struct Server {
         Conn *conns;
         Conn *touched; /* connections that read, got replies, ended or failed since the last pass */
         unsigned n_conns;
-        Request *queue_head, **queue_tail;
-        unsigned queued;
+        /* Connections with requests to run: a batch takes one request of each in turn. */
+        Conn *ready_head, **ready_tail;
+        unsigned queued; /* requests received and not yet answered */
         /* Batches run, whose replies wait until their commit is on disk, in the order they ran. */
         Held *held_head, **held_tail;
 };
@@ -288,11 +296,10 @@ static void conn_drop(Conn *c, const char *fmt, ...)
         c->out = NULL;
         c->out_len = c->out_off = c->out_alloc = 0;
         frame_reader_done(&c->frame);
-        for (Request *q = s->queue_head; q; q = q->next)
-                if (q->conn == c) {
-                        q->line = mfree(q->line);
-                        q->reply = mfree(q->reply);
-                }
+        for (Request *q = c->rq_head; q; q = q->next) {
+                q->line = mfree(q->line);
+                q->reply = mfree(q->reply);
+        }
         c->queued_bytes = 0;
         for (Held *h = s->held_head; h; h = h->next) {
                 Request *q = h->requests;
@@ -507,8 +514,14 @@ static int queue_push(Server *s, Conn *c, const char *line, size_t len, char *re
                 q->len = len;
                 c->queued_bytes += len + 1;
         }
-        *s->queue_tail = q;
-        s->queue_tail = &q->next;
+        *c->rq_tail = q;
+        c->rq_tail = &q->next;
+        if (!c->in_ready) {
+                c->in_ready = true;
+                c->ready_next = NULL;
+                *s->ready_tail = c;
+                s->ready_tail = &c->ready_next;
+        }
         s->queued++;
         c->pending++;
         server_schedule(s);
@@ -702,6 +715,7 @@ static int on_accept(sd_event_source *source, int fd, uint32_t revents, void *us
                         return log_oom(), 0;
                 c->server = s;
                 c->fd = -1;
+                c->rq_tail = &c->rq_head;
                 peer_identify(s, cfd, &c->peer);
                 /* The last RESERVED_CONNECTIONS are kept for privileged peers, so that root and
                  * the service manager get in whatever other users hold. */
@@ -980,16 +994,43 @@ static void server_release(Server *s)
         }
 }
 
-/* Runs everything queued: the requests of one loop pass (at most MAX_BATCH_REQUESTS at a time)
- * share one transaction. Their replies are held until the commit is on disk (server_release()),
- * while the loop goes on with the next requests. A batch is on the held list while it runs, so
- * that a peer disconnected for its size in the middle of it gives back its replies at once. */
+/* The next request to run: one of each connection that has any, in turn. */
+static Request *server_next_request(Server *s)
+{
+        Conn *c = s->ready_head;
+        Request *q;
+
+        if (!c)
+                return NULL;
+        s->ready_head = c->ready_next;
+        if (!s->ready_head)
+                s->ready_tail = &s->ready_head;
+        q = c->rq_head;
+        c->rq_head = q->next;
+        q->next = NULL;
+        if (c->rq_head) {
+                c->ready_next = NULL;
+                *s->ready_tail = c;
+                s->ready_tail = &c->ready_next;
+        } else {
+                c->rq_tail = &c->rq_head;
+                c->in_ready = false;
+        }
+        return q;
+}
+
+/* Runs what is queued: the requests of one loop pass (at most MAX_BATCH_REQUESTS, and as many as
+ * run in BATCH_TIME_USEC) share one transaction, taken one of each connection in turn. Their
+ * replies are held until the commit is on disk (server_release()), while the loop goes on with the
+ * next requests. A batch is on the held list while it runs, so that a peer disconnected for its
+ * size in the middle of it gives back its replies at once. */
 static int server_run_batch(Server *s)
 {
-        while (s->queue_head) {
+        while (s->ready_head) {
                 Held *h = calloc(1, sizeof(*h) + MIN(s->queued, MAX_BATCH_REQUESTS) * sizeof(RpcReply));
-                Request *q, *last = NULL;
-                bool lost = false;
+                uint64_t start = now_monotonic_usec();
+                Request **tail, *q;
+                bool lost = false, over = false;
                 int r;
 
                 if (!h)
@@ -1001,14 +1042,15 @@ static int server_run_batch(Server *s)
                         free(h);
                         return r;
                 }
-                h->requests = s->queue_head;
                 *s->held_tail = h;
                 s->held_tail = &h->next;
-                for (q = s->queue_head; q && h->n < MAX_BATCH_REQUESTS; q = q->next) {
+                tail = &h->requests;
+                while (h->n < MAX_BATCH_REQUESTS && !over && (q = server_next_request(s))) {
                         RpcReply *rep = &h->replies[h->n++];
                         Conn *c = q->conn;
 
-                        last = q;
+                        *tail = q;
+                        tail = &q->next;
                         if (!q->line) {
                                 rep->text = TAKE_PTR(q->reply);
                                 continue;
@@ -1041,11 +1083,9 @@ static int server_run_batch(Server *s)
                                 lost = true;
                                 break;
                         }
+                        /* A stop runs everything received at once. */
+                        over = !s->draining && now_monotonic_usec() - start > BATCH_TIME_USEC;
                 }
-                s->queue_head = last->next;
-                if (!s->queue_head)
-                        s->queue_tail = &s->queue_head;
-                last->next = NULL;
 
                 r = lost ? -EIO : store_commit_deferred(s->rpc->store, &h->seq);
                 h->committed = r >= 0;
@@ -1056,6 +1096,13 @@ static int server_run_batch(Server *s)
                         h->seq = 0; /* errors: they only wait for the batches before them */
                 }
                 s->rpc->transactions++;
+                /* The rest runs after the loop has looked at the connections again: from a timer,
+                 * since sd-event polls for I/O before it dispatches one, not before a defer source. */
+                if (over && s->ready_head) {
+                        (void)sd_event_source_set_time(s->resume, 1);
+                        (void)sd_event_source_set_enabled(s->resume, SD_EVENT_ONESHOT);
+                        break;
+                }
         }
         return 0;
 }
@@ -1068,7 +1115,7 @@ static void server_pass(Server *s)
         int r;
 
         r = server_run_batch(s);
-        if (r < 0 && s->queue_head)
+        if (r < 0 && s->ready_head)
                 sd_event_source_set_time_relative(s->retry, BEGIN_RETRY_USEC),
                         sd_event_source_set_enabled(s->retry, SD_EVENT_ONESHOT);
         server_release(s);
@@ -1098,6 +1145,12 @@ static int on_batch(sd_event_source *source, void *userdata)
         return 0;
 }
 
+static int on_resume(sd_event_source *source, uint64_t usec, void *userdata)
+{
+        server_pass(userdata);
+        return 0;
+}
+
 /* A pass over the connections: every peer that is ready is read (and written) first, so what
  * they sent in the meantime runs in one transaction; then the replies go out. */
 static int on_conns(sd_event_source *source, int fd, uint32_t revents, void *userdata)
@@ -1113,7 +1166,7 @@ static int on_conns(sd_event_source *source, int fd, uint32_t revents, void *use
                 conn_on_io(events[i].data.ptr, events[i].events);
         server_pass(s);
         /* Nothing is left for the batch source that requests of this pass may have scheduled. */
-        if (!s->queue_head)
+        if (!s->ready_head)
                 sd_event_source_set_enabled(s->batch, SD_EVENT_OFF);
         return 0;
 }
@@ -1135,7 +1188,7 @@ int server_new(sd_event *event, Rpc *rpc, int listen_fd, size_t max_line, gid_t 
         s->max_line = max_line;
         s->admin_gid = admin_gid;
         s->have_admin_gid = have_admin_gid;
-        s->queue_tail = &s->queue_head;
+        s->ready_tail = &s->ready_head;
         s->held_tail = &s->held_head;
 
         /* An inherited socket may be blocking; accept() in the loop must never wait. */
@@ -1163,6 +1216,10 @@ int server_new(sd_event *event, Rpc *rpc, int listen_fd, size_t max_line, gid_t 
         if (r < 0)
                 return r;
         sd_event_source_set_enabled(s->retry, SD_EVENT_OFF);
+        r = sd_event_add_time(event, &s->resume, CLOCK_MONOTONIC, 1, 0, on_resume, s);
+        if (r < 0)
+                return r;
+        sd_event_source_set_enabled(s->resume, SD_EVENT_OFF);
         r = sd_event_add_time_relative(event, &s->sweep, CLOCK_MONOTONIC, SWEEP_USEC, USEC_PER_SEC / 4,
                                        on_sweep, s);
         if (r < 0)
@@ -1213,10 +1270,9 @@ Server *server_free(Server *s)
 {
         if (!s)
                 return NULL;
-        while (s->queue_head) {
-                Request *q = s->queue_head;
+        while (s->ready_head) {
+                Request *q = server_next_request(s);
 
-                s->queue_head = q->next;
                 free(q->line);
                 free(q->reply);
                 free(q);
@@ -1246,6 +1302,7 @@ Server *server_free(Server *s)
         sd_event_source_disable_unref(s->batch);
         sd_event_source_disable_unref(s->retry);
         sd_event_source_disable_unref(s->sweep);
+        sd_event_source_disable_unref(s->resume);
         closep(&s->listen_fd);
         closep(&s->reserve_fd);
         sd_event_unref(s->event);
