@@ -129,7 +129,8 @@ elif mode == "halfline":
                 sent += len(chunk)
         except OSError:
             pass
-    closed = sum(closed_by_daemon(s, args["hold"]) for s in socks[:1]) + sum(closed_by_daemon(s, 0.2) for s in socks[1:])
+    time.sleep(args["hold"])
+    closed = sum(closed_by_daemon(s, 0.5) for s in socks)
     print(json.dumps({"closed": closed, "conns": len(socks), "sent": sent}))
 
 elif mode == "flood":
