@@ -332,38 +332,35 @@ static void test_large(void)
                "large: nothing in order");
 }
 
+/* n cells that all read and write the first k of a, b, c. */
+static cJSON *cells_sharing(int n, int k)
+{
+        const char *names[] = { "a", "b", "c" };
+        cJSON *cells = cJSON_CreateArray();
+
+        for (int i = 0; i < n; i++) {
+                cJSON *c = cJSON_CreateObject();
+                char id[16];
+
+                snprintf(id, sizeof(id), "c%d", i);
+                cJSON_AddStringToObject(c, "id", id);
+                cJSON_AddItemToObject(c, "reads", cJSON_CreateStringArray(names, k));
+                cJSON_AddItemToObject(c, "writes", cJSON_CreateStringArray(names, k));
+                cJSON_AddItemToArray(cells, c);
+        }
+        return cells;
+}
+
 /* 1000 cells that all read and write the same three names: three million links, over the cap;
  * 100 cells that read and write two names (19,800 links) are under it. */
 static void test_link_cap(void)
 {
-        cJSON *cells = cJSON_CreateArray(), *graph = NULL;
+        cJSON *cells = cells_sharing(1000, 3), *graph = NULL;
 
-        for (int i = 0; i < 1000; i++) {
-                const char *names[] = { "a", "b", "c" };
-                cJSON *c = cJSON_CreateObject();
-                char id[16];
-
-                snprintf(id, sizeof(id), "c%d", i);
-                cJSON_AddStringToObject(c, "id", id);
-                cJSON_AddItemToObject(c, "reads", cJSON_CreateStringArray(names, 3));
-                cJSON_AddItemToObject(c, "writes", cJSON_CreateStringArray(names, 3));
-                cJSON_AddItemToArray(cells, c);
-        }
         ok(graph_compute(cells, &graph) == -E2BIG && !graph, "more than GRAPH_MAX_LINKS links is -E2BIG");
         cJSON_Delete(cells);
 
-        cells = cJSON_CreateArray();
-        for (int i = 0; i < 100; i++) {
-                const char *names[] = { "a", "b" };
-                cJSON *c = cJSON_CreateObject();
-                char id[16];
-
-                snprintf(id, sizeof(id), "c%d", i);
-                cJSON_AddStringToObject(c, "id", id);
-                cJSON_AddItemToObject(c, "reads", cJSON_CreateStringArray(names, 2));
-                cJSON_AddItemToObject(c, "writes", cJSON_CreateStringArray(names, 2));
-                cJSON_AddItemToArray(cells, c);
-        }
+        cells = cells_sharing(100, 2);
         ok(graph_compute(cells, &graph) == 0 &&
                    cJSON_GetArraySize(cJSON_GetObjectItem(graph, "edges")) == 9900,
            "19,800 links (9,900 edges of two variables) are under the cap");
