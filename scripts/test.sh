@@ -115,7 +115,7 @@ check_suite() {
         else
                 show_log "$dir/test-suite.log"
         fi
-        count "$dir/test-suite.log" "$dir"
+        count "$dir/test-suite.log" "$dir/"
 }
 
 # distcheck repeats configure, build, check, install and distclean in a copy of the tarball: its
