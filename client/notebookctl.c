@@ -19,6 +19,7 @@
 #include <cjson/cJSON.h>
 
 #include "ctl.h"
+#include "display.h"
 #include "nbclient.h"
 #include "table.h"
 
@@ -71,14 +72,25 @@ static void print_command_help(const Command *cmd)
                "See 'notebookctl --help' for exit codes.\n");
 }
 
+/* "notebookctl: " and the message on stderr, without its newline. What it quotes (an argument, a
+ * name, DynamoDB's words) is escaped as display.h says: no control reaches the terminal. */
+static void put_message(const char *fmt, va_list ap) __attribute__((format(printf, 1, 0)));
+static void put_message(const char *fmt, va_list ap)
+{
+        _cleanup_(freep) char *msg = NULL;
+
+        fputs("notebookctl: ", stderr);
+        /* Out of memory: the format, which says at least what went wrong. */
+        display_put(stderr, vasprintf(&msg, fmt, ap) < 0 ? fmt : msg, DISPLAY_LINE);
+}
+
 static int usage_error(const Command *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 static int usage_error(const Command *cmd, const char *fmt, ...)
 {
         va_list ap;
 
-        fputs("notebookctl: ", stderr);
         va_start(ap, fmt);
-        vfprintf(stderr, fmt, ap);
+        put_message(fmt, ap);
         va_end(ap);
         if (cmd)
                 fprintf(stderr, "\nTry 'notebookctl %s --help'.\n", cmd->name);
@@ -91,37 +103,47 @@ int local_error(const char *fmt, ...)
 {
         va_list ap;
 
-        fputs("notebookctl: ", stderr);
         va_start(ap, fmt);
-        vfprintf(stderr, fmt, ap);
+        put_message(fmt, ap);
         va_end(ap);
         fputc('\n', stderr);
         return EXIT_DAEMON;
 }
 
-/* Writes s with control characters (except tab, and newline if allow_nl) replaced, so that a
- * notebook's content cannot drive the terminal. */
-static void put_sanitized(FILE *f, const char *s, bool allow_nl)
+/* Writes text that is not ours within a line, escaped (display.h): a notebook's content, or a
+ * daemon's answer, cannot drive the terminal. */
+static void put_text(FILE *f, const char *s)
 {
-        for (; *s; s++) {
-                unsigned char ch = (unsigned char)*s;
-
-                if ((ch < 0x20 && ch != '\t' && !(allow_nl && ch == '\n')) || ch == 0x7f)
-                        fputc('?', f);
-                else
-                        fputc(ch, f);
-        }
+        display_put(f, s, DISPLAY_LINE);
 }
 
-/* Display width of s as put_sanitized() writes it, counting UTF-8 code points. */
+/* Columns of s as put_text() writes it. */
 static size_t text_width(const char *s)
 {
-        size_t n = 0;
+        return display_width(s, DISPLAY_LINE);
+}
 
-        for (; *s; s++)
-                if (((unsigned char)*s & 0xc0) != 0x80)
-                        n++;
-        return n;
+/* Part of a JSON document as it goes to the terminal: the same value, no raw control or bidi
+ * character. */
+static int put_json_fragment(const char *s)
+{
+        _cleanup_(freep) char *t = display_json(s);
+
+        if (!t)
+                return local_error("out of memory");
+        fputs(t, stdout);
+        return EXIT_OK;
+}
+
+/* JSON text as it goes to the terminal: the same value, no raw control or bidi character. */
+static void put_json_text(const char *s)
+{
+        _cleanup_(freep) char *t = display_json(s);
+
+        if (t)
+                puts(t);
+        else
+                local_error("out of memory");
 }
 
 static void print_json(const cJSON *v)
@@ -129,7 +151,7 @@ static void print_json(const cJSON *v)
         _cleanup_(freep) char *s = cJSON_Print(v);
 
         if (s)
-                printf("%s\n", s);
+                put_json_text(s);
 }
 
 /* Compact text of a scalar or short JSON value, for one-line summaries. NULL on OOM. */
@@ -145,7 +167,7 @@ static char *value_to_text(const cJSON *v)
 static void print_rpc_error(const Ctl *ctl, const NbError *e)
 {
         fprintf(stderr, "notebookctl: ");
-        put_sanitized(stderr, e->message, false);
+        put_text(stderr, e->message);
         fprintf(stderr, " (error %d", e->code);
         if (cJSON_IsObject(e->data)) {
                 const cJSON *d;
@@ -155,15 +177,17 @@ static void print_rpc_error(const Ctl *ctl, const NbError *e)
                 {
                         _cleanup_(freep) char *t = value_to_text(d);
 
-                        fprintf(stderr, "%s%s=", sep, d->string);
-                        put_sanitized(stderr, t ? t : "?", false);
+                        fputs(sep, stderr);
+                        put_text(stderr, d->string ? d->string : "?");
+                        fputc('=', stderr);
+                        put_text(stderr, t ? t : "?");
                         sep = ", ";
                 }
         } else if (e->data) {
                 _cleanup_(freep) char *t = value_to_text(e->data);
 
                 fputs(": ", stderr);
-                put_sanitized(stderr, t ? t : "?", false);
+                put_text(stderr, t ? t : "?");
         }
         fprintf(stderr, ")\n");
 
@@ -211,7 +235,9 @@ static int ctl_connect(Ctl *ctl)
         }
         r = nb_client_connect(path, &ctl->client);
         if (r < 0) {
-                fprintf(stderr, "notebookctl: cannot connect to %s: %s\n", path, strerror(-r));
+                fputs("notebookctl: cannot connect to ", stderr);
+                put_text(stderr, path);
+                fprintf(stderr, ": %s\n", strerror(-r));
                 if (r == -ENOENT || r == -ECONNREFUSED)
                         fprintf(stderr,
                                 "notebookctl: is notebookd running? (use --socket or NOTEBOOKD_SOCKET "
@@ -544,14 +570,16 @@ static void list_rows(const cJSON *nbs, size_t w_id, size_t w_name)
                 const char *id = str_or_dash(nb, "id"), *name = str_or_dash(nb, "name");
                 size_t pad;
 
-                put_sanitized(stdout, id, false);
+                put_text(stdout, id);
                 for (pad = text_width(id); pad < w_id + 2; pad++)
                         putchar(' ');
-                put_sanitized(stdout, name, false);
+                put_text(stdout, name);
                 for (pad = text_width(name); pad < w_name + 2; pad++)
                         putchar(' ');
-                printf("%5" PRId64 "  %5" PRId64 "  %s\n", int_or(nb, "cell_count", 0),
-                       int_or(nb, "revision", 0), str_or_dash(nb, "updated_at"));
+                printf("%5" PRId64 "  %5" PRId64 "  ", int_or(nb, "cell_count", 0),
+                       int_or(nb, "revision", 0));
+                put_text(stdout, str_or_dash(nb, "updated_at"));
+                putchar('\n');
         }
 }
 
@@ -566,7 +594,9 @@ static int list_json_items(const cJSON *nbs, bool *first)
 
                 if (!t)
                         return local_error("out of memory");
-                printf("%s\n\t\t%s", *first ? "" : ",", t);
+                printf("%s\n\t\t", *first ? "" : ",");
+                if (put_json_fragment(t) != EXIT_OK)
+                        return EXIT_DAEMON;
                 *first = false;
         }
         return EXIT_OK;
@@ -609,8 +639,13 @@ static int cmd_list(Ctl *ctl, const Command *cmd, int argc, char **argv)
                         prov = cJSON_Print(cJSON_GetObjectItemCaseSensitive(res, "provisioned"));
                         if (!user || !prov)
                                 return local_error("out of memory");
-                        printf("{\n\t\"user_id\":\t%s,\n\t\"provisioned\":\t%s,\n\t\"notebooks\":\t[", user,
-                               prov);
+                        printf("{\n\t\"user_id\":\t");
+                        if (put_json_fragment(user) != EXIT_OK)
+                                return EXIT_DAEMON;
+                        printf(",\n\t\"provisioned\":\t");
+                        if (put_json_fragment(prov) != EXIT_OK)
+                                return EXIT_DAEMON;
+                        printf(",\n\t\"notebooks\":\t[");
                 } else if (first_page) {
                         list_widths(nbs, &w_id, &w_name);
                         printf("%-*s  %-*s  %5s  %5s  %s\n", (int)w_id, "ID", (int)w_name, "NAME", "CELLS",
@@ -647,7 +682,7 @@ static void print_indented(const char *text, const char *indent)
                 /* No trailing blanks for empty lines. */
                 if (n > 0) {
                         fputs(indent, stdout);
-                        put_sanitized(stdout, line ? line : "?", false);
+                        display_put(stdout, line ? line : "?", DISPLAY_BLOCK);
                 }
                 putchar('\n');
                 if (!e)
@@ -668,7 +703,7 @@ static void print_name_list(const char *label, const cJSON *arr)
         {
                 if (cJSON_IsString(v)) {
                         fputs(sep, stdout);
-                        put_sanitized(stdout, v->valuestring, false);
+                        put_text(stdout, v->valuestring);
                         sep = ",";
                 }
         }
@@ -698,16 +733,19 @@ static int cmd_show(Ctl *ctl, const Command *cmd, int argc, char **argv)
         cells = cJSON_GetObjectItemCaseSensitive(nb, "cells");
 
         printf("Notebook:  ");
-        put_sanitized(stdout, str_or_dash(nb, "id"), false);
+        put_text(stdout, str_or_dash(nb, "id"));
         printf("\nName:      ");
-        put_sanitized(stdout, str_or_dash(nb, "name"), false);
+        put_text(stdout, str_or_dash(nb, "name"));
         printf("\nUser:      ");
-        put_sanitized(stdout, str_or_dash(nb, "user_id"), false);
+        put_text(stdout, str_or_dash(nb, "user_id"));
         printf("\nRevision:  %" PRId64 "\n", int_or(nb, "revision", 0));
-        printf("Created:   %s\n", str_or_dash(nb, "created_at"));
-        printf("Updated:   %s\n", str_or_dash(nb, "updated_at"));
+        printf("Created:   ");
+        put_text(stdout, str_or_dash(nb, "created_at"));
+        printf("\nUpdated:   ");
+        put_text(stdout, str_or_dash(nb, "updated_at"));
+        putchar('\n');
         printf("DB conn:   ");
-        put_sanitized(stdout, str_or_dash(nb, "db_conn_string"), false);
+        put_text(stdout, str_or_dash(nb, "db_conn_string"));
         v = cJSON_GetObjectItemCaseSensitive(nb, "ttl");
         if (cJSON_IsNumber(v))
                 printf("\nTTL:       %" PRId64 "\n", (int64_t)v->valuedouble);
@@ -726,8 +764,11 @@ static int cmd_show(Ctl *ctl, const Command *cmd, int argc, char **argv)
                 const cJSON *out = cJSON_GetObjectItemCaseSensitive(cell, "stdout");
 
                 printf("\n[%d] ", i++);
-                put_sanitized(stdout, str_or_dash(cell, "id"), false);
-                printf("  %s  %s", str_or_dash(cell, "type"), str_or_dash(cell, "status"));
+                put_text(stdout, str_or_dash(cell, "id"));
+                printf("  ");
+                put_text(stdout, str_or_dash(cell, "type"));
+                printf("  ");
+                put_text(stdout, str_or_dash(cell, "status"));
                 print_name_list("reads:", cJSON_GetObjectItemCaseSensitive(cell, "reads"));
                 print_name_list("writes:", cJSON_GetObjectItemCaseSensitive(cell, "writes"));
                 if (cJSON_GetArraySize(outs) > 0)
@@ -801,7 +842,7 @@ static int cmd_create(Ctl *ctl, const Command *cmd, int argc, char **argv)
         }
         nb = cJSON_GetObjectItemCaseSensitive(res, "notebook");
         printf("Created notebook ");
-        put_sanitized(stdout, str_or_dash(nb, "id"), false);
+        put_text(stdout, str_or_dash(nb, "id"));
         printf(" (revision %" PRId64 ").\n", int_or(nb, "revision", 0));
         return EXIT_OK;
 }
@@ -809,7 +850,7 @@ static int cmd_create(Ctl *ctl, const Command *cmd, int argc, char **argv)
 static void print_summary_line(const char *verb, const cJSON *nb)
 {
         printf("%s notebook ", verb);
-        put_sanitized(stdout, str_or_dash(nb, "id"), false);
+        put_text(stdout, str_or_dash(nb, "id"));
         printf(" (revision %" PRId64 ").\n", int_or(nb, "revision", 0));
 }
 
@@ -1001,7 +1042,7 @@ static int cmd_rm(Ctl *ctl, const Command *cmd, int argc, char **argv)
                 return EXIT_OK;
         }
         printf("Deleted notebook ");
-        put_sanitized(stdout, str_or_dash(res, "notebook_id"), false);
+        put_text(stdout, str_or_dash(res, "notebook_id"));
         printf(" (revision %" PRId64 ").\n", int_or(res, "revision", 0));
         return EXIT_OK;
 }
@@ -1064,7 +1105,7 @@ static void print_cell_result(const char *verb, const cJSON *res)
         const cJSON *pos = cJSON_GetObjectItemCaseSensitive(res, "position");
 
         printf("%s cell ", verb);
-        put_sanitized(stdout, cell ? str_or_dash(cell, "id") : "-", false);
+        put_text(stdout, cell ? str_or_dash(cell, "id") : "-");
         if (cJSON_IsNumber(pos))
                 printf(" at position %" PRId64, (int64_t)pos->valuedouble);
         printf(" (notebook revision %" PRId64 ").\n", int_or(res, "revision", 0));
@@ -1304,7 +1345,7 @@ static int cmd_cell_rm(Ctl *ctl, const Command *cmd, int argc, char **argv)
                 return EXIT_OK;
         }
         printf("Deleted cell ");
-        put_sanitized(stdout, argv[optind + 1], false);
+        put_text(stdout, argv[optind + 1]);
         printf(" (notebook revision %" PRId64 ").\n", int_or(res, "revision", 0));
         return EXIT_OK;
 }
@@ -1373,7 +1414,7 @@ static int cmd_cell_mv(Ctl *ctl, const Command *cmd, int argc, char **argv)
                 return EXIT_OK;
         }
         printf("Moved cell ");
-        put_sanitized(stdout, argv[optind + 1], false);
+        put_text(stdout, argv[optind + 1]);
         printf(" to position %" PRId64 " (notebook revision %" PRId64 ").\n", int_or(res, "position", 0),
                int_or(res, "revision", 0));
         return EXIT_OK;
@@ -1404,8 +1445,9 @@ static int cmd_graph(Ctl *ctl, const Command *cmd, int argc, char **argv)
         order = cJSON_GetObjectItemCaseSensitive(res, "order");
         cycles = cJSON_GetObjectItemCaseSensitive(res, "cycles");
 
-        printf("Notebook %s, revision %" PRId64 "\n", str_or_dash(res, "notebook_id"),
-               int_or(res, "revision", 0));
+        printf("Notebook ");
+        put_text(stdout, str_or_dash(res, "notebook_id"));
+        printf(", revision %" PRId64 "\n", int_or(res, "revision", 0));
         printf("Edges (writer -> reader: variables):\n");
         if (cJSON_GetArraySize(edges) == 0)
                 printf("  (none)\n");
@@ -1415,16 +1457,16 @@ static int cmd_graph(Ctl *ctl, const Command *cmd, int argc, char **argv)
                 const char *sep = "";
 
                 printf("  ");
-                put_sanitized(stdout, str_or_dash(v, "from"), false);
+                put_text(stdout, str_or_dash(v, "from"));
                 printf(" -> ");
-                put_sanitized(stdout, str_or_dash(v, "to"), false);
+                put_text(stdout, str_or_dash(v, "to"));
                 printf(": ");
                 cJSON_ArrayForEach(var, cJSON_GetObjectItemCaseSensitive(v, "vars"))
                 {
                         if (!cJSON_IsString(var))
                                 continue;
                         fputs(sep, stdout);
-                        put_sanitized(stdout, var->valuestring, false);
+                        put_text(stdout, var->valuestring);
                         sep = ", ";
                 }
                 putchar('\n');
@@ -1436,7 +1478,7 @@ static int cmd_graph(Ctl *ctl, const Command *cmd, int argc, char **argv)
         cJSON_ArrayForEach(v, order)
         {
                 printf("  %d. ", i++);
-                put_sanitized(stdout, cJSON_IsString(v) ? v->valuestring : "?", false);
+                put_text(stdout, cJSON_IsString(v) ? v->valuestring : "?");
                 putchar('\n');
         }
         printf("Cycles:\n");
@@ -1451,7 +1493,7 @@ static int cmd_graph(Ctl *ctl, const Command *cmd, int argc, char **argv)
                 cJSON_ArrayForEach(id, v)
                 {
                         fputs(sep, stdout);
-                        put_sanitized(stdout, cJSON_IsString(id) ? id->valuestring : "?", false);
+                        put_text(stdout, cJSON_IsString(id) ? id->valuestring : "?");
                         sep = ", ";
                 }
                 putchar('\n');
@@ -1478,7 +1520,8 @@ static void print_flat(const cJSON *o, const char *prefix)
                         print_flat(v, sub);
                         continue;
                 }
-                printf("%s: ", key);
+                put_text(stdout, key);
+                fputs(": ", stdout);
                 if (cJSON_IsArray(v)) {
                         const cJSON *e;
                         const char *sep = "";
@@ -1490,7 +1533,7 @@ static void print_flat(const cJSON *o, const char *prefix)
                                 _cleanup_(freep) char *t = value_to_text(e);
 
                                 fputs(sep, stdout);
-                                put_sanitized(stdout, t ? t : "?", false);
+                                put_text(stdout, t ? t : "?");
                                 sep = ", ";
                         }
                 } else {
@@ -1502,7 +1545,7 @@ static void print_flat(const cJSON *o, const char *prefix)
                                 fputs(cJSON_IsTrue(v) ? "yes" : "no", stdout);
                         else {
                                 t = value_to_text(v);
-                                put_sanitized(stdout, t ? t : "?", false);
+                                put_text(stdout, t ? t : "?");
                         }
                 }
                 putchar('\n');
@@ -1538,10 +1581,12 @@ static int cmd_status(Ctl *ctl, const Command *cmd, int argc, char **argv)
                 int64_t conflicts = int_or(n, "conflicts", 0);
 
                 printf("  ");
-                put_sanitized(stdout, str_or_dash(n, "user_id"), false);
+                put_text(stdout, str_or_dash(n, "user_id"));
                 putchar('/');
-                put_sanitized(stdout, str_or_dash(n, "notebook_id"), false);
-                printf(": %s, revision %" PRId64, str_or_dash(n, "state"), int_or(n, "revision", 0));
+                put_text(stdout, str_or_dash(n, "notebook_id"));
+                fputs(": ", stdout);
+                put_text(stdout, str_or_dash(n, "state"));
+                printf(", revision %" PRId64, int_or(n, "revision", 0));
                 if (int_or(n, "base_revision", -1) >= 0)
                         printf(" (the table has %" PRId64 ")", int_or(n, "base_revision", -1));
                 else
@@ -1554,7 +1599,7 @@ static int cmd_status(Ctl *ctl, const Command *cmd, int argc, char **argv)
                         in_conflict = true;
                 if (!streq(err, "-")) {
                         fputs(": ", stdout);
-                        put_sanitized(stdout, err, false);
+                        put_text(stdout, err);
                 }
                 putchar('\n');
         }
@@ -1596,9 +1641,13 @@ static int cmd_watch(Ctl *ctl, const Command *cmd, int argc, char **argv)
         r = ctl_call(ctl, "notebook.watch", p, &res);
         if (r != EXIT_OK)
                 return r;
-        if (!ctl->json && isatty(STDERR_FILENO))
-                fprintf(stderr, "Watching %s of user %s; Ctrl-C stops.\n",
-                        argc - optind == 1 ? argv[optind] : "all notebooks", str_or_dash(res, "user_id"));
+        if (!ctl->json && isatty(STDERR_FILENO)) {
+                fputs("Watching ", stderr);
+                put_text(stderr, argc - optind == 1 ? argv[optind] : "all notebooks");
+                fputs(" of user ", stderr);
+                put_text(stderr, str_or_dash(res, "user_id"));
+                fputs("; Ctrl-C stops.\n", stderr);
+        }
         fflush(stdout);
 
         while (count < 0 || seen < count) {
@@ -1633,18 +1682,20 @@ static int cmd_watch(Ctl *ctl, const Command *cmd, int argc, char **argv)
 
                         if (!line)
                                 return local_error("out of memory");
-                        puts(line);
+                        put_json_text(line);
                 } else {
                         const cJSON *rev = cJSON_GetObjectItemCaseSensitive(params, "revision");
 
                         fputs(format_timestamp(ts, now_realtime_usec()), stdout);
                         putchar(' ');
-                        put_sanitized(stdout, str_or_dash(params, "notebook_id"), false);
+                        put_text(stdout, str_or_dash(params, "notebook_id"));
                         if (cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(params, "deleted")))
                                 fputs(" deleted", stdout);
                         else if (cJSON_IsNumber(rev))
                                 printf(" revision %" PRId64, (int64_t)rev->valuedouble);
-                        printf(" (%s)\n", str_or_dash(params, "origin"));
+                        fputs(" (", stdout);
+                        put_text(stdout, str_or_dash(params, "origin"));
+                        fputs(")\n", stdout);
                 }
                 if (fflush(stdout) != 0)
                         return local_error("cannot write output: %s", strerror(errno));
@@ -1743,13 +1794,14 @@ static int cmd_conflicts(Ctl *ctl, const Command *cmd, int argc, char **argv)
                 const char *nb = str_or_dash(cf, "notebook_id");
                 size_t pad;
 
-                put_sanitized(stdout, nb, false);
+                put_text(stdout, nb);
                 for (pad = text_width(nb); pad < w_nb + 2; pad++)
                         putchar(' ');
-                put_sanitized(stdout, what ? what : "?", false);
+                put_text(stdout, what ? what : "?");
                 for (pad = what ? text_width(what) : 1; pad < w_what + 2; pad++)
                         putchar(' ');
-                printf("%s\n", str_or_dash(cf, "created_at"));
+                put_text(stdout, str_or_dash(cf, "created_at"));
+                putchar('\n');
         }
         return EXIT_OK;
 }
@@ -1818,7 +1870,7 @@ static int cmd_resolve(Ctl *ctl, const Command *cmd, int argc, char **argv)
         }
         n = int_or(res, "resolved", 0);
         printf("Resolved %" PRId64 " conflict%s in ", n, n == 1 ? "" : "s");
-        put_sanitized(stdout, str_or_dash(res, "notebook_id"), false);
+        put_text(stdout, str_or_dash(res, "notebook_id"));
         printf(" (revision %" PRId64 ").\n", int_or(res, "revision", 0));
         return EXIT_OK;
 }

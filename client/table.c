@@ -1,11 +1,13 @@
 /* SPDX-License-Identifier: MIT */
 #include <inttypes.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <unistd.h>
 
 #include "conf.h"
 #include "ctl.h"
 #include "ddb.h"
+#include "display.h"
 #include "log.h"
 #include "model.h"
 #include "remote.h"
@@ -82,8 +84,7 @@ static int table_call(Table *t, const char *target, cJSON *body, Answer *a)
 /* The exit code for a failed call, after saying what failed. */
 static int answer_fail(const Table *t, const Answer *a, const char *what)
 {
-        fprintf(stderr, "notebookctl: %s %s at %s: %s\n", what, t->name, remote_endpoint(t->remote),
-                a->message);
+        local_error("%s %s at %s: %s", what, t->name, remote_endpoint(t->remote), a->message);
         if (a->error)
                 return EXIT_TRANSPORT;
         if (a->cls == DDB_AUTH)
@@ -96,9 +97,9 @@ static int answer_fail(const Table *t, const Answer *a, const char *what)
 static void report_config_error(void *userdata, const char *path, unsigned line, const char *message)
 {
         if (line > 0)
-                fprintf(stderr, "notebookctl: %s:%u: %s\n", path, line, message);
+                local_error("%s:%u: %s", path, line, message);
         else
-                fprintf(stderr, "notebookctl: %s: %s\n", path, message);
+                local_error("%s: %s", path, message);
 }
 
 static int replace(char **field, const char *value)
@@ -221,12 +222,28 @@ static const char *ttl_sentence(const char *ttl)
         return " (notebooks with a ttl are not expired: enable TTL on attribute \"ttl\")";
 }
 
+/* One line of the report on stdout. The endpoint's answers (a status, an attribute's name) are
+ * escaped with the rest, as display.h says: none of them reaches the terminal raw. */
+static void put_line(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static void put_line(const char *fmt, ...)
+{
+        _cleanup_free_ char *s = NULL;
+        va_list ap;
+        int r;
+
+        va_start(ap, fmt);
+        r = vasprintf(&s, fmt, ap);
+        va_end(ap);
+        display_put(stdout, r < 0 ? "(out of memory)" : s, DISPLAY_LINE);
+        putchar('\n');
+}
+
 /* Describes the table and checks that it serves notebookd; ttl is what is known of its TTL already,
  * or NULL to ask. Returns an exit code: EXIT_OK when it fits, EXIT_DAEMON when it does not. */
 static int table_report(Table *t, bool created, const char *ttl, const char *note)
 {
         _cleanup_(cJSON_Deletep) cJSON *out = NULL;
-        _cleanup_free_ char *problems = NULL;
+        _cleanup_free_ char *problems = NULL, *shown = NULL;
         const cJSON *tab, *status, *billing, *count;
         Answer a;
         int r, n, ret = EXIT_OK;
@@ -303,22 +320,31 @@ static int table_report(Table *t, bool created, const char *ttl, const char *not
                         answer_done(&a);
                         return local_error("out of memory");
                 }
-                puts(line);
+                shown = display_json(line);
                 free(line);
+                if (!shown) {
+                        answer_done(&a);
+                        return local_error("out of memory");
+                }
+                puts(shown);
         } else {
+                char *line, *save = NULL;
+
                 if (note)
-                        printf("%s\n", note);
-                printf("Table %s at %s (region %s): %s, %s, %.0f items.\n", t->name,
-                       remote_endpoint(t->remote), remote_region(t->remote),
-                       cJSON_IsString(status) ? status->valuestring : "status unknown",
-                       cJSON_IsString(billing) ? billing->valuestring : "PROVISIONED",
-                       cJSON_IsNumber(count) ? count->valuedouble : 0.0);
-                printf("TTL: %s%s.\n", ttl, ttl_sentence(ttl));
+                        put_line("%s", note);
+                put_line("Table %s at %s (region %s): %s, %s, %.0f items.", t->name,
+                         remote_endpoint(t->remote), remote_region(t->remote),
+                         cJSON_IsString(status) ? status->valuestring : "status unknown",
+                         cJSON_IsString(billing) ? billing->valuestring : "PROVISIONED",
+                         cJSON_IsNumber(count) ? count->valuedouble : 0.0);
+                put_line("TTL: %s%s.", ttl, ttl_sentence(ttl));
                 if (n == 0)
-                        printf("It fits: notebookd can sync to it.\n");
+                        put_line("It fits: notebookd can sync to it.");
                 else
-                        printf("It does not fit notebookd (%d problem%s):\n%s\n", n, n == 1 ? "" : "s",
-                               problems);
+                        put_line("It does not fit notebookd (%d problem%s):", n, n == 1 ? "" : "s");
+                for (line = problems ? strtok_r(problems, "\n", &save) : NULL; line;
+                     line = strtok_r(NULL, "\n", &save))
+                        put_line("%s", line);
         }
         answer_done(&a);
         return n == 0 ? EXIT_OK : EXIT_DAEMON;
@@ -382,7 +408,9 @@ static int table_wait_active(Table *t, uint64_t wait_usec)
                 }
                 answer_done(&a);
                 if (!said && !t->json && isatty(STDERR_FILENO)) {
-                        fprintf(stderr, "Waiting for table %s to become active...\n", t->name);
+                        fputs("Waiting for table ", stderr);
+                        display_put(stderr, t->name, DISPLAY_LINE);
+                        fputs(" to become active...\n", stderr);
                         said = true;
                 }
                 usleep(POLL_INTERVAL_USEC);

@@ -477,6 +477,20 @@ int daemon_run(const DaemonArgs *a)
                         goto fail;
                 }
         }
+        /* The files are made private below, but others who may write the directory can replace
+         * or remove them, and others who may read or search it learn which exist. Said, not
+         * refused: the directory is the operator's. A group that may only read (0750) is fine. */
+        {
+                struct stat st;
+
+                if (stat(state_dir, &st) < 0)
+                        log_warning_errno(-errno, "Cannot check the mode of %s: %m", state_dir);
+                else if (st.st_mode & 0027)
+                        log_warning("State directory %s has mode %04o: it is %s by users other than its "
+                                    "owner; 0700 keeps the database's directory private.",
+                                    state_dir, (unsigned)(st.st_mode & 07777),
+                                    st.st_mode & 0022 ? "writable" : "readable or searchable");
+        }
         if (asprintf(&db_path, "%s/%s", state_dir, DB_FILE_NAME) < 0) {
                 log_oom();
                 goto fail;

@@ -1,4 +1,5 @@
 /* SPDX-License-Identifier: MIT */
+#include <math.h>
 #include <stdio.h>
 #include <unistd.h>
 
@@ -1119,17 +1120,26 @@ static const Method *method_find(const char *name)
         return NULL;
 }
 
-static bool id_valid(const cJSON *id)
+/* The integers a double holds exactly, and so every client reads back as sent: +-(2^53 - 1). */
+#define ID_INT_MAX 9007199254740991LL
+
+/* 0 for a valid request id; -ERANGE for a number beyond +-ID_INT_MAX (a double that large has no
+ * fraction: it is an integer out of range, or infinite); -EINVAL for any other. */
+static int id_check(const cJSON *id)
 {
         double d;
 
         if (cJSON_IsNull(id) || cJSON_IsString(id))
-                return true;
+                return 0;
         if (!cJSON_IsNumber(id))
-                return false;
-        /* In range first (NaN is not): converting a double outside long long's range is undefined. */
+                return -EINVAL;
         d = id->valuedouble;
-        return d <= 9007199254740991.0 && d >= -9007199254740991.0 && d == (double)(long long)d;
+        if (d > (double)ID_INT_MAX || d < -(double)ID_INT_MAX)
+                return -ERANGE;
+        /* NaN passes the range test; converting it would be undefined. */
+        if (isnan(d) || d != (double)(long long)d)
+                return -EINVAL;
+        return 0;
 }
 
 /* Runs a parsed request; the reply goes into ret (nothing for a notification). */
@@ -1148,10 +1158,16 @@ static int request_run(Rpc *rpc, const RpcPeer *peer, const cJSON *req, const ch
                 model_error(&c.error, RPC_INVALID_REQUEST, NULL, -1, "\"jsonrpc\" must be \"2.0\".");
                 goto fail;
         }
-        if (id && !id_valid(id)) {
+        r = id ? id_check(id) : 0;
+        if (r < 0) {
                 id = &null_id;
-                model_error(&c.error, RPC_INVALID_REQUEST, NULL, -1,
-                            "\"id\" must be a string, an integer or null.");
+                if (r == -ERANGE)
+                        model_error(&c.error, RPC_INVALID_REQUEST, NULL, -1,
+                                    "\"id\": an integer id must be between %lld and %lld.", -ID_INT_MAX,
+                                    ID_INT_MAX);
+                else
+                        model_error(&c.error, RPC_INVALID_REQUEST, NULL, -1,
+                                    "\"id\" must be a string, an integer or null.");
                 goto fail;
         }
         r = model_check_unique_keys(req, &c.error);

@@ -7,7 +7,9 @@
 #   3. lint         the tree is formatted by .clang-format, and cppcheck finds nothing
 #
 # Every stage runs even when an earlier one failed (a stage is skipped only when what it needs
-# failed), so one run shows every problem. Exits non-zero if anything failed.
+# failed), so one run shows every problem. Exits non-zero if anything failed. It ends with each
+# test or test point that was skipped, in which suite and why, then the closing line
+# "tests: N passed, N failed, N skipped", counted over every suite that ran (distcheck's too).
 #
 # Environment:
 #   NB_JOBS             parallel make jobs (default 2)
@@ -73,10 +75,15 @@ show_log() {
         fi
 }
 
-# Adds the automake summary of a test-suite.log ("# PASS:  n" ...) to the totals.
+# Adds a suite's automake summary ("# PASS:  n" ...) to the totals, and its skipped tests and test
+# points, with their reasons, to the list shown at the end. FILE is the suite's test-suite.log
+# (which holds the logs of every test that skipped anything), or make's output for a suite whose
+# test-suite.log is gone (distcheck deletes its tree on success): then the summary is the one after
+# "Testsuite summary", and the skips are make's "SKIP:" lines.
 n_pass=0 n_fail=0 n_skip=0
+skips=()
 count() {
-        local f=$1 key val
+        local f=$1 label=$2 key val line
         [ -f "$f" ] || return 0
         while read -r key val; do
                 case $key in
@@ -84,7 +91,20 @@ count() {
                 FAIL: | XPASS: | ERROR:) n_fail=$((n_fail + val)) ;;
                 SKIP:) n_skip=$((n_skip + val)) ;;
                 esac
-        done < <(sed -n 's/^# \([A-Z]*:\) *\([0-9][0-9]*\)$/\1 \2/p' "$f" | head -n 7)
+        done < <(sed 's/\x1b\[[0-9;]*m//g' "$f" |
+                awk '/^Testsuite summary/ { n = 0; seen = 1 } { lines[++n] = $0 }
+                     END { for (i = 1; i <= n; i++) print lines[i] }' |
+                sed -n 's/^# \([A-Z]*:\) *\([0-9][0-9]*\)$/\1 \2/p' | head -n 7)
+        # "SKIP: TEST N - WHAT # SKIP WHY" for a test point, "SKIP: TEST - WHY" for a whole test; a
+        # "SKIP: TEST" underlined with "=" heads that test's log in a test-suite.log.
+        while IFS= read -r line; do
+                skips+=("$label: $line")
+        done < <(sed 's/\x1b\[[0-9;]*m//g' "$f" |
+                awk '{ lines[NR] = $0 }
+                     END { for (i = 1; i <= NR; i++)
+                             if (lines[i] ~ /^SKIP: / && lines[i + 1] !~ /^==*$/) print lines[i] }' |
+                sed -e 's/^SKIP: //' -e 's/ # SKIP:\{0,1\}[[:space:]]*$/: (no reason given)/' \
+                        -e 's/ # SKIP:\{0,1\}[[:space:]]*/: /' -e 's/^\([^ ]*\) - /\1: /' -e 's/^\([^ :]*\)$/\1: (no reason given)/')
 }
 
 check_suite() {
@@ -95,7 +115,7 @@ check_suite() {
         else
                 show_log "$dir/test-suite.log"
         fi
-        count "$dir/test-suite.log"
+        count "$dir/test-suite.log" "$dir/"
 }
 
 # distcheck repeats configure, build, check, install and distclean in a copy of the tarball: its
@@ -115,6 +135,7 @@ distcheck() {
                         show_log "$f"
                 done
         fi
+        count "$log" "distcheck"
 }
 
 # configure_in DIR ARGS...: configures DIR with ARGS, starting from an empty DIR unless it was
@@ -215,6 +236,15 @@ if [ ${#failed[@]} -ne 0 ]; then
         printf ' [%s]' "${failed[@]}"
         printf '\n'
 fi
-# Test points across both suites (TAP: one per "ok"/"not ok" line); the closing line CI reads.
+# Every skip, with its reason, so that none goes unseen; then the closing line CI reads: test points
+# across the suites that ran (build/, distcheck's build of the tarball, build-asan/; TAP: one per
+# "ok"/"not ok" line, a test that skips as a whole counts one).
+if [ "$n_skip" -gt 0 ] || [ ${#skips[@]} -gt 0 ]; then
+        printf '\nskipped:\n'
+        [ ${#skips[@]} -eq 0 ] || printf '  %s\n' "${skips[@]}"
+        if [ ${#skips[@]} -ne "$n_skip" ]; then
+                printf '  (%d skips counted, %d found with a reason in the logs)\n' "$n_skip" ${#skips[@]}
+        fi
+fi
 printf '\ntests: %d passed, %d failed, %d skipped\n' "$n_pass" "$n_fail" "$n_skip"
 [ ${#failed[@]} -eq 0 ]

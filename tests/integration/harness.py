@@ -657,6 +657,7 @@ def strip_volatile(nb):
 #   ddbcheck()   tests/tools/ddbcheck.py (boto3) run with /usr/bin/python3
 
 NODE = os.environ.get("NB_NODE", "node")
+# make check sets NB_DYNALITE_CLI from configure --with-dynalite (make distcheck: the source tree's).
 DYNALITE_CLI = os.environ.get("NB_DYNALITE_CLI", os.path.join(SRCDIR, "tests", "dynalite", "node_modules",
                                                                "dynalite", "cli.js"))
 FAULTPROXY = os.path.join(SRCDIR, "tests", "tools", "faultproxy.py")
@@ -734,6 +735,8 @@ class Dynalite:
                 """(True, "") when node and the installed dynalite are there, else (False, why)."""
                 if not shutil.which(NODE):
                         return False, f"{NODE} not found (scripts/install-deps.sh installs nodejs)"
+                if not DYNALITE_CLI:
+                        return False, "dynalite left out (configure --without-dynalite, or NB_DYNALITE_CLI empty)"
                 if not os.path.isfile(DYNALITE_CLI):
                         return False, f"dynalite not installed ({DYNALITE_CLI}; scripts/install-deps.sh runs npm ci)"
                 return True, ""

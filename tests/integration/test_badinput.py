@@ -220,6 +220,25 @@ def _():
                         t.ok(r.get("id") == 9 and "result" in r, "request after an invalid notification answered", r)
 
 
+@t.case("integer ids beyond 2^53 - 1: -32600 naming the range")
+def _():
+        rng = "between -9007199254740991 and 9007199254740991"
+        for raw in (b"9007199254740992", b"-9007199254740992", b"9007199254740993", b"1e19", b"-1e300"):
+                r = bad_line(f"id {raw.decode()}", b'{"jsonrpc":"2.0","id":' + raw + b',"method":"daemon.status"}',
+                             -32600, check_id=(None,))
+                msg = ((r or {}).get("error") or {}).get("message") or ""
+                t.ok(rng in msg, f"id {raw.decode()}: the message gives the range", msg)
+        for raw in (b"9007199254740991", b"-9007199254740991"):
+                with d.client() as cl:
+                        cl.send(b'{"jsonrpc":"2.0","id":' + raw + b',"method":"daemon.status"}\n')
+                        r = cl.read_reply()
+                        t.ok(r.get("id") == int(raw) and "result" in r, f"id {raw.decode()}: at the limit, answered",
+                             short(r))
+        r = bad_line("id 1.5", b'{"jsonrpc":"2.0","id":1.5,"method":"daemon.status"}', -32600)
+        msg = ((r or {}).get("error") or {}).get("message") or ""
+        t.ok("string, an integer or null" in msg and rng not in msg, "id 1.5: not an integer, says so", msg)
+
+
 @t.case("unknown method: -32601")
 def _():
         bad_line("unknown method", b'{"jsonrpc":"2.0","id":"m","method":"notebook.frobnicate"}', -32601, check_id=("m",))

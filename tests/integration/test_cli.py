@@ -4,7 +4,10 @@
 import json
 import os
 import pwd
+import socket
+import subprocess
 import sys
+import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -545,6 +548,184 @@ def _():
              res[1])
         check_serving(t, cd, "conflict daemon with a remote still serving")
         t.is_(cd.stop(), 0, "conflict daemon with a remote: SIGTERM, exit 0")
+
+
+# What no human-readable output may hold raw: C0 controls, DEL, C1 controls, the line and paragraph
+# separators and the bidirectional controls (ALM, LRM, RLM, LRE..RLO, LRI..PDI). Newline is the
+# output's own; tab only inside a code or output block (lines indented by four spaces).
+NASTY = ("\x1b[31m\x1b]0;t\x07", "\x01\x08\x7f\r", "\x85\x9b\x9f", "\u2028\u2029", "\u061c\u200e\u200f",
+         "\u202a\u202b\u202c\u202d\u202e", "\u2066\u2067\u2068\u2069")
+EVIL = "ev-" + "|".join(NASTY[i] for i in (0, 2, 3, 4, 5, 6)) + "\x7f\t<"  # no NUL: it ends a C string
+
+
+def raw_chars(text, block_tabs=False):
+        """The characters of text that must not reach a terminal raw (a description of each)."""
+        found = []
+        for line in text.split("\n"):
+                tab_ok = block_tabs and line.startswith("    ")
+                for ch in line:
+                        o = ord(ch)
+                        if ch == "\t" and tab_ok:
+                                continue
+                        if (o < 0x20 or 0x7f <= o <= 0x9f or o == 0x61c or o in (0x200e, 0x200f)
+                                        or 0x2028 <= o <= 0x202e or 0x2066 <= o <= 0x2069 or 0xdc80 <= o <= 0xdcff):
+                                found.append(f"U+{o:04X}" if o < 0xdc80 else f"byte 0x{o - 0xdc00:02x}")
+        return found
+
+
+def ctl_bytes(*args, socket_path, user=U, json_out=False):
+        """notebookctl's output as bytes decoded with surrogateescape: a byte that is not UTF-8
+        shows up as U+DC80..U+DCFF, which raw_chars() reports."""
+        argv = [NOTEBOOKCTL, "--socket", socket_path, "--user", user] + (["--json"] if json_out else []) + list(args)
+        p = subprocess.run(argv, capture_output=True, timeout=tmo(20))
+        return (p.returncode, p.stdout.decode("utf-8", "surrogateescape"),
+                p.stderr.decode("utf-8", "surrogateescape"))
+
+
+def no_raw(res, desc, block_tabs=False):
+        rc, out, err = res
+        bad = raw_chars(out, block_tabs) + raw_chars(err)
+        t.ok(not bad, f"{desc}: no control, separator or bidi character raw",
+             f"found {sorted(set(bad))}\nstdout: {out[:1500]!r}\nstderr: {err[:1500]!r}")
+
+
+@t.case("terminal safety: controls, separators and bidi controls in what the daemon stores are escaped")
+def _():
+        nb = "tty"
+        cells = [{"id": "tty-1", "code": "def f():\n\treturn 1  " + EVIL + "\r\n  # " + NASTY[5] + "\n",
+                  "stdout": "out " + EVIL + "\nline 2\t" + NASTY[1], "error": "Traceback " + EVIL,
+                  "outputs": [{"mime_type": "text/plain", "data": EVIL, "metadata": {}}]},
+                 {"id": "tty-2", "code": "x"}]
+        raw.rpc("notebook.create", {"user_id": U, "notebook_id": nb, "name": "name-" + EVIL,
+                                    "db_conn_string": "pg://" + EVIL, "cells": cells})
+        got = get(nb)
+        t.is_(got["name"], "name-" + EVIL, "the daemon keeps such a name as it is")
+        t.is_(got["cells"][0]["code"], cells[0]["code"], "and such code")
+        s = d.socket
+
+        res = ctl_bytes("show", nb, socket_path=s)
+        t.is_(res[0], 0, "show: exit 0")
+        no_raw(res, "show", block_tabs=True)
+        name_line = next((ln for ln in res[1].split("\n") if ln.startswith("Name:")), "")
+        for esc in ("\\x1b[31m", "\\x07", "\\u009b", "\\u2028", "\\u061c", "\\u202e", "\\u2069", "\\x7f", "\\t<"):
+                t.ok(esc in name_line, f"show: the name shows {esc}", name_line)
+        t.like(res[1], "    \treturn 1", "show: a tab in code stays (the code's layout)")
+        t.like(res[1], "    > line 2\t", "show: and in stdout")
+        t.ok("\\r" in res[1] and "\\x08" in res[1] and "\\u0085" in res[1], "show: CR, BS and NEL in code and stdout escaped",
+             res[1])
+
+        for args in (("list",), ("graph", nb), ("rename", nb, "plain"), ("cell", "edit", nb, "tty-2", "--code", "y")):
+                res = ctl_bytes(*args, socket_path=s)
+                t.is_(res[0], 0, f"{' '.join(args)}: exit 0")
+                no_raw(res, " ".join(args))
+        raw.rpc("notebook.update", {"user_id": U, "notebook_id": nb, "name": "name-" + EVIL})
+        rc, out, err = ctl_bytes("list", socket_path=s)
+        t.like(out, "name-ev-\\x1b[31m", "list: the name escaped")
+
+        # Names from the command line reach the daemon as they are; only the display escapes them.
+        res = ctl_bytes("create", "--id", "tty-made", "--name", "made-" + EVIL, socket_path=s)
+        t.is_(res[0], 0, "create --name with controls: exit 0")
+        t.is_(get("tty-made")["name"], "made-" + EVIL, "create --name: stored exactly")
+        res = ctl_bytes("show", "tty\x1b[2J\u202e", socket_path=s)
+        t.ok(res[0] != 0, "show of an id with controls: refused", res)
+        no_raw(res, "the refusal")
+
+        for args in (("show", nb), ("list",), ("graph", nb)):
+                rc, out, err = ctl_bytes(*args, socket_path=s, json_out=True)
+                js = parse_json(out)
+                t.ok(rc == 0 and js is not None, f"--json {' '.join(args)}: exit 0, JSON", out[:300])
+                t.ok(not raw_chars(out.replace("\n", " ").replace("\t", " ")),
+                     f"--json {' '.join(args)}: nothing raw, JSON's \\u escapes instead", out[:600])
+        rc, out, err = ctl_bytes("show", nb, socket_path=s, json_out=True)
+        t.is_(parse_json(out), raw.rpc("notebook.get", {"user_id": U, "notebook_id": nb}),
+              "--json show: still the protocol's result, exactly")
+
+
+class FakeDaemon:
+        """A socket that answers notebookctl's requests with replies of its own, full of what a
+        terminal must not see: a daemon notebookctl cannot trust, to reach the printing of errors,
+        status, conflicts and watch, and bytes that are not UTF-8."""
+
+        def __init__(self, replies):
+                self.replies = replies  # method -> list of raw lines (bytes, "%ID%" for the request id)
+                self.path = os.path.join(make_tempdir(), "fake.sock")
+                self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+                self.sock.bind(self.path)
+                self.sock.listen(8)
+                threading.Thread(target=self.serve, daemon=True).start()
+
+        def serve(self):
+                while True:
+                        try:
+                                conn, _ = self.sock.accept()
+                        except OSError:
+                                return
+                        threading.Thread(target=self.answer, args=(conn,), daemon=True).start()
+
+        def answer(self, conn):
+                with conn, conn.makefile("rb") as f:
+                        for line in f:
+                                rq = json.loads(line)
+                                for r in self.replies.get(rq.get("method"), []):
+                                        conn.sendall(r.replace(b"%ID%", str(rq.get("id")).encode()) + b"\n")
+                                time.sleep(0.2)
+
+        def close(self):
+                self.sock.close()
+
+
+@t.case("terminal safety: what a daemon answers (errors, status, conflicts, watch) is escaped")
+def _():
+        E = json.dumps(EVIL)[1:-1].encode()  # as JSON escapes
+        bad_utf8 = b"\x9b\xc0\x9b\xed\xa0\x80"  # a lone C1 byte, an overlong ESC, a surrogate
+
+        def result(obj):
+                return b'{"jsonrpc":"2.0","id":%ID%,"result":' + obj + b"}"
+
+        fake = FakeDaemon({
+                "notebook.get": [b'{"jsonrpc":"2.0","id":%ID%,"error":{"code":-32010,"message":"not found: ' + E
+                                 + b'","data":{"param' + E + b'":"v' + E + b'"}}}'],
+                "notebook.delete": [result(b'{"notebook_id":"x' + bad_utf8 + b'","revision":3}')],
+                "notebook.list": [result(b'{"user_id":"u' + E + b'","provisioned":false,"notebooks":[{"id":"i' + E
+                                         + b'","name":"n' + bad_utf8 + b'","cell_count":1,"revision":1,'
+                                         b'"updated_at":"t' + E + b'"}],"next_cursor":null}')],
+                "notebook.graph": [result(b'{"notebook_id":"g' + E + b'","revision":1,"edges":[{"from":"a' + E
+                                          + b'","to":"b' + E + b'","vars":["v' + E + b'"]}],"order":["a' + E
+                                          + b'"],"cycles":[["c' + E + b'"]]}')],
+                "daemon.status": [result(b'{"version":"1' + E + b'","k' + E + b'":["x' + E + b'"],"sync":{"mode":"m'
+                                         + E + b'","notebooks":[{"user_id":"u' + E + b'","notebook_id":"n' + E
+                                         + b'","state":"s' + E + b'","revision":1,"base_revision":0,"error":"boom'
+                                         + E + b'"}]}}')],
+                "sync.conflicts": [result(b'{"conflicts":[{"notebook_id":"n' + E + b'","cell_id":"c' + E
+                                          + b'","copy_id":"c~' + E + b'","created_at":"t' + E + b'"},{"notebook_id":"n'
+                                          + b'","field":"f' + E + b'","local":"l' + E + b'","created_at":"t"}]}')],
+                "sync.resolve": [result(b'{"notebook_id":"r' + E + b'","revision":4,"resolved":1}')],
+                "notebook.watch": [result(b'{"user_id":"u' + E + b'"}'),
+                                   b'{"jsonrpc":"2.0","method":"notebook.changed","params":{"notebook_id":"w' + E
+                                   + b'","revision":2,"origin":"o' + E + b'"}}'],
+        })
+        for args in (("show", "x"), ("rm", "x"), ("list",), ("graph", "g"), ("status",), ("conflicts",),
+                     ("resolve", "r", "--keep", "local"), ("watch", "--count", "1")):
+                res = ctl_bytes(*args, socket_path=fake.path)
+                t.ok(res[0] not in ("timeout",) and (res[1] or res[2]), f"fake daemon, {' '.join(args)}: an answer",
+                     res)
+                no_raw(res, f"fake daemon, {' '.join(args)}")
+                if args[0] in ("watch",):
+                        continue
+                rc, out, err = ctl_bytes(*args, socket_path=fake.path, json_out=True)
+                t.ok(not raw_chars(out.replace("\n", " ").replace("\t", " ")) and not raw_chars(err),
+                     f"fake daemon, --json {' '.join(args)}: nothing raw", f"{out[:800]!r}\n{err[:800]!r}")
+                if out.strip():
+                        t.ok(parse_json(out) is not None, f"fake daemon, --json {' '.join(args)}: valid JSON", out[:800])
+        rc, out, err = ctl_bytes("show", "x", socket_path=fake.path)
+        t.ok(rc == 4 and "not found: ev-\\x1b[31m" in err and "param" in err, "an error from the daemon: escaped, "
+             "exit 4", err)
+        rc, out, err = ctl_bytes("rm", "x", socket_path=fake.path)
+        t.like(out, "x\\x9b\\xc0\\x9b\\xed\\xa0\\x80", "bytes that are not UTF-8: one \\xHH each")
+        rc, out, err = ctl_bytes("rm", "x", socket_path=fake.path, json_out=True)
+        t.is_((parse_json(out) or {}).get("notebook_id"), "x\ufffd\ufffd\ufffd\ufffd\ufffd\ufffd",
+              "--json: each as U+FFFD, still valid JSON")
+        fake.close()
 
 
 @t.case("--help everywhere")

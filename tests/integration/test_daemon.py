@@ -139,6 +139,9 @@ def _():
         dd = Daemon(t, state_dir=state)
         dd.start()
         dd.rpc("notebook.create", {"user_id": "perm", "notebook_id": "p", "db_conn_string": "postgres://u:secret@h/db"})
+        err = dd.stderr_text()
+        t.ok(f"State directory {state} has mode 0755" in err, "a warning names the 0755 state directory and its mode",
+             err[-2000:])
         modes = {f: stat.S_IMODE(os.stat(os.path.join(state, f)).st_mode)
                  for f in ("notebookd.db", "notebookd.db-wal", "notebookd.db-shm")}
         t.is_(modes, {f: 0o600 for f in modes}, "created 0600 in a 0755 directory")
@@ -148,6 +151,24 @@ def _():
         t.is_(stat.S_IMODE(os.stat(os.path.join(state, "notebookd.db")).st_mode), 0o600,
               "one left readable by others is made private at the next start")
         dd.stop()
+
+
+@t.case("a state directory others may read or write: a warning at start, naming it and its mode")
+def _():
+        base = make_tempdir()
+        for mode, warned in ((0o700, False), (0o750, False), (0o770, True), (0o701, True), (0o704, True),
+                             (0o1777, True)):
+                state = os.path.join(base, f"state-{mode:04o}")
+                os.mkdir(state)
+                os.chmod(state, mode)
+                dd = Daemon(t, state_dir=state)
+                dd.start()
+                dd.rpc("daemon.status")
+                dd.stop()
+                err = dd.stderr_text()
+                said = f"State directory {state} has mode {mode:04o}" in err
+                t.ok(said == warned, f"state directory {mode:04o}: " + ("warned" if warned else "no warning"),
+                     err[-2000:])
 
 
 @t.case("a database newer than the binary is refused")

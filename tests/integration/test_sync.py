@@ -5,7 +5,6 @@ restart resumes pending work. Skipped when dynalite is not installed."""
 
 import json
 import os
-import shutil
 import signal
 import socket
 import subprocess
@@ -17,14 +16,12 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness  # noqa: E402
 from harness import TAP, Daemon, make_tempdir, short, tmo  # noqa: E402
 
-NB_SRCDIR = os.environ.get("NB_SRCDIR", os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", ".."))
-
 t = TAP()
 
-DYNALITE = os.environ.get("NB_DYNALITE") or os.path.join(NB_SRCDIR, "tests", "dynalite", "node_modules", ".bin",
-                                                          "dynalite")
-if not (os.access(DYNALITE, os.X_OK) and shutil.which("node")):
-        t.skip_all(f"dynalite is not installed ({DYNALITE}); scripts/install-deps.sh installs it")
+# The dynalite every DynamoDB test runs (harness: NB_DYNALITE_CLI, which make check sets).
+available, why = harness.Dynalite.available()
+if not available:
+        t.skip_all(why)
 
 # Credentials for the signer; dynalite does not check them. No metadata lookups, ever.
 os.environ.update({"AWS_ACCESS_KEY_ID": "AKIDTEST", "AWS_SECRET_ACCESS_KEY": "test-secret",
@@ -46,8 +43,9 @@ class Dynalite:
                 self.proc = None
 
         def start(self):
-                self.proc = subprocess.Popen([DYNALITE, "--host", "127.0.0.1", "--port", str(self.port), "--path",
-                                              self.path, "--createTableMs", "0", "--deleteTableMs", "0"],
+                self.proc = subprocess.Popen([harness.NODE, harness.DYNALITE_CLI, "--host", "127.0.0.1", "--port",
+                                              str(self.port), "--path", self.path, "--createTableMs", "0",
+                                              "--deleteTableMs", "0"],
                                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
                 deadline = time.monotonic() + tmo(20)
                 while time.monotonic() < deadline:
