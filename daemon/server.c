@@ -34,12 +34,16 @@ typedef struct Conn Conn;
 typedef struct Held Held;
 
 /* What the connections of one uid hold: counted against MAX_CONNECTIONS_PER_UID and the
- * uid_buffer_limit. */
+ * uid_buffer_limit. Requests run one uid after another, and within a uid one connection after
+ * another, so that no uid waits behind all of another's. */
 typedef struct UidUsage {
         struct UidUsage *next;
         uid_t uid;
         unsigned n_conns;
         uint64_t bytes;
+        Conn *ready_head, **ready_tail; /* its connections with requests that may run */
+        struct UidUsage *ready_next;    /* next in the server's list of uids with such connections */
+        bool in_ready;
 } UidUsage;
 
 /* A request line waiting for the next group commit, or a reply made without one. */
@@ -60,7 +64,7 @@ struct Conn {
         Conn *touched;   /* next in the server's list of connections to look at after a pass */
         bool in_touched;
         Request *rq_head, **rq_tail; /* its requests waiting to run, in the order sent */
-        Conn *ready_next;            /* next in the server's list of connections with requests to run */
+        Conn *ready_next;            /* next in its uid's list of connections with requests to run */
         bool in_ready;
         RpcPeer peer;
         FrameReader frame;
@@ -102,8 +106,8 @@ struct Server {
         Conn *conns;
         Conn *touched; /* connections that read, got replies, ended or failed since the last pass */
         unsigned n_conns;
-        /* Connections with requests to run: a batch takes one request of each in turn. */
-        Conn *ready_head, **ready_tail;
+        /* Uids with requests to run: a batch takes one of each in turn. */
+        UidUsage *ready_head, **ready_tail;
         unsigned queued; /* requests received and not yet answered */
         /* Batches run, whose replies wait until their commit is on disk, in the order they ran. */
         Held *held_head, **held_tail;
@@ -188,6 +192,7 @@ static UidUsage *uid_usage_get(Server *s, uid_t uid)
                 if (!u)
                         return NULL;
                 u->uid = uid;
+                u->ready_tail = &u->ready_head;
                 u->next = s->uids;
                 s->uids = u;
         }
@@ -317,15 +322,20 @@ static void conn_drop(Conn *c, const char *fmt, ...)
         server_schedule(s);
 }
 
-/* The unprivileged connection holding the most among those of usage (NULL: any uid). */
+/* The unprivileged connection to disconnect when usage (NULL: all peers) holds too much: the one
+ * holding the most of the uid that holds the most. Not simply the biggest connection, which may
+ * be a client reading one large reply while many small connections of others add up. */
 static Conn *server_biggest(Server *s, const UidUsage *usage)
 {
         Conn *big = NULL;
 
-        for (Conn *c = s->conns; c; c = c->next)
-                if (!c->dead && !c->peer.privileged && (!usage || c->usage == usage) &&
-                    (!big || c->accounted > big->accounted))
+        for (Conn *c = s->conns; c; c = c->next) {
+                if (c->dead || c->peer.privileged || (usage && c->usage != usage))
+                        continue;
+                if (!big || c->usage->bytes > big->usage->bytes ||
+                    (c->usage == big->usage && c->accounted > big->accounted))
                         big = c;
+        }
         return big;
 }
 
@@ -493,6 +503,39 @@ static void server_schedule(Server *s)
         sd_event_source_set_enabled(s->batch, SD_EVENT_ONESHOT);
 }
 
+/* Whether the peer's requests wait: it has more unread replies than output_soft_limit. When it
+ * has read them, the touched pass puts it back in turn (conn_make_ready()). A stop runs all. */
+static bool conn_blocked(const Conn *c)
+{
+        return !c->dead && !c->server->draining &&
+               conn_owed(c) > server_limits(c->server)->output_soft_bytes;
+}
+
+static void uid_make_ready(Server *s, UidUsage *u)
+{
+        if (u->in_ready || !u->ready_head)
+                return;
+        u->in_ready = true;
+        u->ready_next = NULL;
+        *s->ready_tail = u;
+        s->ready_tail = &u->ready_next;
+}
+
+/* Puts the connection in its uid's turn if it has requests that may run. */
+static void conn_make_ready(Conn *c)
+{
+        UidUsage *u = c->usage;
+
+        if (c->in_ready || !c->rq_head || conn_blocked(c))
+                return;
+        c->in_ready = true;
+        c->ready_next = NULL;
+        *u->ready_tail = c;
+        u->ready_tail = &c->ready_next;
+        uid_make_ready(c->server, u);
+        server_schedule(c->server);
+}
+
 static int queue_push(Server *s, Conn *c, const char *line, size_t len, char *reply)
 {
         Request *q = calloc(1, sizeof(*q));
@@ -516,12 +559,7 @@ static int queue_push(Server *s, Conn *c, const char *line, size_t len, char *re
         }
         *c->rq_tail = q;
         c->rq_tail = &q->next;
-        if (!c->in_ready) {
-                c->in_ready = true;
-                c->ready_next = NULL;
-                *s->ready_tail = c;
-                s->ready_tail = &c->ready_next;
-        }
+        conn_make_ready(c);
         s->queued++;
         c->pending++;
         server_schedule(s);
@@ -849,8 +887,10 @@ void server_notify_change(Server *s, const cJSON *change, const char *origin)
                         c->dead = true;
                         conn_touch(c);
                         server_schedule(s);
-                } else
+                } else {
                         conn_flush(c);
+                        conn_enforce(c);
+                }
                 conn_update_events(c);
         }
 }
@@ -994,29 +1034,49 @@ static void server_release(Server *s)
         }
 }
 
-/* The next request to run: one of each connection that has any, in turn. */
+/* Takes the first request of c. */
+static Request *conn_pop_request(Conn *c)
+{
+        Request *q = c->rq_head;
+
+        c->rq_head = q->next;
+        if (!c->rq_head)
+                c->rq_tail = &c->rq_head;
+        q->next = NULL;
+        return q;
+}
+
+/* The next request to run: of the next uid in turn, of its next connection in turn. A connection
+ * that went past output_soft_limit since it was put in turn leaves it. */
 static Request *server_next_request(Server *s)
 {
-        Conn *c = s->ready_head;
-        Request *q;
+        UidUsage *u;
 
-        if (!c)
-                return NULL;
-        s->ready_head = c->ready_next;
-        if (!s->ready_head)
-                s->ready_tail = &s->ready_head;
-        q = c->rq_head;
-        c->rq_head = q->next;
-        q->next = NULL;
-        if (c->rq_head) {
-                c->ready_next = NULL;
-                *s->ready_tail = c;
-                s->ready_tail = &c->ready_next;
-        } else {
-                c->rq_tail = &c->rq_head;
+        while ((u = s->ready_head)) {
+                Conn *c = u->ready_head;
+                Request *q = NULL;
+
+                s->ready_head = u->ready_next;
+                if (!s->ready_head)
+                        s->ready_tail = &s->ready_head;
+                u->in_ready = false;
+                u->ready_head = c->ready_next;
+                if (!u->ready_head)
+                        u->ready_tail = &u->ready_head;
                 c->in_ready = false;
+                if (!conn_blocked(c))
+                        q = conn_pop_request(c);
+                if (q && c->rq_head) {
+                        c->in_ready = true;
+                        c->ready_next = NULL;
+                        *u->ready_tail = c;
+                        u->ready_tail = &c->ready_next;
+                }
+                uid_make_ready(s, u);
+                if (q)
+                        return q;
         }
-        return q;
+        return NULL;
 }
 
 /* Runs what is queued: the requests of one loop pass (at most MAX_BATCH_REQUESTS, and as many as
@@ -1126,6 +1186,7 @@ static void server_pass(Server *s)
                 s->touched = c->touched;
                 c->in_touched = false;
                 conn_flush(c);
+                conn_make_ready(c);
                 if (!c->dead && !c->eof && !s->draining && c->pending < MAX_PIPELINED &&
                     conn_owed(c) <= server_limits(s)->output_soft_bytes && conn_take_lines(c) < 0)
                         c->dead = true;
@@ -1238,6 +1299,9 @@ void server_drain(Server *s)
         /* Requests already received are run and answered; nothing more is read. */
         for (Conn *c = s->conns; c; c = c->next)
                 conn_touch(c);
+        /* The first pass puts in turn the requests of peers that waited for being behind in
+         * reading; the second runs them too. */
+        server_pass(s);
         server_pass(s);
         /* What ran is answered once it is on disk: wait for that here. */
         if (s->held_head) {
@@ -1270,13 +1334,14 @@ Server *server_free(Server *s)
 {
         if (!s)
                 return NULL;
-        while (s->ready_head) {
-                Request *q = server_next_request(s);
+        for (Conn *c = s->conns; c; c = c->next)
+                while (c->rq_head) {
+                        Request *q = conn_pop_request(c);
 
-                free(q->line);
-                free(q->reply);
-                free(q);
-        }
+                        free(q->line);
+                        free(q->reply);
+                        free(q);
+                }
         /* Batches whose commit never reached the disk: their peers get no answer. */
         while (s->held_head) {
                 Held *h = s->held_head;
