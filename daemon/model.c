@@ -546,7 +546,8 @@ static void decimal_parse(const char *s, size_t len, Decimal *d)
 
                 if (k < len && (s[k] == '-' || s[k] == '+'))
                         neg = s[k++] == '-';
-                for (; k < len; k++)
+                /* Digits only: any other byte would take exp below zero and on past LLONG_MIN. */
+                for (; k < len && s[k] >= '0' && s[k] <= '9'; k++)
                         exp = MIN(exp * 10 + (s[k] - '0'), 1000000000LL);
                 if (neg)
                         exp = -exp;
