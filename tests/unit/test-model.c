@@ -295,7 +295,12 @@ static void test_list_cursor(void)
         const char *at = NULL, *id = NULL;
         static const char *const bad[] = { "", "x", "AAAA", "eyJ", "W10", "WzEsImEiLCJiIiwiYyJd=", "!!!!",
                                            /* [2,"alice","a","b"]: a version we never made */
-                                           "WzIsImFsaWNlIiwiYSIsImIiXQ" };
+                                           "WzIsImFsaWNlIiwiYSIsImIiXQ",
+                                           /* the same key written otherwise than the daemon does:
+                                            * blanks, an escape, a raw control character, 1.0 */
+                                           "WzEsICJhbGljZSIsICJhIiwgImIiXQ",
+                                           "WzEsImFsaWNlIiwiXHUwMDYxIiwiYiJd", "WzEsImFsaWNlIiwiYQ8iLCJiIl0",
+                                           "WzEuMCwiYWxpY2UiLCJhIiwiYiJd" };
 
         ok(cur != NULL, "a cursor is made");
         ok(cur && strspn(cur, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_") ==
