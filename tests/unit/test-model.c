@@ -311,7 +311,7 @@ static void test_list_cursor(void)
         is_int(model_list_cursor_parse(cur, "bob", &(cJSON *){ NULL }, &at, &id), -EPERM,
                "another user's cursor is refused");
         for (size_t i = 0; i < ELEMENTSOF(bad); i++)
-                is_int(model_list_cursor_parse(bad[i], "alice", &(cJSON *){ NULL }, &at, &id), -EINVAL,
+                is_int(model_list_cursor_parse(bad[i], "alice", &(cJSON *){ NULL }, &at, &id), -EINVAL, "%s",
                        bad[i]);
         tampered = strdup(cur);
         tampered[strlen(tampered) - 1] = tampered[strlen(tampered) - 1] == 'A' ? 'B' : 'A';
