@@ -60,6 +60,7 @@ static void fuzz_check_remote(const RemoteConfig *r)
                                                                               : NULL;
 
                 fuzz_check(host && *host && *host != '/' && strlen(r->endpoint) <= 1024);
+                fuzz_check(!memchr(host, '@', strcspn(host, "/")));
                 for (const char *s = r->endpoint; *s; s++)
                         fuzz_check((unsigned char)*s > ' ' && *s != 0x7f && *s != '?' && *s != '#');
         }
