@@ -607,6 +607,11 @@ static int conf_remote_endpoint(ConfParser *p, const char *value)
                 conf_report(p, "endpoint has no host, got '%.*s%s'", QUOTE(value));
                 return -EINVAL;
         }
+        /* User info would be signed as part of the Host header, which libcurl sends without it. */
+        if (memchr(host, '@', strcspn(host, "/"))) {
+                conf_report(p, "endpoint must not have user info, got '%.*s%s'", QUOTE(value));
+                return -EINVAL;
+        }
         /* The path is signed as written: a query or a fragment would make every signature wrong. */
         if (strpbrk(value, "?#")) {
                 conf_report(p, "endpoint must not have a query or a fragment, got '%.*s%s'", QUOTE(value));

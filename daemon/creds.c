@@ -18,7 +18,7 @@
 #define MAX_CREDENTIAL_BYTES      (8 * 1024) /* key id, secret or session token */
 #define MAX_METADATA_BODY_BYTES   (64 * 1024)
 #define MAX_REGION_CHARS          64
-#define MESSAGE_MAX               512
+#define MESSAGE_MAX               CREDS_MESSAGE_MAX
 
 #define DEFAULT_CONTAINER_HOST     "http://169.254.170.2"
 #define DEFAULT_IMDS_ENDPOINT      "http://169.254.169.254"
@@ -195,41 +195,42 @@ static int read_file(const char *path, size_t max, char **ret)
         return 0;
 }
 
+int creds_value_parse(const char *text, size_t len, char **ret)
+{
+        _cleanup_erase_ char *buf = NULL;
+
+        *ret = NULL;
+        if (memchr(text, 0, len))
+                return -EBADMSG;
+        buf = strndup(text, len);
+        if (!buf)
+                return -ENOMEM;
+        *ret = strdup(strip(buf));
+        return *ret ? 0 : -ENOMEM;
+}
+
 /* A small file holding one value (a systemd credential, a token file), surrounding whitespace
  * removed. *ret is NULL when the file does not exist. */
 static int read_value_file(const char *path, char **ret)
 {
         _cleanup_erase_ char *buf = NULL;
-        int r = read_file(path, MAX_CREDENTIAL_FILE_BYTES, &buf);
+        size_t len;
+        int r = read_full_file(path, MAX_CREDENTIAL_FILE_BYTES, &buf, &len);
 
         *ret = NULL;
         if (r == -ENOENT)
                 return 0;
         if (r < 0)
                 return r;
-        *ret = strdup(strip(buf));
-        return *ret ? 0 : -ENOMEM;
+        return creds_value_parse(buf, len, ret);
 }
 
-/* Looks keys up in one profile of an AWS shared file (INI). In the config file, profile P is the
- * section [profile P], and the default profile also [default]; in the credentials file it is [P].
- * Indented lines under a key without a value are a sub-section (e.g. "s3 =") and skipped. values
- * get new strings (the last occurrence wins) or stay NULL. Returns whether the profile's section
- * exists (false also when the file does not), or a negative errno. */
-static int ini_lookup(const char *path, bool config_file, const char *profile, const char *const *keys,
-                      char **values, size_t n_keys)
+int creds_ini_parse(char *text, bool config_file, const char *profile, const char *const *keys,
+                    char **values, size_t n_keys)
 {
-        _cleanup_erase_ char *buf = NULL;
         bool in = false, nested = false, found = false;
-        char *p, *line;
-        int r;
+        char *p = text, *line;
 
-        r = read_file(path, MAX_SHARED_FILE_BYTES, &buf);
-        if (r == -ENOENT)
-                return 0;
-        if (r < 0)
-                return r;
-        p = buf;
         while ((line = strsep(&p, "\n"))) {
                 bool indented = *line == ' ' || *line == '\t';
                 char *s = strip(line), *eq, *key, *value;
@@ -274,6 +275,20 @@ static int ini_lookup(const char *path, bool config_file, const char *profile, c
         return found;
 }
 
+/* creds_ini_parse() on a file; false when it does not exist. */
+static int ini_lookup(const char *path, bool config_file, const char *profile, const char *const *keys,
+                      char **values, size_t n_keys)
+{
+        _cleanup_erase_ char *buf = NULL;
+        int r = read_file(path, MAX_SHARED_FILE_BYTES, &buf);
+
+        if (r == -ENOENT)
+                return 0;
+        if (r < 0)
+                return r;
+        return creds_ini_parse(buf, config_file, profile, keys, values, n_keys);
+}
+
 /* The path of a shared file: the variable's, else ~/leaf. NULL (and 0) when there is no home. */
 static int shared_file_path(const Creds *c, const char *var, const char *leaf, char **ret)
 {
@@ -295,8 +310,7 @@ static int shared_file_path(const Creds *c, const char *var, const char *leaf, c
         return asprintf(ret, "%s/%s", home, leaf) < 0 ? (*ret = NULL, -ENOMEM) : 0;
 }
 
-/* Parses 2025-11-27T01:39:47Z, with optional fractions and a +hh:mm offset. */
-static int parse_iso8601(const char *s, uint64_t *ret_usec)
+int creds_parse_iso8601(const char *s, uint64_t *ret_usec)
 {
         struct tm tm = { 0 };
         int n = 0, off = 0;
@@ -831,10 +845,10 @@ static void creds_kick(Creds *c)
         creds_resolve(c);
 }
 
-static int credentials_from_json(const HttpResult *res, bool imds, const char *source, AwsCredentials *ret,
-                                 char *msg)
+int creds_from_json(const char *body, size_t len, bool imds, const char *source, AwsCredentials *ret,
+                    char *msg)
 {
-        cJSON *j = cJSON_ParseWithLength(res->body, res->body_len);
+        cJSON *j = cJSON_ParseWithLength(body, len);
         const cJSON *code, *id, *secret, *token, *exp;
         uint64_t expiration = 0;
         int r = -EBADMSG;
@@ -859,7 +873,7 @@ static int credentials_from_json(const HttpResult *res, bool imds, const char *s
         }
         if (!cJSON_IsString(id) || !cJSON_IsString(secret) ||
             (token && !cJSON_IsNull(token) && !cJSON_IsString(token)) || (exp && !cJSON_IsString(exp)) ||
-            (exp && parse_iso8601(exp->valuestring, &expiration) < 0)) {
+            (exp && creds_parse_iso8601(exp->valuestring, &expiration) < 0)) {
                 snprintf(msg, MESSAGE_MAX,
                          "The %s's answer lacks AccessKeyId, SecretAccessKey or a valid Expiration.",
                          source);
@@ -882,6 +896,44 @@ out:
                 explicit_bzero(token->valuestring, strlen(token->valuestring));
         cJSON_Delete(j);
         return r;
+}
+
+int creds_imds_token_parse(const char *body, size_t len, char **ret)
+{
+        _cleanup_erase_ char *t = strndup(body, len);
+        const char *s;
+
+        *ret = NULL;
+        if (!t)
+                return -ENOMEM;
+        s = strip(t);
+        if (!credential_chars_valid(s) || strlen(s) > IMDS_TOKEN_MAX_BYTES)
+                return -EBADMSG;
+        *ret = strdup(s);
+        return *ret ? 0 : -ENOMEM;
+}
+
+int creds_imds_role_parse(const char *body, size_t len, char **ret)
+{
+        _cleanup_free_ char *role = strndup(body, len);
+        char *nl, *s;
+
+        *ret = NULL;
+        if (!role)
+                return -ENOMEM;
+        /* The first line names the role (IMDS lists one). */
+        nl = strchr(role, '\n');
+        if (nl)
+                *nl = 0;
+        s = strip(role);
+        if (!*s)
+                return -ENOKEY;
+        if (strlen(s) > IMDS_ROLE_MAX_BYTES || strspn(s, "abcdefghijklmnopqrstuvwxyz"
+                                                         "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+                                                         "0123456789+=,.@_-") != strlen(s))
+                return -EBADMSG;
+        *ret = strdup(s);
+        return *ret ? 0 : -ENOMEM;
 }
 
 static int status_to_errno(long status)
@@ -931,54 +983,47 @@ static void on_fetch_done(const HttpResult *res, void *userdata)
 
         switch (stage) {
         case STAGE_CONTAINER:
-                r = credentials_from_json(res, false, "container endpoint", &n, msg);
+                r = creds_from_json(res->body, res->body_len, false, "container endpoint", &n, msg);
                 if (r < 0)
                         fetch_failed(c, r, msg);
                 else
                         fetch_succeeded(c, &n);
                 return;
         case STAGE_IMDS_TOKEN: {
-                _cleanup_erase_ char *t = strndup(res->body, res->body_len);
+                char *t;
 
-                if (!t || !credential_chars_valid(strip(t)) || strlen(strip(t)) > IMDS_TOKEN_MAX_BYTES) {
-                        fetch_failed(c, t ? -EBADMSG : -ENOMEM,
-                                     "IMDS answered with a malformed session token.");
+                r = creds_imds_token_parse(res->body, res->body_len, &t);
+                if (r == -EBADMSG) {
+                        fetch_failed(c, r, "IMDS answered with a malformed session token.");
                         return;
                 }
+                if (r < 0)
+                        break;
                 erase_free(c->imds_token);
-                c->imds_token = strdup(strip(t));
+                c->imds_token = t;
                 c->imds_token_expiry = now_monotonic_usec() + IMDS_TOKEN_TTL_SEC * USEC_PER_SEC;
-                r = c->imds_token ? imds_step(c, STAGE_IMDS_ROLE, msg) : -ENOMEM;
+                r = imds_step(c, STAGE_IMDS_ROLE, msg);
                 break;
         }
         case STAGE_IMDS_ROLE: {
-                _cleanup_free_ char *role = strndup(res->body, res->body_len);
-                char *nl, *s;
+                char *role;
 
-                if (!role) {
-                        r = -ENOMEM;
-                        break;
-                }
-                nl = strchr(role, '\n');
-                if (nl)
-                        *nl = 0;
-                s = strip(role);
-                if (!*s || strlen(s) > IMDS_ROLE_MAX_BYTES ||
-                    strspn(s, "abcdefghijklmnopqrstuvwxyz"
-                              "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
-                              "0123456789+=,.@_-") != strlen(s)) {
-                        fetch_failed(c, *s ? -EBADMSG : -ENOKEY,
-                                     *s ? "IMDS named a malformed IAM role."
-                                        : "No IAM role is attached to this instance.");
+                r = creds_imds_role_parse(res->body, res->body_len, &role);
+                if (r == -EBADMSG || r == -ENOKEY) {
+                        fetch_failed(c, r,
+                                     r == -EBADMSG ? "IMDS named a malformed IAM role."
+                                                   : "No IAM role is attached to this instance.");
                         return;
                 }
+                if (r < 0)
+                        break;
                 free(c->imds_role);
-                c->imds_role = strdup(s);
-                r = c->imds_role ? imds_step(c, STAGE_IMDS_CREDENTIALS, msg) : -ENOMEM;
+                c->imds_role = role;
+                r = imds_step(c, STAGE_IMDS_CREDENTIALS, msg);
                 break;
         }
         case STAGE_IMDS_CREDENTIALS:
-                r = credentials_from_json(res, true, "IMDS", &n, msg);
+                r = creds_from_json(res->body, res->body_len, true, "IMDS", &n, msg);
                 if (r < 0)
                         fetch_failed(c, r, msg);
                 else

@@ -113,3 +113,32 @@ const char *creds_profile(const Creds *c);
  * loopback address, localhost, or the ECS/EKS agents (169.254.170.2, 169.254.170.23,
  * fd00:ec2::23); no user info. */
 bool creds_container_uri_allowed(const char *uri);
+
+/* ---- parsers: pure, here for the fuzzers and tests ------------------------------------------- */
+
+/* The size of the message buffer creds_from_json() writes. */
+#define CREDS_MESSAGE_MAX 512
+
+/* Looks keys up in one profile of an AWS shared file's text (INI; cut up in place). In the config
+ * file, profile P is the section [profile P], and the default profile also [default]; in the
+ * credentials file it is [P]. Indented lines under a key without a value are a sub-section (e.g.
+ * "s3 =") and skipped. values get new strings (the last occurrence wins; an old value is wiped and
+ * freed) or stay as they were. Returns whether the profile's section exists, or -ENOMEM. */
+int creds_ini_parse(char *text, bool config_file, const char *profile, const char *const *keys,
+                    char **values, size_t n_keys);
+/* The value of a one-value file (a systemd credential, a token file): the text without
+ * surrounding whitespace. -EBADMSG for a NUL inside, -ENOMEM. */
+int creds_value_parse(const char *text, size_t len, char **ret);
+/* 2025-11-27T01:39:47Z, with optional fractions and a +hh:mm offset, to CLOCK_REALTIME usec.
+ * -EINVAL for anything else, and for times not after 1970. */
+int creds_parse_iso8601(const char *s, uint64_t *ret_usec);
+/* The container endpoint's or IMDS's credentials answer (JSON: AccessKeyId, SecretAccessKey,
+ * Token, Expiration; IMDS also Code). 1 (found) and *ret, or -EBADMSG (not credentials, expired
+ * already), -EACCES (IMDS's Code is not Success), -EINVAL (malformed keys), -ENOMEM; msg
+ * (CREDS_MESSAGE_MAX) says which, naming source. */
+int creds_from_json(const char *body, size_t len, bool imds, const char *source, AwsCredentials *ret,
+                    char *msg);
+/* IMDS's session token answer: the token, or -EBADMSG. */
+int creds_imds_token_parse(const char *body, size_t len, char **ret);
+/* IMDS's role listing: the first role, -ENOKEY when there is none, -EBADMSG for a malformed one. */
+int creds_imds_role_parse(const char *body, size_t len, char **ret);

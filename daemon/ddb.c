@@ -1027,16 +1027,29 @@ typedef struct Report {
         int count;
 } Report;
 
+/* One line: the names the answer gave may hold anything, line breaks included, so control
+ * characters become '?' (the report is logged and shown one mismatch a line). */
 static void report_add(Report *rep, const char *fmt, ...) _printf_(2, 3);
 static void report_add(Report *rep, const char *fmt, ...)
 {
+        _cleanup_free_ char *line = NULL;
         va_list ap;
+        int n;
 
+        va_start(ap, fmt);
+        n = vasprintf(&line, fmt, ap);
+        va_end(ap);
         if (rep->count++ > 0)
                 fputc('\n', rep->f);
-        va_start(ap, fmt);
-        vfprintf(rep->f, fmt, ap);
-        va_end(ap);
+        if (n < 0) {
+                line = NULL;
+                fputs("(out of memory)", rep->f);
+                return;
+        }
+        for (char *p = line; *p; p++)
+                if ((unsigned char)*p < 0x20 || *p == 0x7f)
+                        *p = '?';
+        fputs(line, rep->f);
 }
 
 static const char *string_member(const cJSON *obj, const char *key)

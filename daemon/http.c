@@ -9,7 +9,6 @@
 #include "http.h"
 #include "log.h"
 
-#define HEADER_VALUE_MAX 256
 /* libcurl stops reusing a connection idle this long. Servers close idle connections after a
  * while (AWS's load balancers after about a minute); a connection found dead at reuse costs a
  * reconnect anyway, but one that dies just as a request goes out costs a resend. */
@@ -37,9 +36,7 @@ struct HttpRequest {
         char *response;
         size_t response_len, response_alloc;
         bool too_big;
-        char request_id[HEADER_VALUE_MAX];
-        char content_type[HEADER_VALUE_MAX];
-        char date[HEADER_VALUE_MAX];
+        HttpAnswerHeaders answer;
         char error_text[CURL_ERROR_SIZE];
         HttpDoneFunc cb;
         void *userdata;
@@ -266,9 +263,9 @@ static void request_finish(HttpRequest *r, CURLcode code)
         HttpResult res = {
                 .body = r->response ? r->response : "",
                 .body_len = r->response_len,
-                .request_id = r->request_id,
-                .content_type = r->content_type,
-                .date = r->date,
+                .request_id = r->answer.request_id,
+                .content_type = r->answer.content_type,
+                .date = r->answer.date,
                 .error_text = r->error_text,
         };
         curl_off_t sent = 0, total = 0;
@@ -370,22 +367,26 @@ static bool header_take(const char *line, size_t len, const char *name, char *bu
         return true;
 }
 
+void http_answer_header(HttpAnswerHeaders *h, const char *line, size_t len)
+{
+        /* A new status line (after a 100 Continue, or a resend) starts a new set of headers. */
+        if (len >= 5 && strncmp(line, "HTTP/", 5) == 0) {
+                h->request_id[0] = h->content_type[0] = h->date[0] = 0;
+                return;
+        }
+        if (!header_take(line, len, "x-amzn-requestid", h->request_id, sizeof(h->request_id)) &&
+            !(h->request_id[0] == 0 &&
+              header_take(line, len, "x-amz-request-id", h->request_id, sizeof(h->request_id))) &&
+            !header_take(line, len, "content-type", h->content_type, sizeof(h->content_type)))
+                (void)header_take(line, len, "date", h->date, sizeof(h->date));
+}
+
 static size_t header_cb(char *p, size_t size, size_t n, void *userdata)
 {
         HttpRequest *r = userdata;
-        size_t len = size * n;
 
-        /* A new status line (after a 100 Continue, or a resend) starts a new set of headers. */
-        if (len >= 5 && strncmp(p, "HTTP/", 5) == 0) {
-                r->request_id[0] = r->content_type[0] = r->date[0] = 0;
-                return len;
-        }
-        if (!header_take(p, len, "x-amzn-requestid", r->request_id, sizeof(r->request_id)) &&
-            !(r->request_id[0] == 0 &&
-              header_take(p, len, "x-amz-request-id", r->request_id, sizeof(r->request_id))) &&
-            !header_take(p, len, "content-type", r->content_type, sizeof(r->content_type)))
-                (void)header_take(p, len, "date", r->date, sizeof(r->date));
-        return len;
+        http_answer_header(&r->answer, p, size * n);
+        return size * n;
 }
 
 static bool token_valid(const char *s)

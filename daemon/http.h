@@ -76,6 +76,19 @@ typedef struct HttpResult {
         uint64_t total_usec;      /* from start to end of the transfer */
 } HttpResult;
 
+/* What a request keeps of its answer's headers: the values of the last set (after a 100 Continue
+ * or a resend), without surrounding blanks, cut to fit. */
+#define HTTP_HEADER_VALUE_MAX 256
+typedef struct HttpAnswerHeaders {
+        char request_id[HTTP_HEADER_VALUE_MAX]; /* x-amzn-RequestId, else x-amz-request-id */
+        char content_type[HTTP_HEADER_VALUE_MAX];
+        char date[HTTP_HEADER_VALUE_MAX];
+} HttpAnswerHeaders;
+
+/* Takes one header line as libcurl hands it over (a status line, or "Name: value" with its CRLF,
+ * in any case), into h. Pure: the fuzzers and tests call it. */
+void http_answer_header(HttpAnswerHeaders *h, const char *line, size_t len);
+
 /* The result and its strings are valid during the call only. The request is freed after the
  * callback returns. A callback may start and cancel requests; it must not call http_free(). */
 typedef void (*HttpDoneFunc)(const HttpResult *result, void *userdata);

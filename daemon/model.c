@@ -546,7 +546,8 @@ static void decimal_parse(const char *s, size_t len, Decimal *d)
 
                 if (k < len && (s[k] == '-' || s[k] == '+'))
                         neg = s[k++] == '-';
-                for (; k < len; k++)
+                /* Digits only: any other byte would take exp below zero and on past LLONG_MIN. */
+                for (; k < len && s[k] >= '0' && s[k] <= '9'; k++)
                         exp = MIN(exp * 10 + (s[k] - '0'), 1000000000LL);
                 if (neg)
                         exp = -exp;
@@ -831,7 +832,7 @@ int model_list_cursor_parse(const char *cursor, const char *user_id, cJSON **ret
                             const char **ret_created_at, const char **ret_id)
 {
         _cleanup_(cJSON_Deletep) cJSON *a = NULL;
-        _cleanup_free_ char *json = NULL;
+        _cleanup_free_ char *json = NULL, *again = NULL;
         const cJSON *v, *u, *c, *i;
         size_t len;
         int r;
@@ -856,6 +857,13 @@ int model_list_cursor_parse(const char *cursor, const char *user_id, cJSON **ret
                 return -EINVAL;
         if (!streq(u->valuestring, user_id))
                 return -EPERM;
+        /* Only the daemon's own text: JSON says the same key in other ways too (blanks, escapes,
+         * raw control characters, 1.0 for 1), and one key has one cursor. */
+        again = model_list_cursor_format(u->valuestring, c->valuestring, i->valuestring);
+        if (!again)
+                return -ENOMEM;
+        if (!streq(again, cursor))
+                return -EINVAL;
         *ret_created_at = c->valuestring;
         *ret_id = i->valuestring;
         *ret = TAKE_PTR(a);

@@ -32,25 +32,35 @@ static void call_free(Call *c)
         free(c);
 }
 
-/* Splits the endpoint into what is signed: host (with port) and path. */
-static int endpoint_parse(Remote *r, const char *endpoint)
+int remote_endpoint_parse(const char *endpoint, char **ret_url, char **ret_host, char **ret_path)
 {
+        _cleanup_free_ char *url = NULL, *host = NULL, *path = NULL;
         const char *p = strstr(endpoint, "://"), *slash;
 
         if (!p)
                 return -EINVAL;
+        /* What notebookd.conf refuses, for an endpoint from AWS_ENDPOINT_URL too: the path is
+         * signed as written, and the host goes into a header. */
+        for (const char *s = endpoint; *s; s++)
+                if ((unsigned char)*s <= ' ' || *s == 0x7f || *s == '?' || *s == '#')
+                        return -EINVAL;
         p += 3;
         slash = strchr(p, '/');
-        r->host = slash ? strndup(p, (size_t)(slash - p)) : strdup(p);
-        r->path = strdup(slash ? slash : "/");
-        if (!r->host || !r->path)
+        host = slash ? strndup(p, (size_t)(slash - p)) : strdup(p);
+        path = strdup(slash ? slash : "/");
+        if (!host || !path)
                 return -ENOMEM;
-        if (!*r->host)
+        /* User info would be signed as part of Host, which libcurl sends without it (and would send
+         * it as Basic authentication besides ours): no signature could be right. */
+        if (!*host || strchr(host, '@'))
                 return -EINVAL;
-        if (asprintf(&r->url, "%.*s%s", (int)(p - endpoint) + (int)strlen(r->host), endpoint, r->path) < 0) {
-                r->url = NULL;
+        if (asprintf(&url, "%.*s%s", (int)(p - endpoint) + (int)strlen(host), endpoint, path) < 0) {
+                url = NULL;
                 return -ENOMEM;
         }
+        *ret_url = TAKE_PTR(url);
+        *ret_host = TAKE_PTR(host);
+        *ret_path = TAKE_PTR(path);
         return 0;
 }
 
@@ -79,7 +89,7 @@ int remote_new(sd_event *event, const RemoteConfig *conf, Remote **ret)
         r->region = strdup(region ? region : "us-east-1");
         if (!r->region)
                 return -ENOMEM;
-        k = endpoint_parse(r, endpoint);
+        k = remote_endpoint_parse(endpoint, &r->url, &r->host, &r->path);
         if (k < 0)
                 return k;
         k = http_new(event, &o, &r->http);

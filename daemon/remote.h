@@ -29,6 +29,12 @@ typedef struct RemoteReply {
 typedef void (*RemoteFunc)(void *owner, void *userdata, RemoteReply *reply);
 
 int remote_new(sd_event *event, const RemoteConfig *conf, Remote **ret);
+
+/* Splits an endpoint (scheme://host[:port][/path]) into what is sent and signed: the URL with a
+ * path, host[:port] for the Host header, and the path ("/" when it has none). -EINVAL for one
+ * without a host, with user info, a query, a fragment, blanks or control characters (an endpoint
+ * from AWS_ENDPOINT_URL has not been through notebookd.conf's checks), -ENOMEM. Pure. */
+int remote_endpoint_parse(const char *endpoint, char **ret_url, char **ret_host, char **ret_path);
 /* Cancels what is in flight: each callback runs once more with -ECANCELED. */
 Remote *remote_free(Remote *r);
 DEFINE_TRIVIAL_CLEANUP_FUNC(Remote *, remote_free)

@@ -21,6 +21,8 @@ packages=(
         sqlite3 python3 util-linux systemd procps python3-botocore strace
         # lint stage of test.sh
         clang-format cppcheck
+        # the ubsan-clang stage of test.sh, and make fuzz (libFuzzer and the sanitizers' runtimes)
+        clang libclang-rt-dev
         # DynamoDB tests and the quick start: dynalite (npm, pinned in tests/dynalite, installed
         # below) runs on Debian's nodejs; boto3 is the independent reader (tests/tools/ddbcheck.py,
         # run with /usr/bin/python3)

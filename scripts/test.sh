@@ -5,6 +5,8 @@
 #                   passes its tests from a read-only source tree, installs and uninstalls cleanly)
 #   2. build-asan/  the same suite under AddressSanitizer (with LeakSanitizer) and UBSan
 #   3. lint         the tree is formatted by .clang-format, and cppcheck finds nothing
+#   4. build-clang/ the same suite built by clang (-Werror) under clang's UBSan, which checks more
+#                   than gcc's (float-cast-overflow among others); any finding fails its test
 #
 # Every stage runs even when an earlier one failed (a stage is skipped only when what it needs
 # failed), so one run shows every problem. Exits non-zero if anything failed. It ends with each
@@ -14,7 +16,7 @@
 # Environment:
 #   NB_JOBS             parallel make jobs (default 2)
 #   NB_STAGES           stages to run, space-separated, from: check distcheck asan lint
-#                       (default: all four)
+#                       ubsan-clang (default: all five)
 #   NB_STEP_TIMEOUT     seconds one step (configure, build, check ...) may take (default 1800)
 #   NB_FUZZ_ITERATIONS  fuzz campaign length, NB_CRASH_ROUNDS kill -9 rounds: passed through to
 #                       the tests, which keep short defaults; raise them for a long campaign.
@@ -23,7 +25,7 @@ set -uo pipefail
 cd "$(dirname "$0")/.." || exit 1
 src=$(pwd)
 jobs=${NB_JOBS:-2}
-stages=${NB_STAGES:-check distcheck asan lint}
+stages=${NB_STAGES:-check distcheck asan lint ubsan-clang}
 step_timeout=${NB_STEP_TIMEOUT:-1800}
 
 # A test must never wait for a terminal.
@@ -226,6 +228,26 @@ if has_stage asan; then
         else
                 tail -n 60 build-asan/config.log 2>/dev/null
                 skip "build and tests (build-asan/)" "configure"
+        fi
+fi
+
+# --- 4. clang, UBSan -------------------------------------------------------------------------------
+if has_stage ubsan-clang; then
+        # float-cast-overflow is part of clang's undefined, named anyway: a double out of an
+        # integer's range must never be converted silently (revisions, ttl, counts).
+        ubsan_clang_cflags="-O1 -g -fno-omit-frame-pointer -fsanitize=undefined -fsanitize=float-cast-overflow -fno-sanitize-recover=all"
+        export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
+        export NB_TIMEOUT_SCALE=${NB_TIMEOUT_SCALE:-2}
+        if step "configure (build-clang/, clang UBSan)" configure_in build-clang --enable-werror CC=clang \
+                CFLAGS="$ubsan_clang_cflags" LDFLAGS="-fsanitize=undefined"; then
+                if step "build (build-clang/)" make -C build-clang -j"$jobs"; then
+                        check_suite build-clang "make check (build-clang/, clang UBSan)"
+                else
+                        skip "make check (build-clang/)" "a successful build"
+                fi
+        else
+                tail -n 60 build-clang/config.log 2>/dev/null
+                skip "build and tests (build-clang/)" "configure"
         fi
 fi
 

@@ -13,92 +13,6 @@
 #include "nb-limits.h"
 #include "util.h"
 
-const char *const fuzz_seeds[] = {
-        "[daemon]\nstate_dir = /var/lib/notebookd\nsocket = /run/notebookd/notebookd.sock\n"
-        "durability = full\nmax_line_bytes = 16777216\nlog_level = info\nadmin_group = root\n"
-        "\n[users]\n# uid or name = user_id, ...\n1000 = alice\nroot = admin, ops\nnobody = nob\n",
-        "; comment\n[daemon]\ndurability = normal # trailing comment\nlog_level=debug\r\n",
-        "[users]\n0 = a\nroot = b\n1000 =\n1001 = x/y, ,z\n",
-        "[nope]\nx = 1\n[daemon\nstate_dir = relative\nmax_line_bytes = 65535\n",
-        "[remote]\nenabled = yes\ntable = notebooks\nregion = us-east-1\nendpoint = http://127.0.0.1:8000\n"
-        "ca_file = /etc/ssl/ca.pem\ndebounce_ms = 500\nmax_delay_ms = 5000\nmax_in_flight = 8\n"
-        "pull_interval_s = 60\nconnect_timeout_ms = 5000\nrequest_timeout_ms = 30000\n",
-        "[remote]\nenabled = no\ntable = a.b_c-D\nendpoint = https://dynamodb.eu-west-1.amazonaws.com/\n"
-        "debounce_ms = 0\nmax_delay_ms = 0\npull_interval_s = 0\n[daemon]\n[remote]\nmax_in_flight = 256\n",
-        "[remote]\ndebounce_ms = 9000\ntable = ab\nregion = us_east\nendpoint = ftp://x\nca_file = ca.pem\n"
-        "max_in_flight = 0\nconnect_timeout_ms = 99\ntable = again\ntoken = secret\n",
-        NULL,
-};
-
-const char *const fuzz_dictionary[] = {
-        "[daemon]\n",
-        "[users]\n",
-        "state_dir",
-        "socket",
-        "durability",
-        "max_line_bytes",
-        "log_level",
-        "admin_group",
-        " = ",
-        "=",
-        ",",
-        " # ",
-        "#",
-        ";",
-        "\n",
-        "\r\n",
-        "root",
-        "nobody",
-        "0",
-        "65534",
-        "4294967295",
-        "full",
-        "normal",
-        "debug",
-        "crit",
-        "/",
-        "/run/x.sock",
-        "65536",
-        "1073741824",
-        /* [remote] */
-        "[remote]\n",
-        "enabled",
-        "table",
-        "region",
-        "endpoint",
-        "ca_file",
-        "debounce_ms",
-        "max_delay_ms",
-        "max_in_flight",
-        "pull_interval_s",
-        "connect_timeout_ms",
-        "request_timeout_ms",
-        "yes",
-        "no",
-        "true",
-        "false",
-        "notebooks",
-        "us-east-1",
-        "http://",
-        "https://",
-        "127.0.0.1:8000",
-        "?",
-        "%",
-        "_",
-        ".",
-        "-",
-        "100",
-        "256",
-        "500",
-        "5000",
-        "600000",
-        "600001",
-        "3600000",
-        "86400",
-        "18446744073709551616",
-        NULL,
-};
-
 typedef struct Reports {
         unsigned n;
         unsigned max_line;
@@ -146,6 +60,7 @@ static void fuzz_check_remote(const RemoteConfig *r)
                                                                               : NULL;
 
                 fuzz_check(host && *host && *host != '/' && strlen(r->endpoint) <= 1024);
+                fuzz_check(!memchr(host, '@', strcspn(host, "/")));
                 for (const char *s = r->endpoint; *s; s++)
                         fuzz_check((unsigned char)*s > ' ' && *s != 0x7f && *s != '?' && *s != '#');
         }

@@ -14,35 +14,6 @@
 /* FRAME_READ_CHUNK in frame.c. */
 #define READ_SLACK (64u * 1024)
 
-const char *const fuzz_seeds[] = {
-        "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"notebook.list\"}\n",
-        "{\"a\":[1,2,{\"b\":\"x\\\"y\"}]}\r\n\n{\"c\":\"\\\\u0000\"}\n",
-        "[[[[[[[[[[]]]]]]]]]]\n{\"s\":\"[[[[\"}\n",
-        "{\"k\":\"h\xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80\"}\n   \n\t\r\n",
-        "{\"bad\":\"\\u0000\"}\n{\"nul\":\"x\"}\n",
-        "0123456789012345678901234567890123456789012345678901234567890123456789\nshort\n",
-        "partial {\"no newline\"",
-        NULL,
-};
-
-const char *const fuzz_dictionary[] = {
-        "\n",
-        "\r\n",
-        "\\u0000",
-        "\\\\u0000",
-        "\\\"",
-        "[[[[",
-        "]]]]",
-        "{\"a\":",
-        "\xc0\x80",
-        "\xed\xa0\x80",
-        "\xf4\x90\x80\x80",
-        "\xe2\x82",
-        "\xf0\x9f\x98\x80",
-        "        ",
-        NULL,
-};
-
 typedef struct Events {
         char *buf;
         size_t len, alloc;

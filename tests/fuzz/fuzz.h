@@ -1,18 +1,15 @@
 /* SPDX-License-Identifier: MIT */
 #pragma once
 
-/* A fuzz target: fuzz-NAME.c defines LLVMFuzzerTestOneInput() and a few seed inputs. Built with
- * -fsanitize=fuzzer -DNB_LIBFUZZER it is a libFuzzer binary; otherwise fuzz-main.c runs it over
- * pseudo-random and mutated inputs as a TAP test. A target aborts when it finds a problem. */
+/* A fuzz target: fuzz-NAME.c defines LLVMFuzzerTestOneInput(). Built with -fsanitize=fuzzer
+ * -DNB_LIBFUZZER (make fuzz) it is a libFuzzer binary; otherwise fuzz-main.c runs it as a TAP test
+ * over its corpus, tests/fuzz/corpus/fuzz-NAME/, and pseudo-random inputs mutated from the corpus
+ * with tests/fuzz/fuzz-NAME.dict. A target aborts when it finds a problem. */
 
 #include <stddef.h>
 #include <stdint.h>
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-/* NULL-terminated: inputs to mutate, and fragments worth splicing in. */
-extern const char *const fuzz_seeds[];
-extern const char *const fuzz_dictionary[];
 
 /* Aborts with a message when cond is false; in every build, unlike assert(). */
 #define fuzz_check(cond)                                      \

@@ -436,6 +436,8 @@ static const ErrorCase error_cases[] = {
         { "[remote]\nendpoint = http://a\rb\n", 2, "blanks or control", "endpoint with a CR inside" },
         { "[remote]\nendpoint = http://a/?x=1\n", 2, "query", "endpoint with a query" },
         { "[remote]\nendpoint = http://a/#frag\n", 2, "fragment", "endpoint with a fragment" },
+        { "[remote]\nendpoint = http://127.0.0.1@example.com/\n", 2, "user info",
+          "endpoint with user info" },
         { "[remote]\nca_file = ca.pem\n", 2, "ca_file must be an absolute path", "relative ca_file" },
         { "[remote]\ndebounce_ms = 600001\n", 2, "debounce_ms must be a number from 0 to 600000",
           "debounce_ms above the maximum" },

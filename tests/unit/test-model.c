@@ -295,7 +295,12 @@ static void test_list_cursor(void)
         const char *at = NULL, *id = NULL;
         static const char *const bad[] = { "", "x", "AAAA", "eyJ", "W10", "WzEsImEiLCJiIiwiYyJd=", "!!!!",
                                            /* [2,"alice","a","b"]: a version we never made */
-                                           "WzIsImFsaWNlIiwiYSIsImIiXQ" };
+                                           "WzIsImFsaWNlIiwiYSIsImIiXQ",
+                                           /* the same key written otherwise than the daemon does:
+                                            * blanks, an escape, a raw control character, 1.0 */
+                                           "WzEsICJhbGljZSIsICJhIiwgImIiXQ",
+                                           "WzEsImFsaWNlIiwiXHUwMDYxIiwiYiJd", "WzEsImFsaWNlIiwiYQ8iLCJiIl0",
+                                           "WzEuMCwiYWxpY2UiLCJhIiwiYiJd" };
 
         ok(cur != NULL, "a cursor is made");
         ok(cur && strspn(cur, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_") ==
@@ -306,7 +311,7 @@ static void test_list_cursor(void)
         is_int(model_list_cursor_parse(cur, "bob", &(cJSON *){ NULL }, &at, &id), -EPERM,
                "another user's cursor is refused");
         for (size_t i = 0; i < ELEMENTSOF(bad); i++)
-                is_int(model_list_cursor_parse(bad[i], "alice", &(cJSON *){ NULL }, &at, &id), -EINVAL,
+                is_int(model_list_cursor_parse(bad[i], "alice", &(cJSON *){ NULL }, &at, &id), -EINVAL, "%s",
                        bad[i]);
         tampered = strdup(cur);
         tampered[strlen(tampered) - 1] = tampered[strlen(tampered) - 1] == 'A' ? 'B' : 'A';

@@ -320,7 +320,7 @@ static void srv_nullid(int fd)
 static void test_null_id(void)
 {
         NbError e = NB_ERROR_INIT;
-        uint64_t a, b, id = 0;
+        uint64_t a = 0, b = 0, id = 0;
         NbClient *c;
         pid_t pid;
 
