@@ -143,7 +143,7 @@ static void hex_encode(const unsigned char *d, size_t n, char *out)
         out[2 * n] = 0;
 }
 
-static int sha256_hex(const void *p, size_t n, char out[static SHA256_HEX_MAX])
+int sigv4_sha256_hex(const void *p, size_t n, char out[static 65])
 {
         unsigned char md[EVP_MAX_MD_SIZE];
         unsigned len = 0;
@@ -502,14 +502,14 @@ int sigv4_sign(const Sigv4Request *req, const Sigv4Credentials *cred, const char
             strftime(res.amz_date, sizeof(res.amz_date), "%Y%m%dT%H%M%SZ", &tm) != 16 ||
             strftime(date, sizeof(date), "%Y%m%d", &tm) != 8)
                 return -EINVAL;
-        r = sha256_hex(req->body_len > 0 ? req->body : "", req->body_len, res.content_sha256);
+        r = sigv4_sha256_hex(req->body_len > 0 ? req->body : "", req->body_len, res.content_sha256);
         if (r < 0)
                 return r;
 
         r = build_canonical_request(req, cred, &res, &canon, &signed_names);
         if (r < 0)
                 return r;
-        r = sha256_hex(canon.p, canon.len, canon_hash);
+        r = sigv4_sha256_hex(canon.p, canon.len, canon_hash);
         if (r < 0)
                 return r;
 

@@ -80,3 +80,6 @@ int sigv4_sign(const Sigv4Request *req, const Sigv4Credentials *cred, const char
 /* Frees what sigv4_sign() put in r (the session token copy is wiped first) and empties it.
  * Takes NULL and an empty result. */
 void sigv4_result_done(Sigv4Result *r);
+
+/* The hex SHA-256 of n bytes at p into out (64 digits and a NUL). 0, or -EIO. */
+int sigv4_sha256_hex(const void *p, size_t n, char out[static 65]);

@@ -12,7 +12,7 @@ set -euo pipefail
 packages=(
         # build
         build-essential autoconf automake libtool pkg-config
-        libsqlite3-dev libcurl4-openssl-dev libcjson-dev libsystemd-dev libssl-dev
+        libsqlite3-dev libcurl4-openssl-dev libcjson-dev libsystemd-dev libssl-dev zlib1g-dev
         # run and test: the sqlite3 shell (integrity checks), /usr/bin/python3 (integration tests,
         # standard library only), util-linux (setpriv, setsid), systemd-socket-activate
         # (LISTEN_FDS tests), procps (ps/pgrep in tests and quickstart diagnostics),

@@ -1,0 +1,393 @@
+/* SPDX-License-Identifier: MIT */
+#include <stdio.h>
+#include <zlib.h>
+
+#include "ddb.h"
+#include "parts.h"
+#include "sigv4.h"
+#include "util.h"
+
+/* The cell attributes that may move, in the order they are considered: outputs (images, HTML,
+ * tables) before the code the user writes. */
+static const char *const movable[] = { "outputs", "code", "stdout", "error" };
+
+/* Compression is kept only when it saves at least a tenth: base64 images barely shrink. */
+#define COMPRESS_KEEP_RATIO 0.9
+
+static inline void cJSON_Deletep(cJSON **p)
+{
+        cJSON_Delete(*p);
+}
+
+void parts_done(Parts *p)
+{
+        for (size_t i = 0; i < p->n; i++)
+                free(p->v[i].data);
+        free(p->v);
+        *p = (Parts){ 0 };
+}
+
+const Part *parts_find(const Parts *p, const char *hash)
+{
+        for (size_t i = 0; i < p->n; i++)
+                if (streq(p->v[i].hash, hash))
+                        return &p->v[i];
+        return NULL;
+}
+
+static int parts_add_hashed(Parts *p, const char *hash, const void *data, size_t size)
+{
+        Part *v;
+
+        if (parts_find(p, hash))
+                return 0;
+        v = reallocarray(p->v, p->n + 1, sizeof(*v));
+        if (!v)
+                return -ENOMEM;
+        p->v = v;
+        v = &p->v[p->n];
+        *v = (Part){ .size = size };
+        strcpy(v->hash, hash);
+        v->data = malloc(size ? size : 1);
+        if (!v->data)
+                return -ENOMEM;
+        memcpy(v->data, data, size);
+        p->n++;
+        return 0;
+}
+
+int parts_add(Parts *p, const void *data, size_t size)
+{
+        char hash[65];
+        int r = sigv4_sha256_hex(data, size, hash);
+
+        return r < 0 ? r : parts_add_hashed(p, hash, data, size);
+}
+
+/* The size an attribute adds to an item, by ddb_item_size(). */
+static size_t attr_size(const char *name, cJSON *av)
+{
+        cJSON *wrap = cJSON_CreateObject();
+        size_t n = 0;
+
+        if (wrap && cJSON_AddItemReferenceToObject(wrap, name, av))
+                n = ddb_item_size(wrap);
+        cJSON_Delete(wrap);
+        return n;
+}
+
+/* The cells' maps: item.cells.L[i].M. */
+static cJSON *cell_map(cJSON *cell_av)
+{
+        cJSON *m = cJSON_GetObjectItemCaseSensitive(cell_av, "M");
+
+        return cJSON_IsObject(m) ? m : NULL;
+}
+
+static cJSON *item_cells(const cJSON *item)
+{
+        cJSON *l = cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(item, "cells"), "L");
+
+        return cJSON_IsArray(l) ? l : NULL;
+}
+
+/* Encodes text (zlib if that pays), cuts it into parts added to out, and returns the reference. */
+static int make_ref(const char *text, size_t len, Parts *out, cJSON **ret)
+{
+        _cleanup_free_ unsigned char *z = NULL;
+        _cleanup_(cJSON_Deletep) cJSON *ref = NULL, *names = NULL;
+        const unsigned char *bytes = (const unsigned char *)text;
+        uLongf zlen = compressBound(len);
+        size_t size = len;
+        bool zlib = false;
+        char num[32];
+        int r;
+
+        z = malloc(zlen);
+        if (!z)
+                return -ENOMEM;
+        /* Level 1: most of the gain on text for a fraction of the time (this runs on the loop). */
+        r = compress2(z, &zlen, bytes, len, 1);
+        if (r == Z_MEM_ERROR)
+                return -ENOMEM;
+        if (r == Z_OK && zlen < COMPRESS_KEEP_RATIO * (double)len) {
+                bytes = z;
+                size = zlen;
+                zlib = true;
+        }
+
+        names = cJSON_CreateArray();
+        if (!names)
+                return -ENOMEM;
+        for (size_t off = 0; off < size || off == 0; off += PARTS_CHUNK_BYTES) {
+                size_t n = MIN((size_t)PARTS_CHUNK_BYTES, size - off);
+                char hash[65];
+                cJSON *s;
+
+                r = sigv4_sha256_hex(bytes + off, n, hash);
+                if (r >= 0)
+                        r = parts_add_hashed(out, hash, bytes + off, n);
+                if (r < 0)
+                        return r;
+                s = cJSON_CreateObject();
+                if (!s || !cJSON_AddStringToObject(s, "S", hash) || !cJSON_AddItemToArray(names, s)) {
+                        cJSON_Delete(s);
+                        return -ENOMEM;
+                }
+                if (size == 0)
+                        break;
+        }
+        snprintf(num, sizeof(num), "%zu", len);
+        ref = cJSON_CreateObject();
+        if (!ref)
+                return -ENOMEM;
+        {
+                cJSON *m = cJSON_AddObjectToObject(ref, "M"), *enc, *b, *p;
+
+                if (!m || !(enc = cJSON_AddObjectToObject(m, "enc")) ||
+                    !cJSON_AddStringToObject(enc, "S", zlib ? "zlib" : "raw") ||
+                    !(b = cJSON_AddObjectToObject(m, "bytes")) || !cJSON_AddStringToObject(b, "N", num) ||
+                    !(p = cJSON_AddObjectToObject(m, "parts")) || !cJSON_AddItemToObject(p, "L", names))
+                        return -ENOMEM;
+                names = NULL;
+        }
+        *ret = TAKE_PTR(ref);
+        return 0;
+}
+
+/* Moves attribute name of cell m into parts. */
+static int move_value(cJSON *m, const char *name, Parts *out)
+{
+        _cleanup_free_ char *text = NULL, *ref_name = NULL;
+        cJSON *av = cJSON_GetObjectItemCaseSensitive(m, name), *ref = NULL;
+        int r;
+
+        text = cJSON_PrintUnformatted(av);
+        if (!text || asprintf(&ref_name, "%s_ref", name) < 0) {
+                ref_name = NULL;
+                return -ENOMEM;
+        }
+        r = make_ref(text, strlen(text), out, &ref);
+        if (r < 0)
+                return r;
+        if (!cJSON_AddItemToObject(m, ref_name, ref)) {
+                cJSON_Delete(ref);
+                return -ENOMEM;
+        }
+        cJSON_DeleteItemFromObjectCaseSensitive(m, name);
+        return 0;
+}
+
+int parts_split(cJSON *item, size_t target, Parts *out)
+{
+        cJSON *cells = item_cells(item);
+
+        while (ddb_item_size(item) > target) {
+                cJSON *best_map = NULL, *c;
+                const char *best_name = NULL;
+                size_t best = 0;
+                int r;
+
+                /* The largest value of the earliest kind that has one worth moving. */
+                for (size_t k = 0; k < ELEMENTSOF(movable) && !best_map; k++)
+                        cJSON_ArrayForEach(c, cells)
+                        {
+                                cJSON *m = cell_map(c),
+                                      *av = m ? cJSON_GetObjectItemCaseSensitive(m, movable[k]) : NULL;
+                                size_t n;
+
+                                if (!av || cJSON_GetObjectItemCaseSensitive(av, "NULL"))
+                                        continue;
+                                n = attr_size(movable[k], av);
+                                if (n >= PARTS_MIN_VALUE_BYTES && n > best) {
+                                        best = n;
+                                        best_map = m;
+                                        best_name = movable[k];
+                                }
+                        }
+                if (!best_map)
+                        return -E2BIG;
+                r = move_value(best_map, best_name, out);
+                if (r < 0)
+                        return r;
+        }
+        return 0;
+}
+
+/* A reference's fields; -EBADMSG if it is not one. */
+static int ref_read(const cJSON *ref, const char **ret_enc, size_t *ret_bytes, const cJSON **ret_names)
+{
+        const cJSON *m = cJSON_GetObjectItemCaseSensitive(ref, "M");
+        const cJSON *enc = cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(m, "enc"), "S");
+        const cJSON *bytes =
+                cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(m, "bytes"), "N");
+        const cJSON *names =
+                cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(m, "parts"), "L");
+        uint64_t n;
+
+        if (!cJSON_IsString(enc) || (!streq(enc->valuestring, "zlib") && !streq(enc->valuestring, "raw")) ||
+            !cJSON_IsString(bytes) || parse_uint64(bytes->valuestring, &n) < 0 || n > SIZE_MAX / 2 ||
+            !cJSON_IsArray(names) || cJSON_GetArraySize(names) == 0)
+                return -EBADMSG;
+        *ret_enc = enc->valuestring;
+        *ret_bytes = (size_t)n;
+        *ret_names = names;
+        return 0;
+}
+
+static const char *name_of(const cJSON *s)
+{
+        const cJSON *v = cJSON_GetObjectItemCaseSensitive(s, "S");
+
+        return cJSON_IsString(v) && strlen(v->valuestring) == 64 ? v->valuestring : NULL;
+}
+
+/* Whether a cell attribute's name is a reference: one of movable[] followed by "_ref". */
+static bool is_ref_name(const char *name)
+{
+        for (size_t k = 0; k < ELEMENTSOF(movable); k++) {
+                size_t n = strlen(movable[k]);
+
+                if (strncmp(name, movable[k], n) == 0 && streq(name + n, "_ref"))
+                        return true;
+        }
+        return false;
+}
+
+int parts_foreach_name(const cJSON *item, int (*fn)(const char *hash, void *userdata), void *userdata)
+{
+        const cJSON *c, *a, *s;
+
+        cJSON_ArrayForEach(c, item_cells(item))
+        {
+                cJSON_ArrayForEach(a, cell_map((cJSON *)c))
+                {
+                        const cJSON *names;
+                        const char *enc;
+                        size_t bytes;
+                        int r;
+
+                        if (!is_ref_name(a->string))
+                                continue;
+                        if (ref_read(a, &enc, &bytes, &names) < 0)
+                                return -EBADMSG;
+                        cJSON_ArrayForEach(s, names)
+                        {
+                                const char *h = name_of(s);
+
+                                if (!h)
+                                        return -EBADMSG;
+                                if ((r = fn(h, userdata)) < 0)
+                                        return r;
+                        }
+                }
+        }
+        return 0;
+}
+
+/* The value a reference stands for, checked against every name and length it carries. */
+static int ref_resolve(const cJSON *ref, const Parts *have, cJSON **ret)
+{
+        _cleanup_free_ unsigned char *joined = NULL;
+        _cleanup_free_ char *text = NULL;
+        const cJSON *names, *s;
+        const char *enc;
+        size_t bytes, len = 0;
+        cJSON *v;
+        int r = ref_read(ref, &enc, &bytes, &names);
+
+        if (r < 0)
+                return r;
+        cJSON_ArrayForEach(s, names)
+        {
+                const char *h = name_of(s);
+                const Part *p = h ? parts_find(have, h) : NULL;
+                char check[65];
+                unsigned char *grown;
+
+                if (!h)
+                        return -EBADMSG;
+                if (!p)
+                        return -ENOENT;
+                if (sigv4_sha256_hex(p->data, p->size, check) < 0 || !streq(check, h))
+                        return -EBADMSG;
+                grown = realloc(joined, len + p->size + 1);
+                if (!grown)
+                        return -ENOMEM;
+                joined = grown;
+                memcpy(joined + len, p->data, p->size);
+                len += p->size;
+        }
+        if (streq(enc, "raw")) {
+                if (len != bytes)
+                        return -EBADMSG;
+                joined[len] = 0;
+                text = (char *)TAKE_PTR(joined);
+        } else {
+                uLongf out = bytes;
+
+                text = malloc(bytes + 1);
+                if (!text)
+                        return -ENOMEM;
+                r = uncompress((unsigned char *)text, &out, joined, len);
+                if (r == Z_MEM_ERROR)
+                        return -ENOMEM;
+                if (r != Z_OK || out != bytes)
+                        return -EBADMSG;
+                text[bytes] = 0;
+        }
+        if (strlen(text) != bytes)
+                return -EBADMSG;
+        v = cJSON_Parse(text);
+        if (!cJSON_IsObject(v) || !v->child || v->child->next) {
+                cJSON_Delete(v);
+                return -EBADMSG;
+        }
+        *ret = v;
+        return 0;
+}
+
+int parts_join(cJSON *item, const Parts *have)
+{
+        _cleanup_(cJSON_Deletep) cJSON *copy = cJSON_Duplicate(item, true);
+        cJSON *c, *a, *next;
+
+        if (!copy)
+                return -ENOMEM;
+        /* Worked on a copy, so that a failure leaves the item as it was. */
+        cJSON_ArrayForEach(c, item_cells(copy))
+        {
+                cJSON *m = cell_map(c);
+
+                for (a = m ? m->child : NULL; a; a = next) {
+                        _cleanup_free_ char *name = NULL;
+                        cJSON *v = NULL;
+                        int r;
+
+                        next = a->next;
+                        if (!is_ref_name(a->string))
+                                continue;
+                        r = ref_resolve(a, have, &v);
+                        if (r < 0)
+                                return r;
+                        name = strndup(a->string, strlen(a->string) - strlen("_ref"));
+                        if (!name || cJSON_GetObjectItemCaseSensitive(m, name)) {
+                                cJSON_Delete(v);
+                                return name ? -EBADMSG : -ENOMEM;
+                        }
+                        cJSON_DeleteItemFromObjectCaseSensitive(m, a->string);
+                        if (!cJSON_AddItemToObject(m, name, v)) {
+                                cJSON_Delete(v);
+                                return -ENOMEM;
+                        }
+                }
+        }
+        /* Swap the joined copy into item. */
+        {
+                cJSON tmp = *item;
+
+                item->child = copy->child;
+                copy->child = tmp.child;
+        }
+        return 0;
+}

@@ -1,0 +1,52 @@
+/* SPDX-License-Identifier: MIT */
+#pragma once
+
+/* Notebooks larger than a DynamoDB item: the cell values that do not fit move out of the
+ * notebook's item into part items, immutable and named by the SHA-256 of their bytes, written
+ * before the item that names them. Pure functions: nothing here sends anything.
+ *
+ * A moved attribute A of a cell (outputs first, the largest first; then code, stdout and error)
+ * is replaced in the cell by A_ref, a map:
+ *   enc    S       "zlib" (RFC 1950) or "raw": how the parts' bytes, concatenated, encode the text
+ *   bytes  N       the length of the decoded text
+ *   parts  L of S  the hex SHA-256 of each part's bytes, in order
+ * The decoded text is the attribute's value in DynamoDB's JSON, an AttributeValue ({"L": [...]}
+ * for outputs, {"S": "..."} for code): a reader joins the parts, inflates them if "zlib", parses
+ * the JSON and puts the value back under A. */
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <cjson/cJSON.h>
+
+#define PARTS_CHUNK_BYTES     (256u * 1024) /* bytes of one part at most */
+#define PARTS_MIN_VALUE_BYTES 1024          /* a smaller value never moves */
+
+typedef struct Part {
+        char hash[65]; /* hex SHA-256 of data */
+        unsigned char *data;
+        size_t size;
+} Part;
+
+typedef struct Parts {
+        Part *v;
+        size_t n;
+} Parts;
+
+void parts_done(Parts *p);
+const Part *parts_find(const Parts *p, const char *hash);
+/* Adds a copy of data under its hash, unless a part of that hash is there. 0, -ENOMEM, -EIO. */
+int parts_add(Parts *p, const void *data, size_t size);
+
+/* Moves values of item's cells into parts until ddb_item_size(item) <= target, and adds those
+ * parts to *out. 0; -E2BIG if the item cannot get that small (what was moved stays moved);
+ * -ENOMEM; -EIO (the hash or the compression failed). */
+int parts_split(cJSON *item, size_t target, Parts *out);
+
+/* Calls fn for every part item names, in order (a part named twice is named twice). Stops at the
+ * first negative return, which it returns; -EBADMSG for a malformed reference. */
+int parts_foreach_name(const cJSON *item, int (*fn)(const char *hash, void *userdata), void *userdata);
+
+/* Puts every moved value back in item, from have. -ENOENT: a part is not in have; -EBADMSG: a
+ * part's bytes do not hash to its name, the text does not decode to the length the reference
+ * gives, or it is no AttributeValue; -ENOMEM. item is unchanged on error. */
+int parts_join(cJSON *item, const Parts *have);

@@ -1,0 +1,260 @@
+/* SPDX-License-Identifier: MIT */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "ddb.h"
+#include "parts.h"
+#include "tap.h"
+
+#define KIB    1024
+#define TARGET (DDB_MAX_ITEM_BYTES - 8 * KIB)
+
+static uint64_t seed = 0x5eed;
+
+static unsigned next_random(void)
+{
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        return (unsigned)seed;
+}
+
+/* n bytes of base64-looking noise (an image does not compress), or of repetitive HTML. */
+static char *filler(size_t n, bool noise)
+{
+        static const char b64[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+        static const char html[] = "<tr><td>row</td><td>12.5</td><td>value</td></tr>\n";
+        char *s = malloc(n + 1);
+
+        for (size_t i = 0; i < n; i++)
+                s[i] = noise ? b64[next_random() % 64] : html[i % (sizeof(html) - 1)];
+        s[n] = 0;
+        return s;
+}
+
+static cJSON *output(const char *mime, char *data)
+{
+        cJSON *o = cJSON_CreateObject();
+
+        cJSON_AddStringToObject(o, "mime_type", mime);
+        cJSON_AddStringToObject(o, "data", data);
+        cJSON_AddObjectToObject(o, "metadata");
+        free(data);
+        return o;
+}
+
+static cJSON *cell(const char *id, char *code, cJSON *outputs)
+{
+        cJSON *c = cJSON_CreateObject();
+
+        cJSON_AddStringToObject(c, "id", id);
+        cJSON_AddStringToObject(c, "type", "python");
+        cJSON_AddStringToObject(c, "code", code);
+        cJSON_AddStringToObject(c, "status", "idle");
+        cJSON_AddStringToObject(c, "stdout", "");
+        cJSON_AddItemToObject(c, "outputs", outputs ? outputs : cJSON_CreateArray());
+        cJSON_AddNullToObject(c, "error");
+        cJSON_AddItemToObject(c, "reads", cJSON_CreateArray());
+        cJSON_AddItemToObject(c, "writes", cJSON_CreateArray());
+        free(code);
+        return c;
+}
+
+/* A data notebook: two PNG-like images of 150 KB and 600 KB, an HTML table of 2 MB, a 300 KB
+ * cell of code, and 20 small cells. */
+static cJSON *big_notebook(void)
+{
+        cJSON *nb = cJSON_CreateObject(), *cells = cJSON_CreateArray(), *o;
+
+        cJSON_AddStringToObject(nb, "id", "big");
+        cJSON_AddStringToObject(nb, "user_id", "alice");
+        cJSON_AddStringToObject(nb, "name", "Plots");
+        cJSON_AddNullToObject(nb, "db_conn_string");
+        cJSON_AddNumberToObject(nb, "revision", 7);
+        cJSON_AddStringToObject(nb, "created_at", "2026-12-01T10:00:00.000Z");
+        cJSON_AddStringToObject(nb, "updated_at", "2026-12-01T10:00:00.000Z");
+        cJSON_AddNullToObject(nb, "ttl");
+        cJSON_AddNullToObject(nb, "demo_version");
+        for (int i = 0; i < 20; i++) {
+                char id[16], code[32];
+
+                snprintf(id, sizeof(id), "small-%d", i);
+                snprintf(code, sizeof(code), "x%d = %d", i, i);
+                cJSON_AddItemToArray(cells, cell(id, strdup(code), NULL));
+        }
+        o = cJSON_CreateArray();
+        cJSON_AddItemToArray(o, output("image/png", filler(150 * KIB, true)));
+        cJSON_AddItemToArray(cells, cell("plot-1", strdup("plt.show()"), o));
+        o = cJSON_CreateArray();
+        cJSON_AddItemToArray(o, output("image/png", filler(600 * KIB, true)));
+        cJSON_AddItemToArray(cells, cell("plot-2", strdup("plt.show()"), o));
+        o = cJSON_CreateArray();
+        cJSON_AddItemToArray(o, output("text/html", filler(2048 * KIB, false)));
+        cJSON_AddItemToArray(cells, cell("table", strdup("df"), o));
+        cJSON_AddItemToArray(cells, cell("long-code", filler(300 * KIB, false), NULL));
+        cJSON_AddItemToObject(nb, "cells", cells);
+        return nb;
+}
+
+static int collect(const char *hash, void *userdata)
+{
+        Parts *named = userdata;
+
+        return parts_add(named, hash, strlen(hash));
+}
+
+static size_t count_names(const cJSON *item)
+{
+        Parts named = { 0 };
+        size_t n;
+
+        if (parts_foreach_name(item, collect, &named) < 0)
+                return SIZE_MAX;
+        n = named.n;
+        parts_done(&named);
+        return n;
+}
+
+static void test_round_trip(void)
+{
+        cJSON *nb = big_notebook(), *item = NULL, *whole, *back = NULL;
+        Parts parts = { 0 };
+        bool sizes_ok = true, zlib = false;
+        size_t stored = 0;
+        char *text;
+
+        ok(ddb_item_from_notebook(nb, "token-1", &item) == 0, "item of a 3 MB notebook");
+        whole = cJSON_Duplicate(item, true);
+        ok(ddb_item_size(item) > DDB_MAX_ITEM_BYTES, "it is over DynamoDB's limit (%zu bytes)",
+           ddb_item_size(item));
+        is_int(parts_split(item, TARGET, &parts), 0, "split");
+        ok(ddb_item_size(item) <= TARGET, "the notebook's item fits: %zu bytes", ddb_item_size(item));
+        for (size_t i = 0; i < parts.n; i++)
+                sizes_ok &= parts.v[i].size <= PARTS_CHUNK_BYTES;
+        ok(parts.n > 0 && sizes_ok, "%zu parts, each at most %u bytes", parts.n, PARTS_CHUNK_BYTES);
+        is_int((long long)count_names(item), (long long)parts.n, "the item names every part, each once");
+
+        text = cJSON_PrintUnformatted(item);
+        zlib = strstr(text, "\"zlib\"") != NULL;
+        free(text);
+        for (size_t i = 0; i < parts.n; i++)
+                stored += parts.v[i].size;
+        ok(zlib && stored < 800 * KIB, "values are compressed: %zu bytes of parts for 2.6 MB moved", stored);
+        {
+                const cJSON *first =
+                        cJSON_GetArrayItem(cJSON_GetObjectItem(cJSON_GetObjectItem(item, "cells"), "L"), 0);
+
+                ok(cJSON_GetObjectItem(cJSON_GetObjectItem(first, "M"), "code"),
+                   "small cells keep their values");
+        }
+
+        is_int(parts_join(item, &parts), 0, "join");
+        ok(cJSON_Compare(item, whole, true), "the joined item is the item before the split");
+        ok(ddb_notebook_from_item(item, &back, NULL) == 0 &&
+                   cJSON_Compare(cJSON_GetObjectItem(back, "cells"), cJSON_GetObjectItem(nb, "cells"), true),
+           "and reads back as the notebook");
+        parts_done(&parts);
+        cJSON_Delete(back);
+        cJSON_Delete(whole);
+        cJSON_Delete(item);
+        cJSON_Delete(nb);
+}
+
+static void test_damage(void)
+{
+        cJSON *nb = big_notebook(), *item = NULL, *split;
+        Parts parts = { 0 }, fewer = { 0 };
+
+        ddb_item_from_notebook(nb, NULL, &item);
+        parts_split(item, TARGET, &parts);
+        split = cJSON_Duplicate(item, true);
+        for (size_t i = 1; i < parts.n; i++)
+                parts_add(&fewer, parts.v[i].data, parts.v[i].size);
+        is_int(parts_join(item, &fewer), -ENOENT, "a missing part: -ENOENT");
+        ok(cJSON_Compare(item, split, true), "and the item is unchanged");
+
+        parts.v[0].data[parts.v[0].size / 2] ^= 1;
+        is_int(parts_join(item, &parts), -EBADMSG, "a part whose bytes do not hash to its name: -EBADMSG");
+        ok(cJSON_Compare(item, split, true), "and the item is unchanged");
+        parts_done(&parts);
+        parts_done(&fewer);
+        cJSON_Delete(split);
+        cJSON_Delete(item);
+        cJSON_Delete(nb);
+}
+
+/* An edit of one small cell of a big notebook writes no new part: the values that moved are the
+ * same, and their parts are named by their content. */
+static void test_small_edit(void)
+{
+        cJSON *nb = big_notebook(), *item = NULL, *cells;
+        Parts before = { 0 }, after = { 0 };
+        size_t fresh = 0;
+
+        ddb_item_from_notebook(nb, NULL, &item);
+        parts_split(item, TARGET, &before);
+        cJSON_Delete(item);
+        cells = cJSON_GetObjectItem(nb, "cells");
+        cJSON_ReplaceItemInObject(cJSON_GetArrayItem(cells, 3), "code", cJSON_CreateString("x3 = 'edited'"));
+        ddb_item_from_notebook(nb, NULL, &item);
+        is_int(parts_split(item, TARGET, &after), 0, "split after an edit of a small cell");
+        for (size_t i = 0; i < after.n; i++)
+                fresh += !parts_find(&before, after.v[i].hash);
+        is_int((long long)fresh, 0, "no part is new: only the notebook's item is written again");
+        parts_done(&before);
+        parts_done(&after);
+        cJSON_Delete(item);
+        cJSON_Delete(nb);
+}
+
+static void test_too_many_small(void)
+{
+        cJSON *nb = big_notebook(), *cells = cJSON_CreateArray(), *item = NULL;
+        Parts parts = { 0 };
+
+        /* 1000 cells of 500 bytes each: no value is worth a part, and together they do not fit. */
+        for (int i = 0; i < 1000; i++) {
+                char id[16];
+
+                snprintf(id, sizeof(id), "c%d", i);
+                cJSON_AddItemToArray(cells, cell(id, filler(500, true), NULL));
+        }
+        cJSON_ReplaceItemInObject(nb, "cells", cells);
+        ddb_item_from_notebook(nb, NULL, &item);
+        is_int(parts_split(item, TARGET, &parts), -E2BIG, "many small values that do not fit: -E2BIG");
+        parts_done(&parts);
+        cJSON_Delete(item);
+        cJSON_Delete(nb);
+}
+
+static void test_same_value_twice(void)
+{
+        cJSON *nb = big_notebook(), *cells = cJSON_GetObjectItem(nb, "cells"), *item = NULL;
+        Parts once = { 0 }, twice = { 0 };
+
+        ddb_item_from_notebook(nb, NULL, &item);
+        parts_split(item, TARGET, &once);
+        cJSON_Delete(item);
+        /* The 600 KB image in a second cell too: its parts are the same parts. */
+        cJSON_AddItemToArray(cells, cJSON_Duplicate(cJSON_GetArrayItem(cells, 21), true));
+        cJSON_ReplaceItemInObject(cJSON_GetArrayItem(cells, 24), "id", cJSON_CreateString("plot-2-copy"));
+        ddb_item_from_notebook(nb, NULL, &item);
+        is_int(parts_split(item, TARGET, &twice), 0, "split with one image in two cells");
+        is_int((long long)twice.n, (long long)once.n, "the image is stored once (%zu parts)", twice.n);
+        parts_done(&once);
+        parts_done(&twice);
+        cJSON_Delete(item);
+        cJSON_Delete(nb);
+}
+
+int main(void)
+{
+        test_round_trip();
+        test_damage();
+        test_small_edit();
+        test_too_many_small();
+        test_same_value_twice();
+        return tap_done();
+}
