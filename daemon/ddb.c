@@ -1018,6 +1018,166 @@ cJSON *ddb_describe_table_body(const char *table)
         return body_new(table);
 }
 
+/* ---- the parts table ----------------------------------------------------------------------- */
+
+static const char b64_digits[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+
+static char *base64_encode(const unsigned char *p, size_t n)
+{
+        char *out = malloc((n + 2) / 3 * 4 + 1), *o = out;
+
+        if (!out)
+                return NULL;
+        for (size_t i = 0; i < n; i += 3) {
+                unsigned v = (unsigned)p[i] << 16 | (i + 1 < n ? (unsigned)p[i + 1] << 8 : 0) |
+                             (i + 2 < n ? p[i + 2] : 0);
+
+                *o++ = b64_digits[v >> 18 & 63];
+                *o++ = b64_digits[v >> 12 & 63];
+                *o++ = i + 1 < n ? b64_digits[v >> 6 & 63] : '=';
+                *o++ = i + 2 < n ? b64_digits[v & 63] : '=';
+        }
+        *o = 0;
+        return out;
+}
+
+/* Strict: length a multiple of 4, padding only at the end. -EBADMSG otherwise. */
+static int base64_decode(const char *s, unsigned char **ret, size_t *ret_size)
+{
+        size_t n = strlen(s), pad = 0, k = 0;
+        unsigned char *out;
+
+        if (n % 4)
+                return -EBADMSG;
+        while (pad < 2 && n > pad && s[n - 1 - pad] == '=')
+                pad++;
+        out = malloc(n / 4 * 3 + 1);
+        if (!out)
+                return -ENOMEM;
+        for (size_t i = 0; i < n; i += 4) {
+                unsigned v = 0;
+
+                for (size_t j = 0; j < 4; j++) {
+                        const char *d = s[i + j] ? strchr(b64_digits, s[i + j]) : NULL;
+
+                        if (i + j >= n - pad)
+                                d = b64_digits; /* padding counts as zero bits */
+                        else if (!d) {
+                                free(out);
+                                return -EBADMSG;
+                        }
+                        v = v << 6 | (unsigned)(d - b64_digits);
+                }
+                out[k++] = (unsigned char)(v >> 16);
+                out[k++] = (unsigned char)(v >> 8);
+                out[k++] = (unsigned char)v;
+        }
+        *ret = out;
+        *ret_size = k - pad;
+        return 0;
+}
+
+static int put_part_key(cJSON *b, const char *owner, const char *hash)
+{
+        cJSON *key = cJSON_AddObjectToObject(b, "Key"), *av;
+        int r;
+
+        if (!key)
+                return -ENOMEM;
+        r = av_string(owner, &av);
+        if (r >= 0)
+                r = put(key, "owner", av);
+        if (r >= 0)
+                r = av_string(hash, &av);
+        if (r >= 0)
+                r = put(key, "part", av);
+        return r;
+}
+
+cJSON *ddb_part_put_body(const char *table, const char *owner, const char *hash, const void *data,
+                         size_t size, const char *created_at)
+{
+        _cleanup_(cJSON_Deletep) cJSON *b = body_new(table);
+        _cleanup_free_ char *text = base64_encode(data, size);
+        cJSON *item, *av;
+
+        if (!b || !text || !(item = cJSON_AddObjectToObject(b, "Item")) || av_string(owner, &av) < 0 ||
+            put(item, "owner", av) < 0 || av_string(hash, &av) < 0 || put(item, "part", av) < 0 ||
+            av_new("B", cJSON_CreateString(text), &av) < 0 || put(item, "data", av) < 0 ||
+            av_string(created_at, &av) < 0 || put(item, "created_at", av) < 0)
+                return NULL;
+        return TAKE_PTR(b);
+}
+
+cJSON *ddb_part_get_body(const char *table, const char *owner, const char *hash)
+{
+        _cleanup_(cJSON_Deletep) cJSON *b = body_new(table);
+
+        if (!b || put_part_key(b, owner, hash) < 0 || !cJSON_AddTrueToObject(b, "ConsistentRead"))
+                return NULL;
+        return TAKE_PTR(b);
+}
+
+int ddb_part_data(const cJSON *item, unsigned char **ret_data, size_t *ret_size)
+{
+        const cJSON *v = av_unwrap(cJSON_GetObjectItemCaseSensitive(item, "data"));
+
+        if (!v || !av_is(v, "B") || !cJSON_IsString(v))
+                return -EBADMSG;
+        return base64_decode(v->valuestring, ret_data, ret_size);
+}
+
+cJSON *ddb_parts_query_body(const char *table, const char *owner, const cJSON *start_key)
+{
+        _cleanup_(cJSON_Deletep) cJSON *b = body_new(table);
+        cJSON *values, *av;
+
+        if (!b || !cJSON_AddStringToObject(b, "KeyConditionExpression", "#o = :o") ||
+            !cJSON_AddStringToObject(b, "ProjectionExpression", "#p, #c") ||
+            add_names(b, (const char *const[]){ "#o", "owner", "#p", "part", "#c", "created_at", NULL }) <
+                    0 ||
+            !(values = cJSON_AddObjectToObject(b, "ExpressionAttributeValues")) ||
+            av_string(owner, &av) < 0 || put(values, ":o", av) < 0 ||
+            !cJSON_AddTrueToObject(b, "ConsistentRead"))
+                return NULL;
+        if (start_key && put(b, "ExclusiveStartKey", cJSON_Duplicate(start_key, true)) < 0)
+                return NULL;
+        return TAKE_PTR(b);
+}
+
+cJSON *ddb_part_delete_body(const char *table, const char *owner, const char *hash, const char *cutoff)
+{
+        _cleanup_(cJSON_Deletep) cJSON *b = body_new(table);
+        cJSON *values, *av;
+
+        if (!b || put_part_key(b, owner, hash) < 0 ||
+            !cJSON_AddStringToObject(b, "ConditionExpression", "#c < :cut") ||
+            add_names(b, (const char *const[]){ "#c", "created_at", NULL }) < 0 ||
+            !(values = cJSON_AddObjectToObject(b, "ExpressionAttributeValues")) ||
+            av_string(cutoff, &av) < 0 || put(values, ":cut", av) < 0)
+                return NULL;
+        return TAKE_PTR(b);
+}
+
+cJSON *ddb_create_parts_table_body(const char *table)
+{
+        static const char *const attrs[] = { "owner", "part" };
+        _cleanup_(cJSON_Deletep) cJSON *b = body_new(table);
+        cJSON *defs, *e;
+
+        if (!b || !(defs = cJSON_AddArrayToObject(b, "AttributeDefinitions")))
+                return NULL;
+        for (size_t i = 0; i < ELEMENTSOF(attrs); i++)
+                if (!(e = cJSON_CreateObject()) || put(defs, NULL, e) < 0 ||
+                    !cJSON_AddStringToObject(e, "AttributeName", attrs[i]) ||
+                    !cJSON_AddStringToObject(e, "AttributeType", "S"))
+                        return NULL;
+        if (put(b, "KeySchema", key_schema_new("owner", "part")) < 0 ||
+            !cJSON_AddStringToObject(b, "BillingMode", "PAY_PER_REQUEST"))
+                return NULL;
+        return TAKE_PTR(b);
+}
+
 /* ---- the table check ----------------------------------------------------------------------- */
 
 typedef struct Report {

@@ -96,6 +96,26 @@ cJSON *ddb_update_ttl_body(const char *table);
 /* DescribeTable (also the body of DescribeTimeToLive). */
 cJSON *ddb_describe_table_body(const char *table);
 
+/* ---- the parts table (doc/sync.md, "Big notebooks") ------------------------------------------ */
+
+/* A part item: owner S (HASH: "user_id/notebook_id"; a user_id has no '/'), part S (RANGE: the hex
+ * SHA-256 of data), data B, created_at S (ISO 8601, UTC). */
+
+/* PutItem of a part, unconditional: one name is one content, and writing it again refreshes its
+ * created_at, which keeps a collection that started before from removing it. */
+cJSON *ddb_part_put_body(const char *table, const char *owner, const char *hash, const void *data,
+                         size_t size, const char *created_at);
+/* GetItem of a part, strongly consistent: it was written before any item that names it. */
+cJSON *ddb_part_get_body(const char *table, const char *owner, const char *hash);
+/* The bytes of a part item (GetItem's "Item"), in a new buffer. -EBADMSG: not a part item. */
+int ddb_part_data(const cJSON *item, unsigned char **ret_data, size_t *ret_size);
+/* One page of an owner's parts, projected to part and created_at, strongly consistent. */
+cJSON *ddb_parts_query_body(const char *table, const char *owner, const cJSON *start_key);
+/* DeleteItem of a part, only if it was written before cutoff (created_at < cutoff). */
+cJSON *ddb_part_delete_body(const char *table, const char *owner, const char *hash, const char *cutoff);
+/* CreateTable of a parts table: owner S HASH, part S RANGE, PAY_PER_REQUEST. */
+cJSON *ddb_create_parts_table_body(const char *table);
+
 /* Whether an existing table (a DescribeTable result, {"Table": {...}}, or its "Table" member)
  * serves as the seed's table: key schema, key attribute types, both GSIs with their keys and
  * projections (an index projecting ALL, or INCLUDE with more attributes, also serves). Returns
