@@ -1,0 +1,98 @@
+/* SPDX-License-Identifier: MIT */
+/* Big notebooks' parts, as a pull reads them. The first byte picks what the rest is:
+ *   even: an item (JSON). parts_split() with a target from the second byte, then parts_join()
+ *         with the parts it made, must give back the item exactly (also when it could not fit);
+ *   odd:  an item naming parts, then, after a NUL, part bytes (each: a length byte, then that
+ *         many bytes). parts_join() must succeed or leave the item as it was, and a joined item
+ *         names no part any more. The item is also read as a part item (ddb_part_data()). */
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "ddb.h"
+#include "fuzz.h"
+#include "parts.h"
+#include "util.h"
+
+static int count(const char *hash, void *userdata)
+{
+        (*(size_t *)userdata)++;
+        return 0;
+}
+
+static void split_join(const char *text, size_t target)
+{
+        cJSON *item = cJSON_Parse(text), *copy;
+        Parts parts = { 0 };
+        int r;
+
+        if (!cJSON_IsObject(item)) {
+                cJSON_Delete(item);
+                return;
+        }
+        copy = cJSON_Duplicate(item, true);
+        fuzz_check(copy);
+        r = parts_split(item, target, &parts);
+        fuzz_check(r == 0 || r == -E2BIG || r == -ENOMEM);
+        if (r == 0)
+                fuzz_check(ddb_item_size(item) <= target);
+        for (size_t i = 0; i < parts.n; i++)
+                fuzz_check(parts.v[i].size <= PARTS_CHUNK_BYTES);
+        r = parts_join(item, &parts);
+        fuzz_check(r == 0 || r == -ENOMEM);
+        if (r == 0)
+                fuzz_check(cJSON_Compare(item, copy, true));
+        parts_done(&parts);
+        cJSON_Delete(copy);
+        cJSON_Delete(item);
+}
+
+static void join_given(const uint8_t *data, size_t size)
+{
+        const uint8_t *nul = memchr(data, 0, size);
+        _cleanup_free_ char *text = strndup((const char *)data, nul ? (size_t)(nul - data) : size);
+        cJSON *item = text ? cJSON_Parse(text) : NULL, *copy;
+        Parts have = { 0 };
+        unsigned char *bytes = NULL;
+        size_t n = 0, named = 0;
+        int r;
+
+        if (!item)
+                return;
+        r = ddb_part_data(item, &bytes, &n);
+        fuzz_check(r == 0 || r == -EBADMSG || r == -ENOMEM);
+        free(bytes);
+        copy = cJSON_Duplicate(item, true);
+        fuzz_check(copy);
+        for (const uint8_t *p = nul ? nul + 1 : data + size; p < data + size;) {
+                size_t len = MIN((size_t)*p, (size_t)(data + size - p - 1));
+
+                fuzz_check(parts_add(&have, p + 1, len) == 0);
+                p += 1 + len;
+        }
+        r = parts_join(item, &have);
+        fuzz_check(r == 0 || r == -ENOENT || r == -EBADMSG || r == -ENOMEM);
+        if (r == 0)
+                fuzz_check(parts_foreach_name(item, count, &named) == 0 && named == 0);
+        else
+                fuzz_check(cJSON_Compare(item, copy, true));
+        parts_done(&have);
+        cJSON_Delete(copy);
+        cJSON_Delete(item);
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+        if (size < 2)
+                return 0;
+        if (data[0] % 2 == 0) {
+                _cleanup_free_ char *text = strndup((const char *)data + 2, size - 2);
+
+                if (text)
+                        /* Targets from 64 bytes up, so that small items split too. */
+                        split_join(text, 64 + (size_t)data[1] * 64);
+        } else
+                join_given(data + 1, size - 1);
+        return 0;
+}
