@@ -15,6 +15,14 @@
 #include "parts.h"
 #include "util.h"
 
+/* Equal as printed: cJSON_Compare() takes an object with a key twice for unequal to itself. */
+static bool same(const cJSON *a, const cJSON *b)
+{
+        _cleanup_free_ char *x = cJSON_PrintUnformatted(a), *y = cJSON_PrintUnformatted(b);
+
+        return x && y && streq(x, y);
+}
+
 static int count(const char *hash, void *userdata)
 {
         (*(size_t *)userdata)++;
@@ -42,7 +50,7 @@ static void split_join(const char *text, size_t target)
         r = parts_join(item, &parts);
         fuzz_check(r == 0 || r == -ENOMEM);
         if (r == 0)
-                fuzz_check(cJSON_Compare(item, copy, true));
+                fuzz_check(same(item, copy));
         parts_done(&parts);
         cJSON_Delete(copy);
         cJSON_Delete(item);
@@ -76,7 +84,7 @@ static void join_given(const uint8_t *data, size_t size)
         if (r == 0)
                 fuzz_check(parts_foreach_name(item, count, &named) == 0 && named == 0);
         else
-                fuzz_check(cJSON_Compare(item, copy, true));
+                fuzz_check(same(item, copy));
         parts_done(&have);
         cJSON_Delete(copy);
         cJSON_Delete(item);
