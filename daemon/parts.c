@@ -155,6 +155,23 @@ static int make_ref(const char *text, size_t len, Parts *out, cJSON **ret)
         return 0;
 }
 
+/* Puts v in old's place in m, under name: a value and its reference take each other's place, so
+ * that a split and a join give back the item member for member, in order. */
+static int replace_renamed(cJSON *m, cJSON *old, const char *name, cJSON *v)
+{
+        v->string = strdup(name);
+        if (!v->string) {
+                cJSON_Delete(v);
+                return -ENOMEM;
+        }
+        v->type &= ~cJSON_StringIsConst;
+        if (!cJSON_ReplaceItemViaPointer(m, old, v)) {
+                cJSON_Delete(v);
+                return -ENOMEM;
+        }
+        return 0;
+}
+
 /* Moves attribute name of cell m into parts. */
 static int move_value(cJSON *m, const char *name, Parts *out)
 {
@@ -170,12 +187,7 @@ static int move_value(cJSON *m, const char *name, Parts *out)
         r = make_ref(text, strlen(text), out, &ref);
         if (r < 0)
                 return r;
-        if (!cJSON_AddItemToObject(m, ref_name, ref)) {
-                cJSON_Delete(ref);
-                return -ENOMEM;
-        }
-        cJSON_DeleteItemFromObjectCaseSensitive(m, name);
-        return 0;
+        return replace_renamed(m, av, ref_name, ref);
 }
 
 int parts_split(cJSON *item, size_t target, Parts *out)
@@ -375,11 +387,9 @@ int parts_join(cJSON *item, const Parts *have)
                                 cJSON_Delete(v);
                                 return name ? -EBADMSG : -ENOMEM;
                         }
-                        cJSON_DeleteItemFromObjectCaseSensitive(m, a->string);
-                        if (!cJSON_AddItemToObject(m, name, v)) {
-                                cJSON_Delete(v);
-                                return -ENOMEM;
-                        }
+                        r = replace_renamed(m, a, name, v);
+                        if (r < 0)
+                                return r;
                 }
         }
         /* Swap the joined copy into item. */
