@@ -208,7 +208,9 @@ int parts_split(cJSON *item, size_t target, Parts *out)
                                       *av = m ? cJSON_GetObjectItemCaseSensitive(m, movable[k]) : NULL;
                                 size_t n;
 
-                                if (!av || cJSON_GetObjectItemCaseSensitive(av, "NULL"))
+                                /* Only AttributeValues move ({"L": ...}: one member), and no NULL. */
+                                if (!cJSON_IsObject(av) || !av->child || av->child->next ||
+                                    cJSON_GetObjectItemCaseSensitive(av, "NULL"))
                                         continue;
                                 n = attr_size(movable[k], av);
                                 if (n >= PARTS_MIN_VALUE_BYTES && n > best) {

@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /* Big notebooks' parts, as a pull reads them. The first byte picks what the rest is:
- *   even: an item (JSON). parts_split() with a target from the second byte, then parts_join()
- *         with the parts it made, must give back the item exactly (also when it could not fit);
+ *   even: an item (JSON) that names no part. parts_split() with a target from the second byte,
+ *         then parts_join() with the parts it made, must give back the item exactly (also when
+ *         it could not fit);
  *   odd:  an item naming parts, then, after a NUL, part bytes (each: a length byte, then that
  *         many bytes). parts_join() must succeed or leave the item as it was, and a joined item
  *         names no part any more. The item is also read as a part item (ddb_part_data()). */
@@ -12,6 +13,7 @@
 
 #include "ddb.h"
 #include "fuzz.h"
+#include "model.h"
 #include "parts.h"
 #include "util.h"
 
@@ -21,6 +23,18 @@ static bool same(const cJSON *a, const cJSON *b)
         _cleanup_free_ char *x = cJSON_PrintUnformatted(a), *y = cJSON_PrintUnformatted(b);
 
         return x && y && streq(x, y);
+}
+
+/* Whether the item, printed, parses back the same: not when it holds a number JSON cannot print
+ * (1e999 prints as null), which an item DynamoDB sends never does (its numbers are strings). */
+static bool prints_back(const cJSON *item)
+{
+        _cleanup_free_ char *text = cJSON_PrintUnformatted(item);
+        cJSON *again = text ? cJSON_Parse(text) : NULL;
+        bool ok = again && same(item, again);
+
+        cJSON_Delete(again);
+        return ok;
 }
 
 static int count(const char *hash, void *userdata)
@@ -35,7 +49,15 @@ static void split_join(const char *text, size_t target)
         Parts parts = { 0 };
         int r;
 
-        if (!cJSON_IsObject(item)) {
+        size_t named = 0;
+
+        /* An item from ddb_item_from_notebook() names no part yet; one that does (or holds what
+         * reads as a broken reference) is join_given()'s. */
+        ModelError e;
+
+        /* Nor a key twice in one object: the first would move, the second stay in its way. */
+        if (!cJSON_IsObject(item) || parts_foreach_name(item, count, &named) < 0 || named > 0 ||
+            !prints_back(item) || model_check_unique_keys(item, &e) != 0) {
                 cJSON_Delete(item);
                 return;
         }
