@@ -808,21 +808,28 @@ static cJSON *body_new(const char *table)
         return b;
 }
 
-static int put_key(cJSON *b, const char *user_id, const char *notebook_id)
+/* Key: {hash_name: S, range_name: S}. */
+static int put_key_of(cJSON *b, const char *hash_name, const char *hash, const char *range_name,
+                      const char *range)
 {
         cJSON *key = cJSON_AddObjectToObject(b, "Key"), *av;
         int r;
 
         if (!key)
                 return -ENOMEM;
-        r = av_string(user_id, &av);
+        r = av_string(hash, &av);
         if (r >= 0)
-                r = put(key, "user_id", av);
+                r = put(key, hash_name, av);
         if (r >= 0)
-                r = av_string(notebook_id, &av);
+                r = av_string(range, &av);
         if (r >= 0)
-                r = put(key, "notebook_id", av);
+                r = put(key, range_name, av);
         return r;
+}
+
+static int put_key(cJSON *b, const char *user_id, const char *notebook_id)
+{
+        return put_key_of(b, "user_id", user_id, "notebook_id", notebook_id);
 }
 
 /* Adds placeholder pairs ({"#nid", "notebook_id", ..., NULL}) to ExpressionAttributeNames. */
@@ -1079,19 +1086,7 @@ static int base64_decode(const char *s, unsigned char **ret, size_t *ret_size)
 
 static int put_part_key(cJSON *b, const char *owner, const char *hash)
 {
-        cJSON *key = cJSON_AddObjectToObject(b, "Key"), *av;
-        int r;
-
-        if (!key)
-                return -ENOMEM;
-        r = av_string(owner, &av);
-        if (r >= 0)
-                r = put(key, "owner", av);
-        if (r >= 0)
-                r = av_string(hash, &av);
-        if (r >= 0)
-                r = put(key, "part", av);
-        return r;
+        return put_key_of(b, "owner", owner, "part", hash);
 }
 
 cJSON *ddb_part_put_body(const char *table, const char *owner, const char *hash, const void *data,
