@@ -367,17 +367,31 @@ static void conn_enforce(Conn *c)
                           s->bytes, l->buffer_bytes, big->accounted);
 }
 
+/* Whether the peer's requests wait: it has more unread replies than output_soft_limit. When it
+ * has read them, the touched pass puts it back in turn (conn_make_ready()). A stop runs all. */
+static bool conn_blocked(const Conn *c)
+{
+        return !c->dead && !c->server->draining &&
+               conn_owed(c) > server_limits(c->server)->output_soft_bytes;
+}
+
+/* Whether more of the peer's requests are read: not while it has too many unanswered or too much
+ * unread reply (it must read before it may send more), nor once it ended, failed, or the daemon
+ * stops. */
+static bool conn_may_read(const Conn *c)
+{
+        return !c->dead && !c->eof && !c->server->draining && c->pending < MAX_PIPELINED && !conn_blocked(c);
+}
+
 static void conn_update_events(Conn *c)
 {
         Server *s = c->server;
         uint32_t events = 0;
         int r;
 
-        /* Reading stops while a peer has too many requests unanswered or too much unread reply:
-         * it must read before it may send more. A dead peer leaves the set: epoll reports hang-ups
-         * even when not asked, and it must not keep the loop busy until it is freed. */
-        if (!c->dead && !c->eof && !s->draining && c->pending < MAX_PIPELINED &&
-            conn_owed(c) <= server_limits(s)->output_soft_bytes)
+        /* A dead peer leaves the set: epoll reports hang-ups even when not asked, and it must not
+         * keep the loop busy until it is freed. */
+        if (conn_may_read(c))
                 events |= EPOLLIN;
         if (!c->dead && c->out_off < c->out_len)
                 events |= EPOLLOUT;
@@ -501,14 +515,6 @@ static int conn_append_reply(Conn *c, char **text, size_t n)
 static void server_schedule(Server *s)
 {
         sd_event_source_set_enabled(s->batch, SD_EVENT_ONESHOT);
-}
-
-/* Whether the peer's requests wait: it has more unread replies than output_soft_limit. When it
- * has read them, the touched pass puts it back in turn (conn_make_ready()). A stop runs all. */
-static bool conn_blocked(const Conn *c)
-{
-        return !c->dead && !c->server->draining &&
-               conn_owed(c) > server_limits(c->server)->output_soft_bytes;
 }
 
 static void uid_make_ready(Server *s, UidUsage *u)
@@ -1187,8 +1193,7 @@ static void server_pass(Server *s)
                 c->in_touched = false;
                 conn_flush(c);
                 conn_make_ready(c);
-                if (!c->dead && !c->eof && !s->draining && c->pending < MAX_PIPELINED &&
-                    conn_owed(c) <= server_limits(s)->output_soft_bytes && conn_take_lines(c) < 0)
+                if (conn_may_read(c) && conn_take_lines(c) < 0)
                         c->dead = true;
                 conn_update_events(c);
                 conn_maybe_free(c);
