@@ -45,6 +45,8 @@ typedef enum RemoteKey {
         REMOTE_PULL_INTERVAL,
         REMOTE_CONNECT_TIMEOUT,
         REMOTE_REQUEST_TIMEOUT,
+        REMOTE_PARTS_TABLE,
+        REMOTE_PARTS_GRACE,
         _REMOTE_KEY_MAX,
 } RemoteKey;
 
@@ -123,6 +125,7 @@ Config *config_new(void)
                 .connect_timeout_usec = 5 * USEC_PER_SEC,
                 .request_timeout_usec = 30 * USEC_PER_SEC,
                 .max_in_flight = 8,
+                .parts_grace_usec = 3600 * USEC_PER_SEC,
         };
         if (!c->remote.table) {
                 free(c);
@@ -144,6 +147,7 @@ Config *config_free(Config *c)
         }
         free(c->bindings);
         free(c->remote.table);
+        free(c->remote.parts_table);
         free(c->remote.region);
         free(c->remote.endpoint);
         free(c->remote.ca_file);
@@ -548,19 +552,37 @@ static int conf_remote_enabled(ConfParser *p, const char *value)
         return 0;
 }
 
-static int conf_remote_table(ConfParser *p, const char *value)
+static int conf_table_name(ConfParser *p, const char *key, const char *value, char **field)
 {
         size_t n = strlen(value);
 
         if (n < REMOTE_TABLE_MIN || n > REMOTE_TABLE_MAX || !conf_chars_in(value, "_.-")) {
                 conf_report(p,
-                            "table must be a DynamoDB table name of %u to %u characters among A-Z a-z 0-9 _ "
-                            ". -, "
-                            "got '%.*s%s'",
-                            REMOTE_TABLE_MIN, REMOTE_TABLE_MAX, QUOTE(value));
+                            "%s must be a DynamoDB table name of %u to %u characters among A-Z a-z 0-9 _ "
+                            ". -, got '%.*s%s'",
+                            key, REMOTE_TABLE_MIN, REMOTE_TABLE_MAX, QUOTE(value));
                 return -EINVAL;
         }
-        return conf_set_string(&p->config->remote.table, value);
+        return conf_set_string(field, value);
+}
+
+static int conf_remote_table(ConfParser *p, const char *value)
+{
+        return conf_table_name(p, "table", value, &p->config->remote.table);
+}
+
+static int conf_remote_parts_table(ConfParser *p, const char *value)
+{
+        return conf_table_name(p, "parts_table", value, &p->config->remote.parts_table);
+}
+
+char *remote_parts_table(const RemoteConfig *c)
+{
+        char *t = NULL;
+
+        if (c->parts_table)
+                return strdup(c->parts_table);
+        return asprintf(&t, "%s%s", c->table, REMOTE_PARTS_SUFFIX) < 0 ? NULL : t;
 }
 
 static int conf_remote_region(ConfParser *p, const char *value)
@@ -636,6 +658,7 @@ REMOTE_NUMBER(conf_remote_max_delay, "max_delay_ms", 0, 3600000, USEC_PER_MSEC, 
 REMOTE_NUMBER(conf_remote_pull, "pull_interval_s", 0, 86400, USEC_PER_SEC, pull_interval_usec)
 REMOTE_NUMBER(conf_remote_connect, "connect_timeout_ms", 100, 600000, USEC_PER_MSEC, connect_timeout_usec)
 REMOTE_NUMBER(conf_remote_request, "request_timeout_ms", 100, 3600000, USEC_PER_MSEC, request_timeout_usec)
+REMOTE_NUMBER(conf_remote_parts_grace, "parts_grace_s", 1, 604800, USEC_PER_SEC, parts_grace_usec)
 
 static int conf_remote_in_flight(ConfParser *p, const char *value)
 {
@@ -659,6 +682,8 @@ static const ConfKey remote_keys[_REMOTE_KEY_MAX] = {
         [REMOTE_PULL_INTERVAL] = { "pull_interval_s", conf_remote_pull },
         [REMOTE_CONNECT_TIMEOUT] = { "connect_timeout_ms", conf_remote_connect },
         [REMOTE_REQUEST_TIMEOUT] = { "request_timeout_ms", conf_remote_request },
+        [REMOTE_PARTS_TABLE] = { "parts_table", conf_remote_parts_table },
+        [REMOTE_PARTS_GRACE] = { "parts_grace_s", conf_remote_parts_grace },
 };
 
 static int conf_remote_key(ConfParser *p, const char *key, const char *value)
@@ -693,6 +718,12 @@ static void conf_remote_check(ConfParser *p)
 {
         const RemoteConfig *r = &p->config->remote;
 
+        if (!r->parts_table && !p->remote_key_bad[REMOTE_TABLE] &&
+            strlen(r->table) + strlen(REMOTE_PARTS_SUFFIX) > REMOTE_TABLE_MAX) {
+                p->line = p->remote_key_lines[REMOTE_TABLE];
+                conf_report(p, "table is too long to name the parts table after it (%s%s); set parts_table",
+                            r->table, REMOTE_PARTS_SUFFIX);
+        }
         if (p->remote_key_bad[REMOTE_DEBOUNCE] || p->remote_key_bad[REMOTE_MAX_DELAY] ||
             r->max_delay_usec >= r->debounce_usec)
                 return;
@@ -1034,6 +1065,8 @@ void config_carry_restart_settings(Config *next, Config *current, ConfigRestartF
         /* Its keys matter only where a side syncs by it. */
         if ((a->present && a->enabled) || (b->present && b->enabled)) {
                 CHECK(!streq_ptr(a->table, b->table), "[remote] table");
+                CHECK(!streq_ptr(a->parts_table, b->parts_table), "[remote] parts_table");
+                CHECK(a->parts_grace_usec != b->parts_grace_usec, "[remote] parts_grace_s");
                 CHECK(!streq_ptr(a->region, b->region), "[remote] region");
                 CHECK(!streq_ptr(a->endpoint, b->endpoint), "[remote] endpoint");
                 CHECK(!streq_ptr(a->ca_file, b->ca_file), "[remote] ca_file");

@@ -35,6 +35,8 @@
  *   pull_interval_s = 60         # 0 (start and on demand only) ... 86400
  *   connect_timeout_ms = 5000    # 100 ... 600000
  *   request_timeout_ms = 30000   # 100 ... 3600000
+ *   parts_table = notebooks-parts  # where big notebooks keep their parts; default TABLE-parts
+ *   parts_grace_s = 3600         # 1 ... 604800: how long an unused part stays readable
  */
 
 #include <stdbool.h>
@@ -56,17 +58,24 @@ typedef struct UserBinding {
 typedef struct RemoteConfig {
         bool present; /* the section appeared */
         bool enabled;
-        char *table;    /* default "notebooks" */
-        char *region;   /* NULL: from the environment or ~/.aws/config */
-        char *endpoint; /* NULL: from the environment, else AWS's for the region */
-        char *ca_file;  /* NULL: the system's CA certificates */
+        char *table;       /* default "notebooks" */
+        char *parts_table; /* NULL: table + REMOTE_PARTS_SUFFIX (remote_parts_table()) */
+        char *region;      /* NULL: from the environment or ~/.aws/config */
+        char *endpoint;    /* NULL: from the environment, else AWS's for the region */
+        char *ca_file;     /* NULL: the system's CA certificates */
         uint64_t debounce_usec;
         uint64_t max_delay_usec;
         uint64_t pull_interval_usec; /* 0: at start and on demand only */
         uint64_t connect_timeout_usec;
         uint64_t request_timeout_usec;
         unsigned max_in_flight;
+        uint64_t parts_grace_usec; /* a part no version names is deleted this long after that is seen */
 } RemoteConfig;
+
+#define REMOTE_PARTS_SUFFIX "-parts"
+
+/* The parts table's name, in a new string (NULL: out of memory). */
+char *remote_parts_table(const RemoteConfig *c);
 
 /* What one peer, one uid and all peers may hold of the daemon (doc/protocol.md, "Limits"). They
  * apply live: a reload changes them. */

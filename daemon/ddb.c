@@ -1128,9 +1128,9 @@ cJSON *ddb_parts_query_body(const char *table, const char *owner, const cJSON *s
         cJSON *values, *av;
 
         if (!b || !cJSON_AddStringToObject(b, "KeyConditionExpression", "#o = :o") ||
-            !cJSON_AddStringToObject(b, "ProjectionExpression", "#p, #c") ||
-            add_names(b, (const char *const[]){ "#o", "owner", "#p", "part", "#c", "created_at", NULL }) <
-                    0 ||
+            !cJSON_AddStringToObject(b, "ProjectionExpression", "#p, #c, #s") ||
+            add_names(b, (const char *const[]){ "#o", "owner", "#p", "part", "#c", "created_at", "#s",
+                                                "stale_at", NULL }) < 0 ||
             !(values = cJSON_AddObjectToObject(b, "ExpressionAttributeValues")) ||
             av_string(owner, &av) < 0 || put(values, ":o", av) < 0 ||
             !cJSON_AddTrueToObject(b, "ConsistentRead"))
@@ -1140,16 +1140,33 @@ cJSON *ddb_parts_query_body(const char *table, const char *owner, const cJSON *s
         return TAKE_PTR(b);
 }
 
-cJSON *ddb_part_delete_body(const char *table, const char *owner, const char *hash, const char *cutoff)
+cJSON *ddb_part_mark_body(const char *table, const char *owner, const char *hash, const char *created_at,
+                          const char *now)
 {
         _cleanup_(cJSON_Deletep) cJSON *b = body_new(table);
         cJSON *values, *av;
 
         if (!b || put_part_key(b, owner, hash) < 0 ||
-            !cJSON_AddStringToObject(b, "ConditionExpression", "#c < :cut") ||
-            add_names(b, (const char *const[]){ "#c", "created_at", NULL }) < 0 ||
+            !cJSON_AddStringToObject(b, "UpdateExpression", "SET #s = :now") ||
+            !cJSON_AddStringToObject(b, "ConditionExpression", "#c = :c AND attribute_not_exists(#s)") ||
+            add_names(b, (const char *const[]){ "#c", "created_at", "#s", "stale_at", NULL }) < 0 ||
             !(values = cJSON_AddObjectToObject(b, "ExpressionAttributeValues")) ||
-            av_string(cutoff, &av) < 0 || put(values, ":cut", av) < 0)
+            av_string(created_at, &av) < 0 || put(values, ":c", av) < 0 || av_string(now, &av) < 0 ||
+            put(values, ":now", av) < 0)
+                return NULL;
+        return TAKE_PTR(b);
+}
+
+cJSON *ddb_part_delete_body(const char *table, const char *owner, const char *hash, const char *stale_at)
+{
+        _cleanup_(cJSON_Deletep) cJSON *b = body_new(table);
+        cJSON *values, *av;
+
+        if (!b || put_part_key(b, owner, hash) < 0 ||
+            !cJSON_AddStringToObject(b, "ConditionExpression", "#s = :s") ||
+            add_names(b, (const char *const[]){ "#s", "stale_at", NULL }) < 0 ||
+            !(values = cJSON_AddObjectToObject(b, "ExpressionAttributeValues")) ||
+            av_string(stale_at, &av) < 0 || put(values, ":s", av) < 0)
                 return NULL;
         return TAKE_PTR(b);
 }

@@ -109,10 +109,14 @@ cJSON *ddb_part_put_body(const char *table, const char *owner, const char *hash,
 cJSON *ddb_part_get_body(const char *table, const char *owner, const char *hash);
 /* The bytes of a part item (GetItem's "Item"), in a new buffer. -EBADMSG: not a part item. */
 int ddb_part_data(const cJSON *item, unsigned char **ret_data, size_t *ret_size);
-/* One page of an owner's parts, projected to part and created_at, strongly consistent. */
+/* One page of an owner's parts, projected to part, created_at and stale_at, strongly consistent. */
 cJSON *ddb_parts_query_body(const char *table, const char *owner, const cJSON *start_key);
-/* DeleteItem of a part, only if it was written before cutoff (created_at < cutoff). */
-cJSON *ddb_part_delete_body(const char *table, const char *owner, const char *hash, const char *cutoff);
+/* UpdateItem of a part no version names: stale_at = now, only if it is still the write of created_at
+ * (a part written again since is in use) and not marked yet. */
+cJSON *ddb_part_mark_body(const char *table, const char *owner, const char *hash, const char *created_at,
+                          const char *now);
+/* DeleteItem of a part, only if it is still marked stale_at (a part written again since is not). */
+cJSON *ddb_part_delete_body(const char *table, const char *owner, const char *hash, const char *stale_at);
 /* CreateTable of a parts table: owner S HASH, part S RANGE, PAY_PER_REQUEST. */
 cJSON *ddb_create_parts_table_body(const char *table);
 

@@ -1,4 +1,5 @@
 /* SPDX-License-Identifier: MIT */
+#include <limits.h>
 #include <stdio.h>
 #include <zlib.h>
 
@@ -402,4 +403,131 @@ int parts_join(cJSON *item, const Parts *have)
                 copy->child = tmp.child;
         }
         return 0;
+}
+
+cJSON *parts_refs(const cJSON *item)
+{
+        _cleanup_(cJSON_Deletep) cJSON *refs = cJSON_CreateArray();
+        const cJSON *c, *a;
+        int i = 0;
+
+        if (!refs)
+                return NULL;
+        cJSON_ArrayForEach(c, item_cells(item))
+        {
+                cJSON_ArrayForEach(a, cell_map((cJSON *)c))
+                {
+                        cJSON *e;
+
+                        if (!is_ref_name(a->string))
+                                continue;
+                        e = cJSON_CreateArray();
+                        if (!e || !cJSON_AddItemToArray(refs, e) ||
+                            !cJSON_AddItemToArray(e, cJSON_CreateNumber(i)) ||
+                            !cJSON_AddItemToArray(e, cJSON_CreateString(a->string)) ||
+                            !cJSON_AddItemToArray(e, cJSON_Duplicate(a, true)))
+                                return NULL;
+                }
+                i++;
+        }
+        return TAKE_PTR(refs);
+}
+
+/* An entry of parts_refs(): its cell index, attribute name and reference; false if malformed. */
+static bool refs_entry(const cJSON *e, int *ret_cell, const char **ret_name, const cJSON **ret_ref)
+{
+        const cJSON *i = cJSON_GetArrayItem(e, 0), *n = cJSON_GetArrayItem(e, 1),
+                    *ref = cJSON_GetArrayItem(e, 2);
+
+        if (!cJSON_IsNumber(i) || i->valuedouble < 0 || i->valuedouble > INT_MAX || !cJSON_IsString(n) ||
+            !is_ref_name(n->valuestring) || !cJSON_IsObject(ref))
+                return false;
+        *ret_cell = (int)i->valuedouble;
+        *ret_name = n->valuestring;
+        *ret_ref = ref;
+        return true;
+}
+
+bool parts_refs_name(const cJSON *refs, const char *hash)
+{
+        const cJSON *e, *s;
+
+        cJSON_ArrayForEach(e, refs)
+        {
+                const cJSON *ref, *names;
+                const char *name, *enc;
+                size_t bytes;
+                int cell;
+
+                if (!refs_entry(e, &cell, &name, &ref) || ref_read(ref, &enc, &bytes, &names) < 0)
+                        continue;
+                cJSON_ArrayForEach(s, names)
+                {
+                        const char *h = name_of(s);
+
+                        if (h && streq(h, hash))
+                                return true;
+                }
+        }
+        return false;
+}
+
+int parts_join_known(cJSON *item, const cJSON *refs, const cJSON *full)
+{
+        cJSON *c, *a, *next;
+
+        cJSON_ArrayForEach(c, item_cells(item))
+        {
+                cJSON *m = cell_map(c);
+
+                for (a = m ? m->child : NULL; a; a = next) {
+                        const cJSON *e;
+
+                        next = a->next;
+                        if (!is_ref_name(a->string))
+                                continue;
+                        cJSON_ArrayForEach(e, refs)
+                        {
+                                _cleanup_free_ char *name = NULL;
+                                const cJSON *ref, *kc, *v;
+                                const char *kname;
+                                cJSON *dup;
+                                int cell, r;
+
+                                if (!refs_entry(e, &cell, &kname, &ref) || !streq(kname, a->string) ||
+                                    !cJSON_Compare(ref, a, true))
+                                        continue;
+                                name = strndup(a->string, strlen(a->string) - strlen("_ref"));
+                                if (!name)
+                                        return -ENOMEM;
+                                kc = cell_map(cJSON_GetArrayItem(item_cells(full), cell));
+                                v = cJSON_GetObjectItemCaseSensitive(kc, name);
+                                if (!v || cJSON_GetObjectItemCaseSensitive(m, name))
+                                        continue;
+                                dup = cJSON_Duplicate(v, true);
+                                if (!dup)
+                                        return -ENOMEM;
+                                r = replace_renamed(m, a, name, dup);
+                                if (r < 0)
+                                        return r;
+                                break;
+                        }
+                }
+        }
+        return 0;
+}
+
+bool parts_named(const cJSON *item)
+{
+        const cJSON *c, *a;
+
+        cJSON_ArrayForEach(c, item_cells(item))
+        {
+                cJSON_ArrayForEach(a, cell_map((cJSON *)c))
+                {
+                        if (is_ref_name(a->string))
+                                return true;
+                }
+        }
+        return false;
 }

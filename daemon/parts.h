@@ -42,6 +42,9 @@ int parts_add(Parts *p, const void *data, size_t size);
  * -ENOMEM; -EIO (the hash or the compression failed). */
 int parts_split(cJSON *item, size_t target, Parts *out);
 
+/* Whether item names any part (a cell attribute A_ref). */
+bool parts_named(const cJSON *item);
+
 /* Calls fn for every part item names, in order (a part named twice is named twice). Stops at the
  * first negative return, which it returns; -EBADMSG for a malformed reference. */
 int parts_foreach_name(const cJSON *item, int (*fn)(const char *hash, void *userdata), void *userdata);
@@ -50,3 +53,14 @@ int parts_foreach_name(const cJSON *item, int (*fn)(const char *hash, void *user
  * part's bytes do not hash to its name, the text does not decode to the length the reference
  * gives, or it is no AttributeValue; -ENOMEM. item is unchanged on error. */
 int parts_join(cJSON *item, const Parts *have);
+
+/* The references item carries, to keep beside a snapshot of the version: an array of
+ * [cell index, attribute name, reference], empty when it names no parts; NULL: out of memory. */
+cJSON *parts_refs(const cJSON *item);
+/* Whether a reference of refs names the part hash. */
+bool parts_refs_name(const cJSON *refs, const char *hash);
+/* Puts back in item the values it shares with a version already held: full, that version joined,
+ * and refs, its references. A reference of item equal to one of refs, under the same attribute,
+ * takes the value full holds there. What is not found stays a reference (parts_join() then needs
+ * its parts). 0 or -ENOMEM. */
+int parts_join_known(cJSON *item, const cJSON *refs, const cJSON *full);

@@ -53,6 +53,7 @@ typedef enum SqlId {
         SQL_STATS,
         SQL_SYNC_READ,
         SQL_SYNC_BASE_SNAPSHOT,
+        SQL_SYNC_BASE_PARTS,
         SQL_SYNC_DIRTY,
         SQL_SYNC_TOKEN_FIND,
         SQL_SYNC_TOKEN_ADD,
@@ -118,6 +119,7 @@ static const char *const sql_text[_SQL_MAX] = {
                           "base_revision = CASE WHEN delete_gen IS NULL THEN base_revision END, "
                           "base_sync_id = CASE WHEN delete_gen IS NULL THEN base_sync_id END, "
                           "base_snapshot = CASE WHEN delete_gen IS NULL THEN base_snapshot END, "
+                          "base_parts = CASE WHEN delete_gen IS NULL THEN base_parts END, "
                           "delete_gen = NULL WHERE nb = ?1 RETURNING revision",
         /* No RETURNING on the paths every edit takes: SQLite gathers RETURNING rows in a temporary
          * table, which it opens and closes for each statement. */
@@ -165,6 +167,7 @@ static const char *const sql_text[_SQL_MAX] = {
                 "dirty, delete_gen IS NOT NULL, sync_state, sync_error FROM notebooks "
                 "WHERE user_id = ?1 AND id = ?2",
         [SQL_SYNC_BASE_SNAPSHOT] = "SELECT base_snapshot FROM notebooks WHERE user_id = ?1 AND id = ?2",
+        [SQL_SYNC_BASE_PARTS] = "SELECT base_parts FROM notebooks WHERE user_id = ?1 AND id = ?2",
         [SQL_SYNC_DIRTY] = "SELECT user_id, id FROM notebooks WHERE dirty = 1 ORDER BY dirty_since LIMIT ?1",
         [SQL_SYNC_TOKEN_FIND] =
                 "SELECT sync_id FROM sync_tokens WHERE user_id = ?1 AND notebook_id = ?2 AND revision = ?3",
@@ -172,29 +175,32 @@ static const char *const sql_text[_SQL_MAX] = {
                                "VALUES (?1, ?2, ?3, ?4)",
         [SQL_SYNC_TOKEN_REVISION] =
                 "SELECT revision FROM sync_tokens WHERE user_id = ?1 AND notebook_id = ?2 AND sync_id = ?3",
-        [SQL_SYNC_TOKEN_SNAPSHOT] =
-                "SELECT snapshot FROM sync_tokens WHERE user_id = ?1 AND notebook_id = ?2 AND sync_id = ?3",
-        [SQL_SYNC_TOKEN_SET_SNAPSHOT] = "UPDATE sync_tokens SET snapshot = ?4 WHERE user_id = ?1 "
-                                        "AND notebook_id = ?2 AND sync_id = ?3",
+        [SQL_SYNC_TOKEN_SNAPSHOT] = "SELECT snapshot, parts FROM sync_tokens WHERE user_id = ?1 AND "
+                                    "notebook_id = ?2 AND sync_id = ?3",
+        [SQL_SYNC_TOKEN_SET_SNAPSHOT] =
+                "UPDATE sync_tokens SET snapshot = ?4, parts = ?5 WHERE user_id = ?1 "
+                "AND notebook_id = ?2 AND sync_id = ?3",
         [SQL_SYNC_TOKENS_COUNT] = "SELECT count(*) FROM sync_tokens WHERE user_id = ?1 AND notebook_id = ?2",
         [SQL_SYNC_TOKENS_DROP] = "DELETE FROM sync_tokens WHERE user_id = ?1 AND notebook_id = ?2",
         [SQL_SYNC_CONFIRM] = "UPDATE notebooks SET base_revision = ?3, base_sync_id = ?4, base_snapshot = "
-                             "?5, base_gen = ?6, "
+                             "?5, base_parts = ?10, base_gen = ?6, "
                              "delete_gen = NULL, dirty = ?7, dirty_since = CASE WHEN ?7 THEN "
                              "coalesce(dirty_since, ?8) END, "
                              "sync_state = ?9, sync_error = NULL WHERE user_id = ?1 AND id = ?2",
         [SQL_SYNC_DETACH] =
                 "UPDATE notebooks SET base_revision = NULL, base_sync_id = NULL, base_snapshot = NULL, "
+                "base_parts = NULL, "
                 "delete_gen = NULL, dirty = 1, dirty_since = coalesce(dirty_since, ?3), "
                 "sync_state = ?4, sync_error = ?5 WHERE user_id = ?1 AND id = ?2",
         [SQL_SYNC_DELETED] =
                 "UPDATE notebooks SET delete_gen = ?3, base_gen = ?3, dirty = 0, dirty_since = NULL, "
                 "sync_state = ?4, sync_error = NULL WHERE user_id = ?1 AND id = ?2 AND deleted = 1",
         [SQL_SYNC_HIGH_WATER] = "SELECT high FROM revisions WHERE user_id = ?1 AND notebook_id = ?2",
-        [SQL_SYNC_TOMBSTONE] = "INSERT INTO notebooks (user_id, id, revision, created_at, updated_at, "
-                               "deleted, dirty, dirty_since, "
-                               "base_revision, base_sync_id, base_snapshot, base_gen, sync_state) "
-                               "VALUES (?1, ?2, ?3, ?4, ?4, 1, 1, ?5, ?3, ?6, ?7, ?8, ?9)",
+        [SQL_SYNC_TOMBSTONE] =
+                "INSERT INTO notebooks (user_id, id, revision, created_at, updated_at, "
+                "deleted, dirty, dirty_since, "
+                "base_revision, base_sync_id, base_snapshot, base_gen, sync_state, base_parts) "
+                "VALUES (?1, ?2, ?3, ?4, ?4, 1, 1, ?5, ?3, ?6, ?7, ?8, ?9, ?10)",
         [SQL_SYNC_REMOVE] = "DELETE FROM notebooks WHERE user_id = ?1 AND id = ?2",
         [SQL_SYNC_SET_STATE] =
                 "UPDATE notebooks SET sync_state = ?3, sync_error = ?4 WHERE user_id = ?1 AND id = ?2",
@@ -203,13 +209,15 @@ static const char *const sql_text[_SQL_MAX] = {
                 "updated_at, "
                 "ttl, demo_version, dirty, dirty_since, base_revision, base_sync_id, base_snapshot, "
                 "base_gen, "
-                "sync_state) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, CASE WHEN ?10 THEN ?11 END, "
-                "?12, ?13, ?14, ?15, ?16)",
+                "sync_state, base_parts) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, "
+                "CASE WHEN ?10 THEN ?11 END, ?12, ?13, ?14, ?15, ?16, ?17)",
         [SQL_SYNC_REPLACE] =
                 "UPDATE notebooks SET name = ?3, db_conn_string = ?4, revision = ?5, created_at = ?6, "
                 "updated_at = ?7, ttl = ?8, demo_version = ?9, deleted = 0, dirty = ?10, "
                 "dirty_since = CASE WHEN ?10 THEN coalesce(dirty_since, ?11) END, base_revision = ?12, "
-                "base_sync_id = ?13, base_snapshot = ?14, base_gen = ?15, delete_gen = NULL, sync_state = "
+                "base_sync_id = ?13, base_snapshot = ?14, base_parts = ?17, base_gen = ?15, delete_gen = "
+                "NULL, "
+                "sync_state = "
                 "?16, "
                 "sync_error = NULL WHERE user_id = ?1 AND id = ?2",
         [SQL_SYNC_KNOWN] = "SELECT id FROM notebooks WHERE user_id = ?1 "
@@ -1669,24 +1677,40 @@ int store_sync_read(Store *s, const char *user_id, const char *notebook_id, cJSO
 
 /* Runs a query whose one row is one text column: 1 with *ret set (NULL for SQL NULL), 0 without a
  * row. */
-static int query_text(Store *s, sqlite3_stmt *st, char **ret)
+/* The first n text columns of st's row, each a copy or NULL. 1, 0 (no row), or a negative error. */
+static int query_texts(Store *s, sqlite3_stmt *st, char **ret, int n)
 {
         int r = step(s, st);
 
-        if (r > 0) {
-                const char *t = (const char *)sqlite3_column_text(st, 0);
+        for (int i = 0; r > 0 && i < n; i++) {
+                const char *t = (const char *)sqlite3_column_text(st, i);
 
-                *ret = NULL;
-                if (t && !(*ret = strdup(t)))
+                ret[i] = NULL;
+                if (t && !(ret[i] = strdup(t))) {
+                        while (i-- > 0)
+                                ret[i] = mfree(ret[i]);
                         r = -ENOMEM;
+                }
         }
         sqlite3_reset(st);
         return r;
 }
 
+static int query_text(Store *s, sqlite3_stmt *st, char **ret)
+{
+        return query_texts(s, st, ret, 1);
+}
+
 int store_sync_base_snapshot(Store *s, const char *user_id, const char *notebook_id, char **ret)
 {
         int r = query_text(s, stmt_key(s, SQL_SYNC_BASE_SNAPSHOT, user_id, notebook_id), ret);
+
+        return r == 0 ? -ENOENT : r < 0 ? r : 0;
+}
+
+int store_sync_base_parts(Store *s, const char *user_id, const char *notebook_id, char **ret)
+{
+        int r = query_text(s, stmt_key(s, SQL_SYNC_BASE_PARTS, user_id, notebook_id), ret);
 
         return r == 0 ? -ENOENT : r < 0 ? r : 0;
 }
@@ -1754,22 +1778,31 @@ int store_sync_token_revision(Store *s, const char *user_id, const char *noteboo
 }
 
 int store_sync_token_snapshot(Store *s, const char *user_id, const char *notebook_id, const char *sync_id,
-                              const char *snapshot)
+                              const char *snapshot, const char *parts)
 {
         sqlite3_stmt *st = stmt_key(s, SQL_SYNC_TOKEN_SET_SNAPSHOT, user_id, notebook_id);
 
         bind_text(st, 3, sync_id);
         bind_text(st, 4, snapshot);
+        bind_text(st, 5, parts);
         return run(s, st);
 }
 
 int store_sync_token_item(Store *s, const char *user_id, const char *notebook_id, const char *sync_id,
-                          char **ret_snapshot)
+                          char **ret_snapshot, char **ret_parts)
 {
         sqlite3_stmt *st = stmt_key(s, SQL_SYNC_TOKEN_SNAPSHOT, user_id, notebook_id);
+        char *v[2] = { NULL, NULL };
+        int r;
 
         bind_text(st, 3, sync_id);
-        return query_text(s, st, ret_snapshot);
+        r = query_texts(s, st, v, 2);
+        *ret_snapshot = v[0];
+        if (ret_parts)
+                *ret_parts = v[1];
+        else
+                free(v[1]);
+        return r;
 }
 
 int store_sync_tokens_count(Store *s, const char *user_id, const char *notebook_id)
@@ -1801,6 +1834,7 @@ int store_sync_confirm(Store *s, const char *user_id, const char *notebook_id, c
         sqlite3_bind_int(st, 7, dirty);
         sqlite3_bind_int64(st, 8, (sqlite3_int64)now_realtime_usec());
         bind_text(st, 9, state);
+        bind_text(st, 10, base->parts);
         return run_new_base(s, st, user_id, notebook_id);
 }
 
@@ -1880,6 +1914,7 @@ int store_sync_replace(Store *s, const cJSON *notebook, const StoreBase *base, b
         bind_text(st, 14, base->snapshot);
         sqlite3_bind_int64(st, 15, (sqlite3_int64)base->gen);
         bind_text(st, 16, state);
+        bind_text(st, 17, base->parts);
         r = run(s, st);
         if (r < 0)
                 return r;
@@ -2073,6 +2108,7 @@ int store_sync_tombstone(Store *s, const cJSON *notebook, const StoreBase *base)
         bind_text(st, 7, base->snapshot);
         sqlite3_bind_int64(st, 8, (sqlite3_int64)base->gen);
         bind_text(st, 9, "pending");
+        bind_text(st, 10, base->parts);
         return run(s, st);
 }
 

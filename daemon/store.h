@@ -168,6 +168,7 @@ typedef struct StoreBase {
         int64_t revision;
         const char *sync_id;
         const char *snapshot;
+        const char *parts; /* the part references its item carried (parts_refs()), or NULL */
         uint64_t gen;
 } StoreBase;
 
@@ -175,8 +176,10 @@ typedef struct StoreBase {
  * itself may be NULL), and its sync columns. -ENOENT when there is no row at all. */
 int store_sync_read(Store *s, const char *user_id, const char *notebook_id, cJSON **ret_notebook,
                     StoreSyncInfo *ret_info);
-/* The item as last agreed with the remote (*ret NULL when there is none). */
+/* The item as last agreed with the remote (*ret NULL when there is none), and the part references
+ * its item in the table carried (*ret NULL: none). */
 int store_sync_base_snapshot(Store *s, const char *user_id, const char *notebook_id, char **ret);
+int store_sync_base_parts(Store *s, const char *user_id, const char *notebook_id, char **ret);
 /* Dirty notebooks, oldest change first, at most max: an array of [user_id, notebook_id]. */
 int store_sync_dirty(Store *s, int64_t max, cJSON **ret);
 
@@ -189,12 +192,13 @@ int store_sync_token(Store *s, const char *user_id, const char *notebook_id, int
 int store_sync_token_revision(Store *s, const char *user_id, const char *notebook_id, const char *sync_id,
                               int64_t *ret_revision);
 int store_sync_tokens_count(Store *s, const char *user_id, const char *notebook_id);
-/* The item a token's write carried: recorded before it is sent; read back (1, *ret NULL if never
- * recorded; 0: no such token) once a newer version shows it stood. */
+/* The item a token's write carried, and the part references of what went to the table (NULL:
+ * none): recorded before it is sent; read back (1, *ret_snapshot NULL if never recorded; 0: no such
+ * token) once a newer version shows it stood. ret_parts may be NULL. */
 int store_sync_token_snapshot(Store *s, const char *user_id, const char *notebook_id, const char *sync_id,
-                              const char *snapshot);
+                              const char *snapshot, const char *parts);
 int store_sync_token_item(Store *s, const char *user_id, const char *notebook_id, const char *sync_id,
-                          char **ret_snapshot);
+                          char **ret_snapshot, char **ret_parts);
 
 /* The remote holds base (our own write, or a version we already hold): dirty says whether we have
  * more to send. The notebook's tokens are dropped. */

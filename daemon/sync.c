@@ -9,6 +9,8 @@
 #include "merge.h"
 #include "model.h"
 #include "nb-limits.h"
+#include "partio.h"
+#include "parts.h"
 #include "reconcile.h"
 #include "remote.h"
 #include "sync.h"
@@ -32,9 +34,23 @@
 #define MAX_RACES            3
 #define RACE_MAX_USEC        (30 * USEC_PER_SEC)
 #define STATUS_MAX_NOTEBOOKS 1000 /* notebooks not in sync that daemon.status lists */
+/* A notebook's item that does not fit in DynamoDB's 400 KB is cut down to this, its largest values
+ * moved to parts (doc/sync.md, "Big notebooks"): an edit of a small cell then rewrites this much,
+ * plus the parts of what changed. */
+#define PARTS_ITEM_TARGET (64u * 1024)
+#define GC_RETRY_USEC     (60 * USEC_PER_SEC) /* a collection pass that failed runs again after this */
 
 typedef struct Job Job;
 typedef struct Pull Pull;
+
+/* A notebook whose parts are to be collected (partio_collect()) once due. */
+typedef struct Gc {
+        struct Gc *next;
+        Sync *sync;
+        char *user_id, *notebook_id;
+        uint64_t due; /* monotonic */
+        bool running;
+} Gc;
 
 typedef struct SyncNote {
         struct SyncNote *next;
@@ -44,6 +60,7 @@ typedef struct SyncNote {
 
 /* A notebook with work to do: a push (put or delete) pending or in flight. */
 struct Job {
+        Sync *sync;
         Job *next, *prev;
         Job *go_next;      /* in the batch a pass is starting, then waiting for its tokens to be on disk */
         uint64_t send_seq; /* the store's commit that holds its token */
@@ -74,8 +91,14 @@ struct Job {
         /* The write in flight. */
         bool deleting;
         char sync_id[UUID_STRING_MAX];
-        cJSON *item; /* what a PutItem sends */
+        cJSON *item; /* what a PutItem sends, whole (the table's item may name parts for some values) */
         cJSON *request;
+        Parts parts;        /* the parts to write before the item: those the base's item does not name */
+        size_t part_next;   /* the next of them to write */
+        char *parts_refs;   /* the part references of the item sent (parts_refs()), or NULL */
+        char *fetch_refs;   /* those of the item a conflict's GetItem brought, while its parts come */
+        bool collect;       /* the notebook has or had parts: collect the unused ones after the write */
+        char *answer_parts; /* the part references of answer_item as the table holds it */
 };
 
 struct Sync {
@@ -117,6 +140,7 @@ struct Sync {
         bool pull_again; /* a full pull was asked for while pulls ran */
         StrMap pulled;   /* users whose notebooks were pulled completely since the start */
         uint64_t pushes, pulls_applied, merges, conflicts;
+        uint64_t parts_written, parts_fetched, parts_deleted;
 
         /* Notebooks the remote changed in the transaction being built (store_change_record()
          * each): watchers hear of them once it is durable. */
@@ -132,6 +156,10 @@ struct Sync {
         SyncDrainFunc drain_func;
         void *drain_userdata;
         sd_event_source *drain_timer;
+
+        char *parts_table;
+        Gc *gcs;
+        sd_event_source *gc_timer;
 };
 
 static void sync_arm(Sync *s);
@@ -170,6 +198,10 @@ static void job_clear_request(Job *j)
         j->item = NULL;
         cJSON_Delete(j->request);
         j->request = NULL;
+        parts_done(&j->parts);
+        j->part_next = 0;
+        j->parts_refs = mfree(j->parts_refs);
+        j->fetch_refs = mfree(j->fetch_refs);
 }
 
 static void answer_clear(Job *j)
@@ -181,6 +213,7 @@ static void answer_clear(Job *j)
         j->answer_state = NULL;
         free(j->answer_error);
         j->answer_error = NULL;
+        j->answer_parts = mfree(j->answer_parts);
 }
 
 static void job_free(Sync *s, Job *j)
@@ -228,6 +261,7 @@ static Job *job_add(Sync *s, const char *user_id, const char *notebook_id, uint6
                 free(j);
                 return NULL;
         }
+        j->sync = s;
         j->first_change = j->last_change = now;
         j->queue_idx = SIZE_MAX;
         j->next = s->jobs;
@@ -581,7 +615,8 @@ static bool deleted_untouched(const char *user_id, const char *notebook_id, cons
 
 /* The item's notebook and head, checked: a malformed item is refused whole. */
 typedef struct Seen {
-        const cJSON *item;
+        const cJSON *item; /* whole: any parts it names joined */
+        const char *parts; /* the part references of the item as the table holds it, or NULL */
         DdbItemHead head;
         cJSON *notebook;
 } Seen;
@@ -591,11 +626,11 @@ static void seen_done(Seen *v)
         cJSON_Delete(v->notebook);
 }
 
-static int seen_init(Seen *v, const cJSON *item)
+static int seen_init(Seen *v, const cJSON *item, const char *parts)
 {
         int r;
 
-        *v = (Seen){ .item = item };
+        *v = (Seen){ .item = item, .parts = parts };
         r = ddb_item_head(item, &v->head);
         if (r < 0)
                 return r;
@@ -646,7 +681,9 @@ static int act_take(Sync *s, const Seen *v, const cJSON *notebook, bool dirty, i
 {
         _cleanup_(cJSON_Deletep) cJSON *bumped = NULL;
         _cleanup_free_ char *snapshot = model_json_print(v->item, false);
-        StoreBase base = { .revision = v->head.revision, .sync_id = v->head.sync_id, .gen = s->gen };
+        StoreBase base = {
+                .revision = v->head.revision, .sync_id = v->head.sync_id, .parts = v->parts, .gen = s->gen
+        };
         const cJSON *rev = cJSON_GetObjectItemCaseSensitive(notebook, "revision");
         char ts[TIMESTAMP_MAX];
         int r;
@@ -757,9 +794,10 @@ static int act_merge(Sync *s, const char *user, const char *id, const StoreSyncI
 
 /* What the remote showed of one notebook, reconciled with what we hold: runs inside the caller's
  * transaction. observed_gen: the pull's generation, or RECONCILE_GEN_NOW. item NULL with an
- * absent event. Returns the action taken, or a negative error. */
+ * absent event; else whole, and parts the references its table item carries (NULL: none). Returns
+ * the action taken, or a negative error. */
 static int sync_reconcile(Sync *s, const char *user, const char *id, ReconcileEvent event, const cJSON *item,
-                          uint64_t observed_gen)
+                          const char *parts, uint64_t observed_gen)
 {
         _cleanup_(seen_done) Seen v = { 0 };
         _cleanup_(cJSON_Deletep) cJSON *local = NULL;
@@ -772,7 +810,7 @@ static int sync_reconcile(Sync *s, const char *user, const char *id, ReconcileEv
         int r;
 
         if (item) {
-                r = seen_init(&v, item);
+                r = seen_init(&v, item, parts);
                 if (r < 0)
                         return r;
         }
@@ -803,12 +841,13 @@ static int sync_reconcile(Sync *s, const char *user, const char *id, ReconcileEv
          * against what we wrote, so that our own write is not taken for a concurrent change). */
         if (item && l.exists && v.head.parent_sync_id &&
             !(l.has_base && streq_ptr(info.base_sync_id, v.head.parent_sync_id))) {
-                _cleanup_free_ char *wrote = NULL;
+                _cleanup_free_ char *wrote = NULL, *wrote_parts = NULL;
                 int64_t wrote_revision = -1;
 
                 r = store_sync_token_revision(s->store, user, id, v.head.parent_sync_id, &wrote_revision);
                 if (r > 0)
-                        r = store_sync_token_item(s->store, user, id, v.head.parent_sync_id, &wrote);
+                        r = store_sync_token_item(s->store, user, id, v.head.parent_sync_id, &wrote,
+                                                  &wrote_parts);
                 if (r < 0)
                         goto finish;
                 if (r > 0 && wrote) {
@@ -816,6 +855,7 @@ static int sync_reconcile(Sync *s, const char *user, const char *id, ReconcileEv
                         StoreBase base = { .revision = wrote_revision,
                                            .sync_id = v.head.parent_sync_id,
                                            .snapshot = wrote,
+                                           .parts = wrote_parts,
                                            .gen = observed_gen == RECONCILE_GEN_NOW ? s->gen
                                                                                     : observed_gen - 1 };
                         bool dirty = info.deleted || info.revision != wrote_revision;
@@ -874,6 +914,7 @@ static int sync_reconcile(Sync *s, const char *user, const char *id, ReconcileEv
                 StoreBase base = { .revision = v.head.revision,
                                    .sync_id = v.head.sync_id,
                                    .snapshot = snapshot,
+                                   .parts = parts,
                                    .gen = s->gen };
                 bool dirty = info.deleted || info.revision != v.head.revision;
 
@@ -917,6 +958,7 @@ static int sync_reconcile(Sync *s, const char *user, const char *id, ReconcileEv
                 StoreBase base = { .revision = v.head.revision,
                                    .sync_id = v.head.sync_id,
                                    .snapshot = snapshot,
+                                   .parts = parts,
                                    .gen = s->gen };
 
                 r = snapshot ? store_sync_tombstone(s->store, v.notebook, &base) : -ENOMEM;
@@ -973,14 +1015,20 @@ static void answer_state(Sync *s, Job *j, const char *state, const char *error, 
 }
 
 /* What the remote holds, to reconcile with the pass; the flight is over then. item is kept by
- * the job (its own PutItem's, or owned: what a GetItem returned). */
-static void answer_reconcile(Sync *s, Job *j, ReconcileEvent event, const cJSON *item, cJSON *owned)
+ * the job (its own PutItem's, or owned: what a GetItem returned), whole; parts: the references the
+ * table's item carries. */
+static void answer_reconcile(Sync *s, Job *j, ReconcileEvent event, const cJSON *item, cJSON *owned,
+                             const char *parts)
 {
         j->answer_reconcile = true;
         j->answer_event = event;
         j->answer_item = item;
         cJSON_Delete(j->answer_owned);
         j->answer_owned = owned;
+        free(j->answer_parts);
+        /* Out of memory, the base is recorded without them: its parts are then written or fetched
+         * again, nothing worse. */
+        j->answer_parts = parts ? strdup(parts) : NULL;
         answer_queue(s, j);
 }
 
@@ -1020,6 +1068,21 @@ static void job_retry(Sync *s, Job *j, const RemoteReply *rep)
         answer_state(s, j, "pending", s->last_error, false);
 }
 
+/* A failure the remote or its table must be fixed for (credentials, a missing table, a part
+ * missing there): an error in status, retried at the outage pace. */
+static void job_fail_remote(Sync *s, Job *j, const char *why)
+{
+        sync_log_failure(s, j->user_id, j->notebook_id, "error", "%s: %s", j->notebook_id, why);
+        sync_outage(s);
+        j->not_before = s->offline_until;
+        j->in_flight = false;
+        s->in_flight--;
+        job_clear_request(j);
+        j->failing = true;
+        job_schedule(s, j);
+        answer_state(s, j, "error", why, false);
+}
+
 static bool job_cancelled(Sync *s, Job *j, const RemoteReply *rep)
 {
         /* Shutdown: the notebook stays dirty and goes out at the next start. */
@@ -1029,6 +1092,191 @@ static bool job_cancelled(Sync *s, Job *j, const RemoteReply *rep)
         s->in_flight--;
         job_clear_request(j);
         return true;
+}
+
+/* ---- big notebooks ------------------------------------------------------------------------- */
+
+/* Puts back in item (the table's, naming parts) one version's values that it shares: snapshot, the
+ * version joined, and refs, the references its item carried. */
+static int join_version(cJSON *item, const char *refs_text, const char *snapshot)
+{
+        _cleanup_(cJSON_Deletep) cJSON *refs = NULL, *full = NULL;
+
+        if (!refs_text || !snapshot)
+                return 0;
+        refs = cJSON_Parse(refs_text);
+        full = refs ? cJSON_Parse(snapshot) : NULL;
+        return full ? parts_join_known(item, refs, full) : 0;
+}
+
+/* Puts back in item the values it shares with versions held here: the base, our write it is (its
+ * sync_id), or our write it was made on (its parent). What is left needs the parts table. */
+static int join_known(Sync *s, const char *user, const char *id, cJSON *item)
+{
+        _cleanup_free_ char *refs = NULL, *snapshot = NULL, *sync_id = NULL, *parent = NULL;
+        const char *const *tokens;
+        DdbItemHead head;
+        int r;
+
+        r = store_sync_base_parts(s->store, user, id, &refs);
+        if (r >= 0 && refs)
+                r = store_sync_base_snapshot(s->store, user, id, &snapshot);
+        if (r >= 0)
+                r = join_version(item, refs, snapshot);
+        if (r < 0 && r != -ENOENT)
+                return r;
+        if (ddb_item_head(item, &head) < 0)
+                return 0;
+        sync_id = head.sync_id ? strdup(head.sync_id) : NULL;
+        parent = head.parent_sync_id ? strdup(head.parent_sync_id) : NULL;
+        tokens = (const char *const[]){ sync_id, parent };
+        for (size_t i = 0; i < 2; i++) {
+                if (!tokens[i])
+                        continue;
+                refs = mfree(refs);
+                snapshot = mfree(snapshot);
+                r = store_sync_token_item(s->store, user, id, tokens[i], &snapshot, &refs);
+                if (r > 0)
+                        r = join_version(item, refs, snapshot);
+                if (r < 0)
+                        return r;
+        }
+        return 0;
+}
+
+/* The references item carries, as text to keep beside its snapshot; NULL when it names none (or
+ * out of memory: then only more parts are written or fetched later). */
+static char *refs_text(const cJSON *item)
+{
+        _cleanup_(cJSON_Deletep) cJSON *refs = parts_refs(item);
+
+        return refs && cJSON_GetArraySize(refs) > 0 ? cJSON_PrintUnformatted(refs) : NULL;
+}
+
+/* Collection of parts no version names (partio_collect()): after a write of a notebook that has or
+ * had parts, and again a grace time later while some wait to go. One pass at a time. */
+static void gc_arm(Sync *s)
+{
+        uint64_t next = UINT64_MAX;
+
+        for (Gc *g = s->gcs; g; g = g->next)
+                if (g->running)
+                        return;
+                else
+                        next = MIN(next, g->due);
+        if (next == UINT64_MAX || s->draining) {
+                sd_event_source_set_enabled(s->gc_timer, SD_EVENT_OFF);
+                return;
+        }
+        sd_event_source_set_time(s->gc_timer, next);
+        sd_event_source_set_enabled(s->gc_timer, SD_EVENT_ONESHOT);
+}
+
+static void gc_free(Sync *s, Gc *g)
+{
+        for (Gc **p = &s->gcs; *p; p = &(*p)->next)
+                if (*p == g) {
+                        *p = g->next;
+                        break;
+                }
+        free(g->user_id);
+        free(g->notebook_id);
+        free(g);
+}
+
+static void gc_want(Sync *s, const char *user_id, const char *notebook_id, uint64_t due)
+{
+        Gc *g;
+
+        for (g = s->gcs; g; g = g->next)
+                if (streq(g->user_id, user_id) && streq(g->notebook_id, notebook_id))
+                        break;
+        if (!g) {
+                g = calloc(1, sizeof(*g));
+                if (!g || !(g->user_id = strdup(user_id)) || !(g->notebook_id = strdup(notebook_id))) {
+                        if (g)
+                                free(g->user_id);
+                        free(g);
+                        log_oom();
+                        return;
+                }
+                g->sync = s;
+                g->due = due;
+                g->next = s->gcs;
+                s->gcs = g;
+        } else if (!g->running)
+                g->due = MIN(g->due, due);
+        /* One running meanwhile: the pass after it covers this write. */
+        else
+                g->due = 0;
+        gc_arm(s);
+}
+
+static void on_collected(void *userdata, int error, bool again)
+{
+        Gc *g = userdata;
+        Sync *s = g->sync;
+        bool rerun = g->due == 0;
+
+        g->running = false;
+        if (error == -ECANCELED) {
+                gc_free(s, g);
+                return;
+        }
+        if (error < 0)
+                log_debug("Sync: collecting the parts of %s/%s failed; again in a minute.", g->user_id,
+                          g->notebook_id);
+        if (error < 0 || again || rerun)
+                g->due = now_monotonic_usec() + (rerun       ? 0
+                                                 : error < 0 ? GC_RETRY_USEC
+                                                             : s->conf.parts_grace_usec);
+        else
+                gc_free(s, g);
+        gc_arm(s);
+}
+
+static int on_gc_timer(sd_event_source *source, uint64_t usec, void *userdata)
+{
+        Sync *s = userdata;
+        uint64_t now = now_monotonic_usec();
+
+        (void)source;
+        (void)usec;
+        for (Gc *g = s->gcs; g; g = g->next) {
+                if (g->due > now)
+                        continue;
+                g->running = true;
+                g->due = UINT64_MAX;
+                if (partio_collect(s->remote, s->parts_table, s->conf.table, g->user_id, g->notebook_id,
+                                   s->conf.parts_grace_usec, &s->parts_deleted, on_collected, g) < 0) {
+                        g->running = false;
+                        g->due = now + GC_RETRY_USEC;
+                        continue;
+                }
+                return 0; /* gc_arm() runs when it ends */
+        }
+        gc_arm(s);
+        return 0;
+}
+
+static void on_conflict_fetched(void *userdata, int error, DdbErrorClass cls, const char *message,
+                                cJSON *item)
+{
+        Job *j = userdata;
+        Sync *s = j->sync;
+        RemoteReply rep = { .error = error, .cls = cls, .message = message };
+
+        if (error == 0) {
+                answer_reconcile(s, j, RECONCILE_SEEN, item, item, j->fetch_refs);
+                return;
+        }
+        cJSON_Delete(item);
+        if (job_cancelled(s, j, &rep))
+                return;
+        if (error == -EIO && (cls == DDB_RETRYABLE || cls == DDB_THROTTLING))
+                job_retry(s, j, &rep);
+        else
+                job_fail_remote(s, j, message ? message : "cannot read the parts of the table's version");
 }
 
 static void on_get_after_conflict(void *owner, void *userdata, RemoteReply *rep)
@@ -1054,7 +1302,30 @@ static void on_get_after_conflict(void *owner, void *userdata, RemoteReply *rep)
                 j->not_before = now_monotonic_usec() +
                                 MIN((uint64_t)(j->races - MAX_RACES) * OUTAGE_MIN_USEC, RACE_MAX_USEC);
         item = rep->body ? cJSON_DetachItemFromObjectCaseSensitive(rep->body, "Item") : NULL;
-        answer_reconcile(s, j, item ? RECONCILE_SEEN : RECONCILE_ABSENT_GET, item, item);
+        free(j->fetch_refs);
+        j->fetch_refs = item ? refs_text(item) : NULL;
+        if (j->fetch_refs) {
+                _cleanup_free_ char *owner_id = partio_owner(j->user_id, j->notebook_id);
+                int r = owner_id ? join_known(s, j->user_id, j->notebook_id, item) : -ENOMEM;
+
+                if (r >= 0)
+                        r = partio_fetch(s->remote, s->parts_table, owner_id, item, &s->parts_fetched,
+                                         on_conflict_fetched, j);
+                if (r > 0)
+                        return; /* on_conflict_fetched() goes on */
+                if (r < 0) {
+                        RemoteReply fail = { .error = r,
+                                             .message = "cannot fetch the parts of the table's version" };
+
+                        cJSON_Delete(item);
+                        if (r == -EBADMSG)
+                                job_fail_remote(s, j, "the table's version has malformed part references");
+                        else
+                                job_retry(s, j, &fail);
+                        return;
+                }
+        }
+        answer_reconcile(s, j, item ? RECONCILE_SEEN : RECONCILE_ABSENT_GET, item, item, j->fetch_refs);
 }
 
 static void on_push_reply(void *owner, void *userdata, RemoteReply *rep)
@@ -1067,13 +1338,15 @@ static void on_push_reply(void *owner, void *userdata, RemoteReply *rep)
         switch (rep->error < 0 ? DDB_RETRYABLE : rep->cls) {
         case DDB_OK:
                 s->pushes++;
+                if (j->collect)
+                        gc_want(s, j->user_id, j->notebook_id, 0);
                 j->failing = false;
                 j->races = 0;
                 j->not_before = 0;
                 if (j->deleting)
-                        answer_reconcile(s, j, RECONCILE_DELETE_ACCEPTED, NULL, NULL);
+                        answer_reconcile(s, j, RECONCILE_DELETE_ACCEPTED, NULL, NULL, NULL);
                 else
-                        answer_reconcile(s, j, RECONCILE_SEEN, j->item, NULL);
+                        answer_reconcile(s, j, RECONCILE_SEEN, j->item, NULL, j->parts_refs);
                 return;
         case DDB_CONDITIONAL_FAILED: {
                 /* Someone else's write, a delete elsewhere, or ours whose answer was lost: what the
@@ -1099,16 +1372,7 @@ static void on_push_reply(void *owner, void *userdata, RemoteReply *rep)
         case DDB_AUTH:
                 /* Credentials may be fixed or refreshed, the table created: keep trying at the
                  * outage pace. */
-                sync_log_failure(s, j->user_id, j->notebook_id, "error", "%s: %s", j->notebook_id,
-                                 reply_reason(s, rep));
-                sync_outage(s);
-                j->not_before = s->offline_until;
-                j->in_flight = false;
-                s->in_flight--;
-                job_clear_request(j);
-                j->failing = true;
-                job_schedule(s, j);
-                answer_state(s, j, "error", reply_reason(s, rep), false);
+                job_fail_remote(s, j, reply_reason(s, rep));
                 return;
         default:
                 break;
@@ -1135,7 +1399,7 @@ static int answer_record(Sync *s, Job *j, uint64_t now)
                 if (r < 0)
                         return r;
                 r = sync_reconcile(s, j->user_id, j->notebook_id, j->answer_event, j->answer_item,
-                                   RECONCILE_GEN_NOW);
+                                   j->answer_parts, RECONCILE_GEN_NOW);
                 if (r >= 0)
                         r = store_release(s->store);
                 else {
@@ -1203,13 +1467,45 @@ static bool user_pulled(Sync *s, const char *user_id)
         return strmap_get(&s->pulled, user_id) != NULL;
 }
 
+/* j->item does not fit in one DynamoDB item: moves its largest values to parts (j->parts, less
+ * those base_parts names: the table holds the base's, and the write is conditioned on the base),
+ * and returns the item to send, which names them. -E2BIG: what cannot move is too large. */
+static int job_split(Job *j, const char *base_parts, cJSON **ret_wire)
+{
+        _cleanup_(cJSON_Deletep) cJSON *wire = cJSON_Duplicate(j->item, true), *base = NULL;
+        size_t k = 0;
+        int r;
+
+        if (!wire)
+                return -ENOMEM;
+        r = parts_split(wire, PARTS_ITEM_TARGET, &j->parts);
+        if (r < 0)
+                return r;
+        j->parts_refs = refs_text(wire);
+        if (!j->parts_refs)
+                return -ENOMEM;
+        base = base_parts ? cJSON_Parse(base_parts) : NULL;
+        for (size_t i = 0; i < j->parts.n; i++) {
+                if (base && parts_refs_name(base, j->parts.v[i].hash)) {
+                        free(j->parts.v[i].data);
+                        continue;
+                }
+                j->parts.v[k++] = j->parts.v[i];
+        }
+        j->parts.n = k;
+        j->collect = true;
+        *ret_wire = TAKE_PTR(wire);
+        return 0;
+}
+
 /* Builds the request for the notebook as it is now and records its token, inside the caller's
  * transaction, which commits before anything is sent. 0: send j->request; 1: nothing to send,
  * done; -EAGAIN: held until the user's first pull; -EFBIG: cannot go as it is, blocked (the state
  * says why); -ENOENT: nothing to push; other errors: the transaction is lost. */
 static int job_prepare(Sync *s, Job *j)
 {
-        _cleanup_(cJSON_Deletep) cJSON *nb = NULL;
+        _cleanup_(cJSON_Deletep) cJSON *nb = NULL, *wire = NULL;
+        _cleanup_free_ char *base_parts = NULL;
         StoreSyncInfo info = { 0 };
         char fresh[UUID_STRING_MAX];
         size_t size;
@@ -1248,7 +1544,7 @@ static int job_prepare(Sync *s, Job *j)
                         return n;
                 r = n == 0 ? store_sync_remove(s->store, j->user_id, j->notebook_id)
                            : sync_reconcile(s, j->user_id, j->notebook_id, RECONCILE_DELETE_ACCEPTED, NULL,
-                                            RECONCILE_GEN_NOW);
+                                            NULL, RECONCILE_GEN_NOW);
                 if (r < 0)
                         return r;
                 if (n > 0)
@@ -1257,6 +1553,11 @@ static int job_prepare(Sync *s, Job *j)
         }
 
         r = uuid_v4_string(fresh);
+        /* Parts the base names and the new version does not (all, for a delete) go once the write
+         * stands. */
+        if (r >= 0)
+                r = store_sync_base_parts(s->store, j->user_id, j->notebook_id, &base_parts);
+        j->collect = base_parts != NULL;
         if (r >= 0 && j->deleting)
                 /* A delete leaves nothing to recognise: its outcome is the item's absence. */
                 j->request = ddb_delete_item_body(s->conf.table, j->user_id, j->notebook_id,
@@ -1279,11 +1580,13 @@ static int job_prepare(Sync *s, Job *j)
                         j->blocked = true;
                         if (r >= 0)
                                 r = -EFBIG;
-                } else if (r >= 0 && (size = ddb_item_size(j->item)) > DDB_MAX_ITEM_BYTES) {
-                        char why[160];
+                } else if (r >= 0 && (size = ddb_item_size(j->item)) > DDB_MAX_ITEM_BYTES &&
+                           (r = job_split(j, base_parts, &wire)) == -E2BIG) {
+                        char why[200];
 
                         snprintf(why, sizeof(why),
-                                 "too large: the item takes %zu bytes, DynamoDB allows %u; kept locally",
+                                 "too large: the item takes %zu bytes, and what cannot move to parts (small "
+                                 "values, many cells) more than the %u DynamoDB allows; kept locally",
                                  size, (unsigned)DDB_MAX_ITEM_BYTES);
                         log_notebook(LOG_WARNING, 0, j->user_id, j->notebook_id, "error",
                                      "Sync: %s/%s is %s.", j->user_id, j->notebook_id, why);
@@ -1295,11 +1598,11 @@ static int job_prepare(Sync *s, Job *j)
                         _cleanup_free_ char *snapshot = model_json_print(j->item, false);
 
                         r = snapshot ? store_sync_token_snapshot(s->store, j->user_id, j->notebook_id,
-                                                                 j->sync_id, snapshot)
+                                                                 j->sync_id, snapshot, j->parts_refs)
                                      : -ENOMEM;
                         if (r >= 0)
-                                j->request = ddb_put_item_body(s->conf.table, j->item, info.base_revision,
-                                                               info.base_sync_id);
+                                j->request = ddb_put_item_body(s->conf.table, wire ? wire : j->item,
+                                                               info.base_revision, info.base_sync_id);
                 }
         }
         if (r >= 0 && !j->request)
@@ -1345,15 +1648,58 @@ static int job_start(Sync *s, Job *j)
         return 1;
 }
 
+static void on_part_reply(void *owner, void *userdata, RemoteReply *rep);
+
+/* Sends the job's next request: its parts one after another, then the item that names them. */
 static void job_send(Sync *s, Job *j)
 {
-        int r = remote_call(s->remote, j->deleting ? "DeleteItem" : "PutItem", j->request, on_push_reply, s,
-                            j);
+        int r;
 
+        if (j->part_next < j->parts.n) {
+                const Part *p = &j->parts.v[j->part_next];
+                _cleanup_free_ char *owner = partio_owner(j->user_id, j->notebook_id);
+                char ts[TIMESTAMP_MAX];
+                _cleanup_(cJSON_Deletep) cJSON *body =
+                        owner ? ddb_part_put_body(s->parts_table, owner, p->hash, p->data, p->size,
+                                                  format_timestamp(ts, now_realtime_usec()))
+                              : NULL;
+
+                r = body ? remote_call(s->remote, "PutItem", body, on_part_reply, s, j) : -ENOMEM;
+        } else
+                r = remote_call(s->remote, j->deleting ? "DeleteItem" : "PutItem", j->request, on_push_reply,
+                                s, j);
         if (r < 0) {
                 RemoteReply fail = { .error = r, .message = "cannot send the request" };
                 job_retry(s, j, &fail);
         }
+}
+
+static void on_part_reply(void *owner, void *userdata, RemoteReply *rep)
+{
+        Sync *s = owner;
+        Job *j = userdata;
+
+        if (rep->error >= 0 && rep->cls == DDB_OK) {
+                /* Once written, a part needs no more memory here. */
+                j->parts.v[j->part_next].data = mfree(j->parts.v[j->part_next].data);
+                j->part_next++;
+                s->parts_written++;
+                job_send(s, j);
+                return;
+        }
+        if (rep->error >= 0 && rep->type && streq(rep->type, "ResourceNotFoundException")) {
+                char why[300];
+
+                snprintf(
+                        why, sizeof(why),
+                        "parts table %s does not exist ('notebookctl table create' makes it); this notebook "
+                        "needs it, being larger than a DynamoDB item",
+                        s->parts_table);
+                job_fail_remote(s, j, why);
+                return;
+        }
+        /* Anything else as for the item itself: retried, held for the credentials, or refused. */
+        on_push_reply(owner, userdata, rep);
 }
 
 /* ---- scheduling ---------------------------------------------------------------------------- */
@@ -1519,10 +1865,24 @@ struct Pull {
         StrMap seen;             /* notebook ids found so far */
         bool saw_provisioned[2]; /* blank-USER, demo-USER */
         bool saw_synced;         /* a notebook of the user that a notebookd wrote (a sync_id) */
+        /* Big notebooks whose parts are being fetched: the pull ends once they are applied. */
+        unsigned fetching;
+        bool pages_done; /* the last page came, or the pull failed */
+        bool failed;     /* then why */
+        bool cancelled;  /* shutdown: freed once nothing is in flight */
+        char why[256];
 };
+
+/* A big notebook of a pull, while its parts come. */
+typedef struct PullFetch {
+        Pull *pull;
+        char *notebook_id;
+        char *refs; /* the references of the item as the table holds it */
+} PullFetch;
 
 static const char *const provisioned_prefix[2] = { "blank-", "demo-" };
 
+/* Fetches still in flight keep it (cancelled) until the last one ends. */
 static void pull_free(Pull *p)
 {
         Pull **pp;
@@ -1534,6 +1894,10 @@ static void pull_free(Pull *p)
                         *pp = p->next;
                         break;
                 }
+        if (p->fetching > 0) {
+                p->cancelled = true;
+                return;
+        }
         free(p->user_id);
         cJSON_Delete(p->start_key);
         strmap_done(&p->seen);
@@ -1552,16 +1916,14 @@ static int pull_page(Pull *p);
 
 /* An item of the table this daemon cannot take as it is (a number a double would change, another
  * shape, too many cells): the notebook's error, said once, not at every pull. */
-static int pull_refused(Sync *s, const char *user, const char *id, int error)
+static int pull_refused(Sync *s, const char *user, const char *id, const char *detail)
 {
         StoreSyncInfo info = { 0 };
-        char why[200];
+        char why[400];
         bool known;
         int r;
 
-        snprintf(why, sizeof(why), "the table's version cannot be taken (%s); kept as it is here",
-                 error == -E2BIG ? "more cells than a notebook may hold"
-                                 : "another shape, or a number notebookd cannot keep exactly");
+        snprintf(why, sizeof(why), "the table's version cannot be taken (%s); kept as it is here", detail);
         r = store_sync_read(s->store, user, id, NULL, &info);
         known = r == 0 && streq_ptr(info.sync_error, why);
         store_sync_info_done(&info);
@@ -1571,7 +1933,14 @@ static int pull_refused(Sync *s, const char *user, const char *id, int error)
         return r == 0 ? store_sync_set_state(s->store, user, id, "error", why) : 0;
 }
 
-/* One item of a page, inside the page's transaction. */
+static const char *refused_why(int error)
+{
+        return error == -E2BIG ? "more cells than a notebook may hold"
+                               : "another shape, or a number notebookd cannot keep exactly";
+}
+
+/* One item of a page, inside the page's transaction. 1: an item that names parts and is new here,
+ * to apply once they are fetched (pull_fetch()). */
 static int pull_apply(Sync *s, Pull *p, const cJSON *item)
 {
         DdbItemHead head;
@@ -1593,10 +1962,128 @@ static int pull_apply(Sync *s, Pull *p, const cJSON *item)
         j = job_find(s, head.user_id, head.notebook_id);
         if (j && j->in_flight)
                 return 0; /* our own write is on its way; its answer decides */
-        r = sync_reconcile(s, head.user_id, head.notebook_id, RECONCILE_SEEN, item, p->gen);
+        if (parts_named(item)) {
+                StoreSyncInfo info = { 0 };
+                bool base;
+
+                /* The version we hold as the base: nothing to do (the common case, and cheap). */
+                r = store_sync_read(s->store, head.user_id, head.notebook_id, NULL, &info);
+                if (r < 0 && r != -ENOENT)
+                        return r;
+                base = r == 0 && info.base_revision == head.revision &&
+                       streq_ptr(info.base_sync_id, head.sync_id) && !(info.deleted && info.delete_done);
+                store_sync_info_done(&info);
+                return base ? 0 : 1;
+        }
+        r = sync_reconcile(s, head.user_id, head.notebook_id, RECONCILE_SEEN, item, NULL, p->gen);
         if (r == -EBADMSG || r == -E2BIG)
-                return pull_refused(s, head.user_id, head.notebook_id, r);
+                return pull_refused(s, head.user_id, head.notebook_id, refused_why(r));
         return r < 0 ? r : 0;
+}
+
+static void pull_end(Sync *s, Pull *p, bool complete, const char *why);
+static void pull_done(Sync *s, Pull *p, bool complete, const char *why);
+
+static void pull_fetch_free(PullFetch *pf)
+{
+        free(pf->notebook_id);
+        free(pf->refs);
+        free(pf);
+}
+
+/* A big notebook of the pull, whole (error 0), or why not, in a transaction of its own. */
+static void pull_apply_whole(Sync *s, Pull *p, const PullFetch *pf, const cJSON *item, int error,
+                             const char *message)
+{
+        Job *j = job_find(s, p->user_id, pf->notebook_id);
+        int r = sync_begin(s);
+
+        if (r >= 0 && !(j && j->in_flight)) {
+                if (error == 0) {
+                        r = sync_reconcile(s, p->user_id, pf->notebook_id, RECONCILE_SEEN, item, pf->refs,
+                                           p->gen);
+                        if (r == -EBADMSG || r == -E2BIG)
+                                r = pull_refused(s, p->user_id, pf->notebook_id, refused_why(r));
+                } else
+                        /* Kept as it is here, and counted as seen: never taken for deleted. */
+                        r = pull_refused(s, p->user_id, pf->notebook_id,
+                                         message ? message : "its parts cannot be read");
+        }
+        if (sync_commit(s, r < 0 ? r : 0, "a pulled notebook") < 0) {
+                p->failed = true;
+                snprintf(p->why, sizeof(p->why), "cannot record a pulled notebook");
+        }
+}
+
+static void pull_fetch_check(Sync *s, Pull *p)
+{
+        if (p->fetching > 0)
+                return;
+        if (p->cancelled)
+                pull_free(p);
+        else if (p->pages_done)
+                pull_done(s, p, !p->failed, p->why[0] ? p->why : NULL);
+}
+
+static void on_pull_fetched(void *userdata, int error, DdbErrorClass cls, const char *message, cJSON *item)
+{
+        PullFetch *pf = userdata;
+        Pull *p = pf->pull;
+        Sync *s = p->sync;
+
+        p->fetching--;
+        if (error == -ECANCELED)
+                p->cancelled = true;
+        else if (p->cancelled)
+                ;
+        else if (error == 0 || error == -ENOENT || error == -EBADMSG)
+                pull_apply_whole(s, p, pf, item, error, message);
+        else {
+                p->failed = true;
+                snprintf(p->why, sizeof(p->why), "%s", message ? message : "cannot fetch parts");
+                sync_log_failure(s, p->user_id, pf->notebook_id, NULL, "pull of %s: %s", p->user_id, p->why);
+                if (cls == DDB_RETRYABLE || cls == DDB_THROTTLING)
+                        sync_outage(s);
+        }
+        cJSON_Delete(item);
+        pull_fetch_free(pf);
+        pull_fetch_check(s, p);
+}
+
+/* Joins item (taken: a page's, naming parts) with what is known here, and fetches the rest. */
+static void pull_fetch(Sync *s, Pull *p, cJSON *item)
+{
+        _cleanup_free_ char *owner = NULL;
+        PullFetch *pf = calloc(1, sizeof(*pf));
+        DdbItemHead head;
+        int r = pf && ddb_item_head(item, &head) >= 0 ? 0 : -ENOMEM;
+
+        if (r >= 0) {
+                pf->pull = p;
+                pf->notebook_id = strdup(head.notebook_id);
+                pf->refs = refs_text(item);
+                owner = partio_owner(p->user_id, head.notebook_id);
+                r = pf->notebook_id && pf->refs && owner ? join_known(s, p->user_id, head.notebook_id, item)
+                                                         : -ENOMEM;
+        }
+        if (r >= 0)
+                r = partio_fetch(s->remote, s->parts_table, owner, item, &s->parts_fetched, on_pull_fetched,
+                                 pf);
+        if (r > 0) {
+                p->fetching++;
+                return;
+        }
+        if (r == 0 || r == -EBADMSG)
+                /* Everything was known here; or references no reader can follow. */
+                pull_apply_whole(s, p, pf, item, r,
+                                 r == 0 ? NULL : "its item has malformed part references");
+        else {
+                p->failed = true;
+                snprintf(p->why, sizeof(p->why), "cannot fetch the parts of a notebook: %s", strerror(-r));
+        }
+        cJSON_Delete(item);
+        if (pf)
+                pull_fetch_free(pf);
 }
 
 /* A blank-USER or demo-USER provisioned here and untouched that the table lacks, though it holds
@@ -1655,7 +2142,8 @@ static int pull_absent(Sync *s, Pull *p)
                 j = job_find(s, p->user_id, id->valuestring);
                 if (j && j->in_flight)
                         continue;
-                r = sync_reconcile(s, p->user_id, id->valuestring, RECONCILE_ABSENT_PULL, NULL, p->gen);
+                r = sync_reconcile(s, p->user_id, id->valuestring, RECONCILE_ABSENT_PULL, NULL, NULL,
+                                   p->gen);
                 if (r < 0)
                         return r;
         }
@@ -1708,7 +2196,9 @@ static void on_query_reply(void *owner, void *userdata, RemoteReply *rep)
 {
         Sync *s = owner;
         Pull *p = userdata;
-        const cJSON *items, *item, *last;
+        _cleanup_(cJSON_Deletep) cJSON *later = cJSON_CreateArray();
+        cJSON *items, *item, *next;
+        const cJSON *last;
         int r;
 
         if (rep->error == -ECANCELED) {
@@ -1721,23 +2211,28 @@ static void on_query_reply(void *owner, void *userdata, RemoteReply *rep)
                 if (rep->error < 0 || rep->cls == DDB_RETRYABLE || rep->cls == DDB_THROTTLING ||
                     (rep->type && streq(rep->type, "ResourceNotFoundException")))
                         sync_outage(s);
-                pull_done(s, p, false, reply_reason(s, rep));
+                pull_end(s, p, false, reply_reason(s, rep));
                 return;
         }
         sync_healthy(s);
-        /* A page is one transaction: one commit, however many items it brings. */
+        /* A page is one transaction: one commit, however many items it brings. Big notebooks new
+         * here follow, each once its parts are fetched. */
         items = cJSON_GetObjectItemCaseSensitive(rep->body, "Items");
-        r = sync_begin(s);
-        cJSON_ArrayForEach(item, items)
-        {
-                if (r < 0)
-                        break;
+        r = later ? sync_begin(s) : -ENOMEM;
+        for (item = items ? items->child : NULL; item && r >= 0; item = next) {
+                next = item->next;
                 r = pull_apply(s, p, item);
+                if (r == 1) {
+                        r = 0;
+                        cJSON_AddItemToArray(later, cJSON_DetachItemViaPointer(items, item));
+                }
         }
         if (sync_commit(s, r, "a pulled page") < 0) {
-                pull_done(s, p, false, "cannot record a pulled page");
+                pull_end(s, p, false, "cannot record a pulled page");
                 return;
         }
+        while ((item = cJSON_DetachItemFromArray(later, 0)))
+                pull_fetch(s, p, item);
 
         last = cJSON_GetObjectItemCaseSensitive(rep->body, "LastEvaluatedKey");
         if (last) {
@@ -1745,10 +2240,21 @@ static void on_query_reply(void *owner, void *userdata, RemoteReply *rep)
                 p->start_key = cJSON_Duplicate(last, true);
                 if (p->start_key && pull_page(p) >= 0)
                         return;
-                pull_done(s, p, false, "cannot ask for the next page");
+                pull_end(s, p, false, "cannot ask for the next page");
                 return;
         }
-        pull_done(s, p, true, NULL);
+        pull_end(s, p, true, NULL);
+}
+
+/* The last page came (complete), or the pull failed: it is done once its fetches are. */
+static void pull_end(Sync *s, Pull *p, bool complete, const char *why)
+{
+        p->pages_done = true;
+        if (!complete && !p->failed) {
+                p->failed = true;
+                snprintf(p->why, sizeof(p->why), "%s", why ? why : "the pull failed");
+        }
+        pull_fetch_check(s, p);
 }
 
 static int pull_page(Pull *p)
@@ -1889,6 +2395,13 @@ int sync_new(sd_event *event, Store *store, const RemoteConfig *conf, Sync **ret
         r = sd_event_add_time_relative(event, &s->pull_timer, CLOCK_MONOTONIC, 0, 0, on_pull_timer, s);
         if (r < 0)
                 return r;
+        r = sd_event_add_time(event, &s->gc_timer, CLOCK_MONOTONIC, 0, 0, on_gc_timer, s);
+        if (r < 0)
+                return r;
+        sd_event_source_set_enabled(s->gc_timer, SD_EVENT_OFF);
+        s->parts_table = remote_parts_table(conf);
+        if (!s->parts_table)
+                return -ENOMEM;
 
         /* Resume: whatever was dirty when the daemon stopped goes out at once. */
         r = sync_rescan(s);
@@ -1947,6 +2460,10 @@ Sync *sync_free(Sync *s)
         sd_event_source_disable_unref(s->drain_timer);
         while (s->pulls)
                 pull_free(s->pulls);
+        while (s->gcs)
+                gc_free(s, s->gcs);
+        sd_event_source_disable_unref(s->gc_timer);
+        free(s->parts_table);
         sd_event_unref(s->event);
         strmap_done(&s->job_map);
         strmap_done(&s->pulled);
@@ -2028,6 +2545,9 @@ int sync_status(Sync *s, const char *user_id, cJSON *obj)
             !cJSON_AddNumberToObject(sync, "pulled", (double)s->pulls_applied) ||
             !cJSON_AddNumberToObject(sync, "merges", (double)s->merges) ||
             !cJSON_AddNumberToObject(sync, "conflicts", (double)s->conflicts) ||
+            !cJSON_AddNumberToObject(sync, "parts_written", (double)s->parts_written) ||
+            !cJSON_AddNumberToObject(sync, "parts_fetched", (double)s->parts_fetched) ||
+            !cJSON_AddNumberToObject(sync, "parts_deleted", (double)s->parts_deleted) ||
             !(s->last_success
                       ? cJSON_AddStringToObject(sync, "last_success", format_timestamp(ts, s->last_success))
                       : cJSON_AddNullToObject(sync, "last_success")) ||

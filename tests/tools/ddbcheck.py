@@ -8,6 +8,7 @@ type by type, with what notebookd holds, in the seed's item shape (DESIGN.md, "D
                 [--ignore PATH]... [--no-sync-id] FILE...
     ddbcheck.py --endpoint URL [--table notebooks] --user USER --dump
     ddbcheck.py --endpoint URL [--table notebooks] --create-table
+    (each also takes --parts-table NAME; see "Big notebooks" below)
 
 FILE ("-" for standard input) holds what `notebookctl --json show NB` prints, {"notebook": {...}},
 or a bare notebook object, or a list of them; several JSON documents may follow each other in one
@@ -38,6 +39,13 @@ until the table is ACTIVE (bounded by --timeout).
 
 --dump prints the items (of --user, or of the FILEs' notebooks) as plain JSON, one per line.
 
+Big notebooks (doc/sync.md, "Big notebooks"): a cell attribute A_ref {enc S, bytes N, parts L of
+S} stands for A. This reader fetches each named part from the parts table (--parts-table, default
+TABLE-parts; key owner "user_id/notebook_id", part the hex SHA-256 of its bytes; a consistent
+GetItem), checks each part's hash, joins them, inflates them when enc is "zlib", checks the length,
+and parses the text as the AttributeValue it puts back under A, before comparing. A part missing or
+not matching its name is a difference. --create-table creates the parts table too.
+
 The endpoint (--endpoint, else $AWS_ENDPOINT_URL_DYNAMODB, else $AWS_ENDPOINT_URL) must be on
 loopback. Credentials are dummies, region us-east-1 unless --region; no AWS configuration file,
 profile or instance metadata is read.
@@ -45,6 +53,7 @@ profile or instance metadata is read.
 
 import argparse
 import decimal
+import hashlib
 import ipaddress
 import json
 import os
@@ -52,6 +61,7 @@ import re
 import sys
 import time
 import urllib.parse
+import zlib
 
 TABLE_KEYS = [{"AttributeName": "user_id", "KeyType": "HASH"}, {"AttributeName": "notebook_id", "KeyType": "RANGE"}]
 GSIS = [
@@ -355,6 +365,87 @@ def query_user(client, table, user):
                         return items
 
 
+REFS = ("outputs", "code", "stdout", "error")
+
+
+class PartError(Exception):
+        pass
+
+
+def resolve_ref(client, parts_table, owner, ref):
+        """The AttributeValue a reference stands for, from its parts."""
+        m = ref.get("M") if isinstance(ref, dict) else None
+        try:
+                enc, size = m["enc"]["S"], int(m["bytes"]["N"])
+                names = [x["S"] for x in m["parts"]["L"]]
+        except (KeyError, TypeError, ValueError):
+                raise PartError("malformed reference") from None
+        if enc not in ("zlib", "raw") or not names:
+                raise PartError(f"malformed reference (enc {enc!r}, {len(names)} parts)")
+        data = b""
+        for h in names:
+                r = client.get_item(TableName=parts_table, Key={"owner": {"S": owner}, "part": {"S": h}},
+                                    ConsistentRead=True)
+                part = r.get("Item")
+                if part is None:
+                        raise PartError(f"part {h[:12]} is missing from {parts_table}")
+                b = part.get("data", {}).get("B")
+                if not isinstance(b, (bytes, bytearray)) or hashlib.sha256(b).hexdigest() != h:
+                        raise PartError(f"part {h[:12]} does not hash to its name")
+                data += b
+        if enc == "zlib":
+                try:
+                        data = zlib.decompress(data)
+                except zlib.error as e:
+                        raise PartError(f"the parts do not inflate: {e}") from None
+        if len(data) != size:
+                raise PartError(f"the parts decode to {len(data)} bytes, the reference says {size}")
+        try:
+                v = json.loads(data.decode("utf-8"))
+        except (UnicodeDecodeError, ValueError) as e:
+                raise PartError(f"the parts are not an AttributeValue: {e}") from None
+        if not isinstance(v, dict) or len(v) != 1:
+                raise PartError("the parts are not an AttributeValue")
+        return v
+
+
+def reassemble(client, parts_table, item, stats):
+        """Puts every moved value of item back in place; returns the problems, one line each."""
+        problems = []
+        owner = f"{item.get('user_id', {}).get('S')}/{item.get('notebook_id', {}).get('S')}"
+        for i, cell in enumerate(item.get("cells", {}).get("L", [])):
+                m = cell.get("M", {})
+                for a in REFS:
+                        ref = m.get(a + "_ref")
+                        if ref is None:
+                                continue
+                        try:
+                                v = resolve_ref(client, parts_table, owner, ref)
+                        except PartError as e:
+                                problems.append(f"cells[{i}].{a}_ref: {e}")
+                                continue
+                        if a in m:
+                                problems.append(f"cells[{i}]: both {a} and {a}_ref")
+                                continue
+                        del m[a + "_ref"]
+                        m[a] = v
+                        stats["values"] += 1
+                        stats["parts"] += len(ref["M"]["parts"]["L"])
+        return problems
+
+
+def create_parts_table(client, args):
+        try:
+                client.create_table(TableName=args.parts_table, BillingMode="PAY_PER_REQUEST",
+                                    KeySchema=[{"AttributeName": "owner", "KeyType": "HASH"},
+                                               {"AttributeName": "part", "KeyType": "RANGE"}],
+                                    AttributeDefinitions=[{"AttributeName": n, "AttributeType": "S"}
+                                                          for n in ("owner", "part")])
+                print(f"ddbcheck: created table {args.parts_table}")
+        except client.exceptions.ResourceInUseException:
+                print(f"ddbcheck: table {args.parts_table} exists already; left as it is")
+
+
 def create_table(client, args):
         try:
                 client.create_table(TableName=args.table, BillingMode="PAY_PER_REQUEST", KeySchema=TABLE_KEYS,
@@ -390,7 +481,9 @@ def run(args):
         if args.create_table:
                 if args.files or args.user or args.absent or args.dump:
                         raise UsageError("--create-table takes no FILE, --user, --absent or --dump")
-                return create_table(make_client(args), args)
+                client = make_client(args)
+                create_parts_table(client, args)
+                return create_table(client, args)
         nbs = load_notebooks(args.files)
         if args.absent and not args.user:
                 raise UsageError("--absent needs --user")
@@ -413,6 +506,9 @@ def run(args):
                 by_id = {}
                 for nb in nbs:
                         by_id[nb["id"]] = get_item(client, args.table, nb["user_id"], nb["id"])
+        stats = {"values": 0, "parts": 0}
+        part_problems = {nid: reassemble(client, args.parts_table, it, stats)
+                         for nid, it in by_id.items() if it is not None}
         if args.dump:
                 for nid, it in by_id.items():
                         if it is not None:
@@ -426,7 +522,8 @@ def run(args):
                 if it is None:
                         lines = [f"not in the table (local revision {nb.get('revision')})"]
                 else:
-                        lines = compare_item(it, nb, args.ignore, sync_id=not args.no_sync_id)
+                        lines = part_problems.get(nb["id"], []) + compare_item(it, nb, args.ignore,
+                                                                              sync_id=not args.no_sync_id)
                 if lines:
                         bad += 1
                         diffs += [f"{label}: {x}" for x in lines]
@@ -445,7 +542,9 @@ def run(args):
                 return 1
         if not args.quiet:
                 print(f"ddbcheck: all {n} notebook(s) match the table {args.table}"
-                      + (f" (user {args.user}: {len(nbs)} item(s))" if args.user else ""))
+                      + (f" (user {args.user}: {len(nbs)} item(s))" if args.user else "")
+                      + (f"; {stats['values']} value(s) reassembled from {stats['parts']} part(s)"
+                         if stats["values"] else ""))
         return 0
 
 
@@ -457,6 +556,7 @@ def main(argv=None):
         ap.add_argument("--endpoint", default=os.environ.get("AWS_ENDPOINT_URL_DYNAMODB") or os.environ.get("AWS_ENDPOINT_URL"),
                         help="http://127.0.0.1:PORT (default $AWS_ENDPOINT_URL_DYNAMODB, $AWS_ENDPOINT_URL)")
         ap.add_argument("--table", default="notebooks")
+        ap.add_argument("--parts-table", help="where big notebooks keep their parts (default TABLE-parts)")
         ap.add_argument("--region", default="us-east-1")
         ap.add_argument("--user", help="read this user's whole partition; it must hold exactly the FILEs' notebooks")
         ap.add_argument("--absent", action="append", default=[], metavar="NB", help="this notebook of --user must not exist")
@@ -476,6 +576,7 @@ def main(argv=None):
                 if not args.endpoint:
                         raise UsageError("no endpoint: --endpoint URL (or AWS_ENDPOINT_URL_DYNAMODB)")
                 check_endpoint(args.endpoint)
+                args.parts_table = args.parts_table or args.table + "-parts"
                 return run(args)
         except UsageError as e:
                 print(f"ddbcheck: {e}", file=sys.stderr)

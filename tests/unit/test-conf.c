@@ -313,7 +313,11 @@ static void test_remote(void)
         name[255] = 0;
         snprintf(big, sizeof(big), "[remote]\ntable = %s\n", name);
         r = load(big, &e, &c);
-        ok(r == 0 && strlen(c->remote.table) == 255, "table of 255 characters");
+        ok(r < 0 && e.n == 1 && strstr(e.messages[0], "too long to name the parts table after it"),
+           "a table of 255 characters leaves no room for the parts table's default name");
+        snprintf(big, sizeof(big), "[remote]\ntable = %s\nparts_table = %s\n", name, name);
+        r = load(big, &e, &c);
+        ok(r == 0 && strlen(c->remote.table) == 255, "table of 255 characters, with a parts_table");
         if (r == 0)
                 config_free(c);
         else

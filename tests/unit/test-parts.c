@@ -296,9 +296,17 @@ static void test_part_items(void)
 
         b = ddb_part_delete_body("t", "alice/big", "ab", "2026-12-06T09:00:00.000Z");
         text = cJSON_PrintUnformatted(b);
-        ok(text && strstr(text, "\"ConditionExpression\":\"#c < :cut\"") &&
+        ok(text && strstr(text, "\"ConditionExpression\":\"#s = :s\"") &&
+                   strstr(text, "\":s\":{\"S\":\"2026-12-06T09:00:00.000Z\"}") &&
                    strstr(text, "\"Key\":{\"owner\":{\"S\":\"alice/big\"},\"part\":{\"S\":\"ab\"}}"),
-           "a part's delete is conditioned on its age: %s", text);
+           "a part's delete is conditioned on the mark it was seen with: %s", text);
+        free(text);
+        cJSON_Delete(b);
+        b = ddb_part_mark_body("t", "alice/big", "ab", "2026-12-06T08:00:00.000Z", "2026-12-06T09:00:00.000Z");
+        text = cJSON_PrintUnformatted(b);
+        ok(text && strstr(text, "\"ConditionExpression\":\"#c = :c AND attribute_not_exists(#s)\"") &&
+                   strstr(text, "\"UpdateExpression\":\"SET #s = :now\""),
+           "a part is marked only if it is still the write that was seen: %s", text);
         free(text);
         cJSON_Delete(b);
         b = ddb_create_parts_table_body("notebooks-parts");

@@ -374,16 +374,22 @@ static void test_sync(Store *s)
         is_int(store_sync_token(s, "sync", "s1", 2, "tok-2", tok), 1, "revision 2 gets a token of its own");
         is_int(store_sync_tokens_count(s, "sync", "s1"), 2, "two tokens unconfirmed");
 
-        is_int(store_sync_confirm(s, "sync", "s1", &(StoreBase){ 1, "tok-1", "{}", 5 }, true, "pending"), 0,
-               "revision 1 confirmed, still dirty");
+        is_int(store_sync_confirm(
+                       s, "sync", "s1",
+                       &(StoreBase){ .revision = 1, .sync_id = "tok-1", .snapshot = "{}", .gen = 5 }, true,
+                       "pending"),
+               0, "revision 1 confirmed, still dirty");
         store_sync_read(s, "sync", "s1", NULL, &info);
         ok(info.dirty && info.base_revision == 1 && streq_ptr(info.base_sync_id, "tok-1") &&
                    info.base_gen == 5,
            "base moved to (1, tok-1) at generation 5");
         store_sync_info_done(&info);
         is_int(store_sync_tokens_count(s, "sync", "s1"), 0, "a confirmed base drops every token");
-        is_int(store_sync_confirm(s, "sync", "s1", &(StoreBase){ 2, "tok-2", "{}", 6 }, false, "synced"), 0,
-               "revision 2 confirmed, clean");
+        is_int(store_sync_confirm(
+                       s, "sync", "s1",
+                       &(StoreBase){ .revision = 2, .sync_id = "tok-2", .snapshot = "{}", .gen = 6 }, false,
+                       "synced"),
+               0, "revision 2 confirmed, clean");
         store_sync_read(s, "sync", "s1", NULL, &info);
         ok(!info.dirty && info.base_revision == 2, "clean at base 2");
         is_str(info.sync_state, "synced", "state synced");
@@ -395,17 +401,23 @@ static void test_sync(Store *s)
                 "\"created_at\":\"2026-01-01T00:00:00.000Z\",\"updated_at\":\"2026-01-02T00:00:00.000Z\","
                 "\"cells\":[{\"id\":\"r\",\"type\":\"sql\",\"code\":\"select 1\",\"status\":\"idle\","
                 "\"stdout\":\"\",\"outputs\":[],\"error\":null,\"reads\":[],\"writes\":[]}]}");
-        is_int(store_sync_replace(s, remote, &(StoreBase){ 7, "x7", "{}", 8 }, false, "synced"), 0,
-               "the remote version replaces the notebook");
+        is_int(store_sync_replace(s, remote,
+                                  &(StoreBase){ .revision = 7, .sync_id = "x7", .snapshot = "{}", .gen = 8 },
+                                  false, "synced"),
+               0, "the remote version replaces the notebook");
         is_int(revision_of(s, "sync", "s1"), 7, "at the remote revision");
         is_str(cell_order(s, "sync", "s1"), "r", "with the remote cells");
         cJSON_ReplaceItemInObject(remote, "id", cJSON_CreateString("s2"));
-        is_int(store_sync_replace(s, remote, &(StoreBase){ 7, NULL, "{}", 8 }, false, "synced"), 0,
-               "a notebook only the remote had arrives");
+        is_int(store_sync_replace(s, remote,
+                                  &(StoreBase){ .revision = 7, .sync_id = NULL, .snapshot = "{}", .gen = 8 },
+                                  false, "synced"),
+               0, "a notebook only the remote had arrives");
         is_int(store_notebook_exists(s, "sync", "s2"), 1, "and is listed");
         cJSON_ReplaceItemInObject(remote, "revision", cJSON_CreateNumber(9));
-        is_int(store_sync_replace(s, remote, &(StoreBase){ 8, "x8", "{}", 9 }, true, "pending"), 0,
-               "a merge at revision 9 on base 8");
+        is_int(store_sync_replace(s, remote,
+                                  &(StoreBase){ .revision = 8, .sync_id = "x8", .snapshot = "{}", .gen = 9 },
+                                  true, "pending"),
+               0, "a merge at revision 9 on base 8");
         store_sync_read(s, "sync", "s2", NULL, &info);
         ok(info.dirty && info.revision == 9 && info.base_revision == 8, "dirty at 9, base 8");
         store_sync_info_done(&info);
@@ -422,13 +434,19 @@ static void test_sync(Store *s)
         ok(json_has(unsynced, "\"conflicts\":2"), "the notebook shows 2 conflicts");
 
         /* Listed: what is dirty, in error, or has conflicts to resolve; per user when asked. */
-        is_int(store_sync_confirm(s, "sync", "s2", &(StoreBase){ 9, "x9", "{}", 10 }, false, "synced"), 0,
-               "s2 in sync, its conflicts still to resolve");
+        is_int(store_sync_confirm(
+                       s, "sync", "s2",
+                       &(StoreBase){ .revision = 9, .sync_id = "x9", .snapshot = "{}", .gen = 10 }, false,
+                       "synced"),
+               0, "s2 in sync, its conflicts still to resolve");
         is_int(store_sync_set_state(s, "sync", "s1", "error", "refused"), 0, "s1 clean, in error");
         store_notebook_create(s, "other", "o1", NULL, NULL, NULL);
         store_notebook_create(s, "other", "o2", NULL, NULL, NULL);
-        is_int(store_sync_confirm(s, "other", "o2", &(StoreBase){ 1, "y1", "{}", 10 }, false, "synced"), 0,
-               "o2 clean and in sync");
+        is_int(store_sync_confirm(
+                       s, "other", "o2",
+                       &(StoreBase){ .revision = 1, .sync_id = "y1", .snapshot = "{}", .gen = 10 }, false,
+                       "synced"),
+               0, "o2 clean and in sync");
         ok(strstr(unsynced_ids(s, NULL), "other/o1 ") && strstr(unsynced_ids(s, NULL), " sync/s1 sync/s2") &&
                    !strstr(unsynced_ids(s, NULL), "other/o2"),
            "all users: dirty, error and conflicts, in order");
@@ -468,7 +486,9 @@ static void test_sync(Store *s)
 
         /* A tombstone revived after its delete went through is new to the remote. */
         store_notebook_create(s, "sync", "s3", NULL, NULL, NULL);
-        store_sync_confirm(s, "sync", "s3", &(StoreBase){ 1, "t", "{}", 3 }, false, "synced");
+        store_sync_confirm(s, "sync", "s3",
+                           &(StoreBase){ .revision = 1, .sync_id = "t", .snapshot = "{}", .gen = 3 }, false,
+                           "synced");
         m = (StoreMut)STORE_MUT_INIT;
         store_notebook_delete(s, "sync", "s3", &m);
         store_sync_deleted(s, "sync", "s3", 4, "synced");

@@ -1,0 +1,354 @@
+# SPDX-License-Identifier: MIT
+"""Notebooks larger than a DynamoDB item (doc/sync.md, "Big notebooks"), against dynalite on
+127.0.0.1: notebooks of 0.5, 2 and 16 MiB with image and HTML outputs sync, are pulled by a second
+daemon and compare equal, and the independent reader (boto3, tests/tools/ddbcheck.py) reassembles
+them from the table; an edit of one small cell writes the item and no part; an edit of one output
+writes only that output's parts; both machines editing the same big notebook merge; kill -9 at any
+moment of a big push leaves the table readable and the push completes after a restart; collection
+removes the parts no version names, and nothing else; a part missing or corrupt is an error in
+status, never a truncated notebook; the fault proxy in the loop.
+
+NB_BIG_SCALE (default 1) multiplies the kill -9 rounds. Every random choice comes from one seed
+(NB_SEED, printed), so a failure can be replayed."""
+
+import base64
+import hashlib
+import json
+import os
+import random
+import sys
+import time
+import zlib
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import harness  # noqa: E402
+from harness import TAP, Daemon, Dynalite, FaultProxy, ddb_call, ddbcheck, dynamodb_test_env, short, tmo  # noqa: E402
+
+t = TAP()
+dynamodb_test_env(t, "AKIDBIGTEST", "big-test-secret")
+SEED = int(os.environ.get("NB_SEED") or random.randrange(1 << 32))
+SCALE = max(1, int(os.environ.get("NB_BIG_SCALE", "1")))
+t.diag(f"seed {SEED} (NB_SEED={SEED} replays it)")
+rng = random.Random(SEED)
+
+dyn = Dynalite(t).start()
+proxy = FaultProxy(dyn.port, t, seed=SEED).start()
+rc, out, err = ddbcheck(dyn.endpoint, "--create-table")
+t.ok(rc == 0, "the notebooks table and its parts table exist", out + err)
+
+MiB = 1024 * 1024
+USER = "bea"
+GRACE_S = 2
+
+
+def conf(endpoint, pull_s=1):
+        return (f"[remote]\nendpoint = {endpoint}\ndebounce_ms = 50\nmax_delay_ms = 300\n"
+                f"pull_interval_s = {pull_s}\nconnect_timeout_ms = 1000\nrequest_timeout_ms = 10000\n"
+                f"parts_grace_s = {GRACE_S}\n")
+
+
+def wait_for(cond, timeout):
+        return harness.wait_for(cond, tmo(timeout), 0.1)
+
+
+def status(d):
+        return d.rpc("daemon.status")["sync"]
+
+
+def settled(d):
+        st = status(d)
+        return st["pending"] == 0 and st["in_flight"] == 0
+
+
+def get(d, nb, user=USER):
+        r = d.call("notebook.get", {"user_id": user, "notebook_id": nb})
+        return r.get("result", {}).get("notebook")
+
+
+def content(nb):
+        """What two machines must agree on: everything but the cells' local run status."""
+        if nb is None:
+                return None
+        nb = json.loads(json.dumps(nb))
+        for c in nb["cells"]:
+                c.pop("status", None)
+        return nb
+
+
+def png(n):
+        """n bytes of base64 text of random bytes: an image, which does not compress."""
+        return base64.b64encode(rng.randbytes(n * 3 // 4 + 3)).decode()[:n]
+
+
+def html(n):
+        """n bytes of a DataFrame's HTML table: it compresses well."""
+        rows, size = [], 0
+        while size < n:
+                row = "<tr>" + "".join(f"<td>{rng.randrange(10**6)}</td>" for _ in range(8)) + "</tr>\n"
+                rows.append(row)
+                size += len(row)
+        return "<table class=\"dataframe\">\n" + "".join(rows)[:n] + "</table>"
+
+
+def make_big(d, nb, size):
+        """A notebook of about size bytes: code cells, each with a PNG and an HTML output."""
+        d.rpc("notebook.create", {"user_id": USER, "notebook_id": nb, "name": f"Big {nb}"})
+        made, i = 0, 0
+        while made < size:
+                part = min(MiB, size - made)
+                img = png(max(part * 2 // 3, 16))
+                tab = html(max(part - len(img), 16))
+                d.rpc("cell.create", {"user_id": USER, "notebook_id": nb, "cell_id": f"c{i}",
+                                      "code": f"plot({i})\ndf{i}.head(1000)", "status": "success",
+                                      "outputs": [{"mime_type": "image/png", "data": img, "metadata": {}},
+                                                  {"mime_type": "text/html", "data": tab, "metadata": {}}]})
+                made += len(img) + len(tab) + 100
+                i += 1
+        return i
+
+
+def table_item(nb, user=USER):
+        st, r = ddb_call(dyn.port, "GetItem", {"TableName": "notebooks", "ConsistentRead": True,
+                                              "Key": {"user_id": {"S": user}, "notebook_id": {"S": nb}}})
+        return r.get("Item") if st == 200 else None
+
+
+def named_parts(item):
+        names = set()
+        for c in (item or {}).get("cells", {}).get("L", []):
+                for k, v in c.get("M", {}).items():
+                        if k.endswith("_ref"):
+                                names.update(x["S"] for x in v["M"]["parts"]["L"])
+        return names
+
+
+def table_parts(nb, user=USER):
+        """{hash: item} of the notebook's parts in the parts table."""
+        out, start = {}, None
+        while True:
+                body = {"TableName": "notebooks-parts", "ConsistentRead": True,
+                        "KeyConditionExpression": "#o = :o", "ExpressionAttributeNames": {"#o": "owner"},
+                        "ExpressionAttributeValues": {":o": {"S": f"{user}/{nb}"}}}
+                if start:
+                        body["ExclusiveStartKey"] = start
+                st, r = ddb_call(dyn.port, "Query", body)
+                assert st == 200, r
+                for it in r.get("Items", []):
+                        out[it["part"]["S"]] = it
+                start = r.get("LastEvaluatedKey")
+                if not start:
+                        return out
+
+
+def check_table(d, nbs, user=USER):
+        """ddbcheck of the notebooks' items, reassembled, against what d shows."""
+        docs = []
+        for nb in nbs:
+                rc, out, err = d.ctl("show", nb, user=user, json_out=True)
+                if rc != 0:
+                        return False, f"show {nb}: {rc} {err}"
+                docs.append(out)
+        rc, out, err = ddbcheck(dyn.endpoint, "-", input="".join(docs), timeout=tmo(120))
+        return rc == 0, out + err
+
+
+a = Daemon(t, config=conf(dyn.endpoint)).start()
+b = Daemon(t, config=conf(dyn.endpoint)).start()
+a.rpc("notebook.list", {"user_id": USER})
+b.rpc("notebook.list", {"user_id": USER})
+SIZES = {"half": MiB // 2, "two": 2 * MiB, "sixteen": 16 * MiB - 300 * 1024}
+
+
+@t.case("notebooks of 0.5, 2 and 16 MiB sync, are pulled by another machine, and read back whole")
+def _():
+        for nb, size in SIZES.items():
+                make_big(a, nb, size)
+        t.ok(wait_for(lambda: settled(a), 120), "the first machine pushed them all", short(status(a)))
+        st = status(a)
+        t.ok(not [n for n in st["notebooks"] if n["state"] == "error"], "no notebook is in error", short(st))
+        t.ok(st["parts_written"] > 0, f"parts were written ({st['parts_written']})")
+        for nb, size in SIZES.items():
+                item = table_item(nb)
+                body = len(json.dumps(item or {}))
+                t.ok(item is not None and body < 400 * 1024, f"{nb}: the table's item is {body} bytes of JSON")
+                t.ok(len(named_parts(item)) > 0, f"{nb}: it names {len(named_parts(item))} parts")
+                t.ok(named_parts(item) <= set(table_parts(nb)), f"{nb}: every part it names is in the parts table")
+        good, report = check_table(a, list(SIZES))
+        t.ok(good, "the boto3 reader reassembles each notebook and finds it equal to notebookctl show", report)
+        t.like(report, "reassembled", "it did reassemble values from parts")
+
+        b.rpc("sync.pull")
+        for nb in SIZES:
+                t.ok(wait_for(lambda: content(get(b, nb)) == content(get(a, nb)), 120),
+                     f"{nb}: the second machine holds what the first does")
+        t.ok(status(b)["parts_fetched"] > 0, f"the second machine fetched parts ({status(b)['parts_fetched']})")
+        t.ok(wait_for(lambda: settled(b), 30), "the second machine settles")
+        t.is_([n["notebook_id"] for n in status(b)["notebooks"] if n["state"] == "error"], [],
+              "no notebook is in error on the second machine")
+
+
+@t.case("an edit of one small cell of a big notebook writes the item and no part")
+def _():
+        before = status(a)
+        parts_before = set(table_parts("sixteen"))
+        r = a.rpc("cell.update", {"user_id": USER, "notebook_id": "sixteen", "cell_id": "c0", "code": "plot(0, dpi=300)"})
+        t.ok(wait_for(lambda: settled(a) and status(a)["pushes"] > before["pushes"], 60), "pushed")
+        after = status(a)
+        t.is_(after["parts_written"] - before["parts_written"], 0, "no part was written")
+        t.is_(after["pushes"] - before["pushes"], 1, "one write of the item")
+        t.is_(set(table_parts("sixteen")), parts_before, "the parts table is as it was")
+        t.ok(wait_for(lambda: content(get(b, "sixteen")) == content(get(a, "sixteen")), 60),
+             "the other machine has the edit")
+        t.ok(get(b, "sixteen")["revision"] == r["revision"], "at the same revision")
+        fetched = status(b)["parts_fetched"]
+        good, report = check_table(a, ["sixteen"])
+        t.ok(good, "the table matches", report)
+
+        before = status(a)
+        nb = get(a, "two")
+        outs = nb["cells"][1]["outputs"]
+        outs[0]["data"] = png(len(outs[0]["data"]))
+        a.rpc("cell.update", {"user_id": USER, "notebook_id": "two", "cell_id": nb["cells"][1]["id"], "outputs": outs})
+        t.ok(wait_for(lambda: settled(a) and status(a)["pushes"] > before["pushes"], 60), "a new image pushed")
+        written = status(a)["parts_written"] - before["parts_written"]
+        moved = len(json.dumps(outs)) // (256 * 1024) + 1
+        t.ok(0 < written <= moved + 1, f"only that output's parts were written ({written}, its value needs {moved})")
+        t.ok(wait_for(lambda: content(get(b, "two")) == content(get(a, "two")), 60), "the other machine has it")
+        t.ok(status(b)["parts_fetched"] - fetched <= moved + 1,
+             f"and fetched only the new parts ({status(b)['parts_fetched'] - fetched})")
+
+
+@t.case("both machines edit the same big notebook: merged, identical, nothing lost")
+def _():
+        a.rpc("cell.update", {"user_id": USER, "notebook_id": "two", "cell_id": "c0", "code": "edited on a"})
+        b.rpc("cell.update", {"user_id": USER, "notebook_id": "two", "cell_id": "c1", "code": "edited on b"})
+        t.ok(wait_for(lambda: settled(a) and settled(b) and content(get(a, "two")) == content(get(b, "two"))
+                      and get(a, "two")["cells"][0]["code"] == "edited on a"
+                      and get(a, "two")["cells"][1]["code"] == "edited on b", 90),
+             "both edits on both machines", short([c["code"] for c in get(a, "two")["cells"][:2]]))
+        t.is_(status(a)["unresolved"] + status(b)["unresolved"], 0, "no conflict")
+        good, report = check_table(a, ["two"])
+        t.ok(good, "the table matches", report)
+
+
+@t.case("kill -9 at any moment of a big push: the table stays readable, the push completes")
+def _():
+        for rnd in range(3 * SCALE):
+                nb = get(a, "sixteen")
+                cell = nb["cells"][rnd % len(nb["cells"])]
+                outs = cell["outputs"]
+                outs[0]["data"] = png(len(outs[0]["data"]))
+                a.rpc("cell.update", {"user_id": USER, "notebook_id": "sixteen", "cell_id": cell["id"], "outputs": outs})
+                delay = rng.uniform(0.0, 0.6)
+                time.sleep(delay)
+                a.kill()
+                item = table_item("sixteen")
+                missing = named_parts(item) - set(table_parts("sixteen"))
+                t.ok(not missing, f"round {rnd}: killed {delay:.2f} s in; every part the item names is there",
+                     short(missing))
+                a.start()
+                t.ok(wait_for(lambda: settled(a), 120), f"round {rnd}: after the restart the push completes",
+                     short(status(a)))
+                good, report = check_table(a, ["sixteen"])
+                t.ok(good, f"round {rnd}: the table holds the last edit", report)
+
+
+@t.case("collection removes the parts no version names, and nothing else")
+def _():
+        t.ok(wait_for(lambda: settled(a) and settled(b), 60), "both settled")
+        # A new version, pushed by a: its collection runs after the write; what it marks goes
+        # GRACE_S later, at the next pass.
+        before = status(a)["parts_deleted"]
+        a.rpc("cell.update", {"user_id": USER, "notebook_id": "sixteen", "cell_id": "c1", "code": "last"})
+
+        def only_named():
+                named = named_parts(table_item("sixteen"))
+                return named and set(table_parts("sixteen")) == named
+
+        t.ok(wait_for(lambda: settled(a) and only_named(), 4 * GRACE_S + 60),
+             "the parts table holds exactly what the item names",
+             f"{len(table_parts('sixteen'))} parts, {len(named_parts(table_item('sixteen')))} named")
+        t.ok(status(a)["parts_deleted"] > before, f"parts were deleted ({status(a)['parts_deleted'] - before})")
+        good, report = check_table(a, list(SIZES))
+        t.ok(good, "every notebook still reads back whole", report)
+        t.ok(wait_for(lambda: content(get(b, "sixteen")) == content(get(a, "sixteen")), 60),
+             "and another machine still pulls it")
+
+        a.rpc("notebook.delete", {"user_id": USER, "notebook_id": "half"})
+        t.ok(wait_for(lambda: table_item("half") is None and not table_parts("half"), 4 * GRACE_S + 60),
+             "a deleted notebook's parts go too", short(len(table_parts("half"))))
+        t.ok(len(table_parts("two")) > 0 and len(table_parts("sixteen")) > 0, "the other notebooks' stay")
+
+
+@t.case("a part missing or corrupt: an error in status, the notebook kept whole")
+def _():
+        t.ok(wait_for(lambda: settled(a) and settled(b), 60), "both settled")
+        kept = get(b, "two")
+        # Stop b's pulls, push a new version from a, and damage one of its new parts.
+        b.stop()
+        nb = get(a, "two")
+        outs = nb["cells"][-1]["outputs"]
+        outs[0]["data"] = png(len(outs[0]["data"]))
+        old = set(table_parts("two"))
+        a.rpc("cell.update", {"user_id": USER, "notebook_id": "two", "cell_id": nb["cells"][-1]["id"], "outputs": outs})
+        t.ok(wait_for(lambda: settled(a) and set(table_parts("two")) - old, 60), "a new version with new parts")
+        victim = sorted(set(table_parts("two")) - old)[0]
+        st, r = ddb_call(dyn.port, "PutItem", {"TableName": "notebooks-parts", "Item": {
+                "owner": {"S": f"{USER}/two"}, "part": {"S": victim}, "data": {"B": base64.b64encode(b"garbage").decode()},
+                "created_at": {"S": "2026-01-01T00:00:00.000Z"}}})
+        t.is_(st, 200, "one part overwritten with other bytes")
+        b.start()
+
+        def b_error():
+                return [n for n in status(b)["notebooks"] if n["notebook_id"] == "two" and n["state"] == "error"]
+
+        e = wait_for(b_error, 60)
+        t.ok(e and "corrupt" in (e[0]["error"] or ""), "the second machine reports the notebook in error",
+             short(status(b)))
+        t.ok(content(get(b, "two")) == content(kept), "and keeps its whole earlier version, not a truncated one")
+        good, report = check_table(a, ["two"])
+        t.ok(not good and "does not hash to its name" in report, "the boto3 reader finds the damage too", report)
+
+        st, r = ddb_call(dyn.port, "DeleteItem", {"TableName": "notebooks-parts",
+                                                  "Key": {"owner": {"S": f"{USER}/two"}, "part": {"S": victim}}})
+        e = wait_for(lambda: [n for n in status(b)["notebooks"] if n["notebook_id"] == "two"
+                              and "missing" in (n.get("error") or "")], 60)
+        t.ok(e, "a part missing: also an error, saying so", short(status(b)))
+        t.ok(content(get(b, "two")) == content(kept), "the notebook is still whole")
+
+        # The writer edits the same output again: new parts, and the reader recovers.
+        outs[0]["data"] = png(len(outs[0]["data"]))
+        a.rpc("cell.update", {"user_id": USER, "notebook_id": "two", "cell_id": nb["cells"][-1]["id"], "outputs": outs})
+        t.ok(wait_for(lambda: content(get(b, "two")) == content(get(a, "two")), 60),
+             "a later version whose parts are whole is taken")
+        t.ok(wait_for(lambda: not b_error(), 30), "and the error clears")
+
+
+@t.case("the fault proxy in the loop: errors, resets and lost answers during big pushes and pulls")
+def _():
+        c = Daemon(t, config=conf(proxy.endpoint)).start()
+        c.rpc("notebook.list", {"user_id": USER})
+        proxy.set_rules([
+                {"mode": "error", "probability": 0.1},
+                {"mode": "reset", "probability": 0.05},
+                {"mode": "drop_response", "probability": 0.05},
+                {"mode": "delay", "delay_ms": 50, "probability": 0.2},
+        ])
+        c.rpc("sync.pull")
+        t.ok(wait_for(lambda: content(get(c, "sixteen")) == content(get(a, "sixteen")), 180),
+             "a third machine behind the proxy pulls the 16 MiB notebook")
+        make_big(c, "proxied", 3 * MiB)
+        c.rpc("cell.update", {"user_id": USER, "notebook_id": "two", "cell_id": "c3", "code": "from c"})
+        t.ok(wait_for(lambda: settled(c), 180), "its big push completes", short(status(c)))
+        proxy.clear()
+        t.ok(wait_for(lambda: content(get(a, "proxied")) == content(get(c, "proxied"))
+                      and content(get(a, "two")) == content(get(c, "two")), 120),
+             "the first machine has what it pushed")
+        good, report = check_table(c, ["proxied", "two", "sixteen"])
+        t.ok(good, "the table matches", report)
+        t.ok(proxy.applied("error") > 0 or proxy.applied("reset") > 0, "faults were injected",
+             short(proxy.stats()))
+        c.stop()
+
+
+t.done()
