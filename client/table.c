@@ -29,6 +29,7 @@ typedef struct Table {
         Config *config;
         Remote *remote;
         const char *name;
+        char *parts_name; /* where big notebooks keep their parts (doc/sync.md, "Big notebooks") */
         bool json;
 } Table;
 
@@ -81,10 +82,10 @@ static int table_call(Table *t, const char *target, cJSON *body, Answer *a)
         return 0;
 }
 
-/* The exit code for a failed call, after saying what failed. */
-static int answer_fail(const Table *t, const Answer *a, const char *what)
+/* The exit code for a failed call about table name, after saying what failed. */
+static int answer_fail_on(const Table *t, const char *name, const Answer *a, const char *what)
 {
-        local_error("%s %s at %s: %s", what, t->name, remote_endpoint(t->remote), a->message);
+        local_error("%s %s at %s: %s", what, name, remote_endpoint(t->remote), a->message);
         if (a->error)
                 return EXIT_TRANSPORT;
         if (a->cls == DDB_AUTH)
@@ -92,6 +93,11 @@ static int answer_fail(const Table *t, const Answer *a, const char *what)
         if (streq(a->type, "ResourceNotFoundException"))
                 return EXIT_NOT_FOUND;
         return EXIT_DAEMON;
+}
+
+static int answer_fail(const Table *t, const Answer *a, const char *what)
+{
+        return answer_fail_on(t, t->name, a, what);
 }
 
 static void report_config_error(void *userdata, const char *path, unsigned line, const char *message)
@@ -121,6 +127,7 @@ static void table_done(Table *t)
         t->remote = remote_free(t->remote);
         t->event = sd_event_unref(t->event);
         t->config = config_free(t->config);
+        t->parts_name = mfree(t->parts_name);
 }
 
 /* The daemon's [remote] settings (from the named configuration, else the default one if it
@@ -150,6 +157,9 @@ static int table_open(const TableArgs *a, Table *t)
             replace(&t->config->remote.region, a->region) < 0)
                 return local_error("out of memory");
         t->name = t->config->remote.table;
+        t->parts_name = remote_parts_table(&t->config->remote);
+        if (!t->parts_name)
+                return local_error("out of memory");
 
         r = sd_event_new(&t->event);
         if (r < 0)
@@ -238,6 +248,74 @@ static void put_line(const char *fmt, ...)
         putchar('\n');
 }
 
+/* Describes the parts table and adds what does not fit to *problems (one line each), counted in
+ * *n. Returns its status ("ACTIVE", "missing", ...), or NULL after a failure reported (*ret_exit). */
+static const char *parts_report(Table *t, char **problems, int *n, int *ret_exit)
+{
+        static char status_buf[32];
+        _cleanup_free_ char *more = NULL;
+        const char *status;
+        char *joined = NULL;
+        Answer a;
+        int k;
+
+        if (table_call(t, "DescribeTable", ddb_describe_table_body(t->parts_name), &a) < 0) {
+                *ret_exit = EXIT_DAEMON;
+                return NULL;
+        }
+        if (a.error || a.cls != DDB_OK) {
+                if (!streq(a.type, "ResourceNotFoundException")) {
+                        *ret_exit = answer_fail_on(t, t->parts_name, &a, "cannot describe table");
+                        answer_done(&a);
+                        return NULL;
+                }
+                answer_done(&a);
+                if (asprintf(&more,
+                             "parts table %s: missing; notebooks larger than a DynamoDB item need it "
+                             "('notebookctl table create' makes it)",
+                             t->parts_name) < 0)
+                        more = NULL;
+                status = "missing";
+                k = 1;
+        } else {
+                const cJSON *st = cJSON_GetObjectItemCaseSensitive(
+                        cJSON_GetObjectItemCaseSensitive(a.body, "Table"), "TableStatus");
+
+                k = ddb_parts_table_check(a.body, &more);
+                if (k < 0) {
+                        answer_done(&a);
+                        *ret_exit = local_error("DynamoDB's description of table %s is not understood: %s",
+                                                t->parts_name, strerror(-k));
+                        return NULL;
+                }
+                snprintf(status_buf, sizeof(status_buf), "%s",
+                         cJSON_IsString(st) ? st->valuestring : "unknown");
+                status = status_buf;
+                answer_done(&a);
+                if (!streq(status, "ACTIVE")) {
+                        char *m = NULL;
+
+                        if (asprintf(&m, "%s%sparts table %s: %s, not ACTIVE", more ? more : "",
+                                     more ? "\n" : "", t->parts_name, status) < 0)
+                                m = NULL;
+                        free(more);
+                        more = m;
+                        k++;
+                }
+        }
+        if (k > 0) {
+                if (!more || asprintf(&joined, "%s%s%s", *problems ? *problems : "", *problems ? "\n" : "",
+                                      more) < 0) {
+                        *ret_exit = local_error("out of memory");
+                        return NULL;
+                }
+                free(*problems);
+                *problems = joined;
+                *n += k;
+        }
+        return status;
+}
+
 /* Describes the table and checks that it serves notebookd; ttl is what is known of its TTL already,
  * or NULL to ask. Returns an exit code: EXIT_OK when it fits, EXIT_DAEMON when it does not. */
 static int table_report(Table *t, bool created, const char *ttl, const char *note)
@@ -245,6 +323,7 @@ static int table_report(Table *t, bool created, const char *ttl, const char *not
         _cleanup_(cJSON_Deletep) cJSON *out = NULL;
         _cleanup_free_ char *problems = NULL, *shown = NULL;
         const cJSON *tab, *status, *billing, *count;
+        const char *parts_status;
         Answer a;
         int r, n, ret = EXIT_OK;
 
@@ -289,6 +368,11 @@ static int table_report(Table *t, bool created, const char *ttl, const char *not
                 answer_done(&a);
                 return ret;
         }
+        parts_status = parts_report(t, &problems, &n, &ret);
+        if (!parts_status) {
+                answer_done(&a);
+                return ret;
+        }
 
         if (t->json) {
                 cJSON *list;
@@ -307,6 +391,8 @@ static int table_report(Table *t, bool created, const char *ttl, const char *not
                     !cJSON_AddNumberToObject(out, "item_count",
                                              cJSON_IsNumber(count) ? count->valuedouble : 0) ||
                     !cJSON_AddStringToObject(out, "ttl", ttl) ||
+                    !cJSON_AddStringToObject(out, "parts_table", t->parts_name) ||
+                    !cJSON_AddStringToObject(out, "parts_status", parts_status) ||
                     !cJSON_AddBoolToObject(out, "fits", n == 0) ||
                     !(list = cJSON_AddArrayToObject(out, "problems"))) {
                         answer_done(&a);
@@ -338,6 +424,8 @@ static int table_report(Table *t, bool created, const char *ttl, const char *not
                          cJSON_IsString(billing) ? billing->valuestring : "PROVISIONED",
                          cJSON_IsNumber(count) ? count->valuedouble : 0.0);
                 put_line("TTL: %s%s.", ttl, ttl_sentence(ttl));
+                put_line("Parts table %s (for notebooks larger than a DynamoDB item): %s.", t->parts_name,
+                         parts_status);
                 if (n == 0)
                         put_line("It fits: notebookd can sync to it.");
                 else
@@ -362,8 +450,8 @@ int table_check(const TableArgs *args)
         return r;
 }
 
-/* Waits until the table and its indexes are ACTIVE. Returns an exit code. */
-static int table_wait_active(Table *t, uint64_t wait_usec)
+/* Waits until table name and its indexes are ACTIVE. Returns an exit code. */
+static int table_wait_active(Table *t, const char *name, uint64_t wait_usec)
 {
         uint64_t deadline = now_monotonic_usec() + wait_usec;
         bool said = false;
@@ -375,11 +463,11 @@ static int table_wait_active(Table *t, uint64_t wait_usec)
                 Answer a;
                 int r;
 
-                r = table_call(t, "DescribeTable", ddb_describe_table_body(t->name), &a);
+                r = table_call(t, "DescribeTable", ddb_describe_table_body(name), &a);
                 if (r < 0)
                         return EXIT_DAEMON;
                 if (a.error || a.cls != DDB_OK) {
-                        r = answer_fail(t, &a, "cannot describe table");
+                        r = answer_fail_on(t, name, &a, "cannot describe table");
                         answer_done(&a);
                         return r;
                 }
@@ -402,14 +490,14 @@ static int table_wait_active(Table *t, uint64_t wait_usec)
                         r = local_error("table %s is still %s after %" PRIu64
                                         " s; 'notebookctl table check' tells "
                                         "when it is ready.",
-                                        t->name, status ? status : "not active", wait_usec / USEC_PER_SEC);
+                                        name, status ? status : "not active", wait_usec / USEC_PER_SEC);
                         answer_done(&a);
                         return r;
                 }
                 answer_done(&a);
                 if (!said && !t->json && isatty(STDERR_FILENO)) {
                         fputs("Waiting for table ", stderr);
-                        display_put(stderr, t->name, DISPLAY_LINE);
+                        display_put(stderr, name, DISPLAY_LINE);
                         fputs(" to become active...\n", stderr);
                         said = true;
                 }
@@ -448,7 +536,7 @@ int table_create(const TableArgs *args)
                 created = true;
         answer_done(&a);
 
-        r = table_wait_active(&t, args->wait_usec);
+        r = table_wait_active(&t, t.name, args->wait_usec);
         if (r != EXIT_OK)
                 goto finish;
 
@@ -471,6 +559,31 @@ int table_create(const TableArgs *args)
                 if (asprintf(&note, "Created table %s.", t.name) < 0)
                         note = NULL;
         }
+
+        /* The parts table, made and waited for the same way. */
+        r = table_call(&t, "CreateTable", ddb_create_parts_table_body(t.parts_name), &a);
+        if (r < 0) {
+                r = EXIT_DAEMON;
+                goto finish;
+        }
+        if ((a.error || a.cls != DDB_OK) && !streq(a.type, "ResourceInUseException")) {
+                r = answer_fail_on(&t, t.parts_name, &a, "cannot create table");
+                answer_done(&a);
+                goto finish;
+        }
+        if (!a.error && a.cls == DDB_OK) {
+                char *more = NULL;
+
+                if (asprintf(&more, "%s%sCreated table %s.", note ? note : "", note ? " " : "",
+                             t.parts_name) < 0)
+                        more = NULL;
+                free(note);
+                note = more;
+        }
+        answer_done(&a);
+        r = table_wait_active(&t, t.parts_name, args->wait_usec);
+        if (r != EXIT_OK)
+                goto finish;
         r = table_report(&t, created, ttl, note);
 finish:
         table_done(&t);

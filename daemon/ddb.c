@@ -1342,7 +1342,9 @@ static void check_attribute_type(Report *rep, const cJSON *defs, const char *nam
                 report_add(rep, "attribute %s: type %s; want S", name, type ? type : "missing");
 }
 
-int ddb_table_check(const cJSON *result, char **ret_report)
+/* The table description in a DescribeTable result checked as the notebooks table (parts false) or
+ * as the parts table. */
+static int table_check(const cJSON *result, bool parts, char **ret_report)
 {
         const cJSON *t = cJSON_GetObjectItemCaseSensitive(result, "Table"), *defs, *gsis;
         Report rep = { 0 };
@@ -1358,14 +1360,21 @@ int ddb_table_check(const cJSON *result, char **ret_report)
 
         defs = cJSON_GetObjectItemCaseSensitive(t, "AttributeDefinitions");
         gsis = cJSON_GetObjectItemCaseSensitive(t, "GlobalSecondaryIndexes");
-        check_keys(&rep, "table", cJSON_GetObjectItemCaseSensitive(t, "KeySchema"), "user_id",
-                   "notebook_id");
-        for (size_t i = 0; i < ELEMENTSOF(seed_indexes); i++)
-                check_index(&rep, gsis, i, &has_created_at);
-        check_attribute_type(&rep, defs, "user_id");
-        check_attribute_type(&rep, defs, "notebook_id");
-        if (has_created_at)
-                check_attribute_type(&rep, defs, "created_at");
+        if (parts) {
+                check_keys(&rep, "parts table", cJSON_GetObjectItemCaseSensitive(t, "KeySchema"), "owner",
+                           "part");
+                check_attribute_type(&rep, defs, "owner");
+                check_attribute_type(&rep, defs, "part");
+        } else {
+                check_keys(&rep, "table", cJSON_GetObjectItemCaseSensitive(t, "KeySchema"), "user_id",
+                           "notebook_id");
+                for (size_t i = 0; i < ELEMENTSOF(seed_indexes); i++)
+                        check_index(&rep, gsis, i, &has_created_at);
+                check_attribute_type(&rep, defs, "user_id");
+                check_attribute_type(&rep, defs, "notebook_id");
+                if (has_created_at)
+                        check_attribute_type(&rep, defs, "created_at");
+        }
 
         if (fclose(rep.f) != 0) {
                 free(rep.text);
@@ -1375,6 +1384,16 @@ int ddb_table_check(const cJSON *result, char **ret_report)
                 *ret_report = rep.count > 0 ? TAKE_PTR(rep.text) : NULL;
         free(rep.text);
         return rep.count;
+}
+
+int ddb_table_check(const cJSON *result, char **ret_report)
+{
+        return table_check(result, false, ret_report);
+}
+
+int ddb_parts_table_check(const cJSON *result, char **ret_report)
+{
+        return table_check(result, true, ret_report);
 }
 
 /* ---- errors -------------------------------------------------------------------------------- */

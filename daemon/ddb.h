@@ -127,6 +127,8 @@ cJSON *ddb_create_parts_table_body(const char *table);
  * ("\n"-separated, no final newline), NULL when there is none. -EBADMSG when the answer describes
  * no table, -ENOMEM. */
 int ddb_table_check(const cJSON *describe_table_result, char **ret_report);
+/* The same for a parts table: keys owner (HASH, S) and part (RANGE, S). */
+int ddb_parts_table_check(const cJSON *describe_table_result, char **ret_report);
 
 /* ---- errors -------------------------------------------------------------------------------- */
 

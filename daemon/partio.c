@@ -7,6 +7,12 @@
 #include "sigv4.h"
 #include "util.h"
 
+/* A part that failed for a passing reason is asked for again, as the SDKs' standard retry mode
+ * does: at most 3 attempts, full jitter over an exponential backoff. */
+#define FETCH_ATTEMPTS   3
+#define FETCH_BASE_USEC  (100 * USEC_PER_MSEC)
+#define FETCH_LIMIT_USEC (20 * USEC_PER_SEC)
+
 char *partio_owner(const char *user_id, const char *notebook_id)
 {
         char *o = NULL;
@@ -23,6 +29,7 @@ typedef struct Fetch {
         Parts have;
         char **want;
         size_t n_want, next;
+        unsigned attempt;
         uint64_t *fetched;
         PartioFetchFunc done;
         void *userdata;
@@ -72,10 +79,11 @@ static void fetch_finish(Fetch *f, int error, DdbErrorClass cls)
 
 static void on_fetch_reply(void *owner, void *userdata, RemoteReply *rep);
 
-static int fetch_next(Fetch *f)
+static int fetch_next(Fetch *f, uint64_t delay_usec)
 {
         cJSON *body = ddb_part_get_body(f->table, f->owner, f->want[f->next]);
-        int r = body ? remote_call(f->remote, "GetItem", body, on_fetch_reply, f, f) : -ENOMEM;
+        int r = body ? remote_call_after(f->remote, delay_usec, "GetItem", body, on_fetch_reply, f, f)
+                     : -ENOMEM;
 
         cJSON_Delete(body);
         return r;
@@ -94,6 +102,13 @@ static void on_fetch_reply(void *owner, void *userdata, RemoteReply *rep)
         (void)owner;
         if (rep->error == -ECANCELED)
                 return fetch_finish(f, -ECANCELED, DDB_RETRYABLE);
+        if ((rep->error < 0 || rep->cls == DDB_RETRYABLE || rep->cls == DDB_THROTTLING) &&
+            ++f->attempt < FETCH_ATTEMPTS) {
+                r = fetch_next(f, random_below(MIN(FETCH_LIMIT_USEC, FETCH_BASE_USEC << f->attempt) + 1));
+                if (r < 0)
+                        fetch_finish(f, r, DDB_RETRYABLE);
+                return;
+        }
         if (rep->error < 0 || rep->cls != DDB_OK) {
                 snprintf(f->message, sizeof(f->message), "part %.12s of %s: %s", hash, f->owner,
                          rep->type && streq(rep->type, "ResourceNotFoundException")
@@ -120,8 +135,9 @@ static void on_fetch_reply(void *owner, void *userdata, RemoteReply *rep)
                 r = parts_add(&f->have, data, size);
         if (r >= 0)
                 (*f->fetched)++;
+        f->attempt = 0;
         if (r >= 0 && ++f->next < f->n_want)
-                r = fetch_next(f);
+                r = fetch_next(f, 0);
         if (r < 0 || f->next == f->n_want)
                 fetch_finish(f, r < 0 ? r : 0, DDB_OK);
 }
@@ -143,7 +159,7 @@ int partio_fetch(Remote *remote, const char *table, const char *owner, cJSON *it
         if (r >= 0 && f->n_want == 0)
                 r = 0;
         else if (r >= 0)
-                r = fetch_next(f);
+                r = fetch_next(f, 0);
         if (r < 0 || f->n_want == 0) {
                 fetch_free(f);
                 return r;

@@ -7,7 +7,11 @@
 #include "remote.h"
 #include "sigv4.h"
 
+typedef struct Call Call;
+
 struct Remote {
+        sd_event *event;
+        Call *waiting; /* calls whose delay (remote_call_after()) is not over */
         Http *http;
         Creds *creds;
         char *url;  /* the endpoint with a path */
@@ -16,17 +20,20 @@ struct Remote {
         char *region;
 };
 
-/* One call: waits for credentials, then for the answer. */
-typedef struct Call {
+/* One call: waits for its delay, for credentials, then for the answer. */
+struct Call {
         Remote *remote;
+        Call *next; /* in remote->waiting */
+        sd_event_source *delay;
         RemoteFunc cb;
         void *owner, *userdata;
         char *target; /* DynamoDB_20120810.<target> */
         char *body;
-} Call;
+};
 
 static void call_free(Call *c)
 {
+        sd_event_source_disable_unref(c->delay);
         free(c->target);
         free(c->body);
         free(c);
@@ -77,6 +84,7 @@ int remote_new(sd_event *event, const RemoteConfig *conf, Remote **ret)
 
         if (!r)
                 return -ENOMEM;
+        r->event = sd_event_ref(event);
         k = creds_new(event, &(CredsOptions){ .region = conf->region, .endpoint = conf->endpoint },
                       &r->creds);
         if (k < 0)
@@ -99,22 +107,6 @@ int remote_new(sd_event *event, const RemoteConfig *conf, Remote **ret)
         return 0;
 }
 
-Remote *remote_free(Remote *r)
-{
-        if (!r)
-                return NULL;
-        /* Cancels the calls in flight and those waiting for credentials: their callbacks run with
-         * -ECANCELED. */
-        r->http = http_free(r->http);
-        r->creds = creds_free(r->creds);
-        free(r->url);
-        free(r->host);
-        free(r->path);
-        free(r->region);
-        free(r);
-        return NULL;
-}
-
 const char *remote_endpoint(Remote *r)
 {
         return r->url;
@@ -123,6 +115,31 @@ const char *remote_endpoint(Remote *r)
 const char *remote_region(Remote *r)
 {
         return r->region;
+}
+
+static void call_fail(Call *c, int error, DdbErrorClass cls, const char *message);
+
+Remote *remote_free(Remote *r)
+{
+        if (!r)
+                return NULL;
+        /* Cancels the calls in flight, those waiting for credentials and those waiting for their
+         * delay: their callbacks run with -ECANCELED. */
+        while (r->waiting) {
+                Call *c = r->waiting;
+
+                r->waiting = c->next;
+                call_fail(c, -ECANCELED, DDB_RETRYABLE, "cancelled");
+        }
+        r->http = http_free(r->http);
+        r->creds = creds_free(r->creds);
+        free(r->url);
+        free(r->host);
+        free(r->path);
+        free(r->region);
+        sd_event_unref(r->event);
+        free(r);
+        return NULL;
 }
 
 static void call_fail(Call *c, int error, DdbErrorClass cls, const char *message)
@@ -230,7 +247,28 @@ static void on_creds(int error, const AwsCredentials *cred, const char *message,
                 call_fail(c, k, DDB_RETRYABLE, "cannot send the request");
 }
 
-int remote_call(Remote *r, const char *target, const cJSON *body, RemoteFunc cb, void *owner, void *userdata)
+static int on_delay(sd_event_source *source, uint64_t usec, void *userdata)
+{
+        Call *c = userdata;
+        Remote *r = c->remote;
+        int k;
+
+        (void)source;
+        (void)usec;
+        for (Call **p = &r->waiting; *p; p = &(*p)->next)
+                if (*p == c) {
+                        *p = c->next;
+                        break;
+                }
+        c->delay = sd_event_source_disable_unref(c->delay);
+        k = creds_get(r->creds, on_creds, c, NULL);
+        if (k < 0)
+                call_fail(c, k, DDB_RETRYABLE, "cannot send the request");
+        return 0;
+}
+
+int remote_call_after(Remote *r, uint64_t delay_usec, const char *target, const cJSON *body, RemoteFunc cb,
+                      void *owner, void *userdata)
 {
         Call *c = calloc(1, sizeof(*c));
         int k;
@@ -244,8 +282,24 @@ int remote_call(Remote *r, const char *target, const cJSON *body, RemoteFunc cb,
                 call_free(c);
                 return -ENOMEM;
         }
+        if (delay_usec > 0) {
+                k = sd_event_add_time_relative(r->event, &c->delay, CLOCK_MONOTONIC, delay_usec, 0, on_delay,
+                                               c);
+                if (k < 0) {
+                        call_free(c);
+                        return k;
+                }
+                c->next = r->waiting;
+                r->waiting = c;
+                return 0;
+        }
         k = creds_get(r->creds, on_creds, c, NULL);
         if (k < 0)
                 call_free(c);
         return k;
+}
+
+int remote_call(Remote *r, const char *target, const cJSON *body, RemoteFunc cb, void *owner, void *userdata)
+{
+        return remote_call_after(r, 0, target, body, cb, owner, userdata);
 }

@@ -45,5 +45,9 @@ DEFINE_TRIVIAL_CLEANUP_FUNC(Remote *, remote_free)
 int remote_call(Remote *r, const char *target, const cJSON *body, RemoteFunc cb, void *owner,
                 void *userdata);
 
+/* The same, sent once delay_usec have passed (a retry's backoff); remote_free() cancels it too. */
+int remote_call_after(Remote *r, uint64_t delay_usec, const char *target, const cJSON *body, RemoteFunc cb,
+                      void *owner, void *userdata);
+
 const char *remote_endpoint(Remote *r);
 const char *remote_region(Remote *r);

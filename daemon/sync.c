@@ -1,7 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 #include <inttypes.h>
 #include <stdio.h>
-#include <sys/random.h>
 
 #include "ddb.h"
 #include "demo.h"
@@ -167,6 +166,7 @@ static void job_schedule(Sync *s, Job *j);
 static void job_unqueue(Sync *s, Job *j);
 static int job_start(Sync *s, Job *j);
 static void pull_start(Sync *s, const char *user_id);
+static void job_send_after(Sync *s, Job *j, uint64_t delay_usec);
 
 /* ---- jobs ---------------------------------------------------------------------------------- */
 
@@ -464,17 +464,6 @@ static void sync_outage(Sync *s)
         s->ever_contacted = true;
         s->outage_usec = s->outage_usec ? MIN(s->outage_usec * 2, OUTAGE_MAX_USEC) : OUTAGE_MIN_USEC;
         s->offline_until = now_monotonic_usec() + s->outage_usec;
-}
-
-static uint64_t random_below(uint64_t n)
-{
-        uint64_t r = 0;
-
-        if (n == 0)
-                return 0;
-        if (getrandom(&r, sizeof(r), GRND_NONBLOCK) != sizeof(r))
-                r = now_monotonic_usec() * 2654435761u;
-        return r % n;
 }
 
 /* ---- reconciliation ------------------------------------------------------------------------- */
@@ -1041,22 +1030,31 @@ static void job_set_state(Sync *s, Job *j, const char *state, const char *error)
         sync_commit(s, r, "a notebook's sync state");
 }
 
+/* Whether a request of the job that failed for a passing reason gets another attempt of the
+ * standard retry mode (attempts left, and the quota), and after how long (full jitter). */
+static bool retry_delay(Sync *s, Job *j, const RemoteReply *rep, uint64_t *ret_delay)
+{
+        unsigned cost = rep->error == -ETIMEDOUT ? RETRY_COST_TIMEOUT : RETRY_COST;
+
+        if (j->attempt + 1 >= MAX_ATTEMPTS || s->retry_tokens < cost)
+                return false;
+        j->attempt++;
+        s->retry_tokens -= cost;
+        *ret_delay = random_below(MIN(RETRY_MAX_USEC, RETRY_BASE_USEC << MIN(j->attempt, 20u)) + 1);
+        return true;
+}
+
 /* A retryable failure: a fast retry of the same request while the quota lasts, else the
  * loop-level backoff. */
 static void job_retry(Sync *s, Job *j, const RemoteReply *rep)
 {
-        unsigned cost = rep->error == -ETIMEDOUT ? RETRY_COST_TIMEOUT : RETRY_COST;
-        uint64_t now = now_monotonic_usec();
+        uint64_t now = now_monotonic_usec(), delay;
 
         sync_log_failure(s, j->user_id, j->notebook_id, "pending", "%s: %s", j->notebook_id,
                          rep->message ? rep->message : "request failed");
-        j->attempt++;
-        if (j->attempt < MAX_ATTEMPTS && s->retry_tokens >= cost) {
-                uint64_t cap = MIN(RETRY_MAX_USEC, RETRY_BASE_USEC << MIN(j->attempt, 20u));
-
-                s->retry_tokens -= cost;
-                j->not_before = now + random_below(cap + 1);
-        } else {
+        if (retry_delay(s, j, rep, &delay))
+                j->not_before = now + delay;
+        else {
                 sync_outage(s);
                 j->not_before = s->offline_until;
                 j->attempt = 0;
@@ -1362,9 +1360,20 @@ static void on_push_reply(void *owner, void *userdata, RemoteReply *rep)
                 return;
         }
         case DDB_RETRYABLE:
-        case DDB_THROTTLING:
+        case DDB_THROTTLING: {
+                uint64_t delay;
+
+                /* The item of a big notebook whose parts are written goes again by itself: building
+                 * the request anew would write its parts again. */
+                if (j->parts.n > 0 && retry_delay(s, j, rep, &delay)) {
+                        sync_log_failure(s, j->user_id, j->notebook_id, "pending", "%s: %s", j->notebook_id,
+                                         rep->message ? rep->message : "request failed");
+                        job_send_after(s, j, delay);
+                        return;
+                }
                 job_retry(s, j, rep);
                 return;
+        }
         case DDB_VALIDATION:
                 if (!rep->type || !streq(rep->type, "ResourceNotFoundException"))
                         break;
@@ -1650,8 +1659,9 @@ static int job_start(Sync *s, Job *j)
 
 static void on_part_reply(void *owner, void *userdata, RemoteReply *rep);
 
-/* Sends the job's next request: its parts one after another, then the item that names them. */
-static void job_send(Sync *s, Job *j)
+/* Sends the job's next request, after delay_usec: its parts one after another, then the item that
+ * names them. */
+static void job_send_after(Sync *s, Job *j, uint64_t delay_usec)
 {
         int r;
 
@@ -1664,14 +1674,20 @@ static void job_send(Sync *s, Job *j)
                                                   format_timestamp(ts, now_realtime_usec()))
                               : NULL;
 
-                r = body ? remote_call(s->remote, "PutItem", body, on_part_reply, s, j) : -ENOMEM;
+                r = body ? remote_call_after(s->remote, delay_usec, "PutItem", body, on_part_reply, s, j)
+                         : -ENOMEM;
         } else
-                r = remote_call(s->remote, j->deleting ? "DeleteItem" : "PutItem", j->request, on_push_reply,
-                                s, j);
+                r = remote_call_after(s->remote, delay_usec, j->deleting ? "DeleteItem" : "PutItem",
+                                      j->request, on_push_reply, s, j);
         if (r < 0) {
                 RemoteReply fail = { .error = r, .message = "cannot send the request" };
                 job_retry(s, j, &fail);
         }
+}
+
+static void job_send(Sync *s, Job *j)
+{
+        job_send_after(s, j, 0);
 }
 
 static void on_part_reply(void *owner, void *userdata, RemoteReply *rep)
@@ -1683,9 +1699,23 @@ static void on_part_reply(void *owner, void *userdata, RemoteReply *rep)
                 /* Once written, a part needs no more memory here. */
                 j->parts.v[j->part_next].data = mfree(j->parts.v[j->part_next].data);
                 j->part_next++;
+                j->attempt = 0;
                 s->parts_written++;
                 job_send(s, j);
                 return;
+        }
+        /* A part that failed for a passing reason is tried again by itself, as a request of the
+         * standard retry mode: the parts written before it stand. */
+        if (rep->error != -ECANCELED &&
+            (rep->error < 0 || rep->cls == DDB_RETRYABLE || rep->cls == DDB_THROTTLING)) {
+                uint64_t delay;
+
+                if (retry_delay(s, j, rep, &delay)) {
+                        sync_log_failure(s, j->user_id, j->notebook_id, "pending", "%s: %s", j->notebook_id,
+                                         rep->message ? rep->message : "request failed");
+                        job_send_after(s, j, delay);
+                        return;
+                }
         }
         if (rep->error >= 0 && rep->type && streq(rep->type, "ResourceNotFoundException")) {
                 char why[300];

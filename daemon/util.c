@@ -374,3 +374,14 @@ bool ratelimit_pass(RateLimit *rl, uint64_t interval_usec, unsigned *ret_suppres
         rl->suppressed = 0;
         return true;
 }
+
+uint64_t random_below(uint64_t n)
+{
+        uint64_t r = 0;
+
+        if (n == 0)
+                return 0;
+        if (getrandom(&r, sizeof(r), GRND_NONBLOCK) != sizeof(r))
+                r = now_monotonic_usec() * 2654435761u;
+        return r % n;
+}

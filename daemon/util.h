@@ -92,6 +92,8 @@ uint64_t now_monotonic_usec(void);
 #define TIMESTAMP_MAX 32
 char *format_timestamp(char buf[static TIMESTAMP_MAX], uint64_t usec);
 
+/* A random number below n (0 when n is 0), for backoff jitter: not for secrets. */
+uint64_t random_below(uint64_t n);
 /* Writes a random RFC 4122 version 4 UUID (36 characters and a NUL) into buf. */
 #define UUID_STRING_MAX 37
 int uuid_v4_string(char buf[static UUID_STRING_MAX]);

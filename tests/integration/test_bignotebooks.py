@@ -338,7 +338,7 @@ def _():
         t.ok(wait_for(lambda: content(get(c, "sixteen")) == content(get(a, "sixteen")), 180),
              "a third machine behind the proxy pulls the 16 MiB notebook")
         make_big(c, "proxied", 3 * MiB)
-        c.rpc("cell.update", {"user_id": USER, "notebook_id": "two", "cell_id": "c3", "code": "from c"})
+        c.rpc("cell.update", {"user_id": USER, "notebook_id": "two", "cell_id": "c1", "code": "from c"})
         t.ok(wait_for(lambda: settled(c), 180), "its big push completes", short(status(c)))
         proxy.clear()
         t.ok(wait_for(lambda: content(get(a, "proxied")) == content(get(c, "proxied"))

@@ -2,8 +2,8 @@
 """Sync as a user meets it, against dynalite on 127.0.0.1 behind the fault-injecting proxy:
 `notebookctl table create|check`; starting with the endpoint down and converging once it is up;
 delays, late answers and blackouts in the middle of a stream of edits (no acknowledged edit lost,
-no spurious conflict, retries bounded); a notebook over DynamoDB's 400 KB item limit kept locally
-with a clear error; changes from another machine pulled on demand and announced to watchers.
+no spurious conflict, retries bounded); a notebook over DynamoDB's 400 KB item limit synced through
+the parts table, and one whose small values alone pass it kept locally with a clear error; changes from another machine pulled on demand and announced to watchers.
 After each convergence the independent reader (boto3, tests/tools/ddbcheck.py) reads the user's
 whole partition and checks it against `notebookctl --json show`, attribute by attribute."""
 
@@ -79,6 +79,9 @@ def _():
         rc, out, err = table("create", "--endpoint", dyn.endpoint)
         t.is_(rc, 0, "create: exit 0")
         t.like(out, "Created table notebooks", "it says it created the table")
+        t.like(out, "Created table notebooks-parts", "and the parts table")
+        t.like(out, "Parts table notebooks-parts (for notebooks larger than a DynamoDB item): ACTIVE",
+               "which the report shows")
         t.like(out, "TTL: unsupported", "and that this endpoint has no TTL")
         t.like(out, "It fits", "and checks the result")
         st, desc = dyn.call("DescribeTable", {"TableName": "notebooks"})
@@ -95,6 +98,11 @@ def _():
         res = json.loads(out) if rc == 0 else {}
         t.ok((rc, res.get("fits"), res.get("problems"), res.get("status")) == (0, True, [], "ACTIVE"),
              "check --json: fits, no problems, ACTIVE", out + err)
+        t.is_((res.get("parts_table"), res.get("parts_status")), ("notebooks-parts", "ACTIVE"),
+              "check --json: the parts table and its status")
+        st, desc = dyn.call("DescribeTable", {"TableName": "notebooks-parts"})
+        t.is_(sorted((k["AttributeName"], k["KeyType"]) for k in desc.get("Table", {}).get("KeySchema", [])),
+              [("owner", "HASH"), ("part", "RANGE")], "the parts table's keys: owner (HASH), part (RANGE)")
         rc, out, err = table("create", "--endpoint", dyn.endpoint)
         t.is_(rc, 0, "create again: exit 0")
         t.like(out, "exists already", "an existing table is left as it is")
@@ -257,14 +265,33 @@ def _():
         t.ok(good, "and the table matches", report)
 
 
-@t.case("a notebook over 400 KB: a clear error, kept locally, synced once it shrinks")
+@t.case("a notebook over 400 KB syncs through the parts table; one whose small values alone pass it: "
+        "a clear error, kept locally, synced once it shrinks")
 def _():
         # 205,000 two-byte characters: 410,000 bytes of UTF-8, over DynamoDB's 400 KB (409,600
-        # bytes), while dynalite (which counts characters) would have taken it.
+        # bytes), while dynalite (which counts characters) would have taken it whole.
         big = "é" * 205000
         d.rpc("notebook.create", {"user_id": "olga", "notebook_id": "huge", "name": "Huge"})
         t.ok(wait_for(lambda: settled(d), 20), "the small notebook is synced first")
         d.rpc("cell.create", {"user_id": "olga", "notebook_id": "huge", "cell_id": "big", "code": big})
+        t.ok(wait_for(lambda: settled(d), 20), "the big cell is synced", short(sync_status(d)))
+        st, item = dyn.call("GetItem", {"TableName": "notebooks", "ConsistentRead": True,
+                                        "Key": {"user_id": {"S": "olga"}, "notebook_id": {"S": "huge"}}})
+        cells = item.get("Item", {}).get("cells", {}).get("L", [])
+        t.ok(cells and "code_ref" in cells[-1]["M"] and "code" not in cells[-1]["M"],
+             "the table's item names parts for its code", short(item))
+        good, report = check_user(d, "olga")
+        t.ok(good, "and the boto3 reader reassembles it, equal to notebookctl show", report)
+
+        # 450 cells of 950 bytes of code: no value is worth a part, and together they pass 400 KB.
+        d.rpc("cell.update", {"user_id": "olga", "notebook_id": "huge", "cell_id": "big", "code": "small again"})
+        t.ok(wait_for(lambda: settled(d), 20), "shrunk back")
+        c = d.client()
+        replies = c.pipeline([{"jsonrpc": "2.0", "id": i, "method": "cell.create",
+                               "params": {"user_id": "olga", "notebook_id": "huge", "cell_id": f"s{i}",
+                                          "code": "x" * 950}} for i in range(450)])
+        c.close()
+        t.ok(all("result" in r for r in replies), "450 small cells added")
         entry = wait_for(lambda: [n for n in sync_status(d)["notebooks"]
                                   if n["notebook_id"] == "huge" and n["state"] == "error"], 20)
         t.ok(entry and "too large" in (entry[0]["error"] or ""), "status: huge is in error, 'too large'",
@@ -272,12 +299,15 @@ def _():
         rc, out, err = d.ctl("status", user="olga")
         t.like(out, "too large", "notebookctl status says so")
         got = d.rpc("notebook.get", {"user_id": "olga", "notebook_id": "huge"})["notebook"]
-        t.ok(got["cells"][-1]["code"] == big, "the local notebook keeps the whole cell")
+        t.is_(len(got["cells"]), 451, "the local notebook keeps every cell")
         st, item = dyn.call("GetItem", {"TableName": "notebooks", "ConsistentRead": True,
                                         "Key": {"user_id": {"S": "olga"}, "notebook_id": {"S": "huge"}}})
-        cells = [c["M"]["id"]["S"] for c in item.get("Item", {}).get("cells", {}).get("L", [])]
-        t.ok(item.get("Item") and "big" not in cells, "the table still has the small version", short(item))
-        d.rpc("cell.update", {"user_id": "olga", "notebook_id": "huge", "cell_id": "big", "code": "small again"})
+        t.ok(len(item.get("Item", {}).get("cells", {}).get("L", [])) == 1, "the table still has the earlier version",
+             short(item))
+        c = d.client()
+        c.pipeline([{"jsonrpc": "2.0", "id": i, "method": "cell.delete",
+                     "params": {"user_id": "olga", "notebook_id": "huge", "cell_id": f"s{i}"}} for i in range(400)])
+        c.close()
         t.ok(wait_for(lambda: settled(d), 20), "once it shrinks, it syncs", short(sync_status(d)))
         good, report = check_user(d, "olga")
         t.ok(good, "and the table matches", report)
