@@ -12,8 +12,31 @@
  * tables) before the code the user writes. */
 static const char *const movable[] = { "outputs", "code", "stdout", "error" };
 
-/* Compression is kept only when it saves at least a tenth: base64 images barely shrink. */
-#define COMPRESS_KEEP_RATIO 0.9
+/* Compression is kept only when it saves at least a tenth: base64 images barely shrink. A large
+ * value is first tried on three samples (start, middle, end), so that an image is not compressed
+ * whole for nothing. */
+#define COMPRESS_KEEP_RATIO   0.9
+#define COMPRESS_SAMPLE_BYTES (16u * 1024)
+
+/* Whether compressing len bytes at p would pay, judged on samples; true for small values. */
+static bool worth_compressing(const unsigned char *p, size_t len)
+{
+        unsigned char z[COMPRESS_SAMPLE_BYTES + 1024];
+        size_t in = 0, out = 0;
+
+        if (len < 8 * COMPRESS_SAMPLE_BYTES)
+                return true;
+        for (size_t k = 0; k < 3; k++) {
+                size_t off = k * (len - COMPRESS_SAMPLE_BYTES) / 2;
+                uLongf zlen = sizeof(z);
+
+                if (compress2(z, &zlen, p + off, COMPRESS_SAMPLE_BYTES, 1) != Z_OK)
+                        return true;
+                in += COMPRESS_SAMPLE_BYTES;
+                out += zlen;
+        }
+        return out < COMPRESS_KEEP_RATIO * (double)in;
+}
 
 static inline void cJSON_Deletep(cJSON **p)
 {
@@ -108,7 +131,7 @@ static int make_ref(const char *text, size_t len, Parts *out, cJSON **ret)
         if (!z)
                 return -ENOMEM;
         /* Level 1: most of the gain on text for a fraction of the time (this runs on the loop). */
-        r = compress2(z, &zlen, bytes, len, 1);
+        r = worth_compressing(bytes, len) ? compress2(z, &zlen, bytes, len, 1) : Z_DATA_ERROR;
         if (r == Z_MEM_ERROR)
                 return -ENOMEM;
         if (r == Z_OK && zlen < COMPRESS_KEEP_RATIO * (double)len) {
@@ -173,11 +196,14 @@ static int replace_renamed(cJSON *m, cJSON *old, const char *name, cJSON *v)
         return 0;
 }
 
-/* Moves attribute name of cell m into parts. */
-static int move_value(cJSON *m, const char *name, Parts *out)
+/* Moves attribute name of cell m into parts: by its reference in known if there is one (keyed by
+ * the SHA-256 of the value's text), else encoded anew; learned gets it. */
+static int move_value(cJSON *m, const char *name, const cJSON *known, cJSON *learned, Parts *out)
 {
         _cleanup_free_ char *text = NULL, *ref_name = NULL;
         cJSON *av = cJSON_GetObjectItemCaseSensitive(m, name), *ref = NULL;
+        const cJSON *k;
+        char sha[65] = "";
         int r;
 
         text = cJSON_PrintUnformatted(av);
@@ -185,13 +211,34 @@ static int move_value(cJSON *m, const char *name, Parts *out)
                 ref_name = NULL;
                 return -ENOMEM;
         }
-        r = make_ref(text, strlen(text), out, &ref);
+        if ((known || learned) && sigv4_sha256_hex(text, strlen(text), sha) < 0)
+                return -EIO;
+        k = known ? cJSON_GetObjectItemCaseSensitive(known, sha) : NULL;
+        if (k) {
+                ref = cJSON_Duplicate(k, true);
+                r = ref ? 0 : -ENOMEM;
+        } else
+                r = make_ref(text, strlen(text), out, &ref);
         if (r < 0)
                 return r;
+        if (learned && !cJSON_GetObjectItemCaseSensitive(learned, sha)) {
+                cJSON *dup = cJSON_Duplicate(ref, true);
+
+                if (!dup || !cJSON_AddItemToObject(learned, sha, dup)) {
+                        cJSON_Delete(dup);
+                        cJSON_Delete(ref);
+                        return -ENOMEM;
+                }
+        }
         return replace_renamed(m, av, ref_name, ref);
 }
 
 int parts_split(cJSON *item, size_t target, Parts *out)
+{
+        return parts_split_known(item, target, NULL, NULL, out);
+}
+
+int parts_split_known(cJSON *item, size_t target, const cJSON *known, cJSON *learned, Parts *out)
 {
         cJSON *cells = item_cells(item);
 
@@ -222,7 +269,7 @@ int parts_split(cJSON *item, size_t target, Parts *out)
                         }
                 if (!best_map)
                         return -E2BIG;
-                r = move_value(best_map, best_name, out);
+                r = move_value(best_map, best_name, known, learned, out);
                 if (r < 0)
                         return r;
         }
@@ -530,4 +577,22 @@ bool parts_named(const cJSON *item)
                 }
         }
         return false;
+}
+
+bool parts_ref_within(const cJSON *ref, const cJSON *refs)
+{
+        const cJSON *names, *n;
+        const char *enc;
+        size_t bytes;
+
+        if (ref_read(ref, &enc, &bytes, &names) < 0)
+                return false;
+        cJSON_ArrayForEach(n, names)
+        {
+                const char *h = name_of(n);
+
+                if (!h || !parts_refs_name(refs, h))
+                        return false;
+        }
+        return true;
 }

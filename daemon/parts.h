@@ -41,6 +41,11 @@ int parts_add(Parts *p, const void *data, size_t size);
  * parts to *out. 0; -E2BIG if the item cannot get that small (what was moved stays moved);
  * -ENOMEM; -EIO (the hash or the compression failed). */
 int parts_split(cJSON *item, size_t target, Parts *out);
+/* The same, reusing what an earlier split learned: known maps the hex SHA-256 of a value's text
+ * (as the value is printed unformatted) to its reference, for values whose parts the table holds:
+ * such a value moves by that reference, without being encoded again or adding parts. learned (may
+ * be NULL) gets the hash and reference of every value moved. */
+int parts_split_known(cJSON *item, size_t target, const cJSON *known, cJSON *learned, Parts *out);
 
 /* Whether item names any part (a cell attribute A_ref). */
 bool parts_named(const cJSON *item);
@@ -57,8 +62,9 @@ int parts_join(cJSON *item, const Parts *have);
 /* The references item carries, to keep beside a snapshot of the version: an array of
  * [cell index, attribute name, reference], empty when it names no parts; NULL: out of memory. */
 cJSON *parts_refs(const cJSON *item);
-/* Whether a reference of refs names the part hash. */
+/* Whether a reference of refs names the part hash; whether refs name every part of ref. */
 bool parts_refs_name(const cJSON *refs, const char *hash);
+bool parts_ref_within(const cJSON *ref, const cJSON *refs);
 /* Puts back in item the values it shares with a version already held: full, that version joined,
  * and refs, its references. A reference of item equal to one of refs, under the same attribute,
  * takes the value full holds there. What is not found stays a reference (parts_join() then needs

@@ -36,8 +36,9 @@
 /* A notebook's item that does not fit in DynamoDB's 400 KB is cut down to this, its largest values
  * moved to parts (doc/sync.md, "Big notebooks"): an edit of a small cell then rewrites this much,
  * plus the parts of what changed. */
-#define PARTS_ITEM_TARGET (64u * 1024)
-#define GC_RETRY_USEC     (60 * USEC_PER_SEC) /* a collection pass that failed runs again after this */
+#define PARTS_ITEM_TARGET   (64u * 1024)
+#define GC_RETRY_USEC       (60 * USEC_PER_SEC) /* a collection pass that failed runs again after this */
+#define REF_CACHE_NOTEBOOKS 64
 
 typedef struct Job Job;
 typedef struct Pull Pull;
@@ -157,6 +158,10 @@ struct Sync {
         sd_event_source *drain_timer;
 
         char *parts_table;
+        /* Per big notebook (owner), what its last split learned: the SHA-256 of each moved value's
+         * text -> its reference. A value unchanged since moves by it, not encoded again. At most
+         * REF_CACHE_NOTEBOOKS, the oldest dropped first. */
+        cJSON *ref_cache;
         Gc *gcs;
         sd_event_source *gc_timer;
 };
@@ -1479,21 +1484,36 @@ static bool user_pulled(Sync *s, const char *user_id)
 /* j->item does not fit in one DynamoDB item: moves its largest values to parts (j->parts, less
  * those base_parts names: the table holds the base's, and the write is conditioned on the base),
  * and returns the item to send, which names them. -E2BIG: what cannot move is too large. */
-static int job_split(Job *j, const char *base_parts, cJSON **ret_wire)
+static int job_split(Sync *s, Job *j, const char *base_parts, cJSON **ret_wire)
 {
-        _cleanup_(cJSON_Deletep) cJSON *wire = cJSON_Duplicate(j->item, true), *base = NULL;
+        _cleanup_(cJSON_Deletep) cJSON *wire = cJSON_Duplicate(j->item, true), *known = cJSON_CreateObject(),
+                                       *learned = cJSON_CreateObject(), *base = NULL;
+        _cleanup_free_ char *owner = partio_owner(j->user_id, j->notebook_id);
+        const cJSON *c;
         size_t k = 0;
         int r;
 
-        if (!wire)
+        if (!wire || !known || !learned || !owner)
                 return -ENOMEM;
-        r = parts_split(wire, PARTS_ITEM_TARGET, &j->parts);
+        base = base_parts ? cJSON_Parse(base_parts) : NULL;
+        /* Only what the base names is known to be in the table. */
+        cJSON_ArrayForEach(c, cJSON_GetObjectItemCaseSensitive(s->ref_cache, owner))
+        {
+                if (base && parts_ref_within(c, base) &&
+                    !cJSON_AddItemToObject(known, c->string, cJSON_Duplicate(c, true)))
+                        return -ENOMEM;
+        }
+        r = parts_split_known(wire, PARTS_ITEM_TARGET, known, learned, &j->parts);
         if (r < 0)
                 return r;
         j->parts_refs = refs_text(wire);
         if (!j->parts_refs)
                 return -ENOMEM;
-        base = base_parts ? cJSON_Parse(base_parts) : NULL;
+        cJSON_DeleteItemFromObjectCaseSensitive(s->ref_cache, owner);
+        if (cJSON_GetArraySize(s->ref_cache) >= REF_CACHE_NOTEBOOKS)
+                cJSON_Delete(cJSON_DetachItemViaPointer(s->ref_cache, s->ref_cache->child));
+        if (cJSON_AddItemToObject(s->ref_cache, owner, learned))
+                learned = NULL;
         for (size_t i = 0; i < j->parts.n; i++) {
                 if (base && parts_refs_name(base, j->parts.v[i].hash)) {
                         free(j->parts.v[i].data);
@@ -1590,7 +1610,7 @@ static int job_prepare(Sync *s, Job *j)
                         if (r >= 0)
                                 r = -EFBIG;
                 } else if (r >= 0 && (size = ddb_item_size(j->item)) > DDB_MAX_ITEM_BYTES &&
-                           (r = job_split(j, base_parts, &wire)) == -E2BIG) {
+                           (r = job_split(s, j, base_parts, &wire)) == -E2BIG) {
                         char why[200];
 
                         snprintf(why, sizeof(why),
@@ -2430,7 +2450,8 @@ int sync_new(sd_event *event, Store *store, const RemoteConfig *conf, Sync **ret
                 return r;
         sd_event_source_set_enabled(s->gc_timer, SD_EVENT_OFF);
         s->parts_table = remote_parts_table(conf);
-        if (!s->parts_table)
+        s->ref_cache = cJSON_CreateObject();
+        if (!s->parts_table || !s->ref_cache)
                 return -ENOMEM;
 
         /* Resume: whatever was dirty when the daemon stopped goes out at once. */
@@ -2494,6 +2515,7 @@ Sync *sync_free(Sync *s)
                 gc_free(s, s->gcs);
         sd_event_source_disable_unref(s->gc_timer);
         free(s->parts_table);
+        cJSON_Delete(s->ref_cache);
         sd_event_unref(s->event);
         strmap_done(&s->job_map);
         strmap_done(&s->pulled);
