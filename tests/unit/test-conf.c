@@ -82,7 +82,8 @@ static bool remote_has_defaults(const RemoteConfig *r)
                !r->ca_file && r->debounce_usec == 500 * USEC_PER_MSEC &&
                r->max_delay_usec == 5 * USEC_PER_SEC && r->max_in_flight == 8 &&
                r->pull_interval_usec == 60 * USEC_PER_SEC && r->connect_timeout_usec == 5 * USEC_PER_SEC &&
-               r->request_timeout_usec == 30 * USEC_PER_SEC;
+               r->request_timeout_usec == 30 * USEC_PER_SEC && !r->parts_table &&
+               r->parts_grace_usec == 3600 * USEC_PER_SEC;
 }
 
 static void test_defaults(void)
@@ -230,6 +231,8 @@ static void test_remote(void)
                                    "pull_interval_s = 300\n"
                                    "connect_timeout_ms = 1500\n"
                                    "request_timeout_ms = 45000\n"
+                                   "parts_table = nb-big\n"
+                                   "parts_grace_s = 120\n"
                                    "[users]\n"
                                    "1000 = alice\n";
         char big[1200], name[256], url[1026];
@@ -256,6 +259,18 @@ static void test_remote(void)
         is_int(c->remote.pull_interval_usec, 300 * USEC_PER_SEC, "[remote]: pull_interval_s in usec");
         is_int(c->remote.connect_timeout_usec, 1500 * USEC_PER_MSEC, "[remote]: connect_timeout_ms in usec");
         is_int(c->remote.request_timeout_usec, 45 * USEC_PER_SEC, "[remote]: request_timeout_ms in usec");
+        is_str(c->remote.parts_table, "nb-big", "[remote]: parts_table");
+        is_int(c->remote.parts_grace_usec, 120 * USEC_PER_SEC, "[remote]: parts_grace_s in usec");
+        {
+                char *t = remote_parts_table(&c->remote);
+
+                is_str(t, "nb-big", "the parts table is the one set");
+                free(t);
+                c->remote.parts_table = mfree(c->remote.parts_table);
+                t = remote_parts_table(&c->remote);
+                is_str(t, "nb_Prod.v-2-parts", "by default, the table's name and -parts");
+                free(t);
+        }
         is_int(c->n_bindings, 1, "[remote] between other sections");
         config_free(c);
 
@@ -465,6 +480,12 @@ static const ErrorCase error_cases[] = {
           "request_timeout_ms below the minimum" },
         { "[remote]\nrequest_timeout_ms = 3600001\n", 2, "request_timeout_ms",
           "request_timeout_ms too big" },
+        { "[remote]\nparts_grace_s = 0\n", 2, "parts_grace_s must be a number from 1 to 604800",
+          "parts_grace_s 0" },
+        { "[remote]\nparts_grace_s = 604801\n", 2, "parts_grace_s", "parts_grace_s above a week" },
+        { "[remote]\nparts_table = a b\n", 2, "parts_table must be a DynamoDB table name",
+          "parts_table with a blank" },
+        { "[remote]\nparts_table = ab\n", 2, "parts_table", "parts_table of 2 characters" },
         { "[remote]\ndebounce_ms = 1000\nmax_delay_ms = 999\n", 3,
           "max_delay_ms (999) must not be less than debounce_ms (1000)", "max_delay_ms < debounce_ms" },
         { "[remote]\nmax_delay_ms = 999\ndebounce_ms = 1000\n", 3, "max_delay_ms (999)",

@@ -924,6 +924,18 @@ static void test_create_table(void)
         cJSON_AddItemToObject(described, "Table", cJSON_Duplicate(ct, true));
         is_int(ddb_table_check(described, &report), 0, "the table CreateTable asks for passes the check");
         ok(report == NULL, "with no report");
+        {
+                _cleanup_(cJSON_Deletep) cJSON *pt = ddb_create_parts_table_body("notebooks-parts"),
+                                               *pd = cJSON_CreateObject();
+                _cleanup_free_ char *preport = NULL, *wrong = NULL;
+
+                cJSON_AddItemToObject(pd, "Table", cJSON_Duplicate(pt, true));
+                is_int(ddb_parts_table_check(pd, &preport), 0,
+                       "the parts table CreateTable asks for passes its check");
+                ok(ddb_parts_table_check(described, &wrong) == 4 && wrong &&
+                           strstr(wrong, "parts table: the partition (HASH) key is user_id; want owner"),
+                   "the notebooks table is no parts table: %s", wrong ? wrong : "");
+        }
 }
 
 static int check(const char *json, char **report)

@@ -302,7 +302,8 @@ static void test_part_items(void)
            "a part's delete is conditioned on the mark it was seen with: %s", text);
         free(text);
         cJSON_Delete(b);
-        b = ddb_part_mark_body("t", "alice/big", "ab", "2026-12-06T08:00:00.000Z", "2026-12-06T09:00:00.000Z");
+        b = ddb_part_mark_body("t", "alice/big", "ab", "2026-12-06T08:00:00.000Z",
+                               "2026-12-06T09:00:00.000Z");
         text = cJSON_PrintUnformatted(b);
         ok(text && strstr(text, "\"ConditionExpression\":\"#c = :c AND attribute_not_exists(#s)\"") &&
                    strstr(text, "\"UpdateExpression\":\"SET #s = :now\""),
@@ -318,8 +319,86 @@ static void test_part_items(void)
         cJSON_Delete(b);
 }
 
+/* What a later version shares with one held: its values come from that version, no part needed;
+ * what changed stays a reference. What an earlier split learned moves without being encoded. */
+static void test_known(void)
+{
+        cJSON *nb = big_notebook(), *cells = cJSON_GetObjectItem(nb, "cells"), *item = NULL, *wire, *refs,
+              *learned = cJSON_CreateObject(), *whole, *again;
+        Parts parts = { 0 };
+        bool within = true;
+        const cJSON *e;
+
+        ddb_item_from_notebook(nb, "t1", &item);
+        whole = cJSON_Duplicate(item, true);
+        ok(!parts_named(item), "a whole item names no parts");
+        is_int(parts_split_known(item, TARGET, NULL, learned, &parts), 0, "split, learning");
+        ok(parts_named(item), "the split item names parts");
+        refs = parts_refs(item);
+        is_int(cJSON_GetArraySize(refs), cJSON_GetArraySize(learned), "one reference per moved value (%d)",
+               cJSON_GetArraySize(refs));
+        cJSON_ArrayForEach(e, learned) within = within && parts_ref_within(e, refs);
+        ok(within, "every learned reference's parts are named by the item's references");
+        within = parts.n > 0;
+        for (size_t i = 0; i < parts.n; i++)
+                within = within && parts_refs_name(refs, parts.v[i].hash);
+        ok(within, "each of the %zu parts is named by the references", parts.n);
+        ok(!parts_refs_name(refs, "0000000000000000000000000000000000000000000000000000000000000000"),
+           "an unknown hash is not");
+
+        /* The same notebook, whole, joined from what is held: nothing to fetch. */
+        wire = cJSON_Duplicate(item, true);
+        is_int(parts_join_known(wire, refs, whole), 0, "join from the version held");
+        ok(!parts_named(wire) && cJSON_Compare(wire, whole, true), "every value comes back, the item whole");
+        cJSON_Delete(wire);
+
+        /* A later version with the 600 KB image changed: everything but that image is known. */
+        cJSON_ReplaceItemInObject(cJSON_GetArrayItem(cells, 21), "outputs", cJSON_CreateArray());
+        cJSON_AddItemToArray(cJSON_GetObjectItem(cJSON_GetArrayItem(cells, 21), "outputs"),
+                             output("image/png", filler(600 * KIB, true)));
+        cJSON_Delete(item);
+        item = NULL;
+        ddb_item_from_notebook(nb, "t2", &item);
+        again = cJSON_Duplicate(item, true);
+        {
+                Parts fresh = { 0 };
+
+                is_int(parts_split_known(item, TARGET, learned, NULL, &fresh), 0,
+                       "split of the later version");
+                ok(fresh.n > 0 && fresh.n <= 3, "only the changed image is encoded into parts (%zu)",
+                   fresh.n);
+                wire = cJSON_Duplicate(item, true);
+                parts_join_known(wire, refs, whole);
+                is_int(count_names(wire), (long long)fresh.n,
+                       "joined from the held version, only its parts are missing");
+                is_int(parts_join(wire, &fresh), 0, "and with them");
+                ok(cJSON_Compare(wire, again, true), "the later version comes back whole");
+                cJSON_Delete(wire);
+                parts_done(&fresh);
+        }
+        /* A reference under another attribute is not taken for this one. */
+        wire = cJSON_Duplicate(item, true);
+        cJSON_ArrayForEach(e, refs)
+        {
+                cJSON *n = cJSON_GetArrayItem(e, 1);
+
+                cJSON_SetValuestring(n, strcmp(n->valuestring, "code_ref") ? "code_ref" : "stdout_ref");
+        }
+        parts_join_known(wire, refs, whole);
+        ok(cJSON_Compare(wire, item, true), "references under other attribute names join nothing");
+        cJSON_Delete(wire);
+        parts_done(&parts);
+        cJSON_Delete(again);
+        cJSON_Delete(refs);
+        cJSON_Delete(learned);
+        cJSON_Delete(whole);
+        cJSON_Delete(item);
+        cJSON_Delete(nb);
+}
+
 int main(void)
 {
+        test_known();
         test_part_items();
         test_round_trip();
         test_damage();
