@@ -39,6 +39,8 @@
 #define PARTS_ITEM_TARGET   (64u * 1024)
 #define GC_RETRY_USEC       (60 * USEC_PER_SEC) /* a collection pass that failed runs again after this */
 #define REF_CACHE_NOTEBOOKS 64
+/* A pass runs this long after the grace time, so that what it waited for is older than that. */
+#define GC_MARGIN_USEC (1 * USEC_PER_SEC)
 
 typedef struct Job Job;
 typedef struct Pull Pull;
@@ -97,7 +99,8 @@ struct Job {
         size_t part_next;   /* the next of them to write */
         char *parts_refs;   /* the part references of the item sent (parts_refs()), or NULL */
         char *fetch_refs;   /* those of the item a conflict's GetItem brought, while its parts come */
-        bool collect;       /* the notebook has or had parts: collect the unused ones after the write */
+        bool collect;       /* the write leaves parts of the base unnamed: collect them after it */
+        bool big;           /* the notebook has or had parts */
         char *answer_parts; /* the part references of answer_item as the table holds it */
 };
 
@@ -164,6 +167,10 @@ struct Sync {
         cJSON *ref_cache;
         Gc *gcs;
         sd_event_source *gc_timer;
+        /* Big notebooks (job keys) a pass was asked for since the start: the first write of each
+         * after a start asks for one, for what an earlier run may have left behind (parts written
+         * by a push that a crash cut short, or whose collection it did not live to run). */
+        StrMap gc_asked;
 };
 
 static void sync_arm(Sync *s);
@@ -172,6 +179,8 @@ static void job_unqueue(Sync *s, Job *j);
 static int job_start(Sync *s, Job *j);
 static void pull_start(Sync *s, const char *user_id);
 static void job_send_after(Sync *s, Job *j, uint64_t delay_usec);
+static void gc_want(Sync *s, const char *user_id, const char *notebook_id);
+static bool parts_left(const char *base_text, const char *next_text);
 
 /* ---- jobs ---------------------------------------------------------------------------------- */
 
@@ -912,6 +921,13 @@ static int sync_reconcile(Sync *s, const char *user, const char *id, ReconcileEv
                                    .gen = s->gen };
                 bool dirty = info.deleted || info.revision != v.head.revision;
 
+                _cleanup_free_ char *old_parts = NULL;
+
+                /* Our write stood, though its answer was lost: what it left unnamed is ours to
+                 * collect. */
+                if (rm.ours && store_sync_base_parts(s->store, user, id, &old_parts) >= 0 &&
+                    parts_left(old_parts, parts))
+                        gc_want(s, user, id);
                 r = snapshot ? store_sync_confirm(s->store, user, id, &base, dirty,
                                                   dirty ? "pending" : "synced")
                              : -ENOMEM;
@@ -1055,6 +1071,9 @@ static void job_retry(Sync *s, Job *j, const RemoteReply *rep)
 {
         uint64_t now = now_monotonic_usec(), delay;
 
+        /* Parts written for an item that may never be: a pass collects them if so. */
+        if (j->part_next > 0)
+                gc_want(s, j->user_id, j->notebook_id);
         sync_log_failure(s, j->user_id, j->notebook_id, "pending", "%s: %s", j->notebook_id,
                          rep->message ? rep->message : "request failed");
         if (retry_delay(s, j, rep, &delay))
@@ -1075,6 +1094,8 @@ static void job_retry(Sync *s, Job *j, const RemoteReply *rep)
  * missing there): an error in status, retried at the outage pace. */
 static void job_fail_remote(Sync *s, Job *j, const char *why)
 {
+        if (j->part_next > 0)
+                gc_want(s, j->user_id, j->notebook_id);
         sync_log_failure(s, j->user_id, j->notebook_id, "error", "%s: %s", j->notebook_id, why);
         sync_outage(s);
         j->not_before = s->offline_until;
@@ -1156,8 +1177,10 @@ static char *refs_text(const cJSON *item)
         return refs && cJSON_GetArraySize(refs) > 0 ? cJSON_PrintUnformatted(refs) : NULL;
 }
 
-/* Collection of parts no version names (partio_collect()): after a write of a notebook that has or
- * had parts, and again a grace time later while some wait to go. One pass at a time. */
+/* Collection of parts no version names (partio_collect()). A pass lists the notebook's parts, which
+ * DynamoDB bills by their whole size: so it runs a grace time after a write of ours that left
+ * parts of the base unnamed (those are then old enough to be marked), not after every write, and
+ * again a grace time later while some wait to go. One pass at a time. */
 static void gc_arm(Sync *s)
 {
         uint64_t next = UINT64_MAX;
@@ -1187,10 +1210,15 @@ static void gc_free(Sync *s, Gc *g)
         free(g);
 }
 
-static void gc_want(Sync *s, const char *user_id, const char *notebook_id, uint64_t due)
+/* A pass over the notebook's parts, a grace time from now. */
+static void gc_want(Sync *s, const char *user_id, const char *notebook_id)
 {
+        _cleanup_free_ char *key = job_key(user_id, notebook_id);
+        uint64_t due = now_monotonic_usec() + s->conf.parts_grace_usec + GC_MARGIN_USEC;
         Gc *g;
 
+        if (!key || strmap_put(&s->gc_asked, key, s) < 0)
+                log_oom();
         for (g = s->gcs; g; g = g->next)
                 if (streq(g->user_id, user_id) && streq(g->notebook_id, notebook_id))
                         break;
@@ -1207,11 +1235,8 @@ static void gc_want(Sync *s, const char *user_id, const char *notebook_id, uint6
                 g->due = due;
                 g->next = s->gcs;
                 s->gcs = g;
-        } else if (!g->running)
-                g->due = MIN(g->due, due);
-        /* One running meanwhile: the pass after it covers this write. */
-        else
-                g->due = 0;
+        } else
+                g->due = MIN(g->due, due); /* running: when the next pass is due */
         gc_arm(s);
 }
 
@@ -1219,21 +1244,20 @@ static void on_collected(void *userdata, int error, bool again)
 {
         Gc *g = userdata;
         Sync *s = g->sync;
-        bool rerun = g->due == 0;
+        uint64_t now = now_monotonic_usec();
 
         g->running = false;
         if (error == -ECANCELED) {
                 gc_free(s, g);
                 return;
         }
-        if (error < 0)
+        if (error < 0) {
                 log_debug("Sync: collecting the parts of %s/%s failed; again in a minute.", g->user_id,
                           g->notebook_id);
-        if (error < 0 || again || rerun)
-                g->due = now_monotonic_usec() + (rerun       ? 0
-                                                 : error < 0 ? GC_RETRY_USEC
-                                                             : s->conf.parts_grace_usec);
-        else
+                g->due = MIN(g->due, now + GC_RETRY_USEC);
+        } else if (again)
+                g->due = MIN(g->due, now + s->conf.parts_grace_usec);
+        if (g->due == UINT64_MAX)
                 gc_free(s, g);
         gc_arm(s);
 }
@@ -1341,8 +1365,8 @@ static void on_push_reply(void *owner, void *userdata, RemoteReply *rep)
         switch (rep->error < 0 ? DDB_RETRYABLE : rep->cls) {
         case DDB_OK:
                 s->pushes++;
-                if (j->collect)
-                        gc_want(s, j->user_id, j->notebook_id, 0);
+                if (j->collect || (j->big && !strmap_get(&s->gc_asked, j->key)))
+                        gc_want(s, j->user_id, j->notebook_id);
                 j->failing = false;
                 j->races = 0;
                 j->not_before = 0;
@@ -1481,6 +1505,24 @@ static bool user_pulled(Sync *s, const char *user_id)
         return strmap_get(&s->pulled, user_id) != NULL;
 }
 
+/* Whether writing a version with the references next (NULL: none, or a delete) leaves parts that
+ * the base's references name unnamed: the parts table then has parts to collect. */
+static bool parts_left(const char *base_text, const char *next_text)
+{
+        _cleanup_(cJSON_Deletep) cJSON *base = base_text ? cJSON_Parse(base_text) : NULL,
+                                       *next = next_text ? cJSON_Parse(next_text) : NULL;
+        const cJSON *e;
+
+        if (!base)
+                return base_text != NULL; /* unreadable (out of memory): a pass finds out */
+        cJSON_ArrayForEach(e, base)
+        {
+                if (!next || !parts_ref_within(cJSON_GetArrayItem(e, 2), next))
+                        return true;
+        }
+        return false;
+}
+
 /* j->item does not fit in one DynamoDB item: moves its largest values to parts (j->parts, less
  * those base_parts names: the table holds the base's, and the write is conditioned on the base),
  * and returns the item to send, which names them. -E2BIG: what cannot move is too large. */
@@ -1522,7 +1564,6 @@ static int job_split(Sync *s, Job *j, const char *base_parts, cJSON **ret_wire)
                 j->parts.v[k++] = j->parts.v[i];
         }
         j->parts.n = k;
-        j->collect = true;
         *ret_wire = TAKE_PTR(wire);
         return 0;
 }
@@ -1586,7 +1627,6 @@ static int job_prepare(Sync *s, Job *j)
          * stands. */
         if (r >= 0)
                 r = store_sync_base_parts(s->store, j->user_id, j->notebook_id, &base_parts);
-        j->collect = base_parts != NULL;
         if (r >= 0 && j->deleting)
                 /* A delete leaves nothing to recognise: its outcome is the item's absence. */
                 j->request = ddb_delete_item_body(s->conf.table, j->user_id, j->notebook_id,
@@ -1636,6 +1676,10 @@ static int job_prepare(Sync *s, Job *j)
         }
         if (r >= 0 && !j->request)
                 r = -ENOMEM;
+        if (r >= 0) {
+                j->collect = parts_left(base_parts, j->deleting ? NULL : j->parts_refs);
+                j->big = base_parts || j->parts_refs;
+        }
         if (r >= 0)
                 r = store_sync_set_state(s->store, j->user_id, j->notebook_id, "syncing", NULL);
         store_sync_info_done(&info);
@@ -2519,6 +2563,7 @@ Sync *sync_free(Sync *s)
         sd_event_unref(s->event);
         strmap_done(&s->job_map);
         strmap_done(&s->pulled);
+        strmap_done(&s->gc_asked);
         cJSON_Delete(s->changed);
         while (s->notes) {
                 SyncNote *n = s->notes;
