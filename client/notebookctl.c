@@ -2058,15 +2058,18 @@ static const Command commands[] = {
           "Creates the DynamoDB table notebookd syncs to: keys user_id and notebook_id, the indexes\n"
           "NotebookByIdIndex and NotebooksByUserCreatedIndex, on-demand billing, TTL on attribute\n"
           "\"ttl\" (where the endpoint implements TTL; it says so where it does not). Waits until the\n"
-          "table is active, then checks it as 'table check' does. A table that exists already is left\n"
-          "as it is and only checked.\n" TABLE_HELP
+          "table is active, then checks it as 'table check' does. Then the same for its parts table\n"
+          "(TABLE-parts, or parts_table in [remote]: keys owner and part), where notebooks larger than\n"
+          "a DynamoDB item keep their largest values. A table that exists already is left as it is\n"
+          "and only checked.\n" TABLE_HELP
           "  --wait SECONDS        how long to wait for the table to become active (default "
           "300)\n" TABLE_CREDENTIALS_HELP,
           cmd_table },
         { "table check", "[--config FILE] [--table NAME] [--endpoint URL] [--region REGION]",
           "Tells whether an existing table fits notebookd: its keys, both indexes with their keys and\n"
           "projections, its status (a table that is not ACTIVE does not fit yet), and whether TTL is\n"
-          "on. Exit status 0 when it fits, 1 when it does not, 3 when the endpoint cannot be reached,\n"
+          "on; and the parts table's keys and status. Exit status 0 when both fit, 1 when one does\n"
+          "not (a missing parts table too), 3 when the endpoint cannot be reached,\n"
           "4 when there is no such table, 6 without credentials or when DynamoDB refuses them.\n" TABLE_HELP
                   TABLE_CREDENTIALS_HELP,
           cmd_table },
