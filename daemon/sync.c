@@ -39,6 +39,7 @@
 #define PARTS_ITEM_TARGET   (64u * 1024)
 #define GC_RETRY_USEC       (60 * USEC_PER_SEC) /* a collection pass that failed runs again after this */
 #define REF_CACHE_NOTEBOOKS 64
+#define MAX_FETCHES         2 /* big notebooks fetched at once, by all pulls */
 /* A pass runs this long after the grace time, so that what it waited for is older than that. */
 #define GC_MARGIN_USEC (1 * USEC_PER_SEC)
 
@@ -121,6 +122,7 @@ struct Sync {
         /* Requests whose tokens are committed but not yet on disk (go_next), in commit order. */
         Job *unsent, **unsent_tail;
         unsigned in_flight;
+        unsigned fetches; /* big notebooks of pulls whose parts are being fetched */
         sd_event_source *timer;
         sd_event_source *pull_timer;
         unsigned retry_tokens;
@@ -1959,7 +1961,9 @@ struct Pull {
         StrMap seen;             /* notebook ids found so far */
         bool saw_provisioned[2]; /* blank-USER, demo-USER */
         bool saw_synced;         /* a notebook of the user that a notebookd wrote (a sync_id) */
-        /* Big notebooks whose parts are being fetched: the pull ends once they are applied. */
+        /* Big notebooks new here: waiting for their parts (later), or being fetched. The pull ends
+         * once they are applied. */
+        cJSON *later;
         unsigned fetching;
         bool pages_done; /* the last page came, or the pull failed */
         bool failed;     /* then why */
@@ -1994,6 +1998,7 @@ static void pull_free(Pull *p)
         }
         free(p->user_id);
         cJSON_Delete(p->start_key);
+        cJSON_Delete(p->later);
         strmap_done(&p->seen);
         free(p);
 }
@@ -2109,14 +2114,41 @@ static void pull_apply_whole(Sync *s, Pull *p, const PullFetch *pf, const cJSON 
         }
 }
 
+/* A pull that failed fetches no more: the next one will. */
+static void pull_drop_later(Pull *p)
+{
+        cJSON *item;
+
+        while ((item = cJSON_DetachItemFromArray(p->later, 0)))
+                cJSON_Delete(item);
+}
+
+/* Ends the pull if nothing of it is left to do. */
 static void pull_fetch_check(Sync *s, Pull *p)
 {
         if (p->fetching > 0)
                 return;
         if (p->cancelled)
                 pull_free(p);
-        else if (p->pages_done)
+        else if (p->pages_done && cJSON_GetArraySize(p->later) == 0)
                 pull_done(s, p, !p->failed, p->why[0] ? p->why : NULL);
+}
+
+static void pull_fetch(Sync *s, Pull *p, cJSON *item);
+
+/* Starts fetching what pulls wait for, at most MAX_FETCHES notebooks at a time in all (each holds
+ * a whole notebook in memory), and ends the pulls that are done. */
+static void pull_kick(Sync *s)
+{
+        Pull *p, *next;
+        cJSON *item;
+
+        for (p = s->pulls; p; p = next) {
+                next = p->next;
+                while (s->fetches < MAX_FETCHES && (item = cJSON_DetachItemFromArray(p->later, 0)))
+                        pull_fetch(s, p, item);
+                pull_fetch_check(s, p);
+        }
 }
 
 static void on_pull_fetched(void *userdata, int error, DdbErrorClass cls, const char *message, cJSON *item)
@@ -2126,6 +2158,7 @@ static void on_pull_fetched(void *userdata, int error, DdbErrorClass cls, const 
         Sync *s = p->sync;
 
         p->fetching--;
+        s->fetches--;
         if (error == -ECANCELED)
                 p->cancelled = true;
         else if (p->cancelled)
@@ -2138,10 +2171,14 @@ static void on_pull_fetched(void *userdata, int error, DdbErrorClass cls, const 
                 sync_log_failure(s, p->user_id, pf->notebook_id, NULL, "pull of %s: %s", p->user_id, p->why);
                 if (cls == DDB_RETRYABLE || cls == DDB_THROTTLING)
                         sync_outage(s);
+                pull_drop_later(p);
         }
         cJSON_Delete(item);
         pull_fetch_free(pf);
-        pull_fetch_check(s, p);
+        if (p->cancelled)
+                pull_fetch_check(s, p);
+        else if (error != -ECANCELED)
+                pull_kick(s);
 }
 
 /* Joins item (taken: a page's, naming parts) with what is known here, and fetches the rest. */
@@ -2165,6 +2202,7 @@ static void pull_fetch(Sync *s, Pull *p, cJSON *item)
                                  pf);
         if (r > 0) {
                 p->fetching++;
+                s->fetches++;
                 return;
         }
         if (r == 0 || r == -EBADMSG)
@@ -2326,21 +2364,24 @@ static void on_query_reply(void *owner, void *userdata, RemoteReply *rep)
                 return;
         }
         while ((item = cJSON_DetachItemFromArray(later, 0)))
-                pull_fetch(s, p, item);
+                cJSON_AddItemToArray(p->later, item);
 
         last = cJSON_GetObjectItemCaseSensitive(rep->body, "LastEvaluatedKey");
         if (last) {
                 cJSON_Delete(p->start_key);
                 p->start_key = cJSON_Duplicate(last, true);
-                if (p->start_key && pull_page(p) >= 0)
+                if (p->start_key && pull_page(p) >= 0) {
+                        pull_kick(s);
                         return;
+                }
                 pull_end(s, p, false, "cannot ask for the next page");
-                return;
-        }
-        pull_end(s, p, true, NULL);
+        } else
+                pull_end(s, p, true, NULL);
+        pull_kick(s);
 }
 
-/* The last page came (complete), or the pull failed: it is done once its fetches are. */
+/* The last page came (complete), or the pull failed: it is done once its fetches are (a failed
+ * pull fetches no more). */
 static void pull_end(Sync *s, Pull *p, bool complete, const char *why)
 {
         p->pages_done = true;
@@ -2348,6 +2389,8 @@ static void pull_end(Sync *s, Pull *p, bool complete, const char *why)
                 p->failed = true;
                 snprintf(p->why, sizeof(p->why), "%s", why ? why : "the pull failed");
         }
+        if (p->failed)
+                pull_drop_later(p);
         pull_fetch_check(s, p);
 }
 
@@ -2376,7 +2419,9 @@ static void pull_start(Sync *s, const char *user_id)
         if (s->draining || pull_find(s, user_id))
                 return;
         p = calloc(1, sizeof(*p));
-        if (!p || !(p->user_id = strdup(user_id))) {
+        if (!p || !(p->user_id = strdup(user_id)) || !(p->later = cJSON_CreateArray())) {
+                if (p)
+                        free(p->user_id);
                 free(p);
                 log_oom();
                 return;
