@@ -810,7 +810,7 @@ static int sync_reconcile(Sync *s, const char *user, const char *id, ReconcileEv
         ReconcileLocal l = { 0 };
         ReconcileRemote rm = { .event = event, .observed_gen = observed_gen };
         ReconcileNotice notice;
-        ReconcileAction a;
+        ReconcileAction a = RECONCILE_NONE;
         Job *j;
         int r;
 
@@ -915,15 +915,13 @@ static int sync_reconcile(Sync *s, const char *user, const char *id, ReconcileEv
                                      id);
                 break;
         case RECONCILE_CONFIRM: {
-                _cleanup_free_ char *snapshot = model_json_print(item, false);
+                _cleanup_free_ char *snapshot = model_json_print(item, false), *old_parts = NULL;
                 StoreBase base = { .revision = v.head.revision,
                                    .sync_id = v.head.sync_id,
                                    .snapshot = snapshot,
                                    .parts = parts,
                                    .gen = s->gen };
                 bool dirty = info.deleted || info.revision != v.head.revision;
-
-                _cleanup_free_ char *old_parts = NULL;
 
                 /* Our write stood, though its answer was lost: what it left unnamed is ours to
                  * collect. */

@@ -4,7 +4,8 @@
 daemon and compare equal, and the independent reader (boto3, tests/tools/ddbcheck.py) reassembles
 them from the table; an edit of one small cell writes the item and no part; an edit of one output
 writes only that output's parts; both machines editing the same big notebook merge; kill -9 at any
-moment of a big push leaves the table readable and the push completes after a restart; collection
+moment of a big push, and at each of its steps (between two parts, after the parts, after the item
+before its answer), leaves the table readable and the push completes after a restart; collection
 removes the parts no version names, and nothing else; a part missing or corrupt is an error in
 status, never a truncated notebook; the fault proxy in the loop.
 
@@ -91,14 +92,18 @@ def html(n):
 
 
 def make_big(d, nb, size):
+        return make_big_for(d, USER, nb, size)
+
+
+def make_big_for(d, user, nb, size):
         """A notebook of about size bytes: code cells, each with a PNG and an HTML output."""
-        d.rpc("notebook.create", {"user_id": USER, "notebook_id": nb, "name": f"Big {nb}"})
+        d.rpc("notebook.create", {"user_id": user, "notebook_id": nb, "name": f"Big {nb}"})
         made, i = 0, 0
         while made < size:
                 part = min(MiB, size - made)
                 img = png(max(part * 2 // 3, 16))
                 tab = html(max(part - len(img), 16))
-                d.rpc("cell.create", {"user_id": USER, "notebook_id": nb, "cell_id": f"c{i}",
+                d.rpc("cell.create", {"user_id": user, "notebook_id": nb, "cell_id": f"c{i}",
                                       "code": f"plot({i})\ndf{i}.head(1000)", "status": "success",
                                       "outputs": [{"mime_type": "image/png", "data": img, "metadata": {}},
                                                   {"mime_type": "text/html", "data": tab, "metadata": {}}]})
@@ -141,7 +146,7 @@ def table_parts(nb, user=USER):
 
 
 def check_table(d, nbs, user=USER):
-        """ddbcheck of the notebooks' items, reassembled, against what d shows."""
+        """ddbcheck of the notebooks' items (of user), reassembled, against what d shows."""
         docs = []
         for nb in nbs:
                 rc, out, err = d.ctl("show", nb, user=user, json_out=True)
@@ -322,6 +327,46 @@ def _():
         t.ok(wait_for(lambda: content(get(b, "two")) == content(get(a, "two")), 60),
              "a later version whose parts are whole is taken")
         t.ok(wait_for(lambda: not b_error(), 30), "and the error clears")
+
+
+@t.case("kill -9 at each step of a big push: between parts, after the parts, after the item")
+def _():
+        user = "kim"
+        k = Daemon(t, config=conf(proxy.endpoint)).start()
+        k.rpc("notebook.list", {"user_id": user})
+        make_big_for(k, user, "steps", 2 * MiB)
+        t.ok(wait_for(lambda: settled(k), 120), "a 2 MiB notebook pushed through the proxy", short(status(k)))
+        parts_rule = {"target": "PutItem", "body_contains": '"TableName":"notebooks-parts"'}
+        item_rule = {"target": "PutItem", "body_contains": '"TableName":"notebooks",'}
+        steps = [
+                ("between two parts", dict(parts_rule, mode="delay", delay_ms=1500), 2.5, False),
+                ("after the parts, before the item", dict(item_rule, mode="delay", delay_ms=6000), 3.0, False),
+                ("after the item, before its answer", dict(item_rule, mode="delay", delay_ms=6000, phase="response"),
+                 3.0, True),
+        ]
+        for name, rule, wait_s, item_written in steps:
+                before_item = table_item("steps", user)
+                nb = get(k, "steps", user)
+                outs = nb["cells"][0]["outputs"]
+                outs[0]["data"] = png(len(outs[0]["data"]))
+                proxy.set_rules([rule])
+                k.rpc("cell.update", {"user_id": user, "notebook_id": "steps", "cell_id": nb["cells"][0]["id"],
+                                      "outputs": outs})
+                time.sleep(wait_s)
+                k.kill()
+                proxy.clear()
+                item = table_item("steps", user)
+                t.ok((item != before_item) == item_written,
+                     f"{name}: killed; the table holds the {'new' if item_written else 'earlier'} version")
+                missing = named_parts(item) - set(table_parts("steps", user))
+                t.ok(not missing, f"{name}: every part its item names is there", short(missing))
+                k.start()
+                t.ok(wait_for(lambda: settled(k), 120), f"{name}: after the restart the push completes",
+                     short(status(k)))
+                t.is_(status(k)["unresolved"], 0, f"{name}: no conflict with its own write")
+                good, report = check_table(k, ["steps"], user)
+                t.ok(good, f"{name}: the table holds the edit", report)
+        k.stop()
 
 
 @t.case("the fault proxy in the loop: errors, resets and lost answers during big pushes and pulls")
