@@ -183,6 +183,9 @@ static int make_ref(const char *text, size_t len, Parts *out, cJSON **ret)
  * that a split and a join give back the item member for member, in order. */
 static int replace_renamed(cJSON *m, cJSON *old, const char *name, cJSON *v)
 {
+        /* v may be a copy of a member, with a name of its own. */
+        if (!(v->type & cJSON_StringIsConst))
+                free(v->string);
         v->string = strdup(name);
         if (!v->string) {
                 cJSON_Delete(v);
