@@ -5,7 +5,9 @@
  *         it could not fit);
  *   odd:  an item naming parts, then, after a NUL, part bytes (each: a length byte, then that
  *         many bytes). parts_join() must succeed or leave the item as it was, and a joined item
- *         names no part any more. The item is also read as a part item (ddb_part_data()). */
+ *         names no part any more. The item is also read as a part item (ddb_part_data()). A
+ *         joined item is the version held: joining the item from it and its references
+ *         (parts_join_known()) must give the same, with no part. */
 
 #include <errno.h>
 #include <stdlib.h>
@@ -82,7 +84,7 @@ static void join_given(const uint8_t *data, size_t size)
 {
         const uint8_t *nul = memchr(data, 0, size);
         _cleanup_free_ char *text = strndup((const char *)data, nul ? (size_t)(nul - data) : size);
-        cJSON *item = text ? cJSON_Parse(text) : NULL, *copy;
+        cJSON *item = text ? cJSON_Parse(text) : NULL, *copy, *refs;
         Parts have = { 0 };
         unsigned char *bytes = NULL;
         size_t n = 0, named = 0;
@@ -101,12 +103,19 @@ static void join_given(const uint8_t *data, size_t size)
                 fuzz_check(parts_add(&have, p + 1, len) == 0);
                 p += 1 + len;
         }
+        refs = parts_refs(item);
+        fuzz_check(refs && (cJSON_GetArraySize(refs) > 0) == parts_named(item));
         r = parts_join(item, &have);
         fuzz_check(r == 0 || r == -ENOENT || r == -EBADMSG || r == -ENOMEM);
-        if (r == 0)
+        if (r == 0) {
                 fuzz_check(parts_foreach_name(item, count, &named) == 0 && named == 0);
-        else
+                fuzz_check(!parts_named(item));
+                /* The joined item as the version held: every reference is known. */
+                fuzz_check(parts_join_known(copy, refs, item) == 0);
+                fuzz_check(same(copy, item));
+        } else
                 fuzz_check(same(item, copy));
+        cJSON_Delete(refs);
         parts_done(&have);
         cJSON_Delete(copy);
         cJSON_Delete(item);
