@@ -724,6 +724,21 @@ static void conf_remote_check(ConfParser *p)
                 conf_report(p, "table is too long to name the parts table after it (%s%s); set parts_table",
                             r->table, REMOTE_PARTS_SUFFIX);
         }
+        /* A part is sent at most a request's time before the item that names it, if the item goes
+         * within half the grace time of its first part (sync.c writes the parts again otherwise):
+         * then no collection elsewhere can take it for unused first. */
+        if (!p->remote_key_bad[REMOTE_PARTS_GRACE] && !p->remote_key_bad[REMOTE_REQUEST_TIMEOUT] &&
+            r->parts_grace_usec <= 2 * r->request_timeout_usec) {
+                p->line = MAX(p->remote_key_lines[REMOTE_PARTS_GRACE],
+                              p->remote_key_lines[REMOTE_REQUEST_TIMEOUT]);
+                conf_report(p,
+                            "parts_grace_s (%" PRIu64
+                            "%s) must be more than twice request_timeout_ms (%" PRIu64 " ms%s)",
+                            r->parts_grace_usec / USEC_PER_SEC,
+                            p->remote_key_lines[REMOTE_PARTS_GRACE] ? "" : ", the default",
+                            r->request_timeout_usec / USEC_PER_MSEC,
+                            p->remote_key_lines[REMOTE_REQUEST_TIMEOUT] ? "" : ", the default");
+        }
         if (p->remote_key_bad[REMOTE_DEBOUNCE] || p->remote_key_bad[REMOTE_MAX_DELAY] ||
             r->max_delay_usec >= r->debounce_usec)
                 return;

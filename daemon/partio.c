@@ -155,7 +155,9 @@ int partio_fetch(Remote *remote, const char *table, const char *owner, cJSON *it
         };
         f->table = strdup(table);
         f->owner = strdup(owner);
-        r = f->table && f->owner ? parts_foreach_name(item, want_add, f) : -ENOMEM;
+        r = f->table && f->owner ? parts_check(item) : -ENOMEM;
+        if (r >= 0)
+                r = parts_foreach_name(item, want_add, f);
         if (r >= 0 && f->n_want == 0)
                 r = 0;
         else if (r >= 0)

@@ -13,14 +13,15 @@
 char *partio_owner(const char *user_id, const char *notebook_id);
 
 /* error: 0 (item is joined), -ENOENT (a part is missing), -EBADMSG (a part is not what its name
- * says, or the item's references are malformed), -ECANCELED (shutdown), -EIO (the remote failed
- * to answer; reply_cls says how: DDB_RETRYABLE for no answer at all). item stays the caller's. */
+ * says, or the item's references are malformed), -EFBIG (as parts_check()), -ECANCELED (shutdown), -EIO (the
+ * remote failed to answer; reply_cls says how: DDB_RETRYABLE for no answer at all). item stays the caller's.
+ */
 typedef void (*PartioFetchFunc)(void *userdata, int error, DdbErrorClass reply_cls, const char *message,
                                 cJSON *item);
 
 /* Fetches every part item names (strongly consistent GetItem of each, in turn; *fetched counts
  * them) and joins them into item. 1: the callback runs later; 0: item names no part, nothing to do
- * (no callback); a negative error (-EBADMSG: malformed references), and no callback. */
+ * (no callback); a negative error (-EBADMSG, -EFBIG: as parts_check()), and no callback. */
 int partio_fetch(Remote *remote, const char *table, const char *owner, cJSON *item, uint64_t *fetched,
                  PartioFetchFunc done, void *userdata);
 

@@ -291,8 +291,8 @@ static int ref_read(const cJSON *ref, const char **ret_enc, size_t *ret_bytes, c
         uint64_t n;
 
         if (!cJSON_IsString(enc) || (!streq(enc->valuestring, "zlib") && !streq(enc->valuestring, "raw")) ||
-            !cJSON_IsString(bytes) || parse_uint64(bytes->valuestring, &n) < 0 || n > SIZE_MAX / 2 ||
-            !cJSON_IsArray(names) || cJSON_GetArraySize(names) == 0)
+            !cJSON_IsString(bytes) || parse_uint64(bytes->valuestring, &n) < 0 ||
+            n > PARTS_MAX_VALUE_BYTES || !cJSON_IsArray(names) || cJSON_GetArraySize(names) == 0)
                 return -EBADMSG;
         *ret_enc = enc->valuestring;
         *ret_bytes = (size_t)n;
@@ -342,7 +342,7 @@ int parts_foreach_name(const cJSON *item, int (*fn)(const char *hash, void *user
 
                                 if (!h)
                                         return -EBADMSG;
-                                if ((r = fn(h, userdata)) < 0)
+                                if (fn && (r = fn(h, userdata)) < 0)
                                         return r;
                         }
                 }
@@ -374,6 +374,9 @@ static int ref_resolve(const cJSON *ref, const Parts *have, cJSON **ret)
                         return -EBADMSG;
                 if (!p)
                         return -ENOENT;
+                /* Never more than the value can take, however often a part is named. */
+                if (p->size > (streq(enc, "raw") ? bytes : compressBound(bytes)) - len)
+                        return -EBADMSG;
                 if (sigv4_sha256_hex(p->data, p->size, check) < 0 || !streq(check, h))
                         return -EBADMSG;
                 grown = realloc(joined, len + p->size + 1);
@@ -412,11 +415,45 @@ static int ref_resolve(const cJSON *ref, const Parts *have, cJSON **ret)
         return 0;
 }
 
+static int add_claim(const cJSON *a, void *userdata)
+{
+        const cJSON *names;
+        const char *enc;
+        size_t bytes, *total = userdata;
+        int r = ref_read(a, &enc, &bytes, &names);
+
+        if (r < 0)
+                return r;
+        *total += bytes;
+        return *total > PARTS_MAX_JOINED_BYTES ? -EFBIG : 0;
+}
+
+int parts_check(const cJSON *item)
+{
+        const cJSON *c, *a;
+        size_t total = 0;
+        int r;
+
+        cJSON_ArrayForEach(c, item_cells(item))
+        {
+                cJSON_ArrayForEach(a, cell_map((cJSON *)c))
+                {
+                        if (is_ref_name(a->string) && (r = add_claim(a, &total)) < 0)
+                                return r;
+                }
+        }
+        return parts_foreach_name(item, NULL, NULL);
+}
+
 int parts_join(cJSON *item, const Parts *have)
 {
-        _cleanup_(cJSON_Deletep) cJSON *copy = cJSON_Duplicate(item, true);
+        _cleanup_(cJSON_Deletep) cJSON *copy = NULL;
         cJSON *c, *a, *next;
+        int k = parts_check(item);
 
+        if (k < 0)
+                return k;
+        copy = cJSON_Duplicate(item, true);
         if (!copy)
                 return -ENOMEM;
         /* Worked on a copy, so that a failure leaves the item as it was. */

@@ -20,6 +20,10 @@
 
 #define PARTS_CHUNK_BYTES     (256u * 1024) /* bytes of one part at most */
 #define PARTS_MIN_VALUE_BYTES 1024          /* a smaller value never moves */
+/* What a reader takes at most, whatever a reference claims: one value (a cell holds at most 8 MiB
+ * of outputs, which DynamoDB's JSON may double by escaping), and all of one item's together. */
+#define PARTS_MAX_VALUE_BYTES  (32u * 1024 * 1024)
+#define PARTS_MAX_JOINED_BYTES (64u * 1024 * 1024)
 
 typedef struct Part {
         char hash[65]; /* hex SHA-256 of data */
@@ -54,9 +58,15 @@ bool parts_named(const cJSON *item);
  * first negative return, which it returns; -EBADMSG for a malformed reference. */
 int parts_foreach_name(const cJSON *item, int (*fn)(const char *hash, void *userdata), void *userdata);
 
+/* Checks item's references before anything is fetched for them: 0; -EBADMSG for a malformed one,
+ * or one claiming a value larger than PARTS_MAX_VALUE_BYTES; -EFBIG when together they claim more
+ * than PARTS_MAX_JOINED_BYTES. */
+int parts_check(const cJSON *item);
+
 /* Puts every moved value back in item, from have. -ENOENT: a part is not in have; -EBADMSG: a
- * part's bytes do not hash to its name, the text does not decode to the length the reference
- * gives, or it is no AttributeValue; -ENOMEM. item is unchanged on error. */
+ * part's bytes do not hash to its name, the parts are longer than the reference allows, the text
+ * does not decode to the length the reference gives, or it is no AttributeValue; -EFBIG as
+ * parts_check(); -ENOMEM. item is unchanged on error. */
 int parts_join(cJSON *item, const Parts *have);
 
 /* The references item carries, to keep beside a snapshot of the version: an array of

@@ -54,6 +54,10 @@ typedef enum SqlId {
         SQL_SYNC_READ,
         SQL_SYNC_BASE_SNAPSHOT,
         SQL_SYNC_BASE_PARTS,
+        SQL_SYNC_TOKENS_PARTS,
+        SQL_SYNC_GC_ADD,
+        SQL_SYNC_GC_DROP,
+        SQL_SYNC_GC_LIST,
         SQL_SYNC_DIRTY,
         SQL_SYNC_TOKEN_FIND,
         SQL_SYNC_TOKEN_ADD,
@@ -168,6 +172,11 @@ static const char *const sql_text[_SQL_MAX] = {
                 "WHERE user_id = ?1 AND id = ?2",
         [SQL_SYNC_BASE_SNAPSHOT] = "SELECT base_snapshot FROM notebooks WHERE user_id = ?1 AND id = ?2",
         [SQL_SYNC_BASE_PARTS] = "SELECT base_parts FROM notebooks WHERE user_id = ?1 AND id = ?2",
+        [SQL_SYNC_TOKENS_PARTS] = "SELECT EXISTS (SELECT 1 FROM sync_tokens WHERE user_id = ?1 AND "
+                                  "notebook_id = ?2 AND parts IS NOT NULL)",
+        [SQL_SYNC_GC_ADD] = "INSERT OR IGNORE INTO sync_gc (user_id, notebook_id) VALUES (?1, ?2)",
+        [SQL_SYNC_GC_DROP] = "DELETE FROM sync_gc WHERE user_id = ?1 AND notebook_id = ?2",
+        [SQL_SYNC_GC_LIST] = "SELECT user_id, notebook_id FROM sync_gc",
         [SQL_SYNC_DIRTY] = "SELECT user_id, id FROM notebooks WHERE dirty = 1 ORDER BY dirty_since LIMIT ?1",
         [SQL_SYNC_TOKEN_FIND] =
                 "SELECT sync_id FROM sync_tokens WHERE user_id = ?1 AND notebook_id = ?2 AND revision = ?3",
@@ -1723,6 +1732,24 @@ static cJSON *pair_from_row(sqlite3_stmt *st)
         const char *pair[2] = { a ? a : "", b ? b : "" };
 
         return cJSON_CreateStringArray(pair, 2);
+}
+
+int store_sync_tokens_parts(Store *s, const char *user_id, const char *notebook_id)
+{
+        int64_t n = 0;
+        int r = query_int(s, stmt_key(s, SQL_SYNC_TOKENS_PARTS, user_id, notebook_id), &n, NULL);
+
+        return r < 0 ? r : n != 0;
+}
+
+int store_sync_gc(Store *s, const char *user_id, const char *notebook_id, bool want)
+{
+        return run(s, stmt_key(s, want ? SQL_SYNC_GC_ADD : SQL_SYNC_GC_DROP, user_id, notebook_id));
+}
+
+int store_sync_gc_list(Store *s, cJSON **ret)
+{
+        return rows_to_array(s, stmt(s, SQL_SYNC_GC_LIST), pair_from_row, ret);
 }
 
 int store_sync_dirty(Store *s, int64_t max, cJSON **ret)

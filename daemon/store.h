@@ -180,6 +180,13 @@ int store_sync_read(Store *s, const char *user_id, const char *notebook_id, cJSO
  * its item in the table carried (*ret NULL: none). */
 int store_sync_base_snapshot(Store *s, const char *user_id, const char *notebook_id, char **ret);
 int store_sync_base_parts(Store *s, const char *user_id, const char *notebook_id, char **ret);
+/* 1 if a write token of the notebook not yet confirmed carried part references (its parts may be
+ * in the parts table with no item naming them), else 0. */
+int store_sync_tokens_parts(Store *s, const char *user_id, const char *notebook_id);
+/* Notebooks a collection pass of the parts table is asked for (want), or no longer; and the list,
+ * an array of [user_id, notebook_id]. */
+int store_sync_gc(Store *s, const char *user_id, const char *notebook_id, bool want);
+int store_sync_gc_list(Store *s, cJSON **ret);
 /* Dirty notebooks, oldest change first, at most max: an array of [user_id, notebook_id]. */
 int store_sync_dirty(Store *s, int64_t max, cJSON **ret);
 

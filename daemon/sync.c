@@ -96,13 +96,14 @@ struct Job {
         char sync_id[UUID_STRING_MAX];
         cJSON *item; /* what a PutItem sends, whole (the table's item may name parts for some values) */
         cJSON *request;
-        Parts parts;        /* the parts to write before the item: those the base's item does not name */
-        size_t part_next;   /* the next of them to write */
-        char *parts_refs;   /* the part references of the item sent (parts_refs()), or NULL */
-        char *fetch_refs;   /* those of the item a conflict's GetItem brought, while its parts come */
-        bool collect;       /* the write leaves parts of the base unnamed: collect them after it */
-        bool big;           /* the notebook has or had parts */
-        char *answer_parts; /* the part references of answer_item as the table holds it */
+        Parts parts;          /* the parts to write before the item: those the base's item does not name */
+        size_t part_next;     /* the next of them to write */
+        uint64_t parts_since; /* realtime: when the flight's first part was sent (0: none yet) */
+        char *parts_refs;     /* the part references of the item sent (parts_refs()), or NULL */
+        char *fetch_refs;     /* those of the item a conflict's GetItem brought, while its parts come */
+        bool collect;         /* the write leaves parts of the base unnamed: collect them after it */
+        bool big;             /* the notebook has or had parts */
+        char *answer_parts;   /* the part references of answer_item as the table holds it */
 };
 
 struct Sync {
@@ -216,6 +217,7 @@ static void job_clear_request(Job *j)
         j->request = NULL;
         parts_done(&j->parts);
         j->part_next = 0;
+        j->parts_since = 0;
         j->parts_refs = mfree(j->parts_refs);
         j->fetch_refs = mfree(j->fetch_refs);
 }
@@ -1168,6 +1170,14 @@ static int join_known(Sync *s, const char *user, const char *id, cJSON *item)
         return 0;
 }
 
+/* Why an item's references cannot be followed (parts_check()). */
+static const char *parts_why(int error)
+{
+        return error == -EFBIG ? "its parts claim more than notebookd takes of one notebook"
+               : error == 0    ? NULL
+                               : "its item has malformed part references";
+}
+
 /* The references item carries, as text to keep beside its snapshot; NULL when it names none (or
  * out of memory: then only more parts are written or fetched later). */
 static char *refs_text(const cJSON *item)
@@ -1210,11 +1220,28 @@ static void gc_free(Sync *s, Gc *g)
         free(g);
 }
 
-/* A pass over the notebook's parts, a grace time from now. */
-static void gc_want(Sync *s, const char *user_id, const char *notebook_id)
+/* Records that a pass is asked for (want) or no longer, so that it survives a restart: inside the
+ * transaction being built, or in one of its own. */
+static void gc_record(Sync *s, const char *user_id, const char *notebook_id, bool want)
+{
+        int r;
+
+        if (store_in_transaction(s->store)) {
+                r = store_sync_gc(s->store, user_id, notebook_id, want);
+                if (r < 0)
+                        log_warning_errno(r, "Sync: cannot record a collection pass: %m");
+                return;
+        }
+        r = sync_begin(s);
+        if (r >= 0)
+                r = store_sync_gc(s->store, user_id, notebook_id, want);
+        sync_commit(s, r, "a collection pass");
+}
+
+/* A pass over the notebook's parts, at due (monotonic); record: new, it is recorded. */
+static void gc_add(Sync *s, const char *user_id, const char *notebook_id, uint64_t due, bool record)
 {
         _cleanup_free_ char *key = job_key(user_id, notebook_id);
-        uint64_t due = now_monotonic_usec() + s->conf.parts_grace_usec + GC_MARGIN_USEC;
         Gc *g;
 
         if (!key || strmap_put(&s->gc_asked, key, s) < 0)
@@ -1235,9 +1262,18 @@ static void gc_want(Sync *s, const char *user_id, const char *notebook_id)
                 g->due = due;
                 g->next = s->gcs;
                 s->gcs = g;
+                if (record)
+                        gc_record(s, user_id, notebook_id, true);
         } else
                 g->due = MIN(g->due, due); /* running: when the next pass is due */
         gc_arm(s);
+}
+
+/* A pass over the notebook's parts, a grace time from now. */
+static void gc_want(Sync *s, const char *user_id, const char *notebook_id)
+{
+        gc_add(s, user_id, notebook_id, now_monotonic_usec() + s->conf.parts_grace_usec + GC_MARGIN_USEC,
+               true);
 }
 
 static void on_collected(void *userdata, int error, bool again)
@@ -1257,8 +1293,10 @@ static void on_collected(void *userdata, int error, bool again)
                 g->due = MIN(g->due, now + GC_RETRY_USEC);
         } else if (again)
                 g->due = MIN(g->due, now + s->conf.parts_grace_usec);
-        if (g->due == UINT64_MAX)
+        if (g->due == UINT64_MAX) {
+                gc_record(s, g->user_id, g->notebook_id, false);
                 gc_free(s, g);
+        }
         gc_arm(s);
 }
 
@@ -1345,8 +1383,8 @@ static void on_get_after_conflict(void *owner, void *userdata, RemoteReply *rep)
                                              .message = "cannot fetch the parts of the table's version" };
 
                         cJSON_Delete(item);
-                        if (r == -EBADMSG)
-                                job_fail_remote(s, j, "the table's version has malformed part references");
+                        if (r == -EBADMSG || r == -EFBIG)
+                                job_fail_remote(s, j, parts_why(r));
                         else
                                 job_retry(s, j, &fail);
                         return;
@@ -1546,6 +1584,9 @@ static int job_split(Sync *s, Job *j, const char *base_parts, cJSON **ret_wire)
                         return -ENOMEM;
         }
         r = parts_split_known(wire, PARTS_ITEM_TARGET, known, learned, &j->parts);
+        /* Small values alone may keep the item above the target: it still goes if it fits. */
+        if (r == -E2BIG && ddb_item_size(wire) <= DDB_MAX_ITEM_BYTES)
+                r = 0;
         if (r < 0)
                 return r;
         j->parts_refs = refs_text(wire);
@@ -1654,9 +1695,10 @@ static int job_prepare(Sync *s, Job *j)
                         char why[200];
 
                         snprintf(why, sizeof(why),
-                                 "too large: the item takes %zu bytes, and what cannot move to parts (small "
-                                 "values, many cells) more than the %u DynamoDB allows; kept locally",
-                                 size, (unsigned)DDB_MAX_ITEM_BYTES);
+                                 "too large: the values too small to move to parts (under 1 KiB each, in "
+                                 "many cells) take more than the %u bytes a DynamoDB item allows; kept "
+                                 "locally",
+                                 (unsigned)DDB_MAX_ITEM_BYTES);
                         log_notebook(LOG_WARNING, 0, j->user_id, j->notebook_id, "error",
                                      "Sync: %s/%s is %s.", j->user_id, j->notebook_id, why);
                         r = store_sync_set_state(s->store, j->user_id, j->notebook_id, "error", why);
@@ -1678,7 +1720,11 @@ static int job_prepare(Sync *s, Job *j)
                 r = -ENOMEM;
         if (r >= 0) {
                 j->collect = parts_left(base_parts, j->deleting ? NULL : j->parts_refs);
-                j->big = base_parts || j->parts_refs;
+                /* A write of ours not confirmed may have left parts behind too. */
+                r = base_parts || j->parts_refs
+                            ? 1
+                            : store_sync_tokens_parts(s->store, j->user_id, j->notebook_id);
+                j->big = r > 0;
         }
         if (r >= 0)
                 r = store_sync_set_state(s->store, j->user_id, j->notebook_id, "syncing", NULL);
@@ -1729,14 +1775,34 @@ static void job_send_after(Sync *s, Job *j, uint64_t delay_usec)
 {
         int r;
 
+        if (j->parts.n > 0 && j->part_next == j->parts.n &&
+            now_realtime_usec() - j->parts_since > s->conf.parts_grace_usec / 2) {
+                /* The parts went out long ago (a machine suspended, long retries): collection on
+                 * another machine may take them for unused before the item names them. Write them
+                 * again, with the item as it is now. */
+                log_notebook(LOG_INFO, 0, j->user_id, j->notebook_id, "pending",
+                             "Sync: the parts of %s were written too long ago; writing them again.",
+                             j->notebook_id);
+                j->in_flight = false;
+                s->in_flight--;
+                job_clear_request(j);
+                j->not_before = 0;
+                job_schedule(s, j);
+                answer_state(s, j, "pending", NULL, false);
+                return;
+        }
         if (j->part_next < j->parts.n) {
                 const Part *p = &j->parts.v[j->part_next];
                 _cleanup_free_ char *owner = partio_owner(j->user_id, j->notebook_id);
                 char ts[TIMESTAMP_MAX];
+                uint64_t now = now_realtime_usec();
                 _cleanup_(cJSON_Deletep) cJSON *body =
                         owner ? ddb_part_put_body(s->parts_table, owner, p->hash, p->data, p->size,
-                                                  format_timestamp(ts, now_realtime_usec()))
+                                                  format_timestamp(ts, now))
                               : NULL;
+
+                if (!j->parts_since)
+                        j->parts_since = now;
 
                 r = body ? remote_call_after(s->remote, delay_usec, "PutItem", body, on_part_reply, s, j)
                          : -ENOMEM;
@@ -2161,7 +2227,7 @@ static void on_pull_fetched(void *userdata, int error, DdbErrorClass cls, const 
                 p->cancelled = true;
         else if (p->cancelled)
                 ;
-        else if (error == 0 || error == -ENOENT || error == -EBADMSG)
+        else if (error == 0 || error == -ENOENT || error == -EBADMSG || error == -EFBIG)
                 pull_apply_whole(s, p, pf, item, error, message);
         else {
                 p->failed = true;
@@ -2203,10 +2269,9 @@ static void pull_fetch(Sync *s, Pull *p, cJSON *item)
                 s->fetches++;
                 return;
         }
-        if (r == 0 || r == -EBADMSG)
+        if (r == 0 || r == -EBADMSG || r == -EFBIG)
                 /* Everything was known here; or references no reader can follow. */
-                pull_apply_whole(s, p, pf, item, r,
-                                 r == 0 ? NULL : "its item has malformed part references");
+                pull_apply_whole(s, p, pf, item, r, parts_why(r));
         else {
                 p->failed = true;
                 snprintf(p->why, sizeof(p->why), "cannot fetch the parts of a notebook: %s", strerror(-r));
@@ -2502,6 +2567,8 @@ static int on_pull_timer(sd_event_source *source, uint64_t usec, void *userdata)
 int sync_new(sd_event *event, Store *store, const RemoteConfig *conf, Sync **ret)
 {
         _cleanup_(sync_freep) Sync *s = NULL;
+        _cleanup_(cJSON_Deletep) cJSON *gcs = NULL;
+        const cJSON *pair;
         int r;
 
         s = calloc(1, sizeof(*s));
@@ -2541,10 +2608,17 @@ int sync_new(sd_event *event, Store *store, const RemoteConfig *conf, Sync **ret
         if (!s->parts_table || !s->ref_cache)
                 return -ENOMEM;
 
-        /* Resume: whatever was dirty when the daemon stopped goes out at once. */
+        /* Resume: whatever was dirty when the daemon stopped goes out at once, and the collection
+         * passes asked for run shortly. */
         r = sync_rescan(s);
         if (r < 0)
                 return r;
+        r = store_sync_gc_list(store, &gcs);
+        if (r < 0)
+                return r;
+        cJSON_ArrayForEach(pair, gcs)
+                gc_add(s, cJSON_GetArrayItem(pair, 0)->valuestring, cJSON_GetArrayItem(pair, 1)->valuestring,
+                       now_monotonic_usec() + GC_MARGIN_USEC, false);
         *ret = TAKE_PTR(s);
         return 0;
 }

@@ -6,3 +6,11 @@
 -- shares with it (a pull fetches only the others).
 ALTER TABLE notebooks ADD COLUMN base_parts TEXT;
 ALTER TABLE sync_tokens ADD COLUMN parts TEXT;
+
+-- Notebooks whose parts a collection pass is to look at (doc/sync.md, "Collection"): kept so that
+-- a pass asked for survives a restart. A row goes when a pass finds nothing left to wait for.
+CREATE TABLE sync_gc (
+        user_id     TEXT NOT NULL,
+        notebook_id TEXT NOT NULL,
+        PRIMARY KEY (user_id, notebook_id)
+) WITHOUT ROWID;

@@ -39,12 +39,12 @@ t.ok(rc == 0, "the notebooks table and its parts table exist", out + err)
 
 MiB = 1024 * 1024
 USER = "bea"
-GRACE_S = 2
+GRACE_S = 3
 
 
 def conf(endpoint, pull_s=1):
         return (f"[remote]\nendpoint = {endpoint}\ndebounce_ms = 50\nmax_delay_ms = 300\n"
-                f"pull_interval_s = {pull_s}\nconnect_timeout_ms = 1000\nrequest_timeout_ms = 10000\n"
+                f"pull_interval_s = {pull_s}\nconnect_timeout_ms = 1000\nrequest_timeout_ms = 1400\n"
                 f"parts_grace_s = {GRACE_S}\n")
 
 

@@ -296,7 +296,8 @@ static void test_remote(void)
 
         r = load("[remote]\nenabled = false\ndebounce_ms = 600000\nmax_delay_ms = 3600000\nmax_in_flight = "
                  "256\n"
-                 "pull_interval_s = 86400\nconnect_timeout_ms = 600000\nrequest_timeout_ms = 3600000\n",
+                 "pull_interval_s = 86400\nconnect_timeout_ms = 600000\nrequest_timeout_ms = 3600000\n"
+                 "parts_grace_s = 604800\n",
                  &e, &c);
         is_int(r, 0, "[remote] at the high ends of the ranges");
         if (r == 0) {
@@ -483,6 +484,11 @@ static const ErrorCase error_cases[] = {
         { "[remote]\nparts_grace_s = 0\n", 2, "parts_grace_s must be a number from 1 to 604800",
           "parts_grace_s 0" },
         { "[remote]\nparts_grace_s = 604801\n", 2, "parts_grace_s", "parts_grace_s above a week" },
+        { "[remote]\nparts_grace_s = 60\nrequest_timeout_ms = 30000\n", 3,
+          "parts_grace_s (60) must be more than twice request_timeout_ms (30000 ms)",
+          "a grace time not above twice the request timeout" },
+        { "[remote]\nrequest_timeout_ms = 1800000\n", 2, "parts_grace_s (3600, the default)",
+          "a request timeout of half the default grace time" },
         { "[remote]\nparts_table = a b\n", 2, "parts_table must be a DynamoDB table name",
           "parts_table with a blank" },
         { "[remote]\nparts_table = ab\n", 2, "parts_table", "parts_table of 2 characters" },
