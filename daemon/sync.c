@@ -39,7 +39,8 @@
 #define PARTS_ITEM_TARGET   (64u * 1024)
 #define GC_RETRY_USEC       (60 * USEC_PER_SEC) /* a collection pass that failed runs again after this */
 #define REF_CACHE_NOTEBOOKS 64
-#define MAX_FETCHES         2 /* big notebooks fetched at once, by all pulls */
+#define MAX_FETCHES         2                   /* big notebooks fetched at once, by all pulls */
+#define NOTEBOOK_RETRY_USEC (60 * USEC_PER_SEC) /* a notebook whose table version cannot be read */
 /* A pass runs this long after the grace time, so that what it waited for is older than that. */
 #define GC_MARGIN_USEC (1 * USEC_PER_SEC)
 
@@ -1092,15 +1093,20 @@ static void job_retry(Sync *s, Job *j, const RemoteReply *rep)
         answer_state(s, j, "pending", s->last_error, false);
 }
 
-/* A failure the remote or its table must be fixed for (credentials, a missing table, a part
- * missing there): an error in status, retried at the outage pace. */
-static void job_fail_remote(Sync *s, Job *j, const char *why)
+/* A failure the remote or its table must be fixed for (credentials, a missing table): an error in
+ * status, retried at the outage pace; or (notebook) one of this notebook's only (the table's
+ * version names parts that cannot be read): retried a minute later, the others unaffected. */
+static void job_fail(Sync *s, Job *j, const char *why, bool notebook)
 {
         if (j->part_next > 0)
                 gc_want(s, j->user_id, j->notebook_id);
         sync_log_failure(s, j->user_id, j->notebook_id, "error", "%s: %s", j->notebook_id, why);
-        sync_outage(s);
-        j->not_before = s->offline_until;
+        if (notebook)
+                j->not_before = now_monotonic_usec() + NOTEBOOK_RETRY_USEC;
+        else {
+                sync_outage(s);
+                j->not_before = s->offline_until;
+        }
         j->in_flight = false;
         s->in_flight--;
         job_clear_request(j);
@@ -1341,7 +1347,7 @@ static void on_conflict_fetched(void *userdata, int error, DdbErrorClass cls, co
         if (error == -EIO && (cls == DDB_RETRYABLE || cls == DDB_THROTTLING))
                 job_retry(s, j, &rep);
         else
-                job_fail_remote(s, j, message ? message : "cannot read the parts of the table's version");
+                job_fail(s, j, message ? message : "cannot read the parts of the table's version", true);
 }
 
 static void on_get_after_conflict(void *owner, void *userdata, RemoteReply *rep)
@@ -1384,7 +1390,7 @@ static void on_get_after_conflict(void *owner, void *userdata, RemoteReply *rep)
 
                         cJSON_Delete(item);
                         if (r == -EBADMSG || r == -EFBIG)
-                                job_fail_remote(s, j, parts_why(r));
+                                job_fail(s, j, parts_why(r), true);
                         else
                                 job_retry(s, j, &fail);
                         return;
@@ -1448,7 +1454,7 @@ static void on_push_reply(void *owner, void *userdata, RemoteReply *rep)
         case DDB_AUTH:
                 /* Credentials may be fixed or refreshed, the table created: keep trying at the
                  * outage pace. */
-                job_fail_remote(s, j, reply_reason(s, rep));
+                job_fail(s, j, reply_reason(s, rep), false);
                 return;
         default:
                 break;
@@ -1855,7 +1861,7 @@ static void on_part_reply(void *owner, void *userdata, RemoteReply *rep)
                         "parts table %s does not exist ('notebookctl table create' makes it); this notebook "
                         "needs it, being larger than a DynamoDB item",
                         s->parts_table);
-                job_fail_remote(s, j, why);
+                job_fail(s, j, why, false);
                 return;
         }
         /* Anything else as for the item itself: retried, held for the credentials, or refused. */

@@ -23,7 +23,8 @@ import zlib
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness  # noqa: E402
-from harness import TAP, Daemon, Dynalite, FaultProxy, ddb_call, ddbcheck, dynamodb_test_env, short, tmo  # noqa: E402
+from harness import (TAP, Daemon, Dynalite, FaultProxy, check_serving, ddb_call, ddbcheck, dynamodb_test_env,  # noqa: E402
+                     short, tmo)
 
 t = TAP()
 dynamodb_test_env(t, "AKIDBIGTEST", "big-test-secret")
@@ -327,6 +328,85 @@ def _():
         t.ok(wait_for(lambda: content(get(b, "two")) == content(get(a, "two")), 60),
              "a later version whose parts are whole is taken")
         t.ok(wait_for(lambda: not b_error(), 30), "and the error clears")
+
+
+@t.case("many small cells and one big output: the split cannot reach 64 KiB, and the item still goes")
+def _():
+        a.rpc("notebook.create", {"user_id": USER, "notebook_id": "mixed"})
+        c = a.client()
+        c.pipeline([{"jsonrpc": "2.0", "id": i, "method": "cell.create",
+                     "params": {"user_id": USER, "notebook_id": "mixed", "cell_id": f"m{i}", "code": "y" * 900}}
+                    for i in range(80)])
+        c.close()
+        a.rpc("cell.create", {"user_id": USER, "notebook_id": "mixed", "cell_id": "plot",
+                              "outputs": [{"mime_type": "image/png", "data": png(450 * 1024), "metadata": {}}]})
+        t.ok(wait_for(lambda: settled(a), 60), "synced", short(status(a)))
+        t.is_([n for n in status(a)["notebooks"] if n["notebook_id"] == "mixed"], [], "not in error")
+        item = table_item("mixed")
+        t.ok(item and 64 * 1024 < len(json.dumps(item)) < 400 * 1024 and named_parts(item),
+             "its item is over the 64 KiB target, under 400 KB, and names the output's parts")
+        good, report = check_table(a, ["mixed"])
+        t.ok(good, "the table matches", report)
+
+
+@t.case("hostile references in the table: an error for that notebook, memory bounded, the local copy kept")
+def _():
+        t.ok(wait_for(lambda: settled(a) and content(get(b, "mixed")) == content(get(a, "mixed")), 60),
+             "the other machine has the notebook")
+        kept = get(b, "mixed")
+        good_item = table_item("mixed")
+        part = next(iter(named_parts(good_item)))
+        rss0 = int(open(f"/proc/{b.proc.pid}/status").read().split("VmHWM:")[1].split()[0])
+
+        def hostile(ref, rev):
+                item = json.loads(json.dumps(good_item))
+                item["revision"] = {"N": str(rev)}
+                item["sync_id"] = {"S": f"hostile-{rev}"}
+                item.pop("parent_sync_id", None)
+                cell = item["cells"]["L"][-1]["M"]
+                cell.pop("outputs", None)
+                cell.pop("outputs_ref", None)
+                cell["outputs_ref"] = {"M": ref}
+                st, r = ddb_call(dyn.port, "PutItem", {"TableName": "notebooks", "Item": item})
+                return st
+
+        cases = [
+                ("claims 10^15 bytes", {"enc": {"S": "zlib"}, "bytes": {"N": "1000000000000000"},
+                                        "parts": {"L": [{"S": part}]}}, "malformed part references"),
+                ("names one part 2000 times", {"enc": {"S": "raw"}, "bytes": {"N": "1000"},
+                                               "parts": {"L": [{"S": part}] * 2000}}, "do not decode"),
+                ("the same, as zlib", {"enc": {"S": "zlib"}, "bytes": {"N": "33554432"},
+                                       "parts": {"L": [{"S": part}] * 2000}}, "do not decode"),
+        ]
+        rev = get(a, "mixed")["revision"] + 10
+        for name, ref, says in cases:
+                rev += 1
+                t.is_(hostile(ref, rev), 200, f"{name}: written to the table")
+                b.rpc("sync.pull")
+                e = wait_for(lambda: [n for n in status(b)["notebooks"] if n["notebook_id"] == "mixed"
+                                      and says in (n.get("error") or "")], 30)
+                t.ok(e, f"{name}: the other machine says so in status", short(status(b)))
+                t.ok(content(get(b, "mixed")) == content(kept), f"{name}: its copy is kept whole")
+        rss1 = int(open(f"/proc/{b.proc.pid}/status").read().split("VmHWM:")[1].split()[0])
+        t.ok(rss1 - rss0 < 200 * 1024, f"peak memory grew {(rss1 - rss0) // 1024} MiB (under 200)")
+        check_serving(t, b)
+        # The writer finds the version it would build on unreadable: it does not overwrite it.
+        a.rpc("cell.update", {"user_id": USER, "notebook_id": "mixed", "cell_id": "m0", "code": "healed"})
+        e = wait_for(lambda: [n for n in status(a)["notebooks"] if n["notebook_id"] == "mixed"
+                              and n["state"] == "error"], 30)
+        t.ok(e, "the writer reports the table's version as unreadable, and does not overwrite it", short(status(a)))
+        t.ok(settled(a) or status(a)["pending"] <= 1, "its other notebooks are not held up")
+        # Another program puts a readable version back: both machines take it, the edit merged in.
+        rev += 1
+        item = json.loads(json.dumps(good_item))
+        item["revision"] = {"N": str(rev)}
+        item["sync_id"] = {"S": "restored"}
+        item.pop("parent_sync_id", None)
+        st, r = ddb_call(dyn.port, "PutItem", {"TableName": "notebooks", "Item": item})
+        b.rpc("sync.pull")
+        t.ok(wait_for(lambda: content(get(b, "mixed")) == content(get(a, "mixed"))
+                      and get(a, "mixed")["cells"][0]["code"] == "healed" and settled(a) and settled(b), 120),
+             "a readable version is taken again, with the writer's edit", short(status(a)))
 
 
 @t.case("without the parts table: a big notebook is an error saying so, and syncs once it exists")
