@@ -36,11 +36,12 @@
 /* A notebook's item that does not fit in DynamoDB's 400 KB is cut down to this, its largest values
  * moved to parts (doc/sync.md, "Big notebooks"): an edit of a small cell then rewrites this much,
  * plus the parts of what changed. */
-#define PARTS_ITEM_TARGET   (64u * 1024)
-#define GC_RETRY_USEC       (60 * USEC_PER_SEC) /* a collection pass that failed runs again after this */
-#define REF_CACHE_NOTEBOOKS 64
-#define MAX_FETCHES         2                   /* big notebooks fetched at once, by all pulls */
-#define NOTEBOOK_RETRY_USEC (60 * USEC_PER_SEC) /* a notebook whose table version cannot be read */
+#define PARTS_ITEM_TARGET     (64u * 1024)
+#define GC_RETRY_USEC         (60 * USEC_PER_SEC) /* a collection pass that failed runs again after this */
+#define REF_CACHE_NOTEBOOKS   64
+#define MAX_FETCHES           2                   /* big notebooks fetched at once, by all pulls */
+#define NOTEBOOK_RETRY_USEC   (60 * USEC_PER_SEC) /* a notebook whose table version cannot be read */
+#define UNREADABLE_RETRY_USEC (600 * USEC_PER_SEC)
 /* A pass runs this long after the grace time, so that what it waited for is older than that. */
 #define GC_MARGIN_USEC (1 * USEC_PER_SEC)
 
@@ -169,6 +170,11 @@ struct Sync {
          * text -> its reference. A value unchanged since moves by it, not encoded again. At most
          * REF_CACHE_NOTEBOOKS, the oldest dropped first. */
         cJSON *ref_cache;
+        /* Table versions whose parts could not be read, by job key: {user_id, notebook_id,
+         * revision, sync_id, error, local, at}. A pull does not fetch the same version again for
+         * UNREADABLE_RETRY_USEC; status lists those of notebooks not held here (the others carry
+         * the error in their row). */
+        cJSON *unreadable;
         Gc *gcs;
         sd_event_source *gc_timer;
         /* Big notebooks (job keys) a pass was asked for since the start: the first write of each
@@ -2084,7 +2090,8 @@ static Pull *pull_find(Sync *s, const char *user_id)
 static int pull_page(Pull *p);
 
 /* An item of the table this daemon cannot take as it is (a number a double would change, another
- * shape, too many cells): the notebook's error, said once, not at every pull. */
+ * shape, too many cells, parts that cannot be read): the notebook's error, said once, not at every
+ * pull. 0, or 1 when the notebook is not held here (nothing to record it on). */
 static int pull_refused(Sync *s, const char *user, const char *id, const char *detail)
 {
         StoreSyncInfo info = { 0 };
@@ -2099,7 +2106,45 @@ static int pull_refused(Sync *s, const char *user, const char *id, const char *d
         if (known)
                 return 0;
         log_notebook(LOG_WARNING, 0, user, id, "error", "Sync: %s/%s: %s.", user, id, why);
-        return r == 0 ? store_sync_set_state(s->store, user, id, "error", why) : 0;
+        return r == 0 ? store_sync_set_state(s->store, user, id, "error", why) : r == -ENOENT ? 1 : r;
+}
+
+/* Records (why) or forgets (NULL) that the table's version of a notebook, item, cannot be read;
+ * local: the notebook is held here. */
+static void unreadable_set(Sync *s, const cJSON *item, const char *why, bool local)
+{
+        _cleanup_free_ char *key = NULL;
+        DdbItemHead head;
+        cJSON *e;
+
+        if (ddb_item_head(item, &head) < 0 || !(key = job_key(head.user_id, head.notebook_id)))
+                return;
+        cJSON_DeleteItemFromObjectCaseSensitive(s->unreadable, key);
+        if (!why)
+                return;
+        e = cJSON_CreateObject();
+        if (!e || !cJSON_AddStringToObject(e, "user_id", head.user_id) ||
+            !cJSON_AddStringToObject(e, "notebook_id", head.notebook_id) ||
+            !cJSON_AddNumberToObject(e, "revision", (double)head.revision) ||
+            !cJSON_AddStringToObject(e, "sync_id", head.sync_id ? head.sync_id : "") ||
+            !cJSON_AddStringToObject(e, "error", why) || !cJSON_AddBoolToObject(e, "local", local) ||
+            !cJSON_AddNumberToObject(e, "at", (double)now_monotonic_usec()) ||
+            !cJSON_AddItemToObject(s->unreadable, key, e)) {
+                cJSON_Delete(e);
+                log_oom();
+        }
+}
+
+/* Whether item is a version found unreadable lately: not fetched again yet. */
+static bool unreadable_known(Sync *s, const DdbItemHead *head)
+{
+        _cleanup_free_ char *key = job_key(head->user_id, head->notebook_id);
+        const cJSON *e = key ? cJSON_GetObjectItemCaseSensitive(s->unreadable, key) : NULL;
+
+        return e && cJSON_GetObjectItem(e, "revision")->valuedouble == (double)head->revision &&
+               streq(cJSON_GetObjectItem(e, "sync_id")->valuestring, head->sync_id ? head->sync_id : "") &&
+               now_monotonic_usec() - (uint64_t)cJSON_GetObjectItem(e, "at")->valuedouble <
+                       UNREADABLE_RETRY_USEC;
 }
 
 static const char *refused_why(int error)
@@ -2142,11 +2187,11 @@ static int pull_apply(Sync *s, Pull *p, const cJSON *item)
                 base = r == 0 && info.base_revision == head.revision &&
                        streq_ptr(info.base_sync_id, head.sync_id) && !(info.deleted && info.delete_done);
                 store_sync_info_done(&info);
-                return base ? 0 : 1;
+                return base || unreadable_known(s, &head) ? 0 : 1;
         }
         r = sync_reconcile(s, head.user_id, head.notebook_id, RECONCILE_SEEN, item, NULL, p->gen);
         if (r == -EBADMSG || r == -E2BIG)
-                return pull_refused(s, head.user_id, head.notebook_id, refused_why(r));
+                r = pull_refused(s, head.user_id, head.notebook_id, refused_why(r));
         return r < 0 ? r : 0;
 }
 
@@ -2173,10 +2218,15 @@ static void pull_apply_whole(Sync *s, Pull *p, const PullFetch *pf, const cJSON 
                                            p->gen);
                         if (r == -EBADMSG || r == -E2BIG)
                                 r = pull_refused(s, p->user_id, pf->notebook_id, refused_why(r));
-                } else
+                        unreadable_set(s, item, NULL, true);
+                } else {
+                        const char *why = message ? message : "its parts cannot be read";
+
                         /* Kept as it is here, and counted as seen: never taken for deleted. */
-                        r = pull_refused(s, p->user_id, pf->notebook_id,
-                                         message ? message : "its parts cannot be read");
+                        r = pull_refused(s, p->user_id, pf->notebook_id, why);
+                        if (r >= 0)
+                                unreadable_set(s, item, why, r == 0);
+                }
         }
         if (sync_commit(s, r < 0 ? r : 0, "a pulled notebook") < 0) {
                 p->failed = true;
@@ -2611,7 +2661,8 @@ int sync_new(sd_event *event, Store *store, const RemoteConfig *conf, Sync **ret
         sd_event_source_set_enabled(s->gc_timer, SD_EVENT_OFF);
         s->parts_table = remote_parts_table(conf);
         s->ref_cache = cJSON_CreateObject();
-        if (!s->parts_table || !s->ref_cache)
+        s->unreadable = cJSON_CreateObject();
+        if (!s->parts_table || !s->ref_cache || !s->unreadable)
                 return -ENOMEM;
 
         /* Resume: whatever was dirty when the daemon stopped goes out at once, and the collection
@@ -2683,6 +2734,7 @@ Sync *sync_free(Sync *s)
         sd_event_source_disable_unref(s->gc_timer);
         free(s->parts_table);
         cJSON_Delete(s->ref_cache);
+        cJSON_Delete(s->unreadable);
         sd_event_unref(s->event);
         strmap_done(&s->job_map);
         strmap_done(&s->pulled);
@@ -2794,6 +2846,27 @@ int sync_status(Sync *s, const char *user_id, cJSON *obj)
                 else if (cJSON_IsNumber(nc) && nc->valuedouble > 0)
                         cJSON_ReplaceItemInObject(n, "state", cJSON_CreateString("conflict"));
                 cJSON_AddItemToArray(list, n);
+        }
+        /* Notebooks not held here whose table version cannot be read. */
+        cJSON_ArrayForEach(n, s->unreadable)
+        {
+                const cJSON *uid = cJSON_GetObjectItem(n, "user_id");
+                cJSON *e;
+
+                if (cJSON_IsTrue(cJSON_GetObjectItem(n, "local")) ||
+                    (user_id && !streq(user_id, uid->valuestring)) ||
+                    cJSON_GetArraySize(list) >= STATUS_MAX_NOTEBOOKS)
+                        continue;
+                e = cJSON_CreateObject();
+                if (!e || !cJSON_AddItemToArray(list, e) ||
+                    !cJSON_AddStringToObject(e, "user_id", uid->valuestring) ||
+                    !cJSON_AddStringToObject(e, "notebook_id",
+                                             cJSON_GetObjectItem(n, "notebook_id")->valuestring) ||
+                    !cJSON_AddNullToObject(e, "revision") || !cJSON_AddNullToObject(e, "base_revision") ||
+                    !cJSON_AddFalseToObject(e, "deleted") || !cJSON_AddStringToObject(e, "state", "error") ||
+                    !cJSON_AddStringToObject(e, "error", cJSON_GetObjectItem(n, "error")->valuestring) ||
+                    !cJSON_AddNumberToObject(e, "conflicts", 0))
+                        return -ENOMEM;
         }
         return 0;
 }

@@ -315,8 +315,16 @@ def _():
         good, report = check_table(a, ["two"])
         t.ok(not good and "does not hash to its name" in report, "the boto3 reader finds the damage too", report)
 
+        # Another new version, one of whose new parts is gone before the other machine reads it.
+        b.stop()
+        outs[0]["data"] = png(len(outs[0]["data"]))
+        old = set(table_parts("two"))
+        a.rpc("cell.update", {"user_id": USER, "notebook_id": "two", "cell_id": nb["cells"][-1]["id"], "outputs": outs})
+        t.ok(wait_for(lambda: settled(a) and set(table_parts("two")) - old, 60), "a newer version with new parts")
+        victim = sorted(set(table_parts("two")) - old)[0]
         st, r = ddb_call(dyn.port, "DeleteItem", {"TableName": "notebooks-parts",
                                                   "Key": {"owner": {"S": f"{USER}/two"}, "part": {"S": victim}}})
+        b.start()
         e = wait_for(lambda: [n for n in status(b)["notebooks"] if n["notebook_id"] == "two"
                               and "missing" in (n.get("error") or "")], 60)
         t.ok(e, "a part missing: also an error, saying so", short(status(b)))
@@ -381,12 +389,38 @@ def _():
         rev = get(a, "mixed")["revision"] + 10
         for name, ref, says in cases:
                 rev += 1
+                fetched = status(b)["parts_fetched"]
                 t.is_(hostile(ref, rev), 200, f"{name}: written to the table")
                 b.rpc("sync.pull")
-                e = wait_for(lambda: [n for n in status(b)["notebooks"] if n["notebook_id"] == "mixed"
-                                      and says in (n.get("error") or "")], 30)
+                # The claim is refused before anything is fetched; the others fetch their one part.
+                e = wait_for(lambda: (status(b)["parts_fetched"] > fetched or "claims" in name)
+                             and [n for n in status(b)["notebooks"] if n["notebook_id"] == "mixed"
+                                  and says in (n.get("error") or "")], 30)
                 t.ok(e, f"{name}: the other machine says so in status", short(status(b)))
                 t.ok(content(get(b, "mixed")) == content(kept), f"{name}: its copy is kept whole")
+        fetched = status(b)["parts_fetched"]
+        for _ in range(3):
+                b.rpc("sync.pull")
+                time.sleep(0.3)
+        t.is_(status(b)["parts_fetched"], fetched, "pulls do not fetch an unreadable version's parts again")
+
+        # A notebook the other machine never held, unreadable: listed in its status all the same.
+        item = json.loads(json.dumps(good_item))
+        item["notebook_id"] = {"S": "stranger"}
+        item["sync_id"] = {"S": "stranger-1"}
+        item.pop("parent_sync_id", None)
+        item["cells"]["L"][-1]["M"].pop("outputs_ref", None)
+        item["cells"]["L"][-1]["M"]["outputs_ref"] = {"M": cases[0][1]}
+        t.is_(ddb_call(dyn.port, "PutItem", {"TableName": "notebooks", "Item": item})[0], 200,
+              "an unreadable notebook written by another program")
+        b.rpc("sync.pull")
+        e = wait_for(lambda: [n for n in status(b)["notebooks"] if n["notebook_id"] == "stranger"
+                              and n["state"] == "error"], 30)
+        t.ok(e and "malformed part references" in e[0]["error"], "status lists it, with why", short(status(b)))
+        t.is_(b.call("notebook.get", {"user_id": USER, "notebook_id": "stranger"}).get("error", {}).get("code"),
+              -32010, "and it is not taken")
+        ddb_call(dyn.port, "DeleteItem", {"TableName": "notebooks",
+                                         "Key": {"user_id": {"S": USER}, "notebook_id": {"S": "stranger"}}})
         rss1 = int(open(f"/proc/{b.proc.pid}/status").read().split("VmHWM:")[1].split()[0])
         t.ok(rss1 - rss0 < 200 * 1024, f"peak memory grew {(rss1 - rss0) // 1024} MiB (under 200)")
         check_serving(t, b)
