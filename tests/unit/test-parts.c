@@ -396,8 +396,55 @@ static void test_known(void)
         cJSON_Delete(nb);
 }
 
+/* What a reference claims is bounded before anything is fetched, and while joining. */
+static void test_claims(void)
+{
+        cJSON *item;
+        Parts have = { 0 };
+        char text[1024], hash[65];
+        static const char part[] = "{\"S\":\"x\"}";
+
+        parts_add(&have, part, strlen(part));
+        strcpy(hash, have.v[0].hash);
+#define ITEM(refs) "{\"cells\":{\"L\":[{\"M\":{\"id\":{\"S\":\"c\"}," refs "}}]}}"
+#define REF(name, enc, bytes, parts)                                                 \
+        "\"" name "\":{\"M\":{\"enc\":{\"S\":\"" enc "\"},\"bytes\":{\"N\":\"" bytes \
+        "\"},\"parts\":{\"L\":[" parts "]}}}"
+        snprintf(text, sizeof(text), ITEM(REF("code_ref", "raw", "%zu", "{\"S\":\"%s\"}")), strlen(part),
+                 hash);
+        item = cJSON_Parse(text);
+        is_int(parts_check(item), 0, "a reference of what it holds passes");
+        is_int(parts_join(item, &have), 0, "and joins");
+        cJSON_Delete(item);
+
+        snprintf(text, sizeof(text), ITEM(REF("code_ref", "zlib", "33554433", "{\"S\":\"%s\"}")), hash);
+        item = cJSON_Parse(text);
+        is_int(parts_check(item), -EBADMSG, "a value over 32 MiB is refused before anything is fetched");
+        cJSON_Delete(item);
+
+        snprintf(text, sizeof(text),
+                 ITEM(REF("code_ref", "zlib", "30000000", "{\"S\":\"%s\"}") "," REF(
+                         "stdout_ref", "zlib", "30000000",
+                         "{\"S\":\"%s\"}") "," REF("error_ref", "zlib", "30000000", "{\"S\":\"%s\"}")),
+                 hash, hash, hash);
+        item = cJSON_Parse(text);
+        is_int(parts_check(item), -EFBIG, "values over 64 MiB together: -EFBIG");
+        cJSON_Delete(item);
+
+        snprintf(text, sizeof(text), ITEM(REF("code_ref", "raw", "%zu", "{\"S\":\"%s\"},{\"S\":\"%s\"}")),
+                 strlen(part), hash, hash);
+        item = cJSON_Parse(text);
+        is_int(parts_join(item, &have), -EBADMSG, "a part named twice, past the length claimed: corrupt");
+        ok(parts_named(item), "and the item is left as it was");
+        cJSON_Delete(item);
+#undef REF
+#undef ITEM
+        parts_done(&have);
+}
+
 int main(void)
 {
+        test_claims();
         test_known();
         test_part_items();
         test_round_trip();
