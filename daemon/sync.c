@@ -1670,6 +1670,13 @@ static int job_prepare(Sync *s, Job *j)
                                             NULL, RECONCILE_GEN_NOW);
                 if (r < 0)
                         return r;
+                /* A write of ours cut short may have left parts: whether it landed or not, a pass
+                 * sees to them. */
+                if (n > 0 && (r = store_sync_tokens_parts(s->store, j->user_id, j->notebook_id)) != 0) {
+                        if (r < 0)
+                                return r;
+                        gc_want(s, j->user_id, j->notebook_id);
+                }
                 if (n > 0)
                         pull_start(s, j->user_id);
                 return 1;

@@ -515,6 +515,40 @@ def _():
         k.stop()
 
 
+@t.case("a first push cut short, then the notebook deleted offline: its parts are collected")
+def _():
+        user = "dora"
+        k = Daemon(t, config=conf(proxy.endpoint)).start()
+        k.rpc("notebook.list", {"user_id": user})
+        t.ok(wait_for(lambda: settled(k), 30), "a machine behind the proxy, settled")
+        # The item is held, then dropped unanswered: killed while it is held (before its request
+        # times out), the daemon never hears of it.
+        proxy.set_rules([{"mode": "reset", "delay_ms": 8000, "target": "PutItem",
+                          "body_contains": '"TableName":"notebooks",'}])
+        make_big_for(k, user, "doomed", MiB)
+        written = wait_for(lambda: status(k)["parts_written"] or None, 30)
+        while True:
+                time.sleep(0.15)
+                now = status(k)["parts_written"]
+                if now == written:
+                        break
+                written = now
+        k.kill()
+        t.ok(len(table_parts("doomed", user)) == written > 0 and table_item("doomed", user) is None,
+             f"killed with its {written} parts written and no item")
+        proxy.set_rules([{"mode": "blackout", "refuse": True}])
+        k.start()
+        k.rpc("notebook.delete", {"user_id": user, "notebook_id": "doomed"})
+        # Still offline while the delete is taken in hand: nothing of it can reach the table.
+        time.sleep(4)
+        proxy.clear()
+        k.rpc("sync.pull")
+        t.ok(wait_for(lambda: table_item("doomed", user) is None and not table_parts("doomed", user)
+                      and settled(k), 6 * GRACE_S + 60),
+             "the parts no item names are gone", short(len(table_parts("doomed", user))))
+        k.stop()
+
+
 @t.case("the fault proxy in the loop: errors, resets and lost answers during big pushes and pulls")
 def _():
         c = Daemon(t, config=conf(proxy.endpoint)).start()
