@@ -54,7 +54,6 @@ typedef enum SqlId {
         SQL_SYNC_READ,
         SQL_SYNC_BASE_SNAPSHOT,
         SQL_SYNC_BASE_PARTS,
-        SQL_SYNC_TOKENS_PARTS,
         SQL_SYNC_GC_ADD,
         SQL_SYNC_GC_DROP,
         SQL_SYNC_GC_LIST,
@@ -171,9 +170,10 @@ static const char *const sql_text[_SQL_MAX] = {
                 "dirty, delete_gen IS NOT NULL, sync_state, sync_error FROM notebooks "
                 "WHERE user_id = ?1 AND id = ?2",
         [SQL_SYNC_BASE_SNAPSHOT] = "SELECT base_snapshot FROM notebooks WHERE user_id = ?1 AND id = ?2",
-        [SQL_SYNC_BASE_PARTS] = "SELECT base_parts FROM notebooks WHERE user_id = ?1 AND id = ?2",
-        [SQL_SYNC_TOKENS_PARTS] = "SELECT EXISTS (SELECT 1 FROM sync_tokens WHERE user_id = ?1 AND "
-                                  "notebook_id = ?2 AND parts IS NOT NULL)",
+        [SQL_SYNC_BASE_PARTS] =
+                "SELECT base_parts, EXISTS (SELECT 1 FROM sync_tokens WHERE user_id = ?1 AND "
+                "notebook_id = ?2 AND parts IS NOT NULL) FROM notebooks "
+                "WHERE user_id = ?1 AND id = ?2",
         [SQL_SYNC_GC_ADD] = "INSERT OR IGNORE INTO sync_gc (user_id, notebook_id) VALUES (?1, ?2)",
         [SQL_SYNC_GC_DROP] = "DELETE FROM sync_gc WHERE user_id = ?1 AND notebook_id = ?2",
         [SQL_SYNC_GC_LIST] = "SELECT user_id, notebook_id FROM sync_gc",
@@ -1717,10 +1717,22 @@ int store_sync_base_snapshot(Store *s, const char *user_id, const char *notebook
         return r == 0 ? -ENOENT : r < 0 ? r : 0;
 }
 
-int store_sync_base_parts(Store *s, const char *user_id, const char *notebook_id, char **ret)
+int store_sync_base_parts(Store *s, const char *user_id, const char *notebook_id, char **ret,
+                          bool *ret_unconfirmed)
 {
-        int r = query_text(s, stmt_key(s, SQL_SYNC_BASE_PARTS, user_id, notebook_id), ret);
+        sqlite3_stmt *st = stmt_key(s, SQL_SYNC_BASE_PARTS, user_id, notebook_id);
+        int r = step(s, st);
 
+        if (r > 0) {
+                const char *t = (const char *)sqlite3_column_text(st, 0);
+
+                if (ret_unconfirmed)
+                        *ret_unconfirmed = sqlite3_column_int(st, 1) != 0;
+                *ret = NULL;
+                if (t && !(*ret = strdup(t)))
+                        r = -ENOMEM;
+        }
+        sqlite3_reset(st);
         return r == 0 ? -ENOENT : r < 0 ? r : 0;
 }
 
@@ -1732,14 +1744,6 @@ static cJSON *pair_from_row(sqlite3_stmt *st)
         const char *pair[2] = { a ? a : "", b ? b : "" };
 
         return cJSON_CreateStringArray(pair, 2);
-}
-
-int store_sync_tokens_parts(Store *s, const char *user_id, const char *notebook_id)
-{
-        int64_t n = 0;
-        int r = query_int(s, stmt_key(s, SQL_SYNC_TOKENS_PARTS, user_id, notebook_id), &n, NULL);
-
-        return r < 0 ? r : n != 0;
 }
 
 int store_sync_gc(Store *s, const char *user_id, const char *notebook_id, bool want)

@@ -177,12 +177,11 @@ typedef struct StoreBase {
 int store_sync_read(Store *s, const char *user_id, const char *notebook_id, cJSON **ret_notebook,
                     StoreSyncInfo *ret_info);
 /* The item as last agreed with the remote (*ret NULL when there is none), and the part references
- * its item in the table carried (*ret NULL: none). */
+ * its item in the table carried (*ret NULL: none), and whether a write token of ours not yet
+ * confirmed carried some (its parts may be in the parts table with no item naming them). */
 int store_sync_base_snapshot(Store *s, const char *user_id, const char *notebook_id, char **ret);
-int store_sync_base_parts(Store *s, const char *user_id, const char *notebook_id, char **ret);
-/* 1 if a write token of the notebook not yet confirmed carried part references (its parts may be
- * in the parts table with no item naming them), else 0. */
-int store_sync_tokens_parts(Store *s, const char *user_id, const char *notebook_id);
+int store_sync_base_parts(Store *s, const char *user_id, const char *notebook_id, char **ret,
+                          bool *ret_unconfirmed);
 /* Notebooks a collection pass of the parts table is asked for (want), or no longer; and the list,
  * an array of [user_id, notebook_id]. */
 int store_sync_gc(Store *s, const char *user_id, const char *notebook_id, bool want);

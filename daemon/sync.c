@@ -934,7 +934,7 @@ static int sync_reconcile(Sync *s, const char *user, const char *id, ReconcileEv
 
                 /* Our write stood, though its answer was lost: what it left unnamed is ours to
                  * collect. */
-                if (rm.ours && store_sync_base_parts(s->store, user, id, &old_parts) >= 0 &&
+                if (rm.ours && store_sync_base_parts(s->store, user, id, &old_parts, NULL) >= 0 &&
                     parts_left(old_parts, parts))
                         gc_want(s, user, id);
                 r = snapshot ? store_sync_confirm(s->store, user, id, &base, dirty,
@@ -1156,7 +1156,7 @@ static int join_known(Sync *s, const char *user, const char *id, cJSON *item)
         DdbItemHead head;
         int r;
 
-        r = store_sync_base_parts(s->store, user, id, &refs);
+        r = store_sync_base_parts(s->store, user, id, &refs, NULL);
         if (r >= 0 && refs)
                 r = store_sync_base_snapshot(s->store, user, id, &snapshot);
         if (r >= 0)
@@ -1629,6 +1629,7 @@ static int job_prepare(Sync *s, Job *j)
 {
         _cleanup_(cJSON_Deletep) cJSON *nb = NULL, *wire = NULL;
         _cleanup_free_ char *base_parts = NULL;
+        bool unconfirmed = false;
         StoreSyncInfo info = { 0 };
         char fresh[UUID_STRING_MAX];
         size_t size;
@@ -1665,6 +1666,11 @@ static int job_prepare(Sync *s, Job *j)
                 store_sync_info_done(&info);
                 if (n < 0)
                         return n;
+                r = n > 0 ? store_sync_base_parts(s->store, j->user_id, j->notebook_id, &base_parts,
+                                                  &unconfirmed)
+                          : 0;
+                if (r < 0)
+                        return r;
                 r = n == 0 ? store_sync_remove(s->store, j->user_id, j->notebook_id)
                            : sync_reconcile(s, j->user_id, j->notebook_id, RECONCILE_DELETE_ACCEPTED, NULL,
                                             NULL, RECONCILE_GEN_NOW);
@@ -1672,11 +1678,8 @@ static int job_prepare(Sync *s, Job *j)
                         return r;
                 /* A write of ours cut short may have left parts: whether it landed or not, a pass
                  * sees to them. */
-                if (n > 0 && (r = store_sync_tokens_parts(s->store, j->user_id, j->notebook_id)) != 0) {
-                        if (r < 0)
-                                return r;
+                if (unconfirmed)
                         gc_want(s, j->user_id, j->notebook_id);
-                }
                 if (n > 0)
                         pull_start(s, j->user_id);
                 return 1;
@@ -1686,7 +1689,7 @@ static int job_prepare(Sync *s, Job *j)
         /* Parts the base names and the new version does not (all, for a delete) go once the write
          * stands. */
         if (r >= 0)
-                r = store_sync_base_parts(s->store, j->user_id, j->notebook_id, &base_parts);
+                r = store_sync_base_parts(s->store, j->user_id, j->notebook_id, &base_parts, &unconfirmed);
         if (r >= 0 && j->deleting)
                 /* A delete leaves nothing to recognise: its outcome is the item's absence. */
                 j->request = ddb_delete_item_body(s->conf.table, j->user_id, j->notebook_id,
@@ -1740,10 +1743,7 @@ static int job_prepare(Sync *s, Job *j)
         if (r >= 0) {
                 j->collect = parts_left(base_parts, j->deleting ? NULL : j->parts_refs);
                 /* A write of ours not confirmed may have left parts behind too. */
-                r = base_parts || j->parts_refs
-                            ? 1
-                            : store_sync_tokens_parts(s->store, j->user_id, j->notebook_id);
-                j->big = r > 0;
+                j->big = base_parts || j->parts_refs || unconfirmed;
         }
         if (r >= 0)
                 r = store_sync_set_state(s->store, j->user_id, j->notebook_id, "syncing", NULL);
