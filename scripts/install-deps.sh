@@ -27,6 +27,11 @@ packages=(
         # below) runs on Debian's nodejs; boto3 is the independent reader (tests/tools/ddbcheck.py,
         # run with /usr/bin/python3)
         nodejs npm python3-boto3
+        # the notebook world: nbformat validates exports; promtool (package prometheus) checks the
+        # metrics text; pip, setuptools, wheel and venv install the Python client offline; bash's
+        # completion framework loads notebookctl's completion
+        python3-nbformat prometheus python3-pip python3-setuptools python3-wheel python3-venv
+        bash-completion
 )
 # shellcheck disable=SC2206 # word splitting is the point
 packages+=(${NB_EXTRA_PACKAGES:-})
