@@ -22,6 +22,7 @@
 #include "display.h"
 #include "nbclient.h"
 #include "table.h"
+#include "transfer.h"
 
 #ifndef PACKAGE_VERSION
 #define PACKAGE_VERSION "unknown"
@@ -1924,6 +1925,130 @@ static int cmd_table(Ctl *ctl, const Command *cmd, int argc, char **argv)
         return create ? table_create(&a) : table_check(&a);
 }
 
+/* ---------------------------------------------------------------------------------------------
+ * import and export (transfer.c does the work) */
+
+enum {
+        OPT_TRANSFER_REPLACE = 0x200,
+        OPT_TRANSFER_QUIET,
+        OPT_TRANSFER_FORMAT,
+        OPT_TRANSFER_WINDOW,
+};
+
+static int cmd_import(Ctl *ctl, const Command *cmd, int argc, char **argv)
+{
+        static const struct option opts[] = {
+                COMMON_OPTIONS,
+                { "replace", no_argument, NULL, OPT_TRANSFER_REPLACE },
+                { "quiet", no_argument, NULL, 'q' },
+                { "window", required_argument, NULL, OPT_TRANSFER_WINDOW },
+                OPTIONS_END,
+        };
+        ImportArgs a = { .window = 64 };
+        bool bad = false;
+        int64_t window;
+        int c, r;
+
+        while ((c = command_getopt(ctl, cmd, argc, argv, opts, &bad)) != -1) {
+                switch (c) {
+                case 'h':
+                        return EXIT_OK;
+                case OPT_TRANSFER_REPLACE:
+                        a.replace = true;
+                        break;
+                case 'q':
+                        a.quiet = true;
+                        break;
+                case OPT_TRANSFER_WINDOW:
+                        if (parse_int(optarg, 1, &window) < 0 || window > 64)
+                                return usage_error(cmd, "--window takes 1 to 64");
+                        a.window = (unsigned)window;
+                        break;
+                default:
+                        return EXIT_USAGE;
+                }
+        }
+        if (optind >= argc)
+                return usage_error(cmd, "import expects at least one file or directory");
+        r = ctl_connect(ctl);
+        if (r != 0)
+                return r;
+        a.client = ctl->client;
+        a.user = ctl->user;
+        a.paths = argv + optind;
+        a.n_paths = argc - optind;
+        a.json = ctl->json;
+        return transfer_import(&a);
+}
+
+static int cmd_export(Ctl *ctl, const Command *cmd, int argc, char **argv)
+{
+        static const struct option opts[] = {
+                COMMON_OPTIONS,
+                { "format", required_argument, NULL, OPT_TRANSFER_FORMAT },
+                { "output", required_argument, NULL, 'o' },
+                OPTIONS_END,
+        };
+        _cleanup_(cjson_deletep) cJSON *res = NULL;
+        _cleanup_free_ char *text = NULL;
+        const char *output = NULL, *format = NULL;
+        ExportFormat f;
+        cJSON *p;
+        int c, r;
+
+        /* command_getopt() knows no short options but -h; -o is read here. */
+        while ((c = getopt_long(argc, argv, "ho:", opts, NULL)) != -1) {
+                switch (c) {
+                case 'o':
+                        output = optarg;
+                        break;
+                case OPT_TRANSFER_FORMAT:
+                        format = optarg;
+                        break;
+                case OPT_SOCKET:
+                        ctl->socket_path = optarg;
+                        break;
+                case OPT_USER:
+                        ctl->user = optarg;
+                        break;
+                case OPT_JSON:
+                        ctl->json = true;
+                        break;
+                case 'h':
+                        print_command_help(cmd);
+                        return EXIT_OK;
+                default:
+                        fprintf(stderr, "Try 'notebookctl %s --help'.\n", cmd->name);
+                        return EXIT_USAGE;
+                }
+        }
+        if (check_positional(cmd, argc, 1) != EXIT_OK)
+                return EXIT_USAGE;
+        if (!format)
+                f = output && strlen(output) > 6 && streq(output + strlen(output) - 6, ".ipynb")
+                            ? EXPORT_IPYNB
+                            : EXPORT_JSON;
+        else if (streq(format, "json"))
+                f = EXPORT_JSON;
+        else if (streq(format, "ipynb"))
+                f = EXPORT_IPYNB;
+        else
+                return usage_error(cmd, "--format is json or ipynb");
+
+        p = params_new(ctl);
+        if (!p || !cJSON_AddStringToObject(p, "notebook_id", argv[optind])) {
+                cJSON_Delete(p);
+                return local_error("out of memory");
+        }
+        r = ctl_call(ctl, "notebook.get", p, &res);
+        if (r != EXIT_OK)
+                return r;
+        text = transfer_export_text(cJSON_GetObjectItemCaseSensitive(res, "notebook"), f);
+        if (!text)
+                return local_error("out of memory");
+        return transfer_write_file(output, text);
+}
+
 static int cmd_help(Ctl *ctl, const Command *cmd, int argc, char **argv);
 static int cmd_group(Ctl *ctl, const Command *cmd, int argc, char **argv);
 
@@ -2046,6 +2171,32 @@ static const Command commands[] = {
           "  --field NAME          resolve the conflict of this notebook field (not with CELL)\n" EXPECT_HELP
           "Exit status 4 when there is no such notebook, or no conflict to resolve there.\n",
           cmd_resolve },
+        { "import", "[--replace] [--quiet] PATH...",
+          "Imports notebooks from files: the web app's JSON files (notebooks/ID.json, as its\n"
+          "backend/storage.py writes them) and Jupyter notebooks (.ipynb, nbformat 4). A directory\n"
+          "is read for its *.json and *.ipynb files, subdirectories included. A file's own user_id\n"
+          "decides whose notebook it is (acting for another user needs a privileged peer); a file\n"
+          "without one goes to --user, or to the daemon's default user. Each notebook is created\n"
+          "with its cells in one transaction; a file that is not valid is named with the reason and\n"
+          "nothing of it is stored. A notebook that exists with the same content is 'unchanged';\n"
+          "with other content it is skipped, unless --replace is given. Prints a summary on stdout\n"
+          "(--json: a JSON document with a result per file) and, on a terminal, progress on stderr.\n"
+          "  --replace             replace a notebook that exists with other content (name,\n"
+          "                        connection string and all cells, in one revision)\n"
+          "  --quiet               no progress line\n"
+          "  --window N            requests in flight at once, 1 to 64 (default 64)\n"
+          "Exit status 0 when every file was imported or already there, 1 when a file was skipped,\n"
+          "3 when the daemon cannot be reached. See doc/formats.md for the formats.\n",
+          cmd_import },
+        { "export", "NOTEBOOK [--format json|ipynb] [-o FILE]",
+          "Writes a notebook to a file: in the web app's JSON file format (json, the default), which\n"
+          "the app's backend/storage.py reads back, or as a Jupyter notebook (ipynb, nbformat 4.5:\n"
+          "SQL cells start with the %%sql cell magic; outputs by MIME type; the cells' state in\n"
+          "metadata \"notebookd\"). 'notebookctl import' reads both back unchanged.\n"
+          "  --format FORMAT       json or ipynb (default: ipynb when FILE ends in .ipynb, else json)\n"
+          "  -o, --output FILE     write FILE (atomically: a new file renamed over it) instead of\n"
+          "                        standard output\n",
+          cmd_export },
         { "status", "", "Shows the daemon's status.\n", cmd_status },
         { "table", "create|check [OPTIONS]",
           "Table commands (they talk to DynamoDB directly, with the daemon's [remote] settings):\n"
@@ -2117,6 +2268,8 @@ static void print_main_help(void)
                "  pull                          fetch newer versions from the table now\n"
                "  conflicts [NOTEBOOK]          list the conflicts sync left to resolve\n"
                "  resolve NOTEBOOK [CELL] ...   resolve conflicts: --keep local|server|both\n"
+               "  import PATH...                import notebooks from app JSON and .ipynb files\n"
+               "  export NOTEBOOK [-o FILE]     write a notebook as app JSON or .ipynb\n"
                "  status                        show the daemon's status\n"
                "  table create|check            create or check the DynamoDB table\n"
                "  help [COMMAND]                show help\n"
