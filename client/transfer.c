@@ -1060,7 +1060,8 @@ static int parse_ipynb(const cJSON *top, const char *path, const char *user, Wan
 /* Reads a file of at most IMPORT_MAX_FILE_BYTES. */
 static int read_bounded(const char *path, char **ret, size_t *ret_len, char **reason)
 {
-        _cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+        /* O_NONBLOCK: a FIFO named by mistake is refused below, not waited on. */
+        _cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
         _cleanup_free_ char *buf = NULL;
         size_t len = 0, cap;
         struct stat st;
@@ -1112,12 +1113,61 @@ static int read_bounded(const char *path, char **ret, size_t *ret_len, char **re
         return 0;
 }
 
+static int key_compare(const void *a, const void *b)
+{
+        return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+/* A key that an object in v repeats, or NULL. Python's json (the app) keeps the last of repeated
+ * keys and cJSON the first, so such a file has no one meaning, and the daemon refuses them too.
+ * *oom is set when the check could not be made. */
+static const char *repeated_key(const cJSON *v, bool *oom)
+{
+        const cJSON *c;
+        size_t n = 0;
+
+        if (!cJSON_IsObject(v) && !cJSON_IsArray(v))
+                return NULL;
+        for (c = v->child; c; c = c->next) {
+                const char *k = repeated_key(c, oom);
+
+                if (k || *oom)
+                        return k;
+                n++;
+        }
+        if (!cJSON_IsObject(v) || n < 2)
+                return NULL;
+        if (n <= 16) {
+                for (c = v->child; c; c = c->next)
+                        for (const cJSON *d = c->next; d; d = d->next)
+                                if (streq(c->string, d->string))
+                                        return c->string;
+                return NULL;
+        } else {
+                _cleanup_free_ const char **keys = malloc(n * sizeof(*keys));
+                size_t i = 0;
+
+                if (!keys) {
+                        *oom = true;
+                        return NULL;
+                }
+                for (c = v->child; c; c = c->next)
+                        keys[i++] = c->string;
+                qsort(keys, n, sizeof(*keys), key_compare);
+                for (i = 1; i < n; i++)
+                        if (streq(keys[i], keys[i - 1]))
+                                return keys[i];
+                return NULL;
+        }
+}
+
 /* Reads, parses and checks one file; on success *w holds what to store. */
 static int load_file(const char *path, const char *user, Wanted *w, char **reason)
 {
         _cleanup_free_ char *buf = NULL;
         _cleanup_(cjson_deletep) cJSON *top = NULL;
-        const char *end = NULL;
+        const char *end = NULL, *dup;
+        bool oom = false;
         size_t len = 0;
         int r;
 
@@ -1136,6 +1186,11 @@ static int load_file(const char *path, const char *user, Wanted *w, char **reaso
                                    (size_t)(end - buf));
         if (!cJSON_IsObject(top))
                 return why(reason, "not a notebook: the JSON value is not an object");
+        dup = repeated_key(top, &oom);
+        if (oom)
+                return why(reason, "out of memory");
+        if (dup)
+                return why(reason, "not a notebook: the key \"%.64s\" is repeated in an object", dup);
         if (cJSON_GetObjectItemCaseSensitive(top, "nbformat"))
                 r = parse_ipynb(top, path, user, w, reason);
         else
@@ -1682,6 +1737,23 @@ static void print_summary(Import *im, double secs)
         }
 }
 
+/* After a transport failure: what was in flight may or may not be stored. */
+static void mark_in_flight_unknown(Import *im)
+{
+        for (unsigned k = 0; k < im->window; k++) {
+                Job *j = &im->jobs[k];
+
+                if (!j->busy)
+                        continue;
+                free(im->items[j->item].reason);
+                im->items[j->item].reason = strdup(
+                        j->step == STEP_GET ? "not imported: the connection failed"
+                                            : "the connection failed before the daemon answered: the "
+                                              "notebook may or may not be stored (import again to know)");
+                job_end(im, j);
+        }
+}
+
 int transfer_import(const ImportArgs *a)
 {
         Import im = {
@@ -1696,6 +1768,8 @@ int transfer_import(const ImportArgs *a)
         r = collect(&im);
         if (r >= 0)
                 r = run_pipeline(&im);
+        if (r < 0)
+                mark_in_flight_unknown(&im);
         if (im.progress) {
                 progress_update(&im, true);
                 fputs("\r\033[K", stderr);

@@ -9,8 +9,10 @@ import json
 import os
 import pty
 import random
+import socket
 import subprocess
 import sys
+import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -350,6 +352,9 @@ def _():
         huge = os.path.join(src, "huge.json")
         with open(huge, "w") as fh:
                 fh.truncate(40 * 1024 * 1024)  # sparse: its size alone makes it too large
+        write(os.path.join(src, "dupkey.json"),
+              text='{"id": "bad-dup", "user_id": "erin", "cells": [], "cells": [{"id": "a", "type": "python", "code": ""}]}')
+        os.mkfifo(os.path.join(src, "fifo.json"))
         write(os.path.join(src, "README.txt"), text="not a notebook")
         write(os.path.join(src, ".hidden.json"), text="nope")
         os.makedirs(os.path.join(src, "sub"), exist_ok=True)
@@ -360,7 +365,7 @@ def _():
         r = results(js)
         t.is_(sorted(r), sorted(["good.json", "notjson.json", "garbage.json", "array.json", "wrongtype.json",
                                  "codeint.json", "celltype.json", "bigcode.json", "latebad.json", "huge.json",
-                                 "deep.json"]),
+                                 "deep.json", "dupkey.json", "fifo.json"]),
               "every .json file named, subdirectories too; other and hidden files left out")
         t.is_((js or {}).get("ignored"), 1, "README.txt counted as ignored")
         expect = {"good.json": ("imported", None), "deep.json": ("imported", None),
@@ -369,12 +374,13 @@ def _():
                   "codeint.json": ("skipped", "cells[2]: \"code\" is not a string"),
                   "celltype.json": ("skipped", "not python or sql"),
                   "bigcode.json": ("skipped", "too large"), "latebad.json": ("skipped", "reads"),
-                  "huge.json": ("skipped", "too large")}
+                  "huge.json": ("skipped", "too large"), "dupkey.json": ("skipped", "\"cells\" is repeated"),
+                  "fifo.json": ("skipped", "not a regular file")}
         for name, (res, needle) in expect.items():
                 got = r.get(name, {})
                 t.ok(got.get("result") == res and (needle is None or needle in (got.get("reason") or "")),
                      f"{name}: {res}" + (f" ({needle})" if needle else ""), short(got))
-        for nb_id in ("bad-wt", "bad-code", "bad-type", "bad-big", "bad-late", "bad-nj"):
+        for nb_id in ("bad-wt", "bad-code", "bad-type", "bad-big", "bad-late", "bad-nj", "bad-dup"):
                 t.ok(get(nb_id, "erin") is None, f"nothing stored for {nb_id}")
         t.ok(get("bad-good", "erin") is not None and get("bad-deep", "erin") is not None,
              "the good files of the directory are stored")
@@ -630,6 +636,48 @@ def _():
         t.is_(rc, 3, "export: exit 3")
         rc, out, err = nc("import")
         t.is_(rc, 2, "import without a path: exit 2")
+
+
+@t.case("the connection lost in the middle: exit 3, the files not imported named")
+def _():
+        src = os.path.join(WORK, "lost")
+        for i in range(200):
+                write(os.path.join(src, f"l{i:03d}.json"), app_file(f"lost-{i}", user="m"))
+        path = os.path.join(WORK, "lost.sock")
+        srv = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        srv.bind(path)
+        srv.listen(1)
+
+        def serve():
+                conn, _ = srv.accept()
+                conn.settimeout(tmo(10))
+                got = b""
+                while got.count(b"\n") < 3:
+                        b = conn.recv(65536)
+                        if not b:
+                                break
+                        got += b
+                # answers the first request, then hangs up
+                first = json.loads(got.split(b"\n")[0])
+                conn.sendall(json.dumps({"jsonrpc": "2.0", "id": first["id"], "result": {"notebook": {}}}).encode()
+                             + b"\n")
+                conn.close()
+
+        th = threading.Thread(target=serve, daemon=True)
+        th.start()
+        rc, js, err = d.ctl("--socket", path, "--json", "import", src)
+        th.join(tmo(10))
+        srv.close()
+        js = parse_json(js)
+        t.is_(rc, 3, "exit 3")
+        r = (js or {}).get("results", [])
+        # The client may meet the hang-up while sending, before it reads the one reply.
+        t.ok(len(r) == 200 and all(x["result"] == "skipped" for x in r[1:])
+             and all("connection failed" in (x.get("reason") or "") for x in r if x["result"] == "skipped")
+             and "may or may not be stored" in (r[1].get("reason") or "")
+             and r[-1].get("reason") == "not imported: the connection failed",
+             "the summary: in flight, maybe stored; not sent, not imported", short(js))
+        t.like(err, "import:", "the failure on stderr")
 
 
 @t.case("--help")
