@@ -1215,9 +1215,9 @@ static int hist_replace(Store *s, int64_t nb, const cJSON *fields, const cJSON *
         return 0;
 }
 
-/* The change is made: its record, at revision s->hist.revision coming from prev_revision, and the
- * bounds applied. */
-static int hist_end(Store *s, int64_t nb, int64_t prev_revision, const char *origin)
+/* The change is made: its record, at revision s->hist.revision coming from prev_revision, made at
+ * (the revision's updated_at), and the bounds applied. */
+static int hist_end(Store *s, int64_t nb, int64_t prev_revision, const char *origin, uint64_t at)
 {
         _cleanup_(freep) char *fields = NULL, *order = NULL;
         uint64_t now = now_realtime_usec();
@@ -1233,7 +1233,7 @@ static int hist_end(Store *s, int64_t nb, int64_t prev_revision, const char *ori
         sqlite3_bind_int64(st, 1, nb);
         sqlite3_bind_int64(st, 2, s->hist.revision);
         sqlite3_bind_int64(st, 3, prev_revision);
-        sqlite3_bind_int64(st, 4, (sqlite3_int64)now);
+        sqlite3_bind_int64(st, 4, (sqlite3_int64)at);
         bind_text(st, 5, origin);
         bind_text(st, 6, fields);
         bind_text(st, 7, order);
@@ -1335,7 +1335,7 @@ static int nb_bump(Store *s, int64_t nb, StoreMut *m)
         if (r < 0)
                 return r;
         m->revision++;
-        return hist_end(s, nb, m->revision - 1, m->origin ? m->origin : "edit");
+        return hist_end(s, nb, m->revision - 1, m->origin ? m->origin : "edit", now);
 }
 
 int store_notebook_exists(Store *s, const char *user_id, const char *notebook_id)
@@ -1612,9 +1612,9 @@ static int nb_set_fields(Store *s, int64_t nb, const cJSON *fields)
 
 /* Creates a notebook row, or brings a tombstone back to life with its revision numbering kept. */
 static int nb_insert(Store *s, const char *user_id, const char *notebook_id, const cJSON *fields,
-                     int64_t *ret_nb)
+                     int64_t *ret_nb, uint64_t *ret_now)
 {
-        uint64_t now = now_realtime_usec();
+        uint64_t now = *ret_now = now_realtime_usec();
         char ts[TIMESTAMP_MAX];
         sqlite3_stmt *st;
         int64_t nb, rev;
@@ -1663,11 +1663,12 @@ int store_notebook_create(Store *s, const char *user_id, const char *notebook_id
                           const cJSON *cells, cJSON **ret)
 {
         int64_t nb = 0, revision;
+        uint64_t now;
         int r;
 
         if (cells && cJSON_GetArraySize(cells) > MAX_CELLS)
                 return -E2BIG;
-        r = nb_insert(s, user_id, notebook_id, fields, &nb);
+        r = nb_insert(s, user_id, notebook_id, fields, &nb, &now);
         if (r < 0)
                 return r;
         if (cells) {
@@ -1679,7 +1680,7 @@ int store_notebook_create(Store *s, const char *user_id, const char *notebook_id
                 if ((r = nb_find(s, user_id, notebook_id, &nb, &revision, NULL)) < 0)
                         return r;
                 hist_begin(s, nb, revision);
-                if ((r = hist_end(s, nb, 0, "create")) < 0)
+                if ((r = hist_end(s, nb, 0, "create", now)) < 0)
                         return r;
         }
         return ret ? notebook_full(s, nb, ret) : 0;
@@ -2098,6 +2099,7 @@ static int hist_undo(Store *s, int64_t nb, int64_t revision, const char *fields_
 static int nb_revision(Store *s, int64_t nb, int64_t current, int64_t revision, cJSON **ret)
 {
         _cleanup_(cJSON_Deletep) cJSON *n = NULL;
+        char ts[TIMESTAMP_MAX];
         sqlite3_stmt *st;
         int64_t at = -1;
         int r;
@@ -2106,6 +2108,10 @@ static int nb_revision(Store *s, int64_t nb, int64_t current, int64_t revision, 
                 return -ERANGE;
         if ((r = notebook_full(s, nb, &n)) < 0)
                 return r;
+        if (revision == current) {
+                *ret = TAKE_PTR(n);
+                return 0;
+        }
         st = stmt(s, SQL_HIST_WALK);
         sqlite3_bind_int64(st, 1, nb);
         sqlite3_bind_int64(st, 2, revision);
@@ -2132,12 +2138,11 @@ static int nb_revision(Store *s, int64_t nb, int64_t current, int64_t revision, 
         sqlite3_reset(st);
         if (r < 0)
                 return r;
-        if (at >= 0) {
-                char ts[TIMESTAMP_MAX];
-
-                cJSON_ReplaceItemInObjectCaseSensitive(
-                        n, "updated_at", cJSON_CreateString(format_timestamp(ts, (uint64_t)at)));
-        }
+        /* A revision is in the history while its own record is: it says when it was made. */
+        if (at < 0)
+                return -ERANGE;
+        cJSON_ReplaceItemInObjectCaseSensitive(n, "updated_at",
+                                               cJSON_CreateString(format_timestamp(ts, (uint64_t)at)));
         cJSON_ReplaceItemInObjectCaseSensitive(n, "revision", cJSON_CreateNumber((double)revision));
         *ret = TAKE_PTR(n);
         return 0;
@@ -2225,15 +2230,21 @@ int store_notebook_history(Store *s, const char *user_id, const char *notebook_i
         sqlite3_reset(st);
         if (r < 0)
                 return r;
-        /* The oldest revision still rebuilt, whose own record is gone (or the current one, when
-         * it has none): listed without what made it. */
-        if (expect > 0 && (unsigned)cJSON_GetArraySize(list) < limit) {
-                cJSON *e = history_entry(expect, -1, NULL, -1, NULL, false);
+        /* The current revision has no record when history was off as it was made: listed without
+         * what made it. */
+        if (cJSON_GetArraySize(list) == 0) {
+                cJSON *e;
 
+                if ((r = summary_get(s, nb, &summary)) < 0)
+                        return r;
+                e = history_entry(*ret_revision, -1, NULL, -1, NULL, false);
                 if (!e || !cJSON_AddItemToArray(list, e)) {
                         cJSON_Delete(e);
                         return -ENOMEM;
                 }
+                cJSON_ReplaceItemInObjectCaseSensitive(
+                        e, "at",
+                        cJSON_Duplicate(cJSON_GetObjectItemCaseSensitive(summary, "updated_at"), true));
         }
         *ret = TAKE_PTR(list);
         return 0;
@@ -2571,6 +2582,7 @@ int store_sync_replace(Store *s, const cJSON *notebook, const StoreBase *base, b
         int64_t nb, prev = 0;
         sqlite3_stmt *st;
         bool deleted = true;
+        uint64_t at;
         int r;
 
         if (!cJSON_IsString(user) || !cJSON_IsString(id) || !cJSON_IsNumber(rev) || !cJSON_IsArray(cells))
@@ -2629,7 +2641,10 @@ int store_sync_replace(Store *s, const cJSON *notebook, const StoreBase *base, b
                 return r;
         if (prev == 0)
                 hist_begin(s, nb, (int64_t)rev->valuedouble);
-        r = hist_end(s, nb, prev, dirty ? "merge" : "pull");
+        if (parse_timestamp(cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(notebook, "updated_at")),
+                            &at) < 0)
+                at = now_realtime_usec();
+        r = hist_end(s, nb, prev, dirty ? "merge" : "pull", at);
         if (r < 0)
                 return r;
         return run(s, stmt_key(s, SQL_SYNC_TOKENS_DROP, user->valuestring, id->valuestring));
