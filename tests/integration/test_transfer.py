@@ -314,17 +314,18 @@ def _():
         t.ok(rc == 0 and "1 unchanged" in out, "a ttl set here does not make an app file (no ttl) differ",
              out + err)
 
+        nb["name"] = "Renamed"
+        nb["cells"].append(app_cell(9, type="sql", code="SELECT 9"))
         write(f, nb)
         rev = get("differ", "dave")["revision"]
         rc, out, err = nc("import", "--replace", f)
-        if rc != 0 and "cannot replace" in out:
-                t.skip("--replace", "this daemon's notebook.update takes no cells yet")
-                return
         t.is_(rc, 0, "--replace: exit 0")
         t.like(out, "1 replaced", "--replace: replaced")
         after = get("differ", "dave")
         t.is_(after["revision"], rev + 1, "--replace: one revision")
-        t.is_(content(after, ttl=False)["cells"], nb["cells"], "--replace: the file's cells")
+        t.is_(content(after, ttl=False), {"name": "Renamed", "db_conn_string": None, "cells": nb["cells"]},
+              "--replace: the file's name and cells")
+        t.is_(after["ttl"], 2000000000, "--replace: a ttl the file does not give stays")
         rc, out, err = nc("import", "--replace", f)
         t.ok(rc == 0 and "1 unchanged" in out, "--replace again: unchanged", out)
 
