@@ -2076,6 +2076,7 @@ enum {
         OPT_TRANSFER_QUIET,
         OPT_TRANSFER_FORMAT,
         OPT_TRANSFER_WINDOW,
+        OPT_TRANSFER_ALL,
 };
 
 static int cmd_import(Ctl *ctl, const Command *cmd, int argc, char **argv)
@@ -2130,11 +2131,13 @@ static int cmd_export(Ctl *ctl, const Command *cmd, int argc, char **argv)
                 COMMON_OPTIONS,
                 { "format", required_argument, NULL, OPT_TRANSFER_FORMAT },
                 { "output", required_argument, NULL, 'o' },
+                { "all", no_argument, NULL, OPT_TRANSFER_ALL },
                 OPTIONS_END,
         };
         _cleanup_(cjson_deletep) cJSON *res = NULL;
         _cleanup_free_ char *text = NULL;
         const char *output = NULL, *format = NULL;
+        bool all = false;
         ExportFormat f;
         cJSON *p;
         int c, r;
@@ -2147,6 +2150,9 @@ static int cmd_export(Ctl *ctl, const Command *cmd, int argc, char **argv)
                         break;
                 case OPT_TRANSFER_FORMAT:
                         format = optarg;
+                        break;
+                case OPT_TRANSFER_ALL:
+                        all = true;
                         break;
                 case OPT_SOCKET:
                         ctl->socket_path = optarg;
@@ -2165,9 +2171,13 @@ static int cmd_export(Ctl *ctl, const Command *cmd, int argc, char **argv)
                         return EXIT_USAGE;
                 }
         }
-        if (check_positional(cmd, argc, 1) != EXIT_OK)
+        if (check_positional(cmd, argc, all ? 0 : 1) != EXIT_OK)
                 return EXIT_USAGE;
-        if (!format)
+        if (all && (!output || streq(output, "-")))
+                return usage_error(cmd, "--all needs -o DIRECTORY");
+        if (!format && all)
+                f = EXPORT_JSON;
+        else if (!format)
                 f = output && strlen(output) > 6 && streq(output + strlen(output) - 6, ".ipynb")
                             ? EXPORT_IPYNB
                             : EXPORT_JSON;
@@ -2178,6 +2188,12 @@ static int cmd_export(Ctl *ctl, const Command *cmd, int argc, char **argv)
         else
                 return usage_error(cmd, "--format is json or ipynb");
 
+        if (all) {
+                r = ctl_connect(ctl);
+                if (r != 0)
+                        return r;
+                return transfer_export_all(ctl->client, ctl->user, output, f, ctl->json);
+        }
         p = params_new(ctl);
         if (!p || !cJSON_AddStringToObject(p, "notebook_id", argv[optind])) {
                 cJSON_Delete(p);
@@ -2345,14 +2361,17 @@ static const Command commands[] = {
           "Exit status 0 when every file was imported or already there, 1 when a file was skipped,\n"
           "3 when the daemon cannot be reached. See doc/formats.md for the formats.\n",
           cmd_import },
-        { "export", "NOTEBOOK [--format json|ipynb] [-o FILE]",
+        { "export", "NOTEBOOK [--format json|ipynb] [-o FILE] | --all -o DIRECTORY [--format json|ipynb]",
           "Writes a notebook to a file: in the web app's JSON file format (json, the default), which\n"
           "the app's backend/storage.py reads back, or as a Jupyter notebook (ipynb, nbformat 4.5:\n"
           "SQL cells start with the %%sql cell magic; outputs by MIME type; the cells' state in\n"
           "metadata \"notebookd\"). 'notebookctl import' reads both back unchanged.\n"
           "  --format FORMAT       json or ipynb (default: ipynb when FILE ends in .ipynb, else json)\n"
           "  -o, --output FILE     write FILE (atomically: a new file renamed over it) instead of\n"
-          "                        standard output\n",
+          "                        standard output\n"
+          "  --all                 export every notebook of the user into the directory -o names\n"
+          "                        (made if missing), one file ID.json or ID.ipynb each (a '/' or '%'\n"
+          "                        in an id, or a leading '.', written as %2F, %25, %2E)\n",
           cmd_export },
         { "status", "", "Shows the daemon's status.\n", cmd_status },
         { "table", "create|check [OPTIONS]",

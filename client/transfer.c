@@ -278,12 +278,12 @@ static char *ipynb_cell_id(const cJSON *done_cells, const char *id, size_t index
 static cJSON *ipynb_error_output(const char *error)
 {
         _cleanup_(cjson_deletep) cJSON *o = cJSON_CreateObject();
-        _cleanup_free_ char *copy = strdup(error), *last = NULL;
+        _cleanup_free_ char *last = NULL;
         cJSON *tb;
         const char *p = error, *ename = "Error", *evalue;
         char *colon;
 
-        if (!o || !copy || !cJSON_AddStringToObject(o, "output_type", "error"))
+        if (!o || !cJSON_AddStringToObject(o, "output_type", "error"))
                 return NULL;
         tb = cJSON_CreateArray();
         if (!tb || !cJSON_AddItemToObject(o, "traceback", tb)) {
@@ -452,6 +452,216 @@ char *transfer_export_text(const cJSON *nb, ExportFormat format)
         _cleanup_(cjson_deletep) cJSON *o = format == EXPORT_IPYNB ? export_ipynb(nb) : export_app_json(nb);
 
         return o ? json_print_indented(o) : NULL;
+}
+
+/* A notebook id as a file name: '%' and '/' as %25 and %2F, a leading '.' as %2E (the app's own
+ * ids, UUIDs and blank-/demo- names, stay as they are). NULL on OOM. */
+static char *id_file_name(const char *id, const char *ext)
+{
+        Buf b = { 0 };
+
+        for (const char *p = id; *p; p++) {
+                if (*p == '%' || *p == '/' || (p == id && *p == '.')) {
+                        char esc[4];
+
+                        snprintf(esc, sizeof(esc), "%%%02X", (unsigned char)*p);
+                        buf_puts(&b, esc);
+                } else
+                        buf_putc(&b, *p);
+        }
+        buf_puts(&b, ext);
+        if (!buf_str(&b)) {
+                buf_done(&b);
+                return NULL;
+        }
+        return b.p;
+}
+
+static int transport_failed(const char *what, int r)
+{
+        fprintf(stderr, "notebookctl: %s: %s\n", what,
+                r == -EPROTO       ? "invalid reply from the daemon"
+                : r == -EMSGSIZE   ? "reply from the daemon too long"
+                : r == -ECONNRESET ? "the daemon closed the connection"
+                                   : strerror(-r));
+        return EXIT_TRANSPORT;
+}
+
+static int daemon_failed(const char *what, const NbError *e)
+{
+        fprintf(stderr, "notebookctl: %s: ", what);
+        display_put(stderr, e->message, DISPLAY_LINE);
+        fprintf(stderr, " (error %d)\n", e->code);
+        return e->code == NB_ERROR_NOT_FOUND       ? EXIT_NOT_FOUND
+               : e->code == NB_ERROR_ACCESS_DENIED ? EXIT_DENIED
+                                                   : EXIT_DAEMON;
+}
+
+/* The ids of all the user's notebooks, page by page. */
+static int list_ids(NbClient *client, const char *user, cJSON *ids)
+{
+        _cleanup_free_ char *cursor = NULL;
+
+        for (;;) {
+                _cleanup_(cjson_deletep) cJSON *res = NULL;
+                NbError e = NB_ERROR_INIT;
+                cJSON *p = cJSON_CreateObject();
+                const cJSON *nb, *next;
+                int r;
+
+                if (!p || (user && !cJSON_AddStringToObject(p, "user_id", user)) ||
+                    (cursor && !cJSON_AddStringToObject(p, "cursor", cursor))) {
+                        cJSON_Delete(p);
+                        return local_error("out of memory");
+                }
+                r = nb_client_call(client, "notebook.list", p, &res, &e);
+                if (r == NB_CLIENT_EREMOTE) {
+                        r = daemon_failed("notebook.list", &e);
+                        nb_error_done(&e);
+                        return r;
+                }
+                if (r < 0)
+                        return transport_failed("notebook.list", r);
+                cJSON_ArrayForEach(nb, cJSON_GetObjectItemCaseSensitive(res, "notebooks"))
+                {
+                        const cJSON *id = cJSON_GetObjectItemCaseSensitive(nb, "id");
+
+                        if (cJSON_IsString(id) &&
+                            !cJSON_AddItemToArray(ids, cJSON_CreateString(id->valuestring)))
+                                return local_error("out of memory");
+                }
+                next = cJSON_GetObjectItemCaseSensitive(res, "next_cursor");
+                if (!cJSON_IsString(next))
+                        return EXIT_OK;
+                free(cursor);
+                cursor = strdup(next->valuestring);
+                if (!cursor)
+                        return local_error("out of memory");
+        }
+}
+
+int transfer_export_all(NbClient *client, const char *user, const char *dir, ExportFormat format, bool json)
+{
+        _cleanup_(cjson_deletep) cJSON *ids = cJSON_CreateArray(), *report = cJSON_CreateArray();
+        const char *ext = format == EXPORT_IPYNB ? ".ipynb" : ".json";
+        const cJSON *next;
+        unsigned in_flight = 0, written = 0, failed = 0;
+        uint64_t start = now_usec(), first_request = 0, sent = 0, received = 0;
+        int r;
+
+        if (!ids || !report)
+                return local_error("out of memory");
+        r = mkdir_parents(dir, 0755);
+        if (r < 0 && r != -EEXIST)
+                return local_error("cannot make %s: %s", dir, strerror(-r));
+        r = list_ids(client, user, ids);
+        if (r != EXIT_OK)
+                return r;
+
+        /* Replies come in request order, so the n-th reply is the n-th id sent. */
+        next = ids->child;
+        for (const cJSON *id = ids->child; id; id = id->next) {
+                _cleanup_(cjson_deletep) cJSON *res = NULL;
+                _cleanup_free_ char *name = NULL, *path = NULL, *text = NULL;
+                NbError e = NB_ERROR_INIT;
+                const char *why_not = NULL;
+                cJSON *entry;
+
+                while (next && in_flight < IMPORT_MAX_WINDOW) {
+                        cJSON *p = cJSON_CreateObject();
+
+                        if (!p || (user && !cJSON_AddStringToObject(p, "user_id", user)) ||
+                            !cJSON_AddStringToObject(p, "notebook_id", next->valuestring)) {
+                                cJSON_Delete(p);
+                                return local_error("out of memory");
+                        }
+                        uint64_t request;
+
+                        r = nb_client_send(client, "notebook.get", p, &request);
+                        if (r < 0)
+                                return transport_failed("notebook.get", r);
+                        if (sent++ == 0)
+                                first_request = request;
+                        in_flight++;
+                        next = next->next;
+                }
+                uint64_t answered = 0;
+
+                r = nb_client_recv(client, &answered, &res, &e);
+                in_flight--;
+                if (r < 0 && r != NB_CLIENT_EREMOTE)
+                        return transport_failed("notebook.get", r);
+                /* Requests have consecutive ids and the daemon answers in order: this reply is
+                 * for this id. */
+                if (answered != first_request + received++) {
+                        nb_error_done(&e);
+                        return transport_failed("notebook.get", -EPROTO);
+                }
+                name = id_file_name(id->valuestring, ext);
+                if (!name || asprintf(&path, "%s/%s", dir, name) < 0)
+                        return local_error("out of memory");
+                if (r == NB_CLIENT_EREMOTE)
+                        why_not = e.message; /* deleted since the list, most likely */
+                else {
+                        text = transfer_export_text(cJSON_GetObjectItemCaseSensitive(res, "notebook"),
+                                                    format);
+                        if (!text)
+                                return local_error("out of memory");
+                        if (transfer_write_file(path, text) != EXIT_OK)
+                                why_not = "cannot write the file";
+                }
+                entry = cJSON_CreateObject();
+                if (!entry || !cJSON_AddItemToArray(report, entry) ||
+                    !cJSON_AddStringToObject(entry, "notebook_id", id->valuestring) ||
+                    !cJSON_AddStringToObject(entry, "path", path) ||
+                    !cJSON_AddStringToObject(entry, "result", why_not ? "skipped" : "exported") ||
+                    (why_not && !cJSON_AddStringToObject(entry, "reason", why_not))) {
+                        nb_error_done(&e);
+                        return local_error("out of memory");
+                }
+                if (why_not)
+                        failed++;
+                else
+                        written++;
+                nb_error_done(&e);
+        }
+
+        if (json) {
+                _cleanup_(cjson_deletep) cJSON *o = cJSON_CreateObject();
+                _cleanup_free_ char *t = NULL, *safe = NULL;
+
+                if (!o || !cJSON_AddNumberToObject(o, "exported", written) ||
+                    !cJSON_AddNumberToObject(o, "skipped", failed) ||
+                    !cJSON_AddStringToObject(o, "directory", dir) ||
+                    !cJSON_AddItemReferenceToObject(o, "results", report))
+                        return local_error("out of memory");
+                t = cJSON_Print(o);
+                safe = t ? display_json(t) : NULL;
+                if (!safe)
+                        return local_error("out of memory");
+                puts(safe);
+        } else {
+                const cJSON *entry;
+
+                printf("%u notebook%s exported to ", written, written == 1 ? "" : "s");
+                display_put(stdout, dir, DISPLAY_LINE);
+                printf(", %u skipped, %.2f s\n", failed, (double)(now_usec() - start) / 1e6);
+                cJSON_ArrayForEach(entry, report)
+                {
+                        const cJSON *reason = cJSON_GetObjectItemCaseSensitive(entry, "reason");
+
+                        if (!cJSON_IsString(reason))
+                                continue;
+                        fputs("skipped ", stdout);
+                        display_put(stdout,
+                                    cJSON_GetObjectItemCaseSensitive(entry, "notebook_id")->valuestring,
+                                    DISPLAY_LINE);
+                        fputs(": ", stdout);
+                        display_put(stdout, reason->valuestring, DISPLAY_LINE);
+                        fputc('\n', stdout);
+                }
+        }
+        return failed ? EXIT_DAEMON : EXIT_OK;
 }
 
 /* ---------------------------------------------------------------------------------------------

@@ -37,6 +37,11 @@ typedef enum ExportFormat {
 /* The notebook (a notebook.get result's "notebook") as a file's text in the format; NULL on OOM. */
 char *transfer_export_text(const cJSON *nb, ExportFormat format);
 
+/* Exports every notebook of the user (NULL: the daemon's default) into the directory dir (made if
+ * missing), one file per notebook named after its id with .json or .ipynb, the gets pipelined.
+ * Prints a summary (json: a JSON document). Returns an exit code. */
+int transfer_export_all(NbClient *client, const char *user, const char *dir, ExportFormat format, bool json);
+
 /* Writes text to path atomically (a temporary file in the same directory, then rename()), or to
  * stdout when path is NULL or "-". Returns an exit code; reports failures on stderr. */
 int transfer_write_file(const char *path, const char *text);

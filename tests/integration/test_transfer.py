@@ -628,6 +628,39 @@ def _():
                         roundtrip(f"rand-{i}", "lee", "json", f"random {i}")
 
 
+@t.case("export --all -o DIR, and the directory imported back")
+def _():
+        u = "nora"
+        rpc("notebook.list", {"user_id": u})
+        for i in range(1100):  # more than one page of notebook.list
+                rpc("notebook.create", {"user_id": u, "notebook_id": f"all-{i}", "cells": [{"code": f"x = {i}"}]})
+        rpc("notebook.create", {"user_id": u, "notebook_id": "a/b%c", "name": "slash"})
+        rpc("notebook.create", {"user_id": u, "notebook_id": ".dot", "name": "dot"})
+        out_dir = os.path.join(WORK, "all-json")
+        rc, js, err = nj("export", "--all", "-o", out_dir, user=u)
+        t.is_(rc, 0, "export --all: exit 0")
+        names = sorted(os.listdir(out_dir))
+        t.is_(len(names), 1104, "one file per notebook (1100 + blank + demo + 2)")
+        t.ok("a%2Fb%25c.json" in names and "%2Edot.json" in names, "'/', '%' and a leading '.' escaped",
+             short(names[:5]))
+        t.is_((js or {}).get("exported"), 1104, "--json: counts")
+        rc, out, err = nc("import", out_dir, user="someone")
+        t.ok(rc == 0 and "1104 unchanged" in out, "importing the directory back: all unchanged", out)
+        out_dir = os.path.join(WORK, "all-ipynb")
+        rc, out, err = nc("export", "--all", "--format", "ipynb", "-o", out_dir, user=u)
+        t.ok(rc == 0 and "1104 notebooks exported" in out, "export --all --format ipynb", out + err)
+        bad = []
+        for n in ["demo-nora.ipynb", "a%2Fb%25c.ipynb", "all-7.ipynb"]:
+                good, detail = validate_ipynb(os.path.join(out_dir, n))
+                if not good:
+                        bad.append((n, detail))
+        t.ok(not bad, "nbformat.validate on a sample", short(bad))
+        rc, out, err = nc("import", out_dir, user=u)
+        t.ok(rc == 0 and "1104 unchanged" in out, "importing the .ipynb directory back: all unchanged", out)
+        rc, out, err = nc("export", "--all", user=u)
+        t.is_(rc, 2, "--all without -o: exit 2")
+
+
 @t.case("the daemon unreachable: exit 3")
 def _():
         f = write(os.path.join(WORK, "down", "x.json"), app_file("down", user="m"))
