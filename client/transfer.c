@@ -1722,10 +1722,14 @@ static const char *error_param(const NbError *e)
 static void skip_for_error(Import *im, size_t i, const NbError *e)
 {
         const char *param = error_param(e);
+        const cJSON *limit = cJSON_GetObjectItemCaseSensitive(e->data, "limit");
+        char lim[64] = "";
 
+        if (cJSON_IsNumber(limit))
+                snprintf(lim, sizeof(lim), "%slimit %.0f", param ? ", " : "", limit->valuedouble);
         if (e->code == NB_ERROR_TOO_LARGE || e->code == NB_ERROR_LINE_TOO_LONG)
-                item_skip(im, i, "too large: %s%s%s%s", e->message, param ? " (" : "", param ? param : "",
-                          param ? ")" : "");
+                item_skip(im, i, "too large: %s%s%s%s%s", e->message, param || *lim ? " (" : "",
+                          param ? param : "", lim, param || *lim ? ")" : "");
         else if (e->code == NB_ERROR_ACCESS_DENIED)
                 item_skip(im, i, "access denied for user %s: %s",
                           im->items[i].user_id ? im->items[i].user_id : "(default)", e->message);

@@ -350,6 +350,10 @@ def _():
         nb = app_file("bad-late", user="erin", ncells=5)
         nb["cells"][4]["reads"] = ["r" * 300]  # the last cell over a limit: nothing of the file stored
         write(os.path.join(src, "latebad.json"), nb)
+        # each cell within the limits, the whole over the 16 MiB request line: the daemon skips the
+        # line, and the files after it still go through on the same connection
+        write(os.path.join(src, "bigline.json"),
+              app_file("bad-line", user="erin", cells=[app_cell(i, code="y" * 900000) for i in range(19)]))
         huge = os.path.join(src, "huge.json")
         with open(huge, "w") as fh:
                 fh.truncate(40 * 1024 * 1024)  # sparse: its size alone makes it too large
@@ -366,7 +370,7 @@ def _():
         r = results(js)
         t.is_(sorted(r), sorted(["good.json", "notjson.json", "garbage.json", "array.json", "wrongtype.json",
                                  "codeint.json", "celltype.json", "bigcode.json", "latebad.json", "huge.json",
-                                 "deep.json", "dupkey.json", "fifo.json"]),
+                                 "deep.json", "dupkey.json", "fifo.json", "bigline.json"]),
               "every .json file named, subdirectories too; other and hidden files left out")
         t.is_((js or {}).get("ignored"), 1, "README.txt counted as ignored")
         expect = {"good.json": ("imported", None), "deep.json": ("imported", None),
@@ -376,12 +380,12 @@ def _():
                   "celltype.json": ("skipped", "not python or sql"),
                   "bigcode.json": ("skipped", "too large"), "latebad.json": ("skipped", "reads"),
                   "huge.json": ("skipped", "too large"), "dupkey.json": ("skipped", "\"cells\" is repeated"),
-                  "fifo.json": ("skipped", "not a regular file")}
+                  "fifo.json": ("skipped", "not a regular file"), "bigline.json": ("skipped", "too large")}
         for name, (res, needle) in expect.items():
                 got = r.get(name, {})
                 t.ok(got.get("result") == res and (needle is None or needle in (got.get("reason") or "")),
                      f"{name}: {res}" + (f" ({needle})" if needle else ""), short(got))
-        for nb_id in ("bad-wt", "bad-code", "bad-type", "bad-big", "bad-late", "bad-nj", "bad-dup"):
+        for nb_id in ("bad-wt", "bad-code", "bad-type", "bad-big", "bad-late", "bad-nj", "bad-dup", "bad-line"):
                 t.ok(get(nb_id, "erin") is None, f"nothing stored for {nb_id}")
         t.ok(get("bad-good", "erin") is not None and get("bad-deep", "erin") is not None,
              "the good files of the directory are stored")
