@@ -2344,7 +2344,7 @@ static const Command commands[] = {
           "  --field NAME          resolve the conflict of this notebook field (not with CELL)\n" EXPECT_HELP
           "Exit status 4 when there is no such notebook, or no conflict to resolve there.\n",
           cmd_resolve },
-        { "import", "[--replace] [--quiet] PATH...",
+        { "import", "[--replace] [--quiet] [--window N] PATH...",
           "Imports notebooks from files: the web app's JSON files (notebooks/ID.json, as its\n"
           "backend/storage.py writes them) and Jupyter notebooks (.ipynb, nbformat 4). A directory\n"
           "is read for its *.json and *.ipynb files, subdirectories included. A file's own user_id\n"
