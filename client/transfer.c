@@ -565,18 +565,18 @@ int transfer_export_all(NbClient *client, const char *user, const char *dir, Exp
                 _cleanup_free_ char *name = NULL, *path = NULL, *text = NULL;
                 NbError e = NB_ERROR_INIT;
                 const char *why_not = NULL;
+                uint64_t answered = 0;
                 cJSON *entry;
 
                 while (next && in_flight < IMPORT_MAX_WINDOW) {
                         cJSON *p = cJSON_CreateObject();
+                        uint64_t request;
 
                         if (!p || (user && !cJSON_AddStringToObject(p, "user_id", user)) ||
                             !cJSON_AddStringToObject(p, "notebook_id", next->valuestring)) {
                                 cJSON_Delete(p);
                                 return local_error("out of memory");
                         }
-                        uint64_t request;
-
                         r = nb_client_send(client, "notebook.get", p, &request);
                         if (r < 0)
                                 return transport_failed("notebook.get", r);
@@ -585,8 +585,6 @@ int transfer_export_all(NbClient *client, const char *user, const char *dir, Exp
                         in_flight++;
                         next = next->next;
                 }
-                uint64_t answered = 0;
-
                 r = nb_client_recv(client, &answered, &res, &e);
                 in_flight--;
                 if (r < 0 && r != NB_CLIENT_EREMOTE)
@@ -714,7 +712,7 @@ static bool string_in(const char *s, const char *const *list)
         return false;
 }
 
-/* A string or null member; absent gives def (NULL: absent is an error). */
+/* A string or null member, copied to *ret; an absent one is null unless required. */
 static int get_string_or_null(const cJSON *o, const char *key, const char *where, bool required, cJSON **ret,
                               char **reason)
 {
