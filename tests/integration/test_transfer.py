@@ -9,6 +9,7 @@ import json
 import os
 import pty
 import random
+import shutil
 import socket
 import subprocess
 import sys
@@ -663,6 +664,94 @@ def _():
         t.ok(rc == 0 and "1104 unchanged" in out, "importing the .ipynb directory back: all unchanged", out)
         rc, out, err = nc("export", "--all", user=u)
         t.is_(rc, 2, "--all without -o: exit 2")
+
+
+@t.case("--replace sends the revision it read; a concurrent edit is reported, not overwritten")
+def _():
+        # A stand-in daemon: the notebook exists (-32014) at revision 5 with other content, and
+        # changes again before the update arrives (-32011).
+        f = write(os.path.join(WORK, "race", "r.json"), app_file("race", user="pat"))
+        path = os.path.join(WORK, "race.sock")
+        srv = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        srv.bind(path)
+        srv.listen(1)
+        seen = []
+
+        def serve():
+                conn, _ = srv.accept()
+                conn.settimeout(tmo(10))
+                buf = b""
+                while True:
+                        while b"\n" not in buf:
+                                b = conn.recv(65536)
+                                if not b:
+                                        conn.close()
+                                        return
+                                buf += b
+                        line, buf = buf.split(b"\n", 1)
+                        req = json.loads(line)
+                        seen.append(req)
+                        m, rid = req["method"], req["id"]
+                        if m == "notebook.create":
+                                rep = {"error": {"code": -32014, "message": "Notebook already exists."}}
+                        elif m == "notebook.get":
+                                nb = dict(app_file("race", user="pat"), revision=5, ttl=None)
+                                nb["cells"] = nb["cells"][:1]
+                                rep = {"result": {"notebook": nb}}
+                        else:
+                                rep = {"error": {"code": -32011, "message": "Revision conflict.",
+                                                 "data": {"current_revision": 6}}}
+                        rep.update(jsonrpc="2.0", id=rid)
+                        conn.sendall(json.dumps(rep).encode() + b"\n")
+
+        th = threading.Thread(target=serve, daemon=True)
+        th.start()
+        rc, out, err = d.ctl("--socket", path, "import", "--replace", f)
+        th.join(tmo(10))
+        srv.close()
+        t.is_([r["method"] for r in seen], ["notebook.create", "notebook.get", "notebook.update"],
+              "create, then get, then update")
+        upd = seen[-1]["params"] if seen else {}
+        t.ok(upd.get("expected_revision") == 5 and upd.get("cells") == app_file("race")["cells"]
+             and upd.get("user_id") == "pat" and upd.get("name") == "Name race",
+             "the update: expected_revision as read, the file's name and cells", short(upd))
+        t.is_(rc, 1, "a concurrent change: exit 1")
+        t.like(out, "r.json: notebook race changed while it was being replaced", "named with the reason")
+
+
+@t.case("an unprivileged peer: files of other users refused, legacy files go to its own user")
+def _():
+        setpriv = shutil.which("setpriv")
+        if os.getuid() != 0 or not setpriv:
+                t.skip("unprivileged import", "needs root and setpriv")
+                return
+        uid = 65534
+        d2 = Daemon(t, config=f"[users]\n{uid} = quinn\n")
+        d2.start()
+        try:
+                os.chmod(d2.socket, 0o666)
+                src = os.path.join(WORK, "unpriv")
+                write(os.path.join(src, "other.json"), app_file("other", user="alice"))
+                write(os.path.join(src, "mine.json"), app_file("mine", user="quinn"))
+                write(os.path.join(src, "legacy.json"), app_file("legacy", user=None))
+                for root, dirs, files in os.walk(src):
+                        os.chmod(root, 0o755)
+                        for n in files:
+                                os.chmod(os.path.join(root, n), 0o644)
+                os.chmod(WORK, 0o755)
+                rc, out, err = d2.ctl("import", src, prefix=[setpriv, f"--reuid={uid}", f"--regid={uid}",
+                                                             "--clear-groups"])
+                t.is_(rc, 1, "exit 1: a file skipped")
+                t.like(out, "other.json: access denied for user alice", "another user's file: access denied")
+                t.like(out, "2 imported", "its own and the legacy file imported")
+                c2 = d2.client()
+                got = {n: c2.call("notebook.get", {"user_id": u, "notebook_id": n}).get("result") is not None
+                       for n, u in (("mine", "quinn"), ("legacy", "quinn"), ("other", "alice"))}
+                c2.close()
+                t.is_(got, {"mine": True, "legacy": True, "other": False},
+                      "legacy file under the peer's bound user; nothing for alice")
+        finally:
+                d2.stop()
 
 
 @t.case("the daemon unreachable: exit 3")
