@@ -1369,22 +1369,18 @@ static const char *repeated_key(const cJSON *v, bool *oom)
         }
 }
 
-/* Reads, parses and checks one file; on success *w holds what to store. */
-static int load_file(const char *path, const char *user, Wanted *w, char **reason)
+/* Parses and checks a file's text (NUL-terminated at len); on success *w holds what to store. */
+static int parse_text(const char *buf, size_t len, const char *path, const char *user, Wanted *w,
+                      char **reason)
 {
-        _cleanup_free_ char *buf = NULL;
         _cleanup_(cjson_deletep) cJSON *top = NULL;
         const char *end = NULL, *dup;
         bool oom = false;
-        size_t len = 0;
         int r;
 
-        r = read_bounded(path, &buf, &len, reason);
-        if (r < 0)
-                return r;
         if (memchr(buf, 0, len))
                 return why(reason, "not JSON: a NUL byte at offset %zu",
-                           (size_t)((char *)memchr(buf, 0, len) - buf));
+                           (size_t)((const char *)memchr(buf, 0, len) - buf));
         top = cJSON_ParseWithLengthOpts(buf, len, &end, false);
         if (!top)
                 return why(reason, "not JSON (error at byte %zu)", end ? (size_t)(end - buf) : (size_t)0);
@@ -1406,6 +1402,19 @@ static int load_file(const char *path, const char *user, Wanted *w, char **reaso
         if (r == -ENOMEM)
                 return why(reason, "out of memory");
         return r;
+}
+
+/* Reads, parses and checks one file; on success *w holds what to store. */
+static int load_file(const char *path, const char *user, Wanted *w, char **reason)
+{
+        _cleanup_free_ char *buf = NULL;
+        size_t len = 0;
+        int r;
+
+        r = read_bounded(path, &buf, &len, reason);
+        if (r < 0)
+                return r;
+        return parse_text(buf, len, path, user, w, reason);
 }
 
 /* ---------------------------------------------------------------------------------------------
@@ -2004,4 +2013,30 @@ int transfer_import(const ImportArgs *a)
                 return EXIT_TRANSPORT;
         }
         return skipped ? IMPORT_EXIT_SKIPPED : EXIT_OK;
+}
+
+int transfer_parse(const char *text, size_t len, const char *path, const char *user, cJSON **ret,
+                   unsigned *ret_text_cells, char **ret_reason)
+{
+        _cleanup_free_ char *copy = malloc(len + 1);
+        Wanted w = { 0 };
+        char *reason = NULL;
+        int r;
+
+        if (!copy)
+                return -ENOMEM;
+        memcpy(copy, text, len);
+        copy[len] = 0;
+        r = parse_text(copy, len, path, user, &w, &reason);
+        if (r < 0) {
+                wanted_done(&w);
+                *ret_reason = reason;
+                return reason ? -EINVAL : -ENOMEM;
+        }
+        free(reason);
+        *ret = wanted_params(&w, false, 0);
+        if (ret_text_cells)
+                *ret_text_cells = w.text_cells;
+        wanted_done(&w);
+        return *ret ? 0 : -ENOMEM;
 }

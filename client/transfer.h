@@ -29,6 +29,14 @@ typedef struct ImportArgs {
 #define IMPORT_EXIT_SKIPPED 1
 int transfer_import(const ImportArgs *a);
 
+/* Parses a file's text as import reads it (path: the file's name, which names an .ipynb without
+ * notebookd metadata; user: as --user). Returns 0 with *ret the notebook as notebook.create's
+ * params ({"user_id"?, "notebook_id", "name", "db_conn_string", "ttl"?, "cells"}, every cell with
+ * every field) and *ret_text_cells (may be NULL) the markdown and raw cells kept as comments;
+ * -EINVAL with *ret_reason (free() it) saying why the file is not a notebook; -ENOMEM. */
+int transfer_parse(const char *text, size_t len, const char *path, const char *user, cJSON **ret,
+                   unsigned *ret_text_cells, char **ret_reason);
+
 typedef enum ExportFormat {
         EXPORT_JSON,
         EXPORT_IPYNB,
