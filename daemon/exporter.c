@@ -50,7 +50,9 @@ static void render_requests(MetricsText *t, const Rpc *rpc)
         metrics_histogram(t, "notebookd_commit_batch_requests", NULL, &rpc->batch_requests);
         metrics_gauge_family(t, "notebookd_connections", "Client connections open on the socket.",
                              rpc->connections);
-        metrics_counter_family(t, "notebookd_connections", "Client connections accepted since the start.",
+        /* Not notebookd_connections_total: OpenMetrics would name that counter's family as the gauge. */
+        metrics_counter_family(t, "notebookd_connections_accepted",
+                               "Client connections accepted since the start.",
                                (double)rpc->connections_total);
         metrics_gauge_family(t, "notebookd_watches", "notebook.watch subscriptions, all connections.",
                              rpc->watches);
