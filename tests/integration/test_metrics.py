@@ -336,7 +336,7 @@ def _():
              busy.stderr_tail())
 
 
-d.stop()
+t.is_(d.stop(), 0, "the daemon stops cleanly (under ASan: nothing leaked)")
 
 # --------------------------------------------------------------------------------------------
 # Sync to dynalite, behind the fault proxy
@@ -506,5 +506,5 @@ def _():
         proxy.clear()
 
 
-s.stop()
+t.is_(s.stop(), 0, "the syncing daemon stops cleanly (under ASan: nothing leaked)")
 t.done()
