@@ -228,32 +228,45 @@ def _():
         t.ok(status == 200 and b"# EOF" not in body, "Accept */*: the classic text")
 
 
-@t.case("HTTP: OpenMetrics when the scraper asks for it")
-def _():
-        accept = ("Accept: application/openmetrics-text;version=1.0.0,application/openmetrics-text;version=0.0.1;"
-                  "q=0.75,text/plain;version=0.0.4;q=0.5,*/*;q=0.1")
-        status, headers, body = get(port, headers=[accept])
-        text = body.decode()
-        t.is_(status, 200, "200")
-        t.is_(headers.get("content-type"), "application/openmetrics-text; version=1.0.0; charset=utf-8",
-              "Content-Type OpenMetrics 1.0.0")
+OPENMETRICS_ACCEPT = ("Accept: application/openmetrics-text;version=1.0.0,application/openmetrics-text;"
+                      "version=0.0.1;q=0.75,text/plain;version=0.0.4;q=0.5,*/*;q=0.1")
+
+
+def check_openmetrics(text):
+        """The structure of an OpenMetrics text: # EOF last, counter families without _total and
+        their samples with it, every sample in the family declared last, each family once."""
         t.ok(text.endswith("# EOF\n") and text.count("# EOF") == 1, "# EOF ends it, once", text[-200:])
         samples, types = parse(text)
         counters = [n for n, typ in types.items() if typ == "counter"]
         t.ok(counters and not [n for n in counters if n.endswith("_total")],
              "counter families are named without _total", counters)
-        t.ok(all((n + "_total") in {s[0] for s in samples} for n in counters), "their samples with _total")
+        names = {s[0] for s in samples}
+        t.ok(not names & set(counters) and all(n[:-6] in counters for n in names if n.endswith("_total")),
+             "their samples with _total")
         t.ok(all(s[0] in types or s[0].rsplit("_", 1)[0] in types for s in samples),
              "every sample belongs to a family")
         les = {dict(k[1]).get("le") for k in samples if k[0].endswith("_bucket")}
         t.ok(all(le == "+Inf" or "." in le for le in les), "le values are floats", les)
-        seen, order_ok = set(), True
+        seen, order_ok, fam = set(), True, None
         for line in text.splitlines():
                 if line.startswith("# TYPE "):
                         fam = line.split(" ")[2]
                         order_ok &= fam not in seen
                         seen.add(fam)
+                elif not line.startswith("#"):
+                        name = SAMPLE.match(line).group(1)
+                        order_ok &= name == fam or (name.startswith(fam + "_") and
+                                                    name[len(fam) + 1:] in ("total", "bucket", "sum", "count"))
         t.ok(order_ok, "each family once, its samples together")
+
+
+@t.case("HTTP: OpenMetrics when the scraper asks for it")
+def _():
+        status, headers, body = get(port, headers=[OPENMETRICS_ACCEPT])
+        t.is_(status, 200, "200")
+        t.is_(headers.get("content-type"), "application/openmetrics-text; version=1.0.0; charset=utf-8",
+              "Content-Type OpenMetrics 1.0.0")
+        check_openmetrics(body.decode())
 
 
 @t.case("HTTP errors: 404, 405, 400, oversized requests")
@@ -412,6 +425,7 @@ def _():
         t.is_(value(after, "notebookd_sync_online"), 1.0, "online")
         check_histograms(after, types, "histograms: buckets cumulative, +Inf == _count, a _sum")
         check_promtool(get(sport)[2].decode(), "promtool check metrics accepts it with sync families")
+        check_openmetrics(get(sport, headers=[OPENMETRICS_ACCEPT])[2].decode())
 
         before = after
         s.rpc("sync.pull")
