@@ -125,6 +125,21 @@ static void render_sync(MetricsText *t, Sync *sync)
                 metrics_histogram(t, "notebookd_dynamodb_request_duration_seconds", labels,
                                   &m.remote->seconds[op]);
         }
+        metrics_family(t, "notebookd_dynamodb_requests", METRICS_COUNTER,
+                       "DynamoDB requests by operation and outcome: ok, retryable_error (5xx), throttled, "
+                       "conditional_check_failed, validation_error, auth_error, no_answer (connection "
+                       "failed, timed out); only the pairs seen so far.");
+        for (RemoteOp op = 0; op < _REMOTE_OP_MAX; op++)
+                for (unsigned o = 0; o < REMOTE_OUTCOMES; o++) {
+                        char both[128];
+
+                        if (m.remote->outcomes[op][o] == 0)
+                                continue;
+                        snprintf(both, sizeof(both), "operation=\"%s\",outcome=\"%s\"", remote_op_name(op),
+                                 remote_outcome_name(o));
+                        metrics_counter(t, "notebookd_dynamodb_requests", both,
+                                        (double)m.remote->outcomes[op][o]);
+                }
         metrics_family(t, "notebookd_dynamodb_consumed_capacity_units", METRICS_COUNTER,
                        "Capacity units DynamoDB reported the answers consumed (ReturnConsumedCapacity), by "
                        "operation.");

@@ -47,6 +47,21 @@ const char *remote_op_name(RemoteOp op)
         return op_names[op];
 }
 
+const char *remote_outcome_name(unsigned outcome)
+{
+        static const char *const names[REMOTE_OUTCOMES] = {
+                [DDB_OK] = "ok",
+                [DDB_RETRYABLE] = "retryable_error",
+                [DDB_THROTTLING] = "throttled",
+                [DDB_CONDITIONAL_FAILED] = "conditional_check_failed",
+                [DDB_VALIDATION] = "validation_error",
+                [DDB_AUTH] = "auth_error",
+                [REMOTE_NO_ANSWER] = "no_answer",
+        };
+
+        return outcome < REMOTE_OUTCOMES ? names[outcome] : "other";
+}
+
 const RemoteStats *remote_stats(Remote *r)
 {
         return &r->stats;
@@ -243,6 +258,10 @@ static void on_http_done(const HttpResult *res, void *userdata)
         }
         rep.message = message;
         rep.type = res->error < 0 ? "" : e.type;
+        if (res->error < 0)
+                c->remote->stats.outcomes[c->op][REMOTE_NO_ANSWER]++;
+        else if ((unsigned)rep.cls < REMOTE_OUTCOMES)
+                c->remote->stats.outcomes[c->op][rep.cls]++;
         c->cb(c->owner, c->userdata, &rep);
         call_free(c);
 }

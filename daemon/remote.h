@@ -60,15 +60,22 @@ typedef enum RemoteOp {
         _REMOTE_OP_MAX,
 } RemoteOp;
 
+/* The outcomes of a request: the classes of ddb.h, then no answer at all (connection, timeout). */
+#define REMOTE_NO_ANSWER (DDB_AUTH + 1)
+#define REMOTE_OUTCOMES  (REMOTE_NO_ANSWER + 1)
+
 typedef struct RemoteStats {
         /* From sending to the answer (or to the failure of the exchange), each HTTP request. */
         MetricsHistogram seconds[_REMOTE_OP_MAX];
         /* The capacity units DynamoDB said the answers consumed (ReturnConsumedCapacity=TOTAL). */
         double capacity_units[_REMOTE_OP_MAX];
         uint64_t capacity_reports[_REMOTE_OP_MAX]; /* answers that said */
+        /* Requests by how they ended: a DdbErrorClass, or REMOTE_NO_ANSWER (remote_outcome_name()). */
+        uint64_t outcomes[_REMOTE_OP_MAX][REMOTE_OUTCOMES];
 } RemoteStats;
 
 const char *remote_op_name(RemoteOp op);
+const char *remote_outcome_name(unsigned outcome);
 const RemoteStats *remote_stats(Remote *r);
 
 const char *remote_endpoint(Remote *r);

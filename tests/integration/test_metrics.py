@@ -455,6 +455,10 @@ def _():
         t.is_(delta("notebookd_sync_retries_total", kind="request"), 1.0, "retries by the request: +1")
         t.is_(delta("notebookd_dynamodb_request_duration_seconds_count", operation="PutItem"), 2.0,
               "two PutItem exchanges")
+        t.is_(delta("notebookd_dynamodb_requests_total", operation="PutItem", outcome="retryable_error"), 1.0,
+              "DynamoDB requests: PutItem retryable_error +1")
+        t.is_(delta("notebookd_dynamodb_requests_total", operation="PutItem", outcome="ok"), 1.0,
+              "DynamoDB requests: PutItem ok +1")
         proxy.clear()
 
 
@@ -500,6 +504,8 @@ def _():
                 return value(after, name, **labels) - value(before, name, **labels)
 
         t.is_(delta("notebookd_sync_pushes_total", outcome="conflict"), 1.0, "pushes conflict: +1")
+        t.is_(delta("notebookd_dynamodb_requests_total", operation="PutItem", outcome="conditional_check_failed"),
+              1.0, "DynamoDB requests: PutItem conditional_check_failed +1")
         t.is_(delta("notebookd_sync_merges_total"), 1.0, "merges: +1")
         t.is_(delta("notebookd_sync_conflicts_total"), 1.0, "conflicts: +1 (the cell both changed)")
         t.ok(delta("notebookd_dynamodb_request_duration_seconds_count", operation="GetItem") >= 1,
