@@ -60,7 +60,8 @@ typedef enum MetricsFormat {
 /* The text being written: families, each with its # HELP and # TYPE, then its samples. Names and
  * label values are the caller's constants (method names, error codes, operation names): they are
  * written as they are, so they must need no escaping (no '"', '\\' or newline; test_metrics runs
- * promtool over what the daemon writes). A failed allocation is remembered and reported by metrics_text_finish(). */
+ * promtool over what the daemon writes). A failed allocation is remembered and reported by
+ * metrics_text_finish(). */
 typedef struct MetricsText {
         MetricsFormat format;
         Buf buf;
