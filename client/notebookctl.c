@@ -1716,6 +1716,36 @@ static void print_flat(const cJSON *o, const char *prefix)
         }
 }
 
+/* The text as the daemon made it: Prometheus' text format, for a file or a pipe (promtool,
+ * node_exporter's textfile collector). */
+static int cmd_metrics(Ctl *ctl, const Command *cmd, int argc, char **argv)
+{
+        _cleanup_(cjson_deletep) cJSON *res = NULL;
+        const char *text;
+        int r, ex;
+
+        if (simple_args(ctl, cmd, argc, argv, 0, &ex) < 0)
+                return ex;
+        r = ctl_call(ctl, "daemon.metrics", NULL, &res);
+        if (r != EXIT_OK)
+                return r;
+        if (ctl->json) {
+                print_json(res);
+                return EXIT_OK;
+        }
+        text = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(res, "text"));
+        if (!text) {
+                fprintf(stderr, "notebookctl: the daemon's answer has no metrics text.\n");
+                return EXIT_TRANSPORT;
+        }
+        fputs(text, stdout);
+        if (fflush(stdout) != 0) {
+                fprintf(stderr, "notebookctl: cannot write the metrics: %s\n", strerror(errno));
+                return EXIT_DAEMON;
+        }
+        return EXIT_OK;
+}
+
 static int cmd_status(Ctl *ctl, const Command *cmd, int argc, char **argv)
 {
         _cleanup_(cjson_deletep) cJSON *res = NULL;
@@ -2228,6 +2258,12 @@ static const Command commands[] = {
           "Exit status 4 when there is no such notebook, or no conflict to resolve there.\n",
           cmd_resolve },
         { "status", "", "Shows the daemon's status.\n", cmd_status },
+        { "metrics", "",
+          "Prints the daemon's metrics in Prometheus' text format (0.0.4): requests and errors by\n"
+          "method, group commits, connections, sync and DynamoDB traffic. With --json, the result\n"
+          "object {\"text\": ...}. For root, the daemon's own uid and admin_group only (exit status 6\n"
+          "otherwise).\n",
+          cmd_metrics },
         { "table", "create|check [OPTIONS]",
           "Table commands (they talk to DynamoDB directly, with the daemon's [remote] settings):\n"
           "  table create          create the table notebookd syncs to\n"
@@ -2301,6 +2337,7 @@ static void print_main_help(void)
                "  conflicts [NOTEBOOK]          list the conflicts sync left to resolve\n"
                "  resolve NOTEBOOK [CELL] ...   resolve conflicts: --keep local|server|both\n"
                "  status                        show the daemon's status\n"
+               "  metrics                       print the daemon's metrics (Prometheus text)\n"
                "  table create|check            create or check the DynamoDB table\n"
                "  help [COMMAND]                show help\n"
                "Commands that change an existing notebook take --expect-revision N.\n"
