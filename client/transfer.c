@@ -127,7 +127,14 @@ int transfer_write_file(const char *path, const char *text)
         size_t len = strlen(text), off = 0;
 
         if (!path || streq(path, "-")) {
-                if (fputs(text, stdout) == EOF)
+                /* Standard output may be a terminal: the characters that could drive it go as
+                 * \u escapes, which JSON reads as the same string (the daemon keeps only valid
+                 * UTF-8, so display_json() changes no value). */
+                _cleanup_free_ char *safe = display_json(text);
+
+                if (!safe)
+                        return local_error("out of memory");
+                if (fputs(safe, stdout) == EOF)
                         return local_error("cannot write output: %s", strerror(errno));
                 return EXIT_OK;
         }

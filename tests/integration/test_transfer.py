@@ -543,6 +543,12 @@ def _():
         t.is_(data["revision"], demo["revision"], "revision as stored")
         rc, out, err = nc("export", "demo-ivy", user="ivy")
         t.ok(rc == 0 and json.loads(out) == data, "without -o: the same on stdout")
+        rpc("notebook.create", {"user_id": "ivy", "notebook_id": "bidi", "name": "a\u202eb\u0085c\x7f",
+                                "cells": [{"code": "x = '\u2066'"}]})
+        rc, out, err = nc("export", "bidi", user="ivy")
+        t.ok(rc == 0 and not any(ch in out for ch in "\u202e\u0085\x7f\u2066")
+             and json.loads(out)["name"] == "a\u202eb\u0085c\x7f",
+             "on stdout, bidi and control characters as \\u escapes: the same value", repr(out[:200]))
         rc, out, err = nc("export", "no-such", user="ivy")
         t.is_(rc, 4, "unknown notebook: exit 4")
         rc, out, err = nc("export", "demo-ivy", "--format", "xml", user="ivy")
