@@ -325,6 +325,8 @@ enum {
         OPT_COUNT,
         OPT_FIELD,
         OPT_KEEP,
+        OPT_REVISION,
+        OPT_LIMIT,
 };
 
 #define COMMON_OPTIONS                                                                         \
@@ -711,14 +713,31 @@ static void print_name_list(const char *label, const cJSON *arr)
 
 static int cmd_show(Ctl *ctl, const Command *cmd, int argc, char **argv)
 {
+        static const struct option opts[] = {
+                COMMON_OPTIONS,
+                { "revision", required_argument, NULL, OPT_REVISION },
+                OPTIONS_END,
+        };
         _cleanup_(cjson_deletep) cJSON *res = NULL;
         cJSON *p, *nb, *cells, *cell, *v;
-        int r, ex, i = 0;
+        int64_t revision = 0;
+        bool bad = false;
+        int c, r, i = 0;
 
-        if (simple_args(ctl, cmd, argc, argv, 1, &ex) < 0)
-                return ex;
+        while ((c = command_getopt(ctl, cmd, argc, argv, opts, &bad)) != -1) {
+                if (c == 'h')
+                        return EXIT_OK;
+                if (c != OPT_REVISION)
+                        return EXIT_USAGE;
+                if (parse_int(optarg, 1, &revision) < 0)
+                        return usage_error(cmd, "--revision wants a revision number, not '%s'", optarg);
+        }
+        r = check_positional(cmd, argc, 1);
+        if (r != EXIT_OK)
+                return r;
         p = params_new(ctl);
-        if (!p || !cJSON_AddStringToObject(p, "notebook_id", argv[optind])) {
+        if (!p || !cJSON_AddStringToObject(p, "notebook_id", argv[optind]) ||
+            (revision > 0 && !cJSON_AddNumberToObject(p, "revision", (double)revision))) {
                 cJSON_Delete(p);
                 return local_error("out of memory");
         }
@@ -1044,6 +1063,130 @@ static int cmd_rm(Ctl *ctl, const Command *cmd, int argc, char **argv)
         printf("Deleted notebook ");
         put_text(stdout, str_or_dash(res, "notebook_id"));
         printf(" (revision %" PRId64 ").\n", int_or(res, "revision", 0));
+        return EXIT_OK;
+}
+
+static int cmd_history(Ctl *ctl, const Command *cmd, int argc, char **argv)
+{
+        static const struct option opts[] = {
+                COMMON_OPTIONS,
+                { "limit", required_argument, NULL, OPT_LIMIT },
+                OPTIONS_END,
+        };
+        _cleanup_(cjson_deletep) cJSON *res = NULL;
+        const cJSON *e, *list;
+        int64_t limit = 0, current;
+        bool bad = false;
+        cJSON *p;
+        int c, r;
+
+        while ((c = command_getopt(ctl, cmd, argc, argv, opts, &bad)) != -1) {
+                if (c == 'h')
+                        return EXIT_OK;
+                if (c != OPT_LIMIT)
+                        return EXIT_USAGE;
+                if (parse_int(optarg, 1, &limit) < 0 || limit > 1000)
+                        return usage_error(cmd, "--limit wants a number from 1 to 1000, not '%s'", optarg);
+        }
+        r = check_positional(cmd, argc, 1);
+        if (r != EXIT_OK)
+                return r;
+        p = params_new(ctl);
+        if (!p || !cJSON_AddStringToObject(p, "notebook_id", argv[optind]) ||
+            (limit > 0 && !cJSON_AddNumberToObject(p, "limit", (double)limit))) {
+                cJSON_Delete(p);
+                return local_error("out of memory");
+        }
+        r = ctl_call(ctl, "notebook.history", p, &res);
+        if (r != EXIT_OK)
+                return r;
+        if (ctl->json) {
+                print_json(res);
+                return EXIT_OK;
+        }
+        current = int_or(res, "revision", 0);
+        list = cJSON_GetObjectItemCaseSensitive(res, "revisions");
+        printf("%-8s  %-24s  %-8s  %s\n", "REV", "WHEN", "ORIGIN", "CHANGED");
+        cJSON_ArrayForEach(e, list)
+        {
+                const cJSON *fields = cJSON_GetObjectItemCaseSensitive(e, "fields_changed"), *f;
+                const cJSON *order = cJSON_GetObjectItemCaseSensitive(e, "order_changed");
+                int64_t rev = int_or(e, "revision", 0), cells = int_or(e, "cells_changed", -1);
+                const char *sep = "";
+
+                printf("%-8" PRId64 "  ", rev);
+                put_text(stdout, str_or_dash(e, "at"));
+                printf("%*s  ", (int)(24 - MIN(24, text_width(str_or_dash(e, "at")))), "");
+                put_text(stdout, str_or_dash(e, "origin"));
+                printf("%*s  ", (int)(8 - MIN(8, text_width(str_or_dash(e, "origin")))), "");
+                if (cells > 0) {
+                        printf("%" PRId64 " cell%s", cells, cells == 1 ? "" : "s");
+                        sep = ", ";
+                }
+                if (cJSON_IsTrue(order)) {
+                        printf("%sorder", sep);
+                        sep = ", ";
+                }
+                cJSON_ArrayForEach(f, fields)
+                {
+                        if (cJSON_IsString(f)) {
+                                printf("%s", sep);
+                                put_text(stdout, f->valuestring);
+                                sep = ", ";
+                        }
+                }
+                printf("%s%s\n", *sep ? "" : "-", rev == current ? "  (current)" : "");
+        }
+        return EXIT_OK;
+}
+
+static int cmd_restore(Ctl *ctl, const Command *cmd, int argc, char **argv)
+{
+        static const struct option opts[] = {
+                COMMON_OPTIONS,
+                { "expect-revision", required_argument, NULL, OPT_EXPECT },
+                OPTIONS_END,
+        };
+        _cleanup_(cjson_deletep) cJSON *res = NULL;
+        bool bad = false, have_rev = false;
+        int64_t expect = 0, revision;
+        const cJSON *nb;
+        cJSON *p;
+        int c, r;
+
+        while ((c = command_getopt(ctl, cmd, argc, argv, opts, &bad)) != -1) {
+                if (c == 'h')
+                        return EXIT_OK;
+                if (c != OPT_EXPECT)
+                        return EXIT_USAGE;
+                if (parse_int(optarg, 0, &expect) < 0)
+                        return usage_error(cmd, "--expect-revision wants a number, not '%s'", optarg);
+                have_rev = true;
+        }
+        r = check_positional(cmd, argc, 2);
+        if (r != EXIT_OK)
+                return r;
+        if (parse_int(argv[optind + 1], 1, &revision) < 0)
+                return usage_error(cmd, "REVISION must be a revision number, not '%s'", argv[optind + 1]);
+        p = params_new(ctl);
+        if (!p || !cJSON_AddStringToObject(p, "notebook_id", argv[optind]) ||
+            !cJSON_AddNumberToObject(p, "revision", (double)revision) ||
+            add_expected_revision(p, have_rev, expect) < 0) {
+                cJSON_Delete(p);
+                return local_error("out of memory");
+        }
+        r = ctl_call(ctl, "notebook.restore", p, &res);
+        if (r != EXIT_OK)
+                return r;
+        if (ctl->json) {
+                print_json(res);
+                return EXIT_OK;
+        }
+        nb = cJSON_GetObjectItemCaseSensitive(res, "notebook");
+        printf("Restored notebook ");
+        put_text(stdout, str_or_dash(nb, "id"));
+        printf(" to revision %" PRId64 "'s content, as revision %" PRId64 ".\n", revision,
+               int_or(nb, "revision", 0));
         return EXIT_OK;
 }
 
@@ -1948,10 +2091,12 @@ static const Command commands[] = {
           "Lists the user's notebooks: ID, NAME, CELLS, REV, UPDATED, page by page as the daemon\n"
           "sends them (--json: still one document).\n",
           cmd_list },
-        { "show", "NOTEBOOK",
+        { "show", "NOTEBOOK [--revision N]",
           "Shows a notebook and its cells: index, id, type, status, variables read and written, the\n"
           "number of outputs, then the code indented, the captured stdout (lines marked '>') and the\n"
-          "error (lines marked '!').\n",
+          "error (lines marked '!').\n"
+          "  --revision N          show the notebook as it was at revision N (one that 'history'\n"
+          "                        lists)\n",
           cmd_show },
         { "create", "[--name NAME] [--id ID] [--db-conn STRING] [--ttl UNIXTIME]",
           "Creates a notebook (the id is a new UUID unless --id is given).\n"
@@ -2015,6 +2160,18 @@ static const Command commands[] = {
           cmd_cell_mv },
         { "graph", "NOTEBOOK", "Shows the notebook's dependency graph: edges, an execution order, cycles.\n",
           cmd_graph },
+        { "history", "NOTEBOOK [--limit N]",
+          "Lists the revisions of a notebook kept here, newest first: revision, when it was made,\n"
+          "its origin (create, edit, pull from another machine, merge with one, restore) and what it\n"
+          "changed (cells, order, notebook fields). Any of them can be shown (show --revision) or\n"
+          "restored. How many are kept, and for how long, is set in notebookd.conf(5).\n"
+          "  --limit N             list at most N revisions (1 to 1000; default 1000)\n",
+          cmd_history },
+        { "restore", "NOTEBOOK REVISION [--expect-revision N]",
+          "Makes the content of an earlier revision (cells, name, connection string, ttl) the\n"
+          "notebook's newest revision: an edit like any other, which syncs to other machines and\n"
+          "can itself be undone. Exit status 4 when the revision is not in the history.\n" EXPECT_HELP,
+          cmd_restore },
         { "demo-reset", "[--expect-revision N]",
           "Rewrites the user's demo notebook (demo-USER) to the current demo content.\n" EXPECT_HELP,
           cmd_demo_reset },
@@ -2112,6 +2269,8 @@ static void print_main_help(void)
                "  cell rm NOTEBOOK CELL         delete a cell\n"
                "  cell mv NOTEBOOK CELL ...     move a cell\n"
                "  graph NOTEBOOK                show the cells' dependency graph\n"
+               "  history NOTEBOOK              list the notebook's earlier revisions\n"
+               "  restore NOTEBOOK REVISION     make an earlier revision's content the newest\n"
                "  demo-reset                    restore the demo notebook\n"
                "  watch [NOTEBOOK]              print changes as they happen\n"
                "  pull                          fetch newer versions from the table now\n"

@@ -68,7 +68,7 @@ struct ConfParser {
         unsigned n_errors;
         ConfSection section;
         Config *config;
-        unsigned daemon_key_lines[13];              /* where each of daemon_keys[] was set, 0 if not yet */
+        unsigned daemon_key_lines[15];              /* where each of daemon_keys[] was set, 0 if not yet */
         unsigned remote_key_lines[_REMOTE_KEY_MAX]; /* where each of remote_keys[] was set, 0 if not yet */
         bool remote_key_bad[_REMOTE_KEY_MAX];       /* its value was refused */
         unsigned *binding_lines; /* where each binding was written, for duplicate reports */
@@ -104,6 +104,8 @@ const Limits limits_default = {
         .buffer_bytes = 256 * 1024 * 1024,
         .request_timeout_usec = 30 * USEC_PER_SEC,
         .idle_timeout_usec = 600 * USEC_PER_SEC,
+        .history_revisions = HISTORY_REVISIONS_DEFAULT,
+        .history_max_age_usec = (uint64_t)HISTORY_AGE_DAYS_DEFAULT * 86400 * USEC_PER_SEC,
 };
 
 Config *config_new(void)
@@ -278,6 +280,9 @@ LIMIT_NUMBER(conf_parse_uid_buffer, "uid_buffer_limit", 1 * MIB, 64 * 1024 * MIB
 LIMIT_NUMBER(conf_parse_buffer, "buffer_limit", 1 * MIB, 64 * 1024 * MIB, 1, buffer_bytes)
 LIMIT_NUMBER(conf_parse_request_timeout, "request_timeout_s", 1, 3600, USEC_PER_SEC, request_timeout_usec)
 LIMIT_NUMBER(conf_parse_idle_timeout, "idle_timeout_s", 0, 7 * 86400, USEC_PER_SEC, idle_timeout_usec)
+LIMIT_NUMBER(conf_parse_history_revisions, "history_revisions", 0, HISTORY_REVISIONS_MAX, 1, history_revisions)
+LIMIT_NUMBER(conf_parse_history_age, "history_max_age_days", 0, 36500, 86400 * USEC_PER_SEC,
+             history_max_age_usec)
 #undef MIB
 
 static int conf_parse_log_level(ConfParser *p, const char *value)
@@ -489,6 +494,8 @@ static const ConfKey daemon_keys[] = {
         { "buffer_limit", conf_parse_buffer },
         { "request_timeout_s", conf_parse_request_timeout },
         { "idle_timeout_s", conf_parse_idle_timeout },
+        { "history_revisions", conf_parse_history_revisions },
+        { "history_max_age_days", conf_parse_history_age },
 };
 _Static_assert(ELEMENTSOF(daemon_keys) == ELEMENTSOF(((ConfParser *)NULL)->daemon_key_lines),
                "one line slot per key");

@@ -17,6 +17,8 @@
  *   buffer_limit = 268435456      # buffered bytes of all peers
  *   request_timeout_s = 30        # half a request, or unread replies, for longer: disconnected
  *   idle_timeout_s = 600          # a peer with nothing to do and no watch (0: never)
+ *   history_revisions = 100       # 0 ... 10000: revisions of each notebook kept for restore
+ *   history_max_age_days = 30     # 0 (no age bound) ... 36500
  *
  *   [users]
  *   # uid or user name = user_id[, user_id ...]
@@ -87,6 +89,8 @@ typedef struct Limits {
         uint64_t buffer_bytes;
         uint64_t request_timeout_usec;
         uint64_t idle_timeout_usec; /* 0: never */
+        uint64_t history_revisions;    /* revisions of each notebook kept (0: none) */
+        uint64_t history_max_age_usec; /* and for at most this long (0: no age bound) */
 } Limits;
 
 /* The defaults, also for a daemon without a configuration file. */

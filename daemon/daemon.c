@@ -155,6 +155,13 @@ static int config_effective_log_level(const Config *c)
 }
 
 /* Other uids may connect only when the configuration binds some of them. */
+/* The limits the store applies itself: notebook size and history. They apply live. */
+static void store_set_limits(Store *s, const Limits *l)
+{
+        store_set_max_notebook_bytes(s, l->max_notebook_bytes);
+        store_set_history(s, (unsigned)l->history_revisions, l->history_max_age_usec);
+}
+
 static mode_t socket_mode(const Config *c)
 {
         return c->n_bindings > 0 || c->have_admin_gid ? 0666 : 0600;
@@ -302,7 +309,7 @@ static int on_reloaded(sd_event_source *source, int fd, uint32_t revents, void *
         d->config = TAKE_PTR(next);
         next = old;
         d->rpc.config = d->config;
-        store_set_max_notebook_bytes(d->rpc.store, d->config->limits.max_notebook_bytes);
+        store_set_limits(d->rpc.store, &d->config->limits);
 
         log_set_max_level(config_effective_log_level(d->config));
         if (d->bound_here && chmod(d->socket_path, socket_mode(d->config)) < 0)
@@ -507,7 +514,10 @@ int daemon_run(const DaemonArgs *a)
                         log_error("Cannot open the database: %s", err);
                         goto fail;
                 }
-                store_set_max_notebook_bytes(store, d.config->limits.max_notebook_bytes);
+                store_set_limits(store, &d.config->limits);
+                r = store_history_expire(store);
+                if (r < 0)
+                        log_warning_errno(r, "Cannot drop history past its age: %s", store_errmsg(store));
                 for (size_t i = 0; i < 3; i++) {
                         static const char *const suffix[] = { "", "-wal", "-shm" };
                         _cleanup_free_ char *path = NULL;

@@ -33,3 +33,7 @@
 #define MAX_CONFLICTS_LISTED        10000          /* conflicts one sync.conflicts or sync.resolve handles */
 #define MAX_LIST_PAGE               1000         /* notebooks in one notebook.list reply, and its default */
 #define MAX_LIST_CURSOR_BYTES       (16u * 1024) /* a notebook.list cursor (the daemon's are far shorter) */
+#define HISTORY_REVISIONS_DEFAULT   100          /* revisions of each notebook kept for restore */
+#define HISTORY_REVISIONS_MAX       10000
+#define HISTORY_AGE_DAYS_DEFAULT    30   /* and for at most this long */
+#define MAX_HISTORY_LISTED          1000 /* entries in one notebook.history reply */

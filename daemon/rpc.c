@@ -435,15 +435,30 @@ static int m_notebook_list(Call *c)
         return 0;
 }
 
+static int not_in_history(Call *c, long long revision)
+{
+        return model_error(&c->error, RPC_NOT_FOUND, "revision", -1,
+                           "Revision %lld is not in this notebook's history (notebook.history lists those "
+                           "kept).",
+                           revision);
+}
+
 static int m_notebook_get(Call *c)
 {
         const char *id;
         cJSON *nb = NULL;
+        long long revision;
         int r;
 
-        if ((r = get_id(c, "notebook_id", true, &id)) < 0)
+        if ((r = get_id(c, "notebook_id", true, &id)) < 0 ||
+            (r = model_get_int(c->params, "revision", 1, INT64_MAX, false, &revision, NULL, &c->error)) < 0)
                 return r;
-        r = store_notebook_get(c->rpc->store, c->user_id, id, &nb);
+        if (r > 0)
+                r = store_notebook_revision(c->rpc->store, c->user_id, id, revision, &nb);
+        else
+                r = store_notebook_get(c->rpc->store, c->user_id, id, &nb);
+        if (r == -ERANGE)
+                return not_in_history(c, revision);
         if (r < 0)
                 return store_error(c, r, id, NULL, NULL);
         if (result_new(c) < 0 || !add_item(c->result, "notebook", nb))
@@ -451,12 +466,73 @@ static int m_notebook_get(Call *c)
         return 0;
 }
 
-static int m_notebook_create(Call *c)
+/* "cells" of notebook.create and notebook.update: complete cells, each with an id (a new UUID when
+ * not given), distinct. 0 with *ret NULL when not given. */
+static int get_cells(Call *c, cJSON **ret)
 {
         static const char *const cell_keys[] = { "id", CELL_KEYS, NULL };
-        _cleanup_(cJSON_Deletep) cJSON *fields = cJSON_CreateObject(), *cells = NULL;
+        _cleanup_(cJSON_Deletep) cJSON *cells = NULL;
         char uuid[UUID_STRING_MAX];
         const cJSON *in_cells, *in;
+        int r;
+
+        *ret = NULL;
+        in_cells = cJSON_GetObjectItemCaseSensitive(c->params, "cells");
+        if (!in_cells)
+                return 0;
+        if (!cJSON_IsArray(in_cells))
+                return model_error(&c->error, RPC_INVALID_PARAMS, "cells", -1,
+                                   "\"cells\" must be an array of cells.");
+        if (cJSON_GetArraySize(in_cells) > MAX_CELLS)
+                return model_error(&c->error, RPC_TOO_LARGE, "cells", MAX_CELLS,
+                                   "A notebook has at most %d cells.", MAX_CELLS);
+        cells = cJSON_CreateArray();
+        if (!cells)
+                return -ENOMEM;
+        cJSON_ArrayForEach(in, in_cells)
+        {
+                cJSON *cell = NULL, *prev;
+                const cJSON *cid;
+
+                if (!cJSON_IsObject(in))
+                        return model_error(&c->error, RPC_INVALID_PARAMS, "cells", -1,
+                                           "Each cell must be an object.");
+                if ((r = model_check_keys(in, cell_keys, &c->error)) < 0)
+                        return r;
+                if ((r = model_cell_fields(in, true, &cell, NULL, &c->error)) < 0)
+                        return r;
+                if (!cJSON_AddItemToArray(cells, cell)) {
+                        cJSON_Delete(cell);
+                        return -ENOMEM;
+                }
+                cid = cJSON_GetObjectItemCaseSensitive(in, "id");
+                if (cid && (!cJSON_IsString(cid) || !model_id_valid(cid->valuestring, MAX_ID_BYTES)))
+                        return model_error(&c->error, RPC_INVALID_PARAMS, "cells", -1,
+                                           "A cell \"id\" must be 1 to %d bytes without control, "
+                                           "separator or bidirectional characters.",
+                                           MAX_ID_BYTES);
+                if (!cid) {
+                        if ((r = uuid_v4_string(uuid)) < 0)
+                                return r;
+                }
+                cJSON_ArrayForEach(prev, cells)
+                {
+                        if (prev != cell && cid &&
+                            streq(cJSON_GetObjectItem(prev, "id")->valuestring, cid->valuestring))
+                                return model_error(&c->error, RPC_INVALID_PARAMS, "cells", -1,
+                                                   "Two cells have the id \"%.64s\".", cid->valuestring);
+                }
+                if (!cJSON_AddStringToObject(cell, "id", cid ? cid->valuestring : uuid))
+                        return -ENOMEM;
+        }
+        *ret = TAKE_PTR(cells);
+        return 0;
+}
+
+static int m_notebook_create(Call *c)
+{
+        _cleanup_(cJSON_Deletep) cJSON *fields = cJSON_CreateObject(), *cells = NULL;
+        char uuid[UUID_STRING_MAX];
         const char *id;
         unsigned count = 0;
         cJSON *nb = NULL;
@@ -471,59 +547,59 @@ static int m_notebook_create(Call *c)
                         return r;
                 id = uuid;
         }
-        if ((r = get_notebook_fields(c, fields, &count)) < 0)
+        if ((r = get_notebook_fields(c, fields, &count)) < 0 || (r = get_cells(c, &cells)) < 0)
                 return r;
-
-        in_cells = cJSON_GetObjectItemCaseSensitive(c->params, "cells");
-        if (in_cells) {
-                if (!cJSON_IsArray(in_cells))
-                        return model_error(&c->error, RPC_INVALID_PARAMS, "cells", -1,
-                                           "\"cells\" must be an array of cells.");
-                if (cJSON_GetArraySize(in_cells) > MAX_CELLS)
-                        return model_error(&c->error, RPC_TOO_LARGE, "cells", MAX_CELLS,
-                                           "A notebook has at most %d cells.", MAX_CELLS);
-                cells = cJSON_CreateArray();
-                if (!cells)
-                        return -ENOMEM;
-                cJSON_ArrayForEach(in, in_cells)
-                {
-                        cJSON *cell = NULL, *prev;
-                        const cJSON *cid;
-
-                        if (!cJSON_IsObject(in))
-                                return model_error(&c->error, RPC_INVALID_PARAMS, "cells", -1,
-                                                   "Each cell must be an object.");
-                        if ((r = model_check_keys(in, cell_keys, &c->error)) < 0)
-                                return r;
-                        if ((r = model_cell_fields(in, true, &cell, NULL, &c->error)) < 0)
-                                return r;
-                        if (!cJSON_AddItemToArray(cells, cell)) {
-                                cJSON_Delete(cell);
-                                return -ENOMEM;
-                        }
-                        cid = cJSON_GetObjectItemCaseSensitive(in, "id");
-                        if (cid && (!cJSON_IsString(cid) || !model_id_valid(cid->valuestring, MAX_ID_BYTES)))
-                                return model_error(&c->error, RPC_INVALID_PARAMS, "cells", -1,
-                                                   "A cell \"id\" must be 1 to %d bytes without control, "
-                                                   "separator or bidirectional characters.",
-                                                   MAX_ID_BYTES);
-                        if (!cid) {
-                                if ((r = uuid_v4_string(uuid)) < 0)
-                                        return r;
-                        }
-                        cJSON_ArrayForEach(prev,
-                                           cells) if (prev != cell && cid &&
-                                                      streq(cJSON_GetObjectItem(prev, "id")->valuestring,
-                                                            cid->valuestring))
-                        {
-                                return model_error(&c->error, RPC_INVALID_PARAMS, "cells", -1,
-                                                   "Two cells have the id \"%.64s\".", cid->valuestring);
-                        }
-                        if (!cJSON_AddStringToObject(cell, "id", cid ? cid->valuestring : uuid))
-                                return -ENOMEM;
-                }
-        }
         r = store_notebook_create(c->rpc->store, c->user_id, id, fields, cells, &nb);
+        if (r < 0)
+                return store_error(c, r, id, NULL, NULL);
+        call_changed(c, id);
+        if (result_new(c) < 0 || !add_item(c->result, "notebook", nb))
+                return -ENOMEM;
+        return 0;
+}
+
+/* A notebook's revisions that can be restored, newest first. */
+static int m_notebook_history(Call *c)
+{
+        const char *id;
+        long long limit = MAX_HISTORY_LISTED;
+        int64_t revision;
+        cJSON *list = NULL;
+        int r;
+
+        if ((r = get_id(c, "notebook_id", true, &id)) < 0 ||
+            (r = model_get_int(c->params, "limit", 1, MAX_HISTORY_LISTED, false, &limit, NULL, &c->error)) <
+                    0)
+                return r;
+        r = store_notebook_history(c->rpc->store, c->user_id, id, (unsigned)limit, &revision, &list);
+        if (r < 0)
+                return store_error(c, r, id, NULL, NULL);
+        if (result_new(c) < 0 || !add_item(c->result, "revisions", list) ||
+            !cJSON_AddStringToObject(c->result, "notebook_id", id) ||
+            !cJSON_AddNumberToObject(c->result, "revision", (double)revision))
+                return -ENOMEM;
+        return 0;
+}
+
+/* Makes an earlier revision's content the newest revision. */
+static int m_notebook_restore(Call *c)
+{
+        StoreMut m = STORE_MUT_INIT;
+        long long revision;
+        const char *id;
+        cJSON *nb = NULL;
+        int r;
+
+        if ((r = get_id(c, "notebook_id", true, &id)) < 0 || (r = get_expected(c, &m)) < 0 ||
+            (r = model_get_int(c->params, "revision", 1, INT64_MAX, false, &revision, NULL, &c->error)) < 0)
+                return r;
+        if (r == 0)
+                return model_error(&c->error, RPC_INVALID_PARAMS, "revision", -1,
+                                   "Missing parameter \"revision\".");
+        r = store_notebook_restore(c->rpc->store, c->user_id, id, &m, revision, &nb);
+        c->current_revision = m.revision;
+        if (r == -ERANGE)
+                return not_in_history(c, revision);
         if (r < 0)
                 return store_error(c, r, id, NULL, NULL);
         call_changed(c, id);
@@ -534,7 +610,7 @@ static int m_notebook_create(Call *c)
 
 static int m_notebook_update(Call *c)
 {
-        _cleanup_(cJSON_Deletep) cJSON *fields = cJSON_CreateObject();
+        _cleanup_(cJSON_Deletep) cJSON *fields = cJSON_CreateObject(), *cells = NULL;
         StoreMut m = STORE_MUT_INIT;
         unsigned count = 0;
         const char *id;
@@ -544,12 +620,13 @@ static int m_notebook_update(Call *c)
         if (!fields)
                 return -ENOMEM;
         if ((r = get_id(c, "notebook_id", true, &id)) < 0 || (r = get_expected(c, &m)) < 0 ||
-            (r = get_notebook_fields(c, fields, &count)) < 0)
+            (r = get_notebook_fields(c, fields, &count)) < 0 || (r = get_cells(c, &cells)) < 0)
                 return r;
-        if (count == 0)
+        if (count == 0 && !cells)
                 return model_error(&c->error, RPC_INVALID_PARAMS, NULL, -1,
-                                   "Nothing to update: give \"name\", \"db_conn_string\" or \"ttl\".");
-        r = store_notebook_update(c->rpc->store, c->user_id, id, &m, fields, &nb);
+                                   "Nothing to update: give \"name\", \"db_conn_string\", \"ttl\" or "
+                                   "\"cells\".");
+        r = store_notebook_update(c->rpc->store, c->user_id, id, &m, fields, cells, &nb);
         c->current_revision = m.revision;
         if (r < 0)
                 return store_error(c, r, id, NULL, NULL);
@@ -976,7 +1053,7 @@ static int resolve_one(Call *c, const char *id, const cJSON *conflict, const cha
                     !cJSON_AddItemToObject(fields, field->valuestring,
                                            local ? cJSON_Duplicate(local, true) : cJSON_CreateNull()))
                         return -ENOMEM;
-                r = store_notebook_update(c->rpc->store, c->user_id, id, m, fields, NULL);
+                r = store_notebook_update(c->rpc->store, c->user_id, id, m, fields, NULL, NULL);
                 if (r < 0)
                         return r;
                 m->expected_revision = -1;
@@ -1073,13 +1150,17 @@ static const Method methods[] = {
         { "notebook.list", m_notebook_list, true, true,
           (const char *const[]){ "user_id", "limit", "cursor", NULL } },
         { "notebook.get", m_notebook_get, false, true,
-          (const char *const[]){ "user_id", "notebook_id", NULL } },
+          (const char *const[]){ "user_id", "notebook_id", "revision", NULL } },
         { "notebook.create", m_notebook_create, true, true,
           (const char *const[]){ "user_id", "notebook_id", "name", "db_conn_string", "ttl", "cells",
                                  NULL } },
         { "notebook.update", m_notebook_update, true, true,
           (const char *const[]){ "user_id", "notebook_id", "expected_revision", "name", "db_conn_string",
-                                 "ttl", NULL } },
+                                 "ttl", "cells", NULL } },
+        { "notebook.history", m_notebook_history, false, true,
+          (const char *const[]){ "user_id", "notebook_id", "limit", NULL } },
+        { "notebook.restore", m_notebook_restore, true, true,
+          (const char *const[]){ "user_id", "notebook_id", "revision", "expected_revision", NULL } },
         { "notebook.delete", m_notebook_delete, true, true,
           (const char *const[]){ "user_id", "notebook_id", "expected_revision", NULL } },
         { "cell.create", m_cell_create, true, true,

@@ -84,6 +84,18 @@ typedef enum SqlId {
         SQL_SYNC_CONFLICTS,
         SQL_SYNC_CONFLICT_DROP,
         SQL_SYNC_CONFLICTED,
+        SQL_CELL_IDS,
+        SQL_HIST_CELL_ADD,
+        SQL_HIST_ADD,
+        SQL_HIST_PRUNE,
+        SQL_HIST_PRUNE_CELLS,
+        SQL_HIST_DROP,
+        SQL_HIST_DROP_CELLS,
+        SQL_HIST_WALK,
+        SQL_HIST_CELLS,
+        SQL_HIST_AT,
+        SQL_HIST_AGE,
+        SQL_HIST_AGE_CELLS,
         _SQL_MAX,
 } SqlId;
 
@@ -265,7 +277,32 @@ static const char *const sql_text[_SQL_MAX] = {
                 "WHERE ?1 IS NULL OR user_id = ?1)",
         [SQL_SYNC_CONFLICT_DROP] = "DELETE FROM sync_conflicts WHERE user_id = ?1 AND notebook_id = ?2 "
                                    "AND (?3 IS NULL OR subject = ?3)",
+        [SQL_CELL_IDS] = "SELECT id FROM cells WHERE nb = ?1 ORDER BY pos",
+        [SQL_HIST_CELL_ADD] = "INSERT OR IGNORE INTO history_cells (nb, revision, cell_id, old) "
+                              "VALUES (?1, ?2, ?3, ?4)",
+        [SQL_HIST_ADD] = "INSERT OR REPLACE INTO history (nb, revision, prev_revision, at, origin, fields, "
+                         "cell_order) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+        /* The bounds: revisions more than ?2 below the newest, or older than ?3 (the newest stays). */
+        [SQL_HIST_PRUNE] = "DELETE FROM history WHERE nb = ?1 AND revision < ?4 AND (revision <= ?4 - ?2 "
+                           "OR at < ?3)",
+        [SQL_HIST_PRUNE_CELLS] = "DELETE FROM history_cells WHERE nb = ?1 AND revision < coalesce("
+                                 "(SELECT min(revision) FROM history WHERE nb = ?1), 0)",
+        [SQL_HIST_DROP] = "DELETE FROM history WHERE nb = ?1",
+        [SQL_HIST_DROP_CELLS] = "DELETE FROM history_cells WHERE nb = ?1",
+        [SQL_HIST_WALK] = "SELECT revision, prev_revision, at, origin, fields, cell_order, (SELECT count(*) "
+                          "FROM history_cells c WHERE c.nb = h.nb AND c.revision = h.revision) "
+                          "FROM history h WHERE nb = ?1 AND revision > ?2 ORDER BY revision DESC",
+        [SQL_HIST_CELLS] = "SELECT cell_id, old FROM history_cells WHERE nb = ?1 AND revision = ?2",
+        [SQL_HIST_AT] = "SELECT at FROM history WHERE nb = ?1 AND revision = ?2",
+        /* At start: what the age bound let through while the daemon was down, every notebook's
+         * newest change kept. */
+        [SQL_HIST_AGE] = "DELETE FROM history WHERE at < ?1 AND revision < (SELECT revision FROM "
+                         "notebooks n WHERE n.nb = history.nb)",
+        [SQL_HIST_AGE_CELLS] = "DELETE FROM history_cells WHERE NOT EXISTS (SELECT 1 FROM history h "
+                               "WHERE h.nb = history_cells.nb AND h.revision <= history_cells.revision)",
 };
+
+static void hist_clear(Store *s);
 
 struct Store {
         sqlite3 *db;
@@ -293,6 +330,16 @@ struct Store {
          * what another machine wrote is applied. */
         uint64_t max_notebook_bytes;
         bool size_unchecked;
+
+        /* History (sql/0008_history.sql): its bounds, and what the change in progress records. */
+        int64_t history_revisions; /* kept per notebook; 0: no history */
+        uint64_t history_max_age_usec;
+        struct {
+                int64_t nb;       /* the notebook changing (0: no change in progress) */
+                int64_t revision; /* the revision the change makes */
+                cJSON *fields;    /* old values of the notebook fields it changed */
+                cJSON *order;     /* the cell ids in order before it, once it changed them */
+        } hist;
 };
 
 static int wal_sync(Store *s);
@@ -548,6 +595,8 @@ int store_open(const char *path, bool durability_full, Store **ret, char *errbuf
         if (!s)
                 return -ENOMEM;
         s->wal_fd = s->event_fd = -1;
+        s->history_revisions = HISTORY_REVISIONS_DEFAULT;
+        s->history_max_age_usec = (uint64_t)HISTORY_AGE_DAYS_DEFAULT * 86400 * USEC_PER_SEC;
         pthread_mutex_init(&s->lock, NULL);
         pthread_cond_init(&s->wake, NULL);
         r = sqlite3_open_v2(path, &s->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
@@ -626,6 +675,7 @@ Store *store_free(Store *s)
         }
         pthread_cond_destroy(&s->wake);
         pthread_mutex_destroy(&s->lock);
+        hist_clear(s);
         for (size_t i = 0; i < _SQL_MAX; i++)
                 sqlite3_finalize(s->stmts[i]);
         sqlite3_close(s->db);
@@ -957,6 +1007,291 @@ static int nb_find(Store *s, const char *user_id, const char *notebook_id, int64
         return r;
 }
 
+/* ---- history --------------------------------------------------------------------------------
+ * Each change of a notebook records what it changed as the values before it (sql/0008_history.sql):
+ * hist_begin() when the change starts, hist_cell()/hist_cell_fields()/hist_fields()/hist_order() or
+ * hist_replace() before each write, hist_end() with the new revision. Undoing the records from the
+ * newest down rebuilds an earlier revision (store_notebook_revision()). */
+
+/* Puts item (detached, with its key) into obj, replacing the member of that key if any. */
+static void json_set_member(cJSON *obj, cJSON *item)
+{
+        _cleanup_free_ char *key = item->string;
+
+        item->string = NULL; /* cJSON frees the replacement's key before copying the one given */
+        if (cJSON_HasObjectItem(obj, key))
+                cJSON_ReplaceItemInObjectCaseSensitive(obj, key, item);
+        else
+                cJSON_AddItemToObject(obj, key, item);
+}
+
+static void hist_clear(Store *s)
+{
+        cJSON_Delete(s->hist.fields);
+        cJSON_Delete(s->hist.order);
+        s->hist.fields = s->hist.order = NULL;
+        s->hist.nb = 0;
+}
+
+static void hist_begin(Store *s, int64_t nb, int64_t revision)
+{
+        hist_clear(s);
+        if (s->history_revisions > 0) {
+                s->hist.nb = nb;
+                s->hist.revision = revision;
+        }
+}
+
+static bool hist_on(const Store *s, int64_t nb)
+{
+        return s->hist.nb != 0 && s->hist.nb == nb;
+}
+
+/* old: the attributes of cell_id the change alters, with their values before (NULL: the change
+ * creates the cell). The first record of a cell in a change is the one kept. */
+static int hist_cell(Store *s, int64_t nb, const char *cell_id, const cJSON *old)
+{
+        _cleanup_(freep) char *text = NULL;
+        sqlite3_stmt *st;
+
+        if (!hist_on(s, nb))
+                return 0;
+        if (old && !(text = cJSON_PrintUnformatted(old)))
+                return -ENOMEM;
+        st = stmt(s, SQL_HIST_CELL_ADD);
+        sqlite3_bind_int64(st, 1, nb);
+        sqlite3_bind_int64(st, 2, s->hist.revision);
+        bind_text(st, 3, cell_id);
+        bind_text(st, 4, text);
+        return run(s, st);
+}
+
+/* The members of old that new gives another value (keys: those of new, or of old when new is
+ * NULL), copied into *ret (NULL when none differ). */
+static int json_changed(const cJSON *old, const cJSON *new, cJSON **ret)
+{
+        _cleanup_(cJSON_Deletep) cJSON *out = NULL;
+        const cJSON *keys = new ? new : old, *i;
+
+        *ret = NULL;
+        cJSON_ArrayForEach(i, keys)
+        {
+                const cJSON *was = cJSON_GetObjectItemCaseSensitive(old, i->string);
+                cJSON *copy;
+
+                if (!was || streq(i->string, "id") || (new &&cJSON_Compare(was, i, true)))
+                        continue;
+                if (!out && !(out = cJSON_CreateObject()))
+                        return -ENOMEM;
+                copy = cJSON_Duplicate(was, true);
+                if (!copy || !cJSON_AddItemToObject(out, i->string, copy)) {
+                        cJSON_Delete(copy);
+                        return -ENOMEM;
+                }
+        }
+        *ret = TAKE_PTR(out);
+        return 0;
+}
+
+static int cell_get(Store *s, int64_t nb, const char *cell_id, cJSON **ret, int64_t *ret_pos);
+
+/* Before cell_id's attributes in fields are set. */
+static int hist_cell_fields(Store *s, int64_t nb, const char *cell_id, const cJSON *fields)
+{
+        _cleanup_(cJSON_Deletep) cJSON *cell = NULL, *old = NULL;
+        int64_t pos;
+        int r;
+
+        if (!hist_on(s, nb))
+                return 0;
+        r = cell_get(s, nb, cell_id, &cell, &pos);
+        if (r < 0)
+                return r == -ENXIO ? 0 : r;
+        if ((r = json_changed(cell, fields, &old)) < 0)
+                return r;
+        return old ? hist_cell(s, nb, cell_id, old) : 0;
+}
+
+/* Before the notebook fields in fields are set. */
+static int hist_fields(Store *s, int64_t nb, const cJSON *fields)
+{
+        _cleanup_(cJSON_Deletep) cJSON *now = NULL, *old = NULL;
+        cJSON *i;
+        int r;
+
+        if (!hist_on(s, nb) || !fields)
+                return 0;
+        if ((r = summary_get(s, nb, &now)) < 0 || (r = json_changed(now, fields, &old)) < 0)
+                return r;
+        if (!old)
+                return 0;
+        if (!s->hist.fields) {
+                s->hist.fields = TAKE_PTR(old);
+                return 0;
+        }
+        /* A field changed twice in one change keeps its first old value. */
+        while ((i = old->child)) {
+                cJSON_DetachItemViaPointer(old, i);
+                if (cJSON_HasObjectItem(s->hist.fields, i->string))
+                        cJSON_Delete(i);
+                else
+                        json_set_member(s->hist.fields, i);
+        }
+        return 0;
+}
+
+static cJSON *first_column(sqlite3_stmt *st);
+
+/* Before the order or the set of cells changes. */
+static int hist_order(Store *s, int64_t nb)
+{
+        sqlite3_stmt *st;
+
+        if (!hist_on(s, nb) || s->hist.order)
+                return 0;
+        st = stmt(s, SQL_CELL_IDS);
+        sqlite3_bind_int64(st, 1, nb);
+        return rows_to_array(s, st, first_column, &s->hist.order);
+}
+
+static const cJSON *cell_by_id(const cJSON *cells, const char *id)
+{
+        const cJSON *c;
+
+        cJSON_ArrayForEach(c, cells)
+        {
+                const cJSON *cid = cJSON_GetObjectItemCaseSensitive(c, "id");
+
+                if (cJSON_IsString(cid) && streq(cid->valuestring, id))
+                        return c;
+        }
+        return NULL;
+}
+
+/* Before the notebook's fields (may be NULL) and all its cells are replaced by these. */
+static int hist_replace(Store *s, int64_t nb, const cJSON *fields, const cJSON *cells)
+{
+        _cleanup_(cJSON_Deletep) cJSON *now = NULL;
+        const cJSON *c, *n;
+        bool same_order;
+        int r;
+
+        if (!hist_on(s, nb))
+                return 0;
+        if ((r = hist_fields(s, nb, fields)) < 0 || (r = cells_get(s, nb, &now)) < 0)
+                return r;
+        same_order = cJSON_GetArraySize(now) == cJSON_GetArraySize(cells);
+        for (c = now ? now->child : NULL, n = cells ? cells->child : NULL; c; c = c->next) {
+                const char *id = cJSON_GetObjectItemCaseSensitive(c, "id")->valuestring;
+                const cJSON *next = cell_by_id(cells, id);
+                _cleanup_(cJSON_Deletep) cJSON *old = NULL;
+
+                if (same_order && (!n || !streq(cJSON_GetObjectItemCaseSensitive(n, "id")->valuestring, id)))
+                        same_order = false;
+                n = n ? n->next : NULL;
+                /* A cell that goes keeps everything; one that stays, what changes. */
+                if ((r = json_changed(c, next, &old)) < 0 || (old && (r = hist_cell(s, nb, id, old)) < 0))
+                        return r;
+        }
+        cJSON_ArrayForEach(n, cells)
+        {
+                const char *id = cJSON_GetObjectItemCaseSensitive(n, "id")->valuestring;
+
+                if (!cell_by_id(now, id) && (r = hist_cell(s, nb, id, NULL)) < 0)
+                        return r;
+        }
+        if (!same_order && !s->hist.order) {
+                _cleanup_(cJSON_Deletep) cJSON *ids = cJSON_CreateArray();
+
+                cJSON_ArrayForEach(c, now)
+                {
+                        if (!ids ||
+                            !cJSON_AddItemToArray(
+                                    ids, cJSON_Duplicate(cJSON_GetObjectItemCaseSensitive(c, "id"), false)))
+                                return -ENOMEM;
+                }
+                s->hist.order = TAKE_PTR(ids);
+        }
+        return 0;
+}
+
+/* The change is made: its record, at revision s->hist.revision coming from prev_revision, made at
+ * (the revision's updated_at), and the bounds applied. */
+static int hist_end(Store *s, int64_t nb, int64_t prev_revision, const char *origin, uint64_t at)
+{
+        _cleanup_(freep) char *fields = NULL, *order = NULL;
+        uint64_t now = now_realtime_usec();
+        sqlite3_stmt *st;
+        int r;
+
+        if (!hist_on(s, nb))
+                return 0;
+        if ((s->hist.fields && !(fields = cJSON_PrintUnformatted(s->hist.fields))) ||
+            (s->hist.order && !(order = cJSON_PrintUnformatted(s->hist.order))))
+                return -ENOMEM;
+        st = stmt(s, SQL_HIST_ADD);
+        sqlite3_bind_int64(st, 1, nb);
+        sqlite3_bind_int64(st, 2, s->hist.revision);
+        sqlite3_bind_int64(st, 3, prev_revision);
+        sqlite3_bind_int64(st, 4, (sqlite3_int64)at);
+        bind_text(st, 5, origin);
+        bind_text(st, 6, fields);
+        bind_text(st, 7, order);
+        if ((r = run(s, st)) < 0)
+                return r;
+        st = stmt(s, SQL_HIST_PRUNE);
+        sqlite3_bind_int64(st, 1, nb);
+        sqlite3_bind_int64(st, 2, s->history_revisions);
+        sqlite3_bind_int64(st, 3,
+                           s->history_max_age_usec && now > s->history_max_age_usec
+                                   ? (sqlite3_int64)(now - s->history_max_age_usec)
+                                   : 0);
+        sqlite3_bind_int64(st, 4, s->hist.revision);
+        if ((r = run(s, st)) < 0)
+                return r;
+        if (sqlite3_changes(s->db) > 0) {
+                st = stmt(s, SQL_HIST_PRUNE_CELLS);
+                sqlite3_bind_int64(st, 1, nb);
+                if ((r = run(s, st)) < 0)
+                        return r;
+        }
+        hist_clear(s);
+        return 0;
+}
+
+/* A notebook's history goes with its content (a delete, a removal). */
+static int hist_drop(Store *s, int64_t nb)
+{
+        sqlite3_stmt *st = stmt(s, SQL_HIST_DROP);
+        int r;
+
+        hist_clear(s);
+        sqlite3_bind_int64(st, 1, nb);
+        if ((r = run(s, st)) < 0)
+                return r;
+        st = stmt(s, SQL_HIST_DROP_CELLS);
+        sqlite3_bind_int64(st, 1, nb);
+        return run(s, st);
+}
+
+/* The fields of a notebook that history records, in a new object (NULL: no memory). */
+static cJSON *notebook_fields(const cJSON *notebook)
+{
+        static const char *const keys[] = { "name", "db_conn_string", "ttl", "demo_version" };
+        _cleanup_(cJSON_Deletep) cJSON *out = cJSON_CreateObject();
+
+        for (size_t i = 0; out && i < ELEMENTSOF(keys); i++) {
+                const cJSON *v = cJSON_GetObjectItemCaseSensitive(notebook, keys[i]);
+                cJSON *copy = v ? cJSON_Duplicate(v, true) : cJSON_CreateNull();
+
+                if (!copy || !cJSON_AddItemToObject(out, keys[i], copy)) {
+                        cJSON_Delete(copy);
+                        return NULL;
+                }
+        }
+        return TAKE_PTR(out);
+}
+
 /* The live notebook a mutation applies to, with its expected revision checked. */
 static int nb_for_mutation(Store *s, const char *user_id, const char *notebook_id, StoreMut *m,
                            int64_t *ret_nb)
@@ -973,6 +1308,7 @@ static int nb_for_mutation(Store *s, const char *user_id, const char *notebook_i
         m->revision = rev;
         if (m->expected_revision >= 0 && m->expected_revision != rev)
                 return -ESTALE;
+        hist_begin(s, *ret_nb, rev + 1);
         return 0;
 }
 
@@ -999,7 +1335,7 @@ static int nb_bump(Store *s, int64_t nb, StoreMut *m)
         if (r < 0)
                 return r;
         m->revision++;
-        return 0;
+        return hist_end(s, nb, m->revision - 1, m->origin ? m->origin : "edit", now);
 }
 
 int store_notebook_exists(Store *s, const char *user_id, const char *notebook_id)
@@ -1276,9 +1612,9 @@ static int nb_set_fields(Store *s, int64_t nb, const cJSON *fields)
 
 /* Creates a notebook row, or brings a tombstone back to life with its revision numbering kept. */
 static int nb_insert(Store *s, const char *user_id, const char *notebook_id, const cJSON *fields,
-                     int64_t *ret_nb)
+                     int64_t *ret_nb, uint64_t *ret_now)
 {
-        uint64_t now = now_realtime_usec();
+        uint64_t now = *ret_now = now_realtime_usec();
         char ts[TIMESTAMP_MAX];
         sqlite3_stmt *st;
         int64_t nb, rev;
@@ -1326,12 +1662,13 @@ static int nb_insert(Store *s, const char *user_id, const char *notebook_id, con
 int store_notebook_create(Store *s, const char *user_id, const char *notebook_id, const cJSON *fields,
                           const cJSON *cells, cJSON **ret)
 {
-        int64_t nb = 0;
+        int64_t nb = 0, revision;
+        uint64_t now;
         int r;
 
         if (cells && cJSON_GetArraySize(cells) > MAX_CELLS)
                 return -E2BIG;
-        r = nb_insert(s, user_id, notebook_id, fields, &nb);
+        r = nb_insert(s, user_id, notebook_id, fields, &nb, &now);
         if (r < 0)
                 return r;
         if (cells) {
@@ -1339,11 +1676,35 @@ int store_notebook_create(Store *s, const char *user_id, const char *notebook_id
                 if (r < 0)
                         return r;
         }
+        if (s->history_revisions > 0) {
+                if ((r = nb_find(s, user_id, notebook_id, &nb, &revision, NULL)) < 0)
+                        return r;
+                hist_begin(s, nb, revision);
+                if ((r = hist_end(s, nb, 0, "create", now)) < 0)
+                        return r;
+        }
         return ret ? notebook_full(s, nb, ret) : 0;
 }
 
+/* Replaces the notebook's cells (and the fields given) with what a history record can undo. */
+static int nb_replace(Store *s, int64_t nb, const cJSON *fields, const cJSON *cells)
+{
+        sqlite3_stmt *st;
+        int r;
+
+        if (cJSON_GetArraySize(cells) > MAX_CELLS)
+                return -E2BIG;
+        if ((r = hist_replace(s, nb, fields, cells)) < 0)
+                return r;
+        st = stmt(s, SQL_CELLS_DELETE_ALL);
+        sqlite3_bind_int64(st, 1, nb);
+        if ((r = run(s, st)) < 0 || (r = cells_insert_all(s, nb, cells)) < 0)
+                return r;
+        return fields ? nb_set_fields(s, nb, fields) : 0;
+}
+
 int store_notebook_update(Store *s, const char *user_id, const char *notebook_id, StoreMut *m,
-                          const cJSON *fields, cJSON **ret)
+                          const cJSON *fields, const cJSON *cells, cJSON **ret)
 {
         int64_t nb;
         int r;
@@ -1351,7 +1712,10 @@ int store_notebook_update(Store *s, const char *user_id, const char *notebook_id
         r = nb_for_mutation(s, user_id, notebook_id, m, &nb);
         if (r < 0)
                 return r;
-        r = nb_set_fields(s, nb, fields);
+        if (cells)
+                r = nb_replace(s, nb, fields, cells);
+        else if ((r = hist_fields(s, nb, fields)) >= 0)
+                r = nb_set_fields(s, nb, fields);
         if (r < 0)
                 return r;
         r = nb_bump(s, nb, m);
@@ -1368,6 +1732,9 @@ int store_notebook_delete(Store *s, const char *user_id, const char *notebook_id
 
         r = nb_for_mutation(s, user_id, notebook_id, m, &nb);
         if (r < 0)
+                return r;
+        /* What a deleted notebook was goes with it: a tombstone has nothing to restore. */
+        if ((r = hist_drop(s, nb)) < 0)
                 return r;
         st = stmt(s, SQL_CELLS_DELETE_ALL);
         sqlite3_bind_int64(st, 1, nb);
@@ -1436,7 +1803,6 @@ int store_demo_reset(Store *s, const char *user_id, StoreMut *m, cJSON **ret)
 {
         _cleanup_(cJSON_Deletep) cJSON *cells = NULL, *fields = NULL;
         char id[MAX_ID_BYTES + 1];
-        sqlite3_stmt *st;
         int64_t nb;
         int r;
 
@@ -1466,10 +1832,7 @@ int store_demo_reset(Store *s, const char *user_id, StoreMut *m, cJSON **ret)
         }
         if (r < 0)
                 return r;
-        st = stmt(s, SQL_CELLS_DELETE_ALL);
-        sqlite3_bind_int64(st, 1, nb);
-        if ((r = run(s, st)) < 0 || (r = cells_insert_all(s, nb, cells)) < 0 ||
-            (r = nb_set_fields(s, nb, fields)) < 0 || (r = nb_bump(s, nb, m)) < 0)
+        if ((r = nb_replace(s, nb, fields, cells)) < 0 || (r = nb_bump(s, nb, m)) < 0)
                 return r;
         return ret ? notebook_full(s, nb, ret) : 0;
 }
@@ -1515,6 +1878,9 @@ int store_cell_create(Store *s, const char *user_id, const char *notebook_id, St
         r = cell_insert(s, nb, cell, pos);
         if (r < 0)
                 return r; /* -EEXIST: the notebook already has a cell with this id */
+        r = hist_cell(s, nb, cJSON_GetObjectItemCaseSensitive(cell, "id")->valuestring, NULL);
+        if (r < 0)
+                return r;
         r = cell_index(s, nb, pos, ret_index);
         if (r < 0)
                 return r;
@@ -1535,6 +1901,9 @@ int store_cell_update(Store *s, const char *user_id, const char *notebook_id, co
         int r;
 
         r = nb_for_mutation(s, user_id, notebook_id, m, &nb);
+        if (r < 0)
+                return r;
+        r = hist_cell_fields(s, nb, cell_id, fields);
         if (r < 0)
                 return r;
         st = stmt(s, SQL_CELL_UPDATE);
@@ -1572,6 +1941,17 @@ int store_cell_delete(Store *s, const char *user_id, const char *notebook_id, co
         r = nb_for_mutation(s, user_id, notebook_id, m, &nb);
         if (r < 0)
                 return r;
+        if (hist_on(s, nb)) {
+                _cleanup_(cJSON_Deletep) cJSON *cell = NULL, *old = NULL;
+                int64_t pos;
+
+                r = cell_get(s, nb, cell_id, &cell, &pos);
+                if (r < 0)
+                        return r;
+                if ((r = hist_order(s, nb)) < 0 || (r = json_changed(cell, NULL, &old)) < 0 ||
+                    (r = hist_cell(s, nb, cell_id, old)) < 0)
+                        return r;
+        }
         st = stmt(s, SQL_CELL_DELETE);
         sqlite3_bind_int64(st, 1, nb);
         bind_text(st, 2, cell_id);
@@ -1596,6 +1976,9 @@ int store_cell_move(Store *s, const char *user_id, const char *notebook_id, cons
         r = cell_get(s, nb, cell_id, NULL, &pos);
         if (r < 0)
                 return r;
+        r = hist_order(s, nb);
+        if (r < 0)
+                return r;
         r = place_pick(s, nb, cell_id, place, &pos);
         if (r < 0)
                 return r;
@@ -1610,6 +1993,283 @@ int store_cell_move(Store *s, const char *user_id, const char *notebook_id, cons
         if (r < 0)
                 return r;
         return nb_bump(s, nb, m);
+}
+
+/* ---- history, read and restored ------------------------------------------------------------ */
+
+void store_set_history(Store *s, unsigned revisions, uint64_t max_age_usec)
+{
+        s->history_revisions = revisions;
+        s->history_max_age_usec = max_age_usec;
+}
+
+int store_history_expire(Store *s)
+{
+        uint64_t now = now_realtime_usec();
+        sqlite3_stmt *st;
+        int r;
+
+        if (s->history_revisions == 0) {
+                if ((r = exec(s, "DELETE FROM history")) < 0)
+                        return r;
+                return exec(s, "DELETE FROM history_cells");
+        }
+        if (s->history_max_age_usec == 0 || now <= s->history_max_age_usec)
+                return 0;
+        st = stmt(s, SQL_HIST_AGE);
+        sqlite3_bind_int64(st, 1, (sqlite3_int64)(now - s->history_max_age_usec));
+        if ((r = run(s, st)) < 0)
+                return r;
+        return run(s, stmt(s, SQL_HIST_AGE_CELLS));
+}
+
+/* Undoes one history record on notebook (the version at its revision): its cells, fields, order. */
+static int hist_undo(Store *s, int64_t nb, int64_t revision, const char *fields_text, const char *order_text,
+                     cJSON *notebook)
+{
+        cJSON *cells = cJSON_GetObjectItemCaseSensitive(notebook, "cells");
+        sqlite3_stmt *st = stmt(s, SQL_HIST_CELLS);
+        int r;
+
+        sqlite3_bind_int64(st, 1, nb);
+        sqlite3_bind_int64(st, 2, revision);
+        while ((r = step(s, st)) > 0) {
+                const char *id = (const char *)sqlite3_column_text(st, 0);
+                const char *old_text = (const char *)sqlite3_column_text(st, 1);
+                cJSON *cell = (cJSON *)cell_by_id(cells, id);
+                _cleanup_(cJSON_Deletep) cJSON *old = NULL;
+                cJSON *i;
+
+                if (!old_text) { /* made by this revision */
+                        if (cell)
+                                cJSON_Delete(cJSON_DetachItemViaPointer(cells, cell));
+                        continue;
+                }
+                if (!(old = cJSON_Parse(old_text)) || !cJSON_IsObject(old)) {
+                        r = -EBADMSG;
+                        break;
+                }
+                if (!cell) { /* deleted by this revision: back, placed by the order below */
+                        if (!(cell = cJSON_CreateObject()) || !cJSON_AddItemToArray(cells, cell) ||
+                            !cJSON_AddStringToObject(cell, "id", id)) {
+                                r = -ENOMEM;
+                                break;
+                        }
+                }
+                while ((i = old->child))
+                        json_set_member(cell, cJSON_DetachItemViaPointer(old, i));
+        }
+        sqlite3_reset(st);
+        if (r < 0)
+                return r;
+        if (fields_text) {
+                _cleanup_(cJSON_Deletep) cJSON *fields = cJSON_Parse(fields_text);
+                cJSON *i;
+
+                if (!cJSON_IsObject(fields))
+                        return -EBADMSG;
+                while ((i = fields->child))
+                        json_set_member(notebook, cJSON_DetachItemViaPointer(fields, i));
+        }
+        if (order_text) {
+                _cleanup_(cJSON_Deletep) cJSON *order = cJSON_Parse(order_text),
+                                               *sorted = cJSON_CreateArray();
+                const cJSON *id;
+
+                if (!cJSON_IsArray(order) || !sorted)
+                        return order ? -EBADMSG : -ENOMEM;
+                cJSON_ArrayForEach(id, order)
+                {
+                        cJSON *cell =
+                                cJSON_IsString(id) ? (cJSON *)cell_by_id(cells, id->valuestring) : NULL;
+
+                        if (!cell)
+                                return -EBADMSG;
+                        cJSON_AddItemToArray(sorted, cJSON_DetachItemViaPointer(cells, cell));
+                }
+                if (cJSON_GetArraySize(cells) != 0)
+                        return -EBADMSG;
+                cJSON_ReplaceItemInObjectCaseSensitive(notebook, "cells", TAKE_PTR(sorted));
+        }
+        return 0;
+}
+
+/* The notebook as it was at revision, rebuilt from the current one and the history records above
+ * revision. -ENOENT: no such live notebook; -ERANGE: revision is not in its history. */
+static int nb_revision(Store *s, int64_t nb, int64_t current, int64_t revision, cJSON **ret)
+{
+        _cleanup_(cJSON_Deletep) cJSON *n = NULL;
+        char ts[TIMESTAMP_MAX];
+        sqlite3_stmt *st;
+        int64_t at = -1;
+        int r;
+
+        if (revision > current || revision < 1)
+                return -ERANGE;
+        if ((r = notebook_full(s, nb, &n)) < 0)
+                return r;
+        if (revision == current) {
+                *ret = TAKE_PTR(n);
+                return 0;
+        }
+        st = stmt(s, SQL_HIST_WALK);
+        sqlite3_bind_int64(st, 1, nb);
+        sqlite3_bind_int64(st, 2, revision);
+        while (current > revision && (r = step(s, st)) > 0) {
+                if (sqlite3_column_int64(st, 0) != current)
+                        break; /* a gap: the revisions below are not rebuilt from here */
+                r = hist_undo(s, nb, current, (const char *)sqlite3_column_text(st, 4),
+                              (const char *)sqlite3_column_text(st, 5), n);
+                if (r < 0)
+                        break;
+                current = sqlite3_column_int64(st, 1);
+        }
+        sqlite3_reset(st);
+        if (r < 0)
+                return r;
+        if (current != revision)
+                return -ERANGE;
+        st = stmt(s, SQL_HIST_AT);
+        sqlite3_bind_int64(st, 1, nb);
+        sqlite3_bind_int64(st, 2, revision);
+        r = step(s, st);
+        if (r > 0)
+                at = sqlite3_column_int64(st, 0);
+        sqlite3_reset(st);
+        if (r < 0)
+                return r;
+        /* A revision is in the history while its own record is: it says when it was made. */
+        if (at < 0)
+                return -ERANGE;
+        cJSON_ReplaceItemInObjectCaseSensitive(n, "updated_at",
+                                               cJSON_CreateString(format_timestamp(ts, (uint64_t)at)));
+        cJSON_ReplaceItemInObjectCaseSensitive(n, "revision", cJSON_CreateNumber((double)revision));
+        *ret = TAKE_PTR(n);
+        return 0;
+}
+
+int store_notebook_revision(Store *s, const char *user_id, const char *notebook_id, int64_t revision,
+                            cJSON **ret)
+{
+        int64_t nb, current;
+        bool deleted;
+        int r;
+
+        r = nb_find(s, user_id, notebook_id, &nb, &current, &deleted);
+        if (r < 0)
+                return r;
+        if (deleted)
+                return -ENOENT;
+        return nb_revision(s, nb, current, revision, ret);
+}
+
+static cJSON *history_entry(int64_t revision, int64_t at, const char *origin, int64_t cells,
+                            const char *fields, bool order)
+{
+        _cleanup_(cJSON_Deletep) cJSON *e = cJSON_CreateObject(), *changed = NULL;
+        char ts[TIMESTAMP_MAX];
+
+        if (!e || !cJSON_AddNumberToObject(e, "revision", (double)revision) ||
+            !add(e, "at",
+                 at >= 0 ? cJSON_CreateString(format_timestamp(ts, (uint64_t)at)) : cJSON_CreateNull()) ||
+            !add(e, "origin", origin ? cJSON_CreateString(origin) : cJSON_CreateNull()) ||
+            !add(e, "cells_changed", cells >= 0 ? cJSON_CreateNumber((double)cells) : cJSON_CreateNull()) ||
+            !cJSON_AddBoolToObject(e, "order_changed", order))
+                return NULL;
+        changed = cJSON_CreateArray();
+        if (!changed)
+                return NULL;
+        if (fields) {
+                _cleanup_(cJSON_Deletep) cJSON *f = cJSON_Parse(fields);
+                const cJSON *i;
+
+                cJSON_ArrayForEach(
+                        i, f) if (!cJSON_AddItemToArray(changed, cJSON_CreateString(i->string))) return NULL;
+        }
+        if (!add(e, "fields_changed", TAKE_PTR(changed)))
+                return NULL;
+        return TAKE_PTR(e);
+}
+
+int store_notebook_history(Store *s, const char *user_id, const char *notebook_id, unsigned limit,
+                           int64_t *ret_revision, cJSON **ret)
+{
+        _cleanup_(cJSON_Deletep) cJSON *list = cJSON_CreateArray(), *summary = NULL;
+        int64_t nb, expect;
+        sqlite3_stmt *st;
+        bool deleted;
+        int r;
+
+        if (!list)
+                return -ENOMEM;
+        r = nb_find(s, user_id, notebook_id, &nb, &expect, &deleted);
+        if (r < 0)
+                return r;
+        if (deleted)
+                return -ENOENT;
+        *ret_revision = expect;
+        st = stmt(s, SQL_HIST_WALK);
+        sqlite3_bind_int64(st, 1, nb);
+        sqlite3_bind_int64(st, 2, 0);
+        while ((unsigned)cJSON_GetArraySize(list) < limit && (r = step(s, st)) > 0) {
+                cJSON *e;
+
+                if (sqlite3_column_int64(st, 0) != expect)
+                        break;
+                e = history_entry(expect, sqlite3_column_int64(st, 2),
+                                  (const char *)sqlite3_column_text(st, 3), sqlite3_column_int64(st, 6),
+                                  (const char *)sqlite3_column_text(st, 4),
+                                  sqlite3_column_type(st, 5) != SQLITE_NULL);
+                if (!e || !cJSON_AddItemToArray(list, e)) {
+                        cJSON_Delete(e);
+                        r = -ENOMEM;
+                        break;
+                }
+                expect = sqlite3_column_int64(st, 1);
+        }
+        sqlite3_reset(st);
+        if (r < 0)
+                return r;
+        /* The current revision has no record when history was off as it was made: listed without
+         * what made it. */
+        if (cJSON_GetArraySize(list) == 0) {
+                cJSON *e;
+
+                if ((r = summary_get(s, nb, &summary)) < 0)
+                        return r;
+                e = history_entry(*ret_revision, -1, NULL, -1, NULL, false);
+                if (!e || !cJSON_AddItemToArray(list, e)) {
+                        cJSON_Delete(e);
+                        return -ENOMEM;
+                }
+                cJSON_ReplaceItemInObjectCaseSensitive(
+                        e, "at",
+                        cJSON_Duplicate(cJSON_GetObjectItemCaseSensitive(summary, "updated_at"), true));
+        }
+        *ret = TAKE_PTR(list);
+        return 0;
+}
+
+int store_notebook_restore(Store *s, const char *user_id, const char *notebook_id, StoreMut *m,
+                           int64_t revision, cJSON **ret)
+{
+        _cleanup_(cJSON_Deletep) cJSON *old = NULL, *fields = NULL;
+        int64_t nb;
+        int r;
+
+        r = nb_for_mutation(s, user_id, notebook_id, m, &nb);
+        if (r < 0)
+                return r;
+        if ((r = nb_revision(s, nb, m->revision, revision, &old)) < 0)
+                return r;
+        if (!(fields = notebook_fields(old)))
+                return -ENOMEM;
+        if ((r = nb_replace(s, nb, fields, cJSON_GetObjectItemCaseSensitive(old, "cells"))) < 0)
+                return r;
+        m->origin = "restore";
+        if ((r = nb_bump(s, nb, m)) < 0)
+                return r;
+        return ret ? notebook_full(s, nb, ret) : 0;
 }
 
 int store_stats(Store *s, StoreStats *ret)
@@ -1918,17 +2578,35 @@ int store_sync_replace(Store *s, const cJSON *notebook, const StoreBase *base, b
                     *id = cJSON_GetObjectItemCaseSensitive(notebook, "id"),
                     *rev = cJSON_GetObjectItemCaseSensitive(notebook, "revision"),
                     *cells = cJSON_GetObjectItemCaseSensitive(notebook, "cells");
+        _cleanup_(cJSON_Deletep) cJSON *fields = NULL;
+        int64_t nb, prev = 0;
         sqlite3_stmt *st;
-        int64_t nb;
+        bool deleted = true;
+        uint64_t at;
         int r;
 
         if (!cJSON_IsString(user) || !cJSON_IsString(id) || !cJSON_IsNumber(rev) || !cJSON_IsArray(cells))
                 return -EINVAL;
         if (cJSON_GetArraySize(cells) > MAX_CELLS)
                 return -E2BIG;
-        r = nb_find(s, user->valuestring, id->valuestring, &nb, NULL, NULL);
+        r = nb_find(s, user->valuestring, id->valuestring, &nb, &prev, &deleted);
         if (r < 0 && r != -ENOENT)
                 return r;
+        /* History: what this version changes of a live notebook; a new one (or one back from a
+         * tombstone) starts its history here. */
+        if (r == 0 && !deleted && (int64_t)rev->valuedouble <= prev && (r = hist_drop(s, nb)) < 0)
+                return r; /* not above ours: what history holds does not lead to it */
+        if (r == 0 && !deleted && (int64_t)rev->valuedouble > prev) {
+                hist_begin(s, nb, (int64_t)rev->valuedouble);
+                if (hist_on(s, nb)) {
+                        if (!(fields = notebook_fields(notebook)))
+                                return -ENOMEM;
+                        if ((r = hist_replace(s, nb, fields, cells)) < 0)
+                                return r;
+                }
+                r = 0;
+        } else
+                prev = 0;
 
         st = stmt_key(s, r == 0 ? SQL_SYNC_REPLACE : SQL_SYNC_INSERT, user->valuestring, id->valuestring);
         bind_member_text(st, 3, notebook, "name");
@@ -1959,6 +2637,14 @@ int store_sync_replace(Store *s, const cJSON *notebook, const StoreBase *base, b
         if ((r = run(s, st)) >= 0)
                 r = cells_insert_all(s, nb, cells);
         s->size_unchecked = false;
+        if (r < 0)
+                return r;
+        if (prev == 0)
+                hist_begin(s, nb, (int64_t)rev->valuedouble);
+        if (parse_timestamp(cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(notebook, "updated_at")),
+                            &at) < 0)
+                at = now_realtime_usec();
+        r = hist_end(s, nb, prev, dirty ? "merge" : "pull", at);
         if (r < 0)
                 return r;
         return run(s, stmt_key(s, SQL_SYNC_TOKENS_DROP, user->valuestring, id->valuestring));

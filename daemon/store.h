@@ -38,6 +38,14 @@ int store_open(const char *path, bool durability_full, Store **ret, char *errbuf
 /* Edits that would take a notebook's cells past max bytes fail with -EFBIG (0: no limit, the
  * default). Only growth is refused; what the sync engine applies from the remote never is. */
 void store_set_max_notebook_bytes(Store *s, uint64_t max);
+/* History: each notebook keeps its last revisions (those within revisions of the newest, and
+ * changed within max_age_usec; 0: no age bound), as what each change altered, so that any of them
+ * can be rebuilt (store_notebook_revision()) and restored. revisions 0: none kept. The default is
+ * HISTORY_REVISIONS_DEFAULT for HISTORY_AGE_DAYS_DEFAULT. */
+void store_set_history(Store *s, unsigned revisions, uint64_t max_age_usec);
+/* Drops the history older than the age bound, every notebook's newest change kept (all of it when
+ * no revisions are kept): done at start, as each notebook's own is pruned when it changes. */
+int store_history_expire(Store *s);
 Store *store_free(Store *s);
 DEFINE_TRIVIAL_CLEANUP_FUNC(Store *, store_free)
 
@@ -70,6 +78,7 @@ typedef struct StoreMut {
         int64_t expected_revision; /* in: -1 for no check */
         int64_t revision;          /* out: the new revision, or the current one on -ESTALE */
         char updated_at[TIMESTAMP_MAX];
+        const char *origin; /* in: what history says made the revision (NULL: "edit") */
 } StoreMut;
 #define STORE_MUT_INIT                  \
         {                               \
@@ -117,11 +126,25 @@ cJSON *store_change_record(Store *s, const char *user_id, const char *notebook_i
  * cells: array of complete cells, each with an "id" (or NULL). Returns the new notebook. */
 int store_notebook_create(Store *s, const char *user_id, const char *notebook_id, const cJSON *fields,
                           const cJSON *cells, cJSON **ret);
-/* fields: any of "name", "db_conn_string", "ttl" (null clears). Returns the summary. */
+/* fields: any of "name", "db_conn_string", "ttl" (null clears); cells (or NULL): complete cells,
+ * each with an "id", that replace all of the notebook's. Returns the summary. */
 int store_notebook_update(Store *s, const char *user_id, const char *notebook_id, StoreMut *m,
-                          const cJSON *fields, cJSON **ret);
+                          const cJSON *fields, const cJSON *cells, cJSON **ret);
 /* Leaves a tombstone for the sync engine; the notebook is gone for every reader. */
 int store_notebook_delete(Store *s, const char *user_id, const char *notebook_id, StoreMut *m);
+/* The notebook as it was at revision, rebuilt from history: -ERANGE when revision is not in it. */
+int store_notebook_revision(Store *s, const char *user_id, const char *notebook_id, int64_t revision,
+                            cJSON **ret);
+/* At most limit revisions the notebook can be restored to, newest first (the current one first),
+ * each {revision, at, origin, cells_changed, fields_changed, order_changed}: when and what made
+ * it (origin create, edit, pull, merge or restore; null, with cells_changed null, for a current
+ * revision made while history was off). *ret_revision: the current revision. */
+int store_notebook_history(Store *s, const char *user_id, const char *notebook_id, unsigned limit,
+                           int64_t *ret_revision, cJSON **ret);
+/* Makes the content of revision (cells, name, db_conn_string, ttl, demo_version) the notebook's
+ * newest revision: an edit like any other, which syncs. -ERANGE: revision not in history. */
+int store_notebook_restore(Store *s, const char *user_id, const char *notebook_id, StoreMut *m,
+                           int64_t revision, cJSON **ret);
 /* Rewrites demo-{user} to the current demo content, recreating it if needed. */
 int store_demo_reset(Store *s, const char *user_id, StoreMut *m, cJSON **ret);
 

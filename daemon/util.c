@@ -39,6 +39,27 @@ char *format_timestamp(char buf[static TIMESTAMP_MAX], uint64_t usec)
         return buf;
 }
 
+int parse_timestamp(const char *s, uint64_t *ret_usec)
+{
+        struct tm tm = {};
+        unsigned ms;
+        int n = 0;
+        time_t t;
+
+        if (!s ||
+            sscanf(s, "%4d-%2d-%2dT%2d:%2d:%2d.%3uZ%n", &tm.tm_year, &tm.tm_mon, &tm.tm_mday, &tm.tm_hour,
+                   &tm.tm_min, &tm.tm_sec, &ms, &n) != 7 ||
+            n != 24 || s[n] || tm.tm_year < 1970 || ms > 999)
+                return -EINVAL;
+        tm.tm_year -= 1900;
+        tm.tm_mon -= 1;
+        t = timegm(&tm);
+        if (t < 0)
+                return -EINVAL;
+        *ret_usec = (uint64_t)t * USEC_PER_SEC + ms * USEC_PER_MSEC;
+        return 0;
+}
+
 int uuid_v4_string(char buf[static UUID_STRING_MAX])
 {
         uint8_t b[16];

@@ -91,6 +91,8 @@ uint64_t now_monotonic_usec(void);
  * buf must hold at least TIMESTAMP_MAX bytes. */
 #define TIMESTAMP_MAX 32
 char *format_timestamp(char buf[static TIMESTAMP_MAX], uint64_t usec);
+/* Reads what format_timestamp() writes: 0, or -EINVAL for anything else. */
+int parse_timestamp(const char *s, uint64_t *ret_usec);
 
 /* A random number below n (0 when n is 0), for backoff jitter: not for secrets. */
 uint64_t random_below(uint64_t n);

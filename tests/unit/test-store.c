@@ -155,14 +155,14 @@ static void test_revisions(Store *s)
 
         cJSON_AddStringToObject(fields, "name", "First");
         m.expected_revision = 1;
-        is_int(store_notebook_update(s, "alice", "n1", &m, fields, &sum), 0,
+        is_int(store_notebook_update(s, "alice", "n1", &m, fields, NULL, &sum), 0,
                "update at the expected revision");
         is_int(m.revision, 2, "revision went up by one");
         is_str(cJSON_GetObjectItem(sum, "name")->valuestring, "First", "name was set");
 
         m = (StoreMut)STORE_MUT_INIT;
         m.expected_revision = 1;
-        is_int(store_notebook_update(s, "alice", "n1", &m, fields, NULL), -ESTALE,
+        is_int(store_notebook_update(s, "alice", "n1", &m, fields, NULL, NULL), -ESTALE,
                "stale revision conflicts");
         is_int(m.revision, 2, "the conflict carries the current revision");
         is_int(revision_of(s, "alice", "n1"), 2, "a conflict changes nothing");
@@ -172,7 +172,7 @@ static void test_revisions(Store *s)
         is_int(m.revision, 3, "delete is a revision too");
         is_int(store_notebook_get(s, "alice", "n1", &sum), -ENOENT, "deleted notebook is gone");
         m = (StoreMut)STORE_MUT_INIT;
-        is_int(store_notebook_update(s, "alice", "n1", &m, fields, NULL), -ENOENT, "and cannot be updated");
+        is_int(store_notebook_update(s, "alice", "n1", &m, fields, NULL, NULL), -ENOENT, "and cannot be updated");
         is_int(store_notebook_create(s, "alice", "n1", NULL, NULL, NULL), 0, "the id can be created again");
         is_int(revision_of(s, "alice", "n1"), 4, "revision numbering continues over a tombstone");
 }
@@ -301,7 +301,7 @@ static void test_savepoints(Store *s)
         cJSON_AddStringToObject(fields, "name", "undone");
         is_int(store_begin(s), 0, "begin");
         is_int(store_savepoint(s), 0, "savepoint");
-        is_int(store_notebook_update(s, "alice", "n1", &m, fields, NULL), 0, "a write inside it");
+        is_int(store_notebook_update(s, "alice", "n1", &m, fields, NULL, NULL), 0, "a write inside it");
         is_int(store_rollback_to(s), 0, "roll back to the savepoint");
         is_int(store_savepoint(s), 0, "second savepoint");
         is_int(store_notebook_create(s, "alice", "kept", NULL, NULL, NULL), 0, "another write");
@@ -369,7 +369,7 @@ static void test_sync(Store *s)
         is_int(store_sync_token_revision(s, "sync", "s1", "tok-other", NULL), 0, "tok-other is not");
         is_int(store_sync_token_revision(s, "sync", "s1", NULL, NULL), 0, "no token is not ours");
         cJSON_AddStringToObject(fields, "name", "edited meanwhile");
-        is_int(store_notebook_update(s, "sync", "s1", &m, fields, NULL), 0,
+        is_int(store_notebook_update(s, "sync", "s1", &m, fields, NULL, NULL), 0,
                "an edit while the write is in flight");
         is_int(store_sync_token(s, "sync", "s1", 2, "tok-2", tok), 1, "revision 2 gets a token of its own");
         is_int(store_sync_tokens_count(s, "sync", "s1"), 2, "two tokens unconfirmed");
