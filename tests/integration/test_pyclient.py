@@ -184,19 +184,33 @@ def exercise(c, user, label):
         e = raises(c.call, notebookd.MethodNotFound, "notebook.nonesuch")
         t.ok(e is not None and e.code == -32601, f"{label}: an unknown method is MethodNotFound")
 
-        # Methods other branches add: checked where the daemon has them.
-        for name, fn in (("history", lambda: c.history("nb1", user_id=user)),
-                         ("restore", lambda: c.restore("nb1", 2, user_id=user)),
-                         ("metrics", lambda: c.metrics())):
-                try:
-                        res = fn()
-                except notebookd.MethodNotFound:
-                        t.skip(f"{label}: {name}()", "this daemon has no such method yet")
-                        continue
-                except notebookd.NotebookdError as e:
-                        t.ok(False, f"{label}: {name}() answers", repr(e))
-                        continue
-                t.ok(res is not None, f"{label}: {name}() answers", short(res))
+        # Methods of newer daemons: checked where the daemon has them.
+        try:
+                h = c.history("nb1", user_id=user)
+        except notebookd.MethodNotFound:
+                h = None
+                for name in ("history", "get(revision=)", "restore"):
+                        t.skip(f"{label}: {name}", "this daemon has no notebook.history")
+        if h is not None:
+                t.ok(h["notebook_id"] == "nb1" and 2 in [e["revision"] for e in h["revisions"]],
+                     f"{label}: history lists the kept revisions", short(h))
+                now = c.get("nb1", user_id=user)
+                old = c.get("nb1", user_id=user, revision=2)
+                t.ok(old["revision"] == 2 and [x["id"] for x in old["cells"]] == ["a", "b"],
+                     f"{label}: get(revision=2) is that revision", short(old))
+                r = c.restore("nb1", 2, now["revision"], user_id=user)
+                back = c.get("nb1", user_id=user)
+                t.ok(back["revision"] == now["revision"] + 1 and back["cells"] == old["cells"],
+                     f"{label}: restore makes revision 2 the newest", short(r))
+                e = raises(c.restore, notebookd.RevisionConflict, "nb1", 2, now["revision"], user_id=user)
+                t.ok(e is not None and e.current_revision == back["revision"],
+                     f"{label}: restore with a stale expected_revision is a RevisionConflict")
+        try:
+                m = c.metrics()
+        except notebookd.MethodNotFound:
+                t.skip(f"{label}: metrics()", "this daemon has no daemon.metrics")
+        else:
+                t.ok(m is not None, f"{label}: metrics() answers", short(m))
 
 
 @t.case("blocking Client: every method, typed errors")
@@ -801,7 +815,7 @@ def _():
 
 # --- the README's example ---------------------------------------------------------------------
 
-# The seed application's models (backend/models.py), which the README's example converts.
+# The application's models (its models.py), which the README's example converts.
 MODELS = '''
 import enum
 from dataclasses import dataclass, field
@@ -898,22 +912,13 @@ def _():
         t.ok(code is not None, "README.md has a python block under \"## Python client\"")
         if code is None:
                 return
-        # Does this daemon take cells in notebook.update (the example's save uses it)?
-        with notebookd.Client(SOCK, user_id="readme-probe") as c:
-                c.list_page()
-                try:
-                        c.update("blank-readme-probe", cells=[])
-                        have_cells = True
-                except notebookd.InvalidParams as e:
-                        have_cells = e.param != "cells"
-        if not have_cells and "cells=" in code and "client.update(" in code:
-                t.skip("the README example against the daemon", "this daemon's notebook.update takes no cells yet")
-                return
         tmp = make_tempdir("nbpyreadme-")
+        with open(os.path.join(tmp, "models.py"), "w") as f:
+                f.write(MODELS)
         path = os.path.join(tmp, "example.py")
         with open(path, "w") as f:
-                f.write(MODELS + "\n# --- README.md ---\n" + code + "\n# --- driver ---\n" + DRIVER)
-        env = dict(os.environ, NOTEBOOKD_SOCKET=SOCK, PYTHONPATH=os.path.join(PKG_SRC, "src"))
+                f.write(code + "\n# --- driver ---\n" + DRIVER)
+        env = dict(os.environ, NOTEBOOKD_SOCKET=SOCK, PYTHONPATH=os.path.join(PKG_SRC, "src") + os.pathsep + tmp)
         p = subprocess.run([SYSTEM_PYTHON, path], env=env, capture_output=True, text=True, timeout=tmo(60))
         res = json.loads(p.stdout) if p.returncode == 0 else None
         t.ok(res is not None, "the example runs", p.stdout + p.stderr)

@@ -188,10 +188,13 @@ class Client:
                 """All notebook summaries of the user (every page), ordered by creation time."""
                 return list(self.iter_notebooks(user_id=user_id, page_size=page_size))
 
-        def get(self, notebook_id: str, *, user_id: Optional[str] = None) -> JsonObject:
-                """The notebook with its cells (``notebook.get``). NotFound if there is none."""
+        def get(self, notebook_id: str, *, user_id: Optional[str] = None,
+                revision: Optional[int] = None) -> JsonObject:
+                """The notebook with its cells (``notebook.get``); NotFound if there is none. With
+                revision, that earlier revision as kept in its history (needs a daemon with
+                ``notebook.history``; NotFound when it is not kept)."""
                 return unwrap("notebook")(self._request("notebook.get", params(
-                        user_id=self._uid(user_id), notebook_id=notebook_id)))
+                        user_id=self._uid(user_id), notebook_id=notebook_id, revision=opt(revision))))
 
         def create(self, notebook_id: Optional[str] = None, *, user_id: Optional[str] = None,
                    name: Union[str, None, Unset] = UNSET, db_conn_string: Union[str, None, Unset] = UNSET,
@@ -344,13 +347,17 @@ class Client:
 
         # Methods of newer daemons: MethodNotFound from a daemon that does not have them.
 
-        def history(self, notebook_id: str, *, user_id: Optional[str] = None) -> Any:
-                """``notebook.history`` (needs a daemon that has it)."""
-                return self._request("notebook.history", params(user_id=self._uid(user_id), notebook_id=notebook_id))
+        def history(self, notebook_id: str, *, user_id: Optional[str] = None, limit: Optional[int] = None) -> Any:
+                """``notebook.history``: the revisions of the notebook that can be restored, newest
+                first (``{"notebook_id", "revision", "revisions"}``, as the daemon sends it; needs a
+                daemon that has it)."""
+                return self._request("notebook.history", params(user_id=self._uid(user_id), notebook_id=notebook_id,
+                                                                   limit=opt(limit)))
 
         def restore(self, notebook_id: str, revision: int, expected_revision: Optional[int] = None, *,
                     user_id: Optional[str] = None) -> Any:
-                """``notebook.restore`` of an earlier revision (needs a daemon that has it)."""
+                """``notebook.restore``: makes an earlier revision the newest (a new revision);
+                the result as the daemon sends it (needs a daemon that has it)."""
                 return self._request("notebook.restore", params(
                         user_id=self._uid(user_id), notebook_id=notebook_id, revision=revision,
                         expected_revision=opt(expected_revision)))
