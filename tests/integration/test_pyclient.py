@@ -349,6 +349,24 @@ def _():
                 t.ok(not c.closed, "the connection is still open")
 
 
+@t.case("a notebook of 12 MiB comes through both clients (no 64 KiB line limit)")
+def _():
+        code = "x = '" + "a" * (1024 * 1024 - 10) + "'"
+        with notebookd.Client(SOCK, user_id="big", timeout=tmo(60)) as c:
+                c.list_page()
+                c.create("big", cells=[{"id": f"c{i}", "code": code} for i in range(12)])
+                nb = c.get("big")
+                t.ok(len(nb["cells"]) == 12 and all(x["code"] == code for x in nb["cells"]), "Client: get")
+
+        async def go():
+                async with notebookd.AsyncClient(SOCK, user_id="big") as a:
+                        nbs = await asyncio.gather(a.get("big"), a.get("big"), a.status())
+                        return nbs
+        nbs = arun(go())
+        t.ok(all(len(n["cells"]) == 12 and n["cells"][11]["code"] == code for n in nbs[:2]),
+             "AsyncClient: two at once, and a small reply after them")
+
+
 # --- a stand-in daemon: what is sent, and replies the real daemon never makes -----------------
 
 class FakeDaemon:
