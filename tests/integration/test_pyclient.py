@@ -562,7 +562,8 @@ def _():
                                 await c.status()
                         except notebookd.LineTooLong as ex:
                                 return ex
-        t.ok(isinstance(arun(go()), notebookd.LineTooLong), "AsyncClient: an error with id null answers the oldest call")
+        t.ok(isinstance(arun(go()), notebookd.LineTooLong),
+             "AsyncClient: an error with id null answers the oldest call")
         fake.close()
 
 
@@ -691,7 +692,8 @@ def _():
                         ("a number the daemon cannot keep", lambda: c.create_cell(
                                 "target", outputs=[{"mime_type": "a/b", "data": {"n": 12345678901234567890},
                                                     "metadata": {}}]), "outputs"),
-                        ("call with an unknown parameter", lambda: c.call("notebook.get", notebook_id="target", x=1), None),
+                        ("call with an unknown parameter",
+                         lambda: c.call("notebook.get", notebook_id="target", x=1), None),
                 ]
                 for desc, fn, param in cases:
                         e = raises(fn, notebookd.InvalidParams)
@@ -948,7 +950,8 @@ def _():
         t.is_(res["conflict"], 2, "a save from a stale revision is a RevisionConflict with the current revision")
         with notebookd.Client(SOCK, user_id="readme") as c:
                 nb = c.get("readme-nb")
-                t.is_([x["code"] for x in nb["cells"]], ["x = 11", "select 1", "y = x"], "the daemon holds the saved cells")
+                t.is_([x["code"] for x in nb["cells"]], ["x = 11", "select 1", "y = x"],
+                      "the daemon holds the saved cells")
 
 
 check_serving(t, d)

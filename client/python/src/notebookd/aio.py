@@ -116,8 +116,8 @@ class AsyncClient:
                                 except asyncio.IncompleteReadError:
                                         raise ConnectionError("notebookd closed the connection") from None
                                 except asyncio.LimitOverrunError:
-                                        raise ProtocolError(f"a line from notebookd is longer than {self.max_reply_bytes} "
-                                                            "bytes") from None
+                                        raise ProtocolError("a line from notebookd is longer than "
+                                                            f"{self.max_reply_bytes} bytes") from None
                                 if line.strip():
                                         self._handle(decode_line(line))
                 except ConnectionError as e:
@@ -178,6 +178,7 @@ class AsyncClient:
                                 self._pending.pop(req_id, None)
                         raise
                 except OSError as e:
+                        self._pending.pop(req_id, None)
                         err = e if isinstance(e, ConnectionError) else ConnectionError(
                                 f"lost the connection to notebookd: {e}")
                         self._abort(err)
@@ -239,7 +240,8 @@ class AsyncClient:
                         user_id=self._uid(user_id), notebook_id=opt(notebook_id), name=name,
                         db_conn_string=db_conn_string, ttl=ttl, cells=opt(cells))))
 
-        async def update(self, notebook_id: str, *, user_id: Optional[str] = None, expected_revision: Optional[int] = None,
+        async def update(self, notebook_id: str, *, user_id: Optional[str] = None,
+                         expected_revision: Optional[int] = None,
                          name: Union[str, None, Unset] = UNSET, db_conn_string: Union[str, None, Unset] = UNSET,
                          ttl: Union[int, None, Unset] = UNSET, cells: Optional[List[JsonObject]] = None) -> JsonObject:
                 """Changes a notebook's fields (``notebook.update``; None clears a field) and returns
@@ -302,7 +304,8 @@ class AsyncClient:
                         user_id=self._uid(user_id), notebook_id=notebook_id, cell_id=cell_id, position=opt(position),
                         after_cell_id=after_cell_id, expected_revision=opt(expected_revision)))
 
-        async def reset_demo(self, *, user_id: Optional[str] = None, expected_revision: Optional[int] = None) -> JsonObject:
+        async def reset_demo(self, *, user_id: Optional[str] = None,
+                             expected_revision: Optional[int] = None) -> JsonObject:
                 """Rewrites ``demo-USER`` to the current demo content (``demo.reset``) and returns it."""
                 return unwrap("notebook")(await self._request("demo.reset", params(
                         user_id=self._uid(user_id), expected_revision=opt(expected_revision))))
@@ -310,7 +313,8 @@ class AsyncClient:
         async def graph(self, notebook_id: str, *, user_id: Optional[str] = None) -> JsonObject:
                 """The dependency graph of the cells (``notebook.graph``): ``{"notebook_id",
                 "revision", "edges", "order", "cycles"}``."""
-                return await self._request("notebook.graph", params(user_id=self._uid(user_id), notebook_id=notebook_id))
+                return await self._request("notebook.graph", params(user_id=self._uid(user_id),
+                                                                    notebook_id=notebook_id))
 
         # -- sync ------------------------------------------------------------------------------
 
@@ -342,12 +346,13 @@ class AsyncClient:
 
         # Methods of newer daemons: MethodNotFound from a daemon that does not have them.
 
-        async def history(self, notebook_id: str, *, user_id: Optional[str] = None, limit: Optional[int] = None) -> Any:
+        async def history(self, notebook_id: str, *, user_id: Optional[str] = None,
+                          limit: Optional[int] = None) -> Any:
                 """``notebook.history``: the revisions of the notebook that can be restored, newest
                 first (``{"notebook_id", "revision", "revisions"}``, as the daemon sends it; needs a
                 daemon that has it)."""
-                return await self._request("notebook.history", params(user_id=self._uid(user_id), notebook_id=notebook_id,
-                                                                         limit=opt(limit)))
+                return await self._request("notebook.history", params(
+                        user_id=self._uid(user_id), notebook_id=notebook_id, limit=opt(limit)))
 
         async def restore(self, notebook_id: str, revision: int, expected_revision: Optional[int] = None, *,
                           user_id: Optional[str] = None) -> Any:

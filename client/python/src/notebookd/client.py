@@ -86,7 +86,8 @@ class Client:
                         self._sock.settimeout(_left(deadline))
                         self._sock.sendall(data)
                 except socket.timeout:
-                        raise self._fail(Timeout(f"notebookd did not take the request within {self.timeout} s")) from None
+                        raise self._fail(Timeout(f"notebookd did not take the request within {self.timeout} s")) \
+                                from None
                 except OSError as e:
                         raise self._fail(ConnectionError(f"lost the connection to notebookd: {e}")) from e
 
@@ -141,7 +142,8 @@ class Client:
                         # An error the daemon could not tie to a request (a line too long) has id
                         # null; it answers the request in flight, as replies come in order.
                         if rid != req_id and not (rid is None and "error" in msg):
-                                raise self._fail(ProtocolError(f"a reply to request {rid!r} while waiting for {req_id}"))
+                                raise self._fail(ProtocolError(f"a reply to request {rid!r} while waiting for "
+                                                               f"{req_id}"))
                         try:
                                 check_reply(msg)
                         except ProtocolError as e:
@@ -313,7 +315,8 @@ class Client:
                         if msg is None:
                                 return None
                         if not is_notification(msg):
-                                raise self._fail(ProtocolError(f"a reply to no request in flight: id {msg.get('id')!r}"))
+                                raise self._fail(ProtocolError("a reply to no request in flight: id "
+                                                               f"{msg.get('id')!r}"))
                         self._router.dispatch(msg)
                 return w._events.popleft()
 
@@ -351,8 +354,8 @@ class Client:
                 """``notebook.history``: the revisions of the notebook that can be restored, newest
                 first (``{"notebook_id", "revision", "revisions"}``, as the daemon sends it; needs a
                 daemon that has it)."""
-                return self._request("notebook.history", params(user_id=self._uid(user_id), notebook_id=notebook_id,
-                                                                   limit=opt(limit)))
+                return self._request("notebook.history", params(
+                        user_id=self._uid(user_id), notebook_id=notebook_id, limit=opt(limit)))
 
         def restore(self, notebook_id: str, revision: int, expected_revision: Optional[int] = None, *,
                     user_id: Optional[str] = None) -> Any:
