@@ -79,6 +79,7 @@ class AsyncAsSync:
                 self._run(self.client.close())
                 self.loop.call_soon_threadsafe(self.loop.stop)
                 self.thread.join(tmo(10))
+                self.loop.close()
 
 
 def exercise(c, user, label):
