@@ -144,6 +144,8 @@ static void test_valid(void)
                                    "buffer_limit = 8388608\n"
                                    "request_timeout_s = 5\n"
                                    "idle_timeout_s = 0\n"
+                                   "history_revisions = 7\n"
+                                   "history_max_age_days = 2\n"
                                    "log_level = debug\n"
                                    "admin_group = root\n"
                                    "; a comment\n"
@@ -171,7 +173,8 @@ static void test_valid(void)
         ok(c->limits.max_notebook_bytes == 1048576 && c->limits.output_soft_bytes == 65536 &&
                    c->limits.output_hard_bytes == 2097152 && c->limits.uid_buffer_bytes == 4194304 &&
                    c->limits.buffer_bytes == 8388608 && c->limits.request_timeout_usec == 5 * USEC_PER_SEC &&
-                   c->limits.idle_timeout_usec == 0,
+                   c->limits.idle_timeout_usec == 0 && c->limits.history_revisions == 7 &&
+                   c->limits.history_max_age_usec == 2 * 86400 * USEC_PER_SEC,
            "the limits");
         is_int(c->log_level, LOG_DEBUG, "log_level");
         ok(c->have_admin_gid && c->admin_gid == 0, "admin_group root is gid 0");
@@ -393,6 +396,11 @@ static const ErrorCase error_cases[] = {
         { "[daemon]\nrequest_timeout_s = 0\n", 2, "request_timeout_s must be a number from 1 to 3600",
           "request_timeout_s of 0" },
         { "[daemon]\nidle_timeout_s = 1w\n", 2, "idle_timeout_s", "idle_timeout_s not a number" },
+        { "[daemon]\nhistory_revisions = 10001\n", 2, "history_revisions must be a number from 0 to 10000",
+          "history_revisions above the maximum" },
+        { "[daemon]\nhistory_max_age_days = 36501\n", 2,
+          "history_max_age_days must be a number from 0 to 36500",
+          "history_max_age_days above the maximum" },
         { "[daemon]\noutput_soft_limit = 2097152\noutput_hard_limit = 1048576\n", 0,
           "output_soft_limit (2097152) must not be more than output_hard_limit (1048576)",
           "soft over hard" },

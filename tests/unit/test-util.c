@@ -13,6 +13,16 @@ static void test_timestamp(void)
         is_str(format_timestamp(buf, 0), "1970-01-01T00:00:00.000Z", "epoch formats as ISO 8601 UTC");
         is_str(format_timestamp(buf, 1767174900123456ULL), "2025-12-31T09:55:00.123Z",
                "milliseconds are kept, microseconds dropped");
+
+        uint64_t usec = 1;
+        ok(parse_timestamp("2025-12-31T09:55:00.123Z", &usec) == 0 && usec == 1767174900123000ULL,
+           "a timestamp reads back to the millisecond");
+        ok(parse_timestamp("1970-01-01T00:00:00.000Z", &usec) == 0 && usec == 0, "the epoch reads back");
+        ok(parse_timestamp("2025-12-31T09:55:00Z", &usec) == -EINVAL &&
+                   parse_timestamp("2025-12-31T09:55:00.123Zx", &usec) == -EINVAL &&
+                   parse_timestamp("2025-12-31 09:55:00.123Z", &usec) == -EINVAL &&
+                   parse_timestamp("", &usec) == -EINVAL && parse_timestamp(NULL, &usec) == -EINVAL,
+           "anything else is refused");
 }
 
 static void test_uuid(void)
