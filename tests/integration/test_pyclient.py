@@ -201,8 +201,11 @@ def exercise(c, user, label):
                      f"{label}: get(revision=2) is that revision", short(old))
                 r = c.restore("nb1", 2, now["revision"], user_id=user)
                 back = c.get("nb1", user_id=user)
-                t.ok(back["revision"] == now["revision"] + 1 and back["cells"] == old["cells"],
-                     f"{label}: restore makes revision 2 the newest", short(r))
+                t.ok(r == back and back["revision"] == now["revision"] + 1 and back["cells"] == old["cells"],
+                     f"{label}: restore makes revision 2 the newest, and returns the notebook", short(r))
+                e = raises(c.get, notebookd.NotFound, "nb1", user_id=user, revision=999)
+                t.ok(e is not None and e.param == "revision", f"{label}: get(revision=) of a revision not kept is "
+                     "NotFound naming revision", repr(e))
                 e = raises(c.restore, notebookd.RevisionConflict, "nb1", 2, now["revision"], user_id=user)
                 t.ok(e is not None and e.current_revision == back["revision"],
                      f"{label}: restore with a stale expected_revision is a RevisionConflict")

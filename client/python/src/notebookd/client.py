@@ -358,12 +358,12 @@ class Client:
                         user_id=self._uid(user_id), notebook_id=notebook_id, limit=opt(limit)))
 
         def restore(self, notebook_id: str, revision: int, expected_revision: Optional[int] = None, *,
-                    user_id: Optional[str] = None) -> Any:
-                """``notebook.restore``: makes an earlier revision the newest (a new revision);
-                the result as the daemon sends it (needs a daemon that has it)."""
-                return self._request("notebook.restore", params(
+                    user_id: Optional[str] = None) -> JsonObject:
+                """``notebook.restore``: makes the content of an earlier revision (one history() lists)
+                the newest revision, and returns the notebook (needs a daemon that has it)."""
+                return unwrap("notebook")(self._request("notebook.restore", params(
                         user_id=self._uid(user_id), notebook_id=notebook_id, revision=revision,
-                        expected_revision=opt(expected_revision)))
+                        expected_revision=opt(expected_revision))))
 
         def metrics(self) -> Any:
                 """``daemon.metrics`` (needs a daemon that has it)."""
