@@ -327,6 +327,7 @@ enum {
         OPT_KEEP,
         OPT_REVISION,
         OPT_LIMIT,
+        OPT_IDS,
 };
 
 #define COMMON_OPTIONS                                                                         \
@@ -610,13 +611,28 @@ static int list_json_items(const cJSON *nbs, bool *first)
  * first result with the notebooks of every page in its array (and no next_cursor). */
 static int cmd_list(Ctl *ctl, const Command *cmd, int argc, char **argv)
 {
+        static const struct option opts[] = {
+                COMMON_OPTIONS,
+                { "ids", no_argument, NULL, OPT_IDS },
+                OPTIONS_END,
+        };
         _cleanup_(freep) char *cursor = NULL;
         size_t w_id = 2, w_name = 4;
-        bool first_page = true, first_item = true;
-        int r, ex;
+        bool first_page = true, first_item = true, ids = false, bad = false;
+        int r, c;
 
-        if (simple_args(ctl, cmd, argc, argv, 0, &ex) < 0)
-                return ex;
+        while ((c = command_getopt(ctl, cmd, argc, argv, opts, &bad)) != -1) {
+                if (c == 'h')
+                        return EXIT_OK;
+                if (c != OPT_IDS)
+                        return EXIT_USAGE;
+                ids = true;
+        }
+        r = check_positional(cmd, argc, 0);
+        if (r != EXIT_OK)
+                return r;
+        if (ids && ctl->json)
+                return usage_error(cmd, "--ids and --json do not go together");
         for (;;) {
                 _cleanup_(cjson_deletep) cJSON *res = NULL;
                 cJSON *p = params_new(ctl);
@@ -648,7 +664,7 @@ static int cmd_list(Ctl *ctl, const Command *cmd, int argc, char **argv)
                         if (put_json_fragment(prov) != EXIT_OK)
                                 return EXIT_DAEMON;
                         printf(",\n\t\"notebooks\":\t[");
-                } else if (first_page) {
+                } else if (first_page && !ids) {
                         list_widths(nbs, &w_id, &w_name);
                         printf("%-*s  %-*s  %5s  %5s  %s\n", (int)w_id, "ID", (int)w_name, "NAME", "CELLS",
                                "REV", "UPDATED");
@@ -658,6 +674,11 @@ static int cmd_list(Ctl *ctl, const Command *cmd, int argc, char **argv)
                         r = list_json_items(nbs, &first_item);
                         if (r != EXIT_OK)
                                 return r;
+                } else if (ids) {
+                        const cJSON *nb;
+
+                        /* Ids hold no control or separator characters: one per line is safe. */
+                        cJSON_ArrayForEach(nb, nbs) printf("%s\n", str_or_dash(nb, "id"));
                 } else
                         list_rows(nbs, w_id, w_name);
                 if (!cJSON_IsString(next))
@@ -1695,6 +1716,36 @@ static void print_flat(const cJSON *o, const char *prefix)
         }
 }
 
+/* The text as the daemon made it: Prometheus' text format, for a file or a pipe (promtool,
+ * node_exporter's textfile collector). */
+static int cmd_metrics(Ctl *ctl, const Command *cmd, int argc, char **argv)
+{
+        _cleanup_(cjson_deletep) cJSON *res = NULL;
+        const char *text;
+        int r, ex;
+
+        if (simple_args(ctl, cmd, argc, argv, 0, &ex) < 0)
+                return ex;
+        r = ctl_call(ctl, "daemon.metrics", NULL, &res);
+        if (r != EXIT_OK)
+                return r;
+        if (ctl->json) {
+                print_json(res);
+                return EXIT_OK;
+        }
+        text = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(res, "text"));
+        if (!text) {
+                fprintf(stderr, "notebookctl: the daemon's answer has no metrics text.\n");
+                return EXIT_TRANSPORT;
+        }
+        fputs(text, stdout);
+        if (fflush(stdout) != 0) {
+                fprintf(stderr, "notebookctl: cannot write the metrics: %s\n", strerror(errno));
+                return EXIT_DAEMON;
+        }
+        return EXIT_OK;
+}
+
 static int cmd_status(Ctl *ctl, const Command *cmd, int argc, char **argv)
 {
         _cleanup_(cjson_deletep) cJSON *res = NULL;
@@ -2087,9 +2138,10 @@ static int cmd_group(Ctl *ctl, const Command *cmd, int argc, char **argv);
 #define EXPECT_HELP "  --expect-revision N   fail with exit code 5 unless the notebook is at revision N\n"
 
 static const Command commands[] = {
-        { "list", "",
+        { "list", "[--ids]",
           "Lists the user's notebooks: ID, NAME, CELLS, REV, UPDATED, page by page as the daemon\n"
-          "sends them (--json: still one document).\n",
+          "sends them (--json: still one document).\n"
+          "  --ids                 print only the ids, one per line (for scripts and completion)\n",
           cmd_list },
         { "show", "NOTEBOOK [--revision N]",
           "Shows a notebook and its cells: index, id, type, status, variables read and written, the\n"
@@ -2136,7 +2188,9 @@ static const Command commands[] = {
           "  --id ID               the cell id (default: a new UUID)\n" EXPECT_HELP,
           cmd_cell_add },
         { "cell edit",
-          "NOTEBOOK CELL [--code CODE | --file PATH | -] [--type T] [--status S] [--stdout S] "
+          "NOTEBOOK CELL [--code CODE | --file PATH | -] [--type python|sql] [--status "
+          "idle|running|success|error] "
+          "[--stdout S] "
           "[--error S | --no-error] [--reads A,B] [--writes A,B] [--outputs JSON] [--expect-revision N]",
           "Changes the given fields of a cell; the others keep their values.\n"
           "  --code CODE           new code\n"
@@ -2204,6 +2258,12 @@ static const Command commands[] = {
           "Exit status 4 when there is no such notebook, or no conflict to resolve there.\n",
           cmd_resolve },
         { "status", "", "Shows the daemon's status.\n", cmd_status },
+        { "metrics", "",
+          "Prints the daemon's metrics in Prometheus' text format (0.0.4): requests and errors by\n"
+          "method, group commits, connections, sync and DynamoDB traffic. With --json, the result\n"
+          "object {\"text\": ...}. For root, the daemon's own uid and admin_group only (exit status 6\n"
+          "otherwise).\n",
+          cmd_metrics },
         { "table", "create|check [OPTIONS]",
           "Table commands (they talk to DynamoDB directly, with the daemon's [remote] settings):\n"
           "  table create          create the table notebookd syncs to\n"
@@ -2277,6 +2337,7 @@ static void print_main_help(void)
                "  conflicts [NOTEBOOK]          list the conflicts sync left to resolve\n"
                "  resolve NOTEBOOK [CELL] ...   resolve conflicts: --keep local|server|both\n"
                "  status                        show the daemon's status\n"
+               "  metrics                       print the daemon's metrics (Prometheus text)\n"
                "  table create|check            create or check the DynamoDB table\n"
                "  help [COMMAND]                show help\n"
                "Commands that change an existing notebook take --expect-revision N.\n"

@@ -1,4 +1,5 @@
 /* SPDX-License-Identifier: MIT */
+#include <arpa/inet.h>
 #include <ctype.h>
 #include <fcntl.h>
 #include <grp.h>
@@ -29,6 +30,7 @@ typedef enum ConfSection {
         SECTION_DAEMON,
         SECTION_USERS,
         SECTION_REMOTE,
+        SECTION_METRICS,
         SECTION_UNKNOWN, /* reported once at its header; its keys are skipped */
 } ConfSection;
 
@@ -71,6 +73,7 @@ struct ConfParser {
         unsigned daemon_key_lines[15];              /* where each of daemon_keys[] was set, 0 if not yet */
         unsigned remote_key_lines[_REMOTE_KEY_MAX]; /* where each of remote_keys[] was set, 0 if not yet */
         bool remote_key_bad[_REMOTE_KEY_MAX];       /* its value was refused */
+        unsigned metrics_listen_line;
         unsigned *binding_lines; /* where each binding was written, for duplicate reports */
         size_t n_bindings_alloc;
 };
@@ -153,6 +156,7 @@ Config *config_free(Config *c)
         free(c->remote.region);
         free(c->remote.endpoint);
         free(c->remote.ca_file);
+        free(c->metrics.listen);
         for (size_t i = 0; i < c->n_names; i++)
                 free(c->names[i].name);
         free(c->names);
@@ -719,6 +723,84 @@ static int conf_remote_key(ConfParser *p, const char *key, const char *value)
         return -EINVAL;
 }
 
+/* ---- [metrics] ---- */
+
+int config_parse_listen(const char *s, struct sockaddr_storage *ret, socklen_t *ret_len)
+{
+        char host[INET6_ADDRSTRLEN + 1];
+        const char *colon, *hs, *he;
+        uint64_t port;
+        struct sockaddr_storage ss = {};
+
+        if (*s == '[') {
+                hs = s + 1;
+                he = strchr(hs, ']');
+                if (!he || he[1] != ':')
+                        return -EINVAL;
+                colon = he + 1;
+        } else {
+                hs = s;
+                colon = strrchr(s, ':');
+                if (!colon)
+                        return -EINVAL;
+                he = colon;
+        }
+        if (he == hs || (size_t)(he - hs) >= sizeof(host))
+                return -EINVAL;
+        memcpy(host, hs, (size_t)(he - hs));
+        host[he - hs] = 0;
+        /* Digits only: no sign, no blanks, no leading zeros taken for octal by anyone. */
+        if (!isdigit((unsigned char)colon[1]) || parse_uint64(colon + 1, &port) < 0 || port < 1 ||
+            port > 65535)
+                return -EINVAL;
+        if (*s == '[') {
+                struct sockaddr_in6 *sa = (struct sockaddr_in6 *)&ss;
+
+                sa->sin6_family = AF_INET6;
+                sa->sin6_port = htons((uint16_t)port);
+                if (inet_pton(AF_INET6, host, &sa->sin6_addr) != 1)
+                        return -EINVAL;
+                *ret_len = sizeof(*sa);
+        } else {
+                struct sockaddr_in *sa = (struct sockaddr_in *)&ss;
+
+                sa->sin_family = AF_INET;
+                sa->sin_port = htons((uint16_t)port);
+                if (inet_pton(AF_INET, host, &sa->sin_addr) != 1)
+                        return -EINVAL;
+                *ret_len = sizeof(*sa);
+        }
+        *ret = ss;
+        return 0;
+}
+
+static int conf_metrics_key(ConfParser *p, const char *key, const char *value)
+{
+        MetricsConfig *m = &p->config->metrics;
+
+        if (!streq(key, "listen")) {
+                conf_report(p, "unknown key '%.*s%s' in section [metrics]", QUOTE(key));
+                return -EINVAL;
+        }
+        if (p->metrics_listen_line > 0) {
+                conf_report(p, "listen is already set on line %u", p->metrics_listen_line);
+                return -EINVAL;
+        }
+        p->metrics_listen_line = p->line;
+        if (!*value) {
+                conf_report(p, "listen: missing value");
+                return -EINVAL;
+        }
+        if (config_parse_listen(value, &m->addr, &m->addr_len) < 0) {
+                conf_report(p,
+                            "listen must be an IPv4 address and port (127.0.0.1:9464) or an IPv6 address in "
+                            "brackets and port ([::1]:9464), port 1 to 65535, got '%.*s%s'",
+                            QUOTE(value));
+                return -EINVAL;
+        }
+        return conf_set_string(&m->listen, value);
+}
+
 /* Checks between [remote] keys, once the whole file is read. A key whose own value was refused
  * is left out, so that one mistake is reported once. */
 static void conf_remote_check(ConfParser *p)
@@ -944,7 +1026,9 @@ static int conf_parse_section(ConfParser *p, char *s)
         else if (streq(name, "remote")) {
                 p->section = SECTION_REMOTE;
                 p->config->remote.present = true;
-        } else {
+        } else if (streq(name, "metrics"))
+                p->section = SECTION_METRICS;
+        else {
                 conf_report(p, "unknown section [%.*s%s]", QUOTE(name));
                 p->section = SECTION_UNKNOWN;
                 return -EINVAL;
@@ -990,6 +1074,8 @@ static int conf_parse_line(ConfParser *p, char *line)
                 return conf_users_key(p, key, value);
         case SECTION_REMOTE:
                 return conf_remote_key(p, key, value);
+        case SECTION_METRICS:
+                return conf_metrics_key(p, key, value);
         }
         return 0;
 }
@@ -1099,6 +1185,7 @@ void config_carry_restart_settings(Config *next, Config *current, ConfigRestartF
                 CHECK(a->connect_timeout_usec != b->connect_timeout_usec, "[remote] connect_timeout_ms");
                 CHECK(a->request_timeout_usec != b->request_timeout_usec, "[remote] request_timeout_ms");
         }
+        CHECK(!streq_ptr(next->metrics.listen, current->metrics.listen), "[metrics] listen");
 #undef CHECK
 
         SWAP(next->state_dir, current->state_dir);
@@ -1108,6 +1195,7 @@ void config_carry_restart_settings(Config *next, Config *current, ConfigRestartF
         SWAP(next->have_admin_gid, current->have_admin_gid);
         SWAP(next->admin_gid, current->admin_gid);
         SWAP(next->remote, current->remote);
+        SWAP(next->metrics, current->metrics);
 }
 
 char *config_default_path(void)

@@ -39,11 +39,15 @@
  *   request_timeout_ms = 30000   # 100 ... 3600000
  *   parts_table = notebooks-parts  # where big notebooks keep their parts; default TABLE-parts
  *   parts_grace_s = 3600         # 1 ... 604800: how long an unused part stays readable
+ *
+ *   [metrics]
+ *   listen = 127.0.0.1:9464      # IPv4:PORT or [IPv6]:PORT: Prometheus metrics on HTTP; off if unset
  */
 
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/socket.h>
 #include <sys/types.h>
 
 #include "util.h"
@@ -75,6 +79,18 @@ typedef struct RemoteConfig {
 } RemoteConfig;
 
 #define REMOTE_PARTS_SUFFIX "-parts"
+
+/* [metrics]: where Prometheus may scrape the daemon's metrics over HTTP. Off unless listen is set. */
+typedef struct MetricsConfig {
+        char *listen; /* as written, NULL: off */
+        struct sockaddr_storage addr;
+        socklen_t addr_len;
+} MetricsConfig;
+
+/* Parses a numeric IPv4 address and port ("127.0.0.1:9464") or an IPv6 one in brackets
+ * ("[::1]:9464"), port 1 to 65535. 0, -EINVAL for anything else (no host names: nothing is looked
+ * up). Pure. */
+int config_parse_listen(const char *s, struct sockaddr_storage *ret, socklen_t *ret_len);
 
 /* The parts table's name, in a new string (NULL: out of memory). */
 char *remote_parts_table(const RemoteConfig *c);
@@ -114,6 +130,7 @@ typedef struct Config {
         size_t n_bindings;
         Limits limits;
         RemoteConfig remote;
+        MetricsConfig metrics;
         UidName *names; /* config_resolve_names() */
         size_t n_names;
 } Config;
@@ -141,9 +158,9 @@ char *config_default_path(void);
 typedef void (*ConfigRestartFunc)(void *userdata, const char *key);
 
 /* For a reload: next is the configuration just read, current the one in effect. The settings that
- * take effect only at a start (state_dir, socket, durability, max_line_bytes, admin_group and the
- * whole [remote] section) are exchanged between the two, so that next describes what is in effect
- * and may replace current, which is left holding the new file's values of those settings, to be
+ * take effect only at a start (state_dir, socket, durability, max_line_bytes, admin_group, the
+ * whole [remote] section and [metrics] listen) are exchanged between the two, so that next describes what is
+ * in effect and may replace current, which is left holding the new file's values of those settings, to be
  * freed. Every such setting whose value differs is reported. What stays from next is what applies
  * live: log_level and the [users] bindings.
  *

@@ -16,6 +16,7 @@
 
 #include "conf.h"
 #include "daemon.h"
+#include "exporter.h"
 #include "log.h"
 #include "server.h"
 #include "service.h"
@@ -33,6 +34,8 @@ typedef struct Daemon {
         Server *server;
         Sync *sync;
         Service *service;
+        ExporterSources metrics;
+        Exporter *exporter; /* [metrics] listen */
         sd_event_source *flush_io;
         const char *socket_path;
         bool bound_here; /* we created the socket file (not passed by the service manager) */
@@ -183,6 +186,13 @@ static void on_sync_pull(void *userdata, const char *user_id)
                 sync_pull_user(userdata, user_id);
         else
                 sync_pull_now(userdata);
+}
+
+static int on_metrics_render(void *userdata, MetricsFormat format, char **ret, size_t *ret_len)
+{
+        Daemon *d = userdata;
+
+        return exporter_render(&d->metrics, format, ret, ret_len);
 }
 
 /* A notebook changed by the remote: its watchers are told. */
@@ -594,7 +604,12 @@ int daemon_run(const DaemonArgs *a)
                 .state_dir = state_dir,
                 .db_path = db_path,
                 .started_usec = now_monotonic_usec(),
+                .commit_seconds = METRICS_HISTOGRAM_SECONDS,
+                .batch_requests = METRICS_HISTOGRAM_COUNT,
+                .metrics_render = on_metrics_render,
+                .metrics_userdata = &d,
         };
+        d.metrics = (ExporterSources){ .rpc = &d.rpc, .start_realtime_usec = now_realtime_usec() };
         r = server_new(event, &d.rpc, listen_fd, d.config->max_line_bytes, d.config->admin_gid,
                        d.config->have_admin_gid, &d.server);
         if (r < 0) {
@@ -614,6 +629,17 @@ int daemon_run(const DaemonArgs *a)
                 d.rpc.sync_pull = on_sync_pull;
                 d.rpc.sync_userdata = d.sync;
                 sync_set_change_callback(d.sync, on_remote_change, d.server);
+                d.metrics.sync = d.sync;
+        }
+        if (d.config->metrics.listen) {
+                r = exporter_new(event, (const struct sockaddr *)&d.config->metrics.addr,
+                                 d.config->metrics.addr_len, on_metrics_render, &d, &d.exporter);
+                if (r < 0) {
+                        log_error_errno(r, "Cannot serve metrics on %s ([metrics] listen): %m",
+                                        d.config->metrics.listen);
+                        goto fail;
+                }
+                log_info("Serving metrics on http://%s/metrics.", d.config->metrics.listen);
         }
         if (store_flush_fd(store) >= 0) {
                 r = sd_event_add_io(event, &d.flush_io, store_flush_fd(store), EPOLLIN, on_flushed, &d);
@@ -664,6 +690,7 @@ int daemon_run(const DaemonArgs *a)
         reload_stop(&d);
         d.flush_io = sd_event_source_disable_unref(d.flush_io);
         d.service = service_free(d.service);
+        d.exporter = exporter_free(d.exporter);
         d.server = server_free(d.server);
         /* Pushes in flight are dropped; their notebooks stay dirty and go out at the next start. */
         d.sync = sync_free(d.sync);
@@ -678,6 +705,7 @@ fail:
         reload_stop(&d);
         d.flush_io = sd_event_source_disable_unref(d.flush_io);
         d.service = service_free(d.service);
+        d.exporter = exporter_free(d.exporter);
         d.server = server_free(d.server);
         d.sync = sync_free(d.sync);
         config_free(d.config);

@@ -18,6 +18,7 @@ struct Remote {
         char *host; /* host[:port], signed as the Host header */
         char *path;
         char *region;
+        RemoteStats stats;
 };
 
 /* One call: waits for its delay, for credentials, then for the answer. */
@@ -29,7 +30,77 @@ struct Call {
         void *owner, *userdata;
         char *target; /* DynamoDB_20120810.<target> */
         char *body;
+        RemoteOp op;
+        uint64_t sent; /* monotonic: when the request went to http.c */
 };
+
+static const char *const op_names[_REMOTE_OP_MAX] = {
+        [REMOTE_OP_GET_ITEM] = "GetItem",
+        [REMOTE_OP_PUT_ITEM] = "PutItem",
+        [REMOTE_OP_DELETE_ITEM] = "DeleteItem",
+        [REMOTE_OP_QUERY] = "Query",
+        [REMOTE_OP_OTHER] = "other",
+};
+
+const char *remote_op_name(RemoteOp op)
+{
+        return op_names[op];
+}
+
+const char *remote_outcome_name(unsigned outcome)
+{
+        static const char *const names[REMOTE_OUTCOMES] = {
+                [DDB_OK] = "ok",
+                [DDB_RETRYABLE] = "retryable_error",
+                [DDB_THROTTLING] = "throttled",
+                [DDB_CONDITIONAL_FAILED] = "conditional_check_failed",
+                [DDB_VALIDATION] = "validation_error",
+                [DDB_AUTH] = "auth_error",
+                [REMOTE_NO_ANSWER] = "no_answer",
+        };
+
+        return outcome < REMOTE_OUTCOMES ? names[outcome] : "other";
+}
+
+const RemoteStats *remote_stats(Remote *r)
+{
+        return &r->stats;
+}
+
+static RemoteOp op_from_target(const char *target)
+{
+        for (RemoteOp op = 0; op < REMOTE_OP_OTHER; op++)
+                if (streq(target, op_names[op]))
+                        return op;
+        return REMOTE_OP_OTHER;
+}
+
+/* The capacity units an answer reports: one ConsumedCapacity object, or a list of them (the batch
+ * operations). */
+static void stats_note_capacity(RemoteStats *st, RemoteOp op, const cJSON *body)
+{
+        const cJSON *cc = cJSON_GetObjectItemCaseSensitive(body, "ConsumedCapacity"), *e;
+        bool any = false;
+
+        if (cJSON_IsObject(cc)) {
+                const cJSON *u = cJSON_GetObjectItemCaseSensitive(cc, "CapacityUnits");
+
+                if (cJSON_IsNumber(u) && u->valuedouble >= 0) {
+                        st->capacity_units[op] += u->valuedouble;
+                        any = true;
+                }
+        } else if (cJSON_IsArray(cc))
+                cJSON_ArrayForEach(e, cc)
+                {
+                        const cJSON *u = cJSON_GetObjectItemCaseSensitive(e, "CapacityUnits");
+
+                        if (cJSON_IsNumber(u) && u->valuedouble >= 0) {
+                                st->capacity_units[op] += u->valuedouble;
+                                any = true;
+                        }
+                }
+        st->capacity_reports[op] += any;
+}
 
 static void call_free(Call *c)
 {
@@ -84,6 +155,8 @@ int remote_new(sd_event *event, const RemoteConfig *conf, Remote **ret)
 
         if (!r)
                 return -ENOMEM;
+        for (size_t i = 0; i < _REMOTE_OP_MAX; i++)
+                r->stats.seconds[i] = METRICS_HISTOGRAM_SECONDS;
         r->event = sd_event_ref(event);
         k = creds_new(event, &(CredsOptions){ .region = conf->region, .endpoint = conf->endpoint },
                       &r->creds);
@@ -158,6 +231,8 @@ static void on_http_done(const HttpResult *res, void *userdata)
         char message[512];
         DdbError e = { 0 };
 
+        metrics_histogram_observe(&c->remote->stats.seconds[c->op],
+                                  (double)(now_monotonic_usec() - c->sent) / (double)USEC_PER_SEC);
         if (res->error < 0) {
                 snprintf(message, sizeof(message), "%s",
                          res->error_text && res->error_text[0] ? res->error_text : strerror(-res->error));
@@ -172,7 +247,8 @@ static void on_http_done(const HttpResult *res, void *userdata)
                                 /* A 2xx answer we cannot read: as good as none. */
                                 rep.cls = DDB_RETRYABLE;
                                 snprintf(e.message, sizeof(e.message), "unreadable answer");
-                        }
+                        } else
+                                stats_note_capacity(&c->remote->stats, c->op, body);
                 }
                 /* Refused credentials (expired token, rotated key): look them up again next time. */
                 if (rep.cls == DDB_AUTH)
@@ -182,6 +258,10 @@ static void on_http_done(const HttpResult *res, void *userdata)
         }
         rep.message = message;
         rep.type = res->error < 0 ? "" : e.type;
+        if (res->error < 0)
+                c->remote->stats.outcomes[c->op][REMOTE_NO_ANSWER]++;
+        else if ((unsigned)rep.cls < REMOTE_OUTCOMES)
+                c->remote->stats.outcomes[c->op][rep.cls]++;
         c->cb(c->owner, c->userdata, &rep);
         call_free(c);
 }
@@ -241,6 +321,7 @@ static void on_creds(int error, const AwsCredentials *cred, const char *message,
                 .body = c->body,
                 .body_len = strlen(c->body),
         };
+        c->sent = now_monotonic_usec();
         k = http_request(r->http, &spec, on_http_done, c, NULL);
         free(auth);
         if (k < 0)
@@ -275,12 +356,28 @@ int remote_call_after(Remote *r, uint64_t delay_usec, const char *target, const 
 
         if (!c)
                 return -ENOMEM;
-        *c = (Call){ .remote = r, .cb = cb, .owner = owner, .userdata = userdata };
+        *c = (Call){
+                .remote = r, .cb = cb, .owner = owner, .userdata = userdata, .op = op_from_target(target)
+        };
         c->body = model_json_print(body, false);
         if (!c->body || asprintf(&c->target, "DynamoDB_20120810.%s", target) < 0) {
                 c->target = NULL;
                 call_free(c);
                 return -ENOMEM;
+        }
+        /* The data operations say what they consumed when asked, at no cost: for the metrics. The
+         * body is a JSON object as printed, so the member goes in right after its '{'. */
+        if (c->op != REMOTE_OP_OTHER && c->body[0] == '{' &&
+            !cJSON_GetObjectItemCaseSensitive(body, "ReturnConsumedCapacity")) {
+                char *with = NULL;
+
+                if (asprintf(&with, "{\"ReturnConsumedCapacity\":\"TOTAL\"%s%s",
+                             c->body[1] == '}' ? "" : ",", c->body + 1) < 0) {
+                        call_free(c);
+                        return -ENOMEM;
+                }
+                free(c->body);
+                c->body = with;
         }
         if (delay_usec > 0) {
                 k = sd_event_add_time_relative(r->event, &c->delay, CLOCK_MONOTONIC, delay_usec, 0, on_delay,

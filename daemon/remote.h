@@ -11,6 +11,7 @@
 
 #include "conf.h"
 #include "ddb.h"
+#include "metrics.h"
 #include "util.h"
 
 typedef struct Remote Remote;
@@ -48,6 +49,34 @@ int remote_call(Remote *r, const char *target, const cJSON *body, RemoteFunc cb,
 /* The same, sent once delay_usec have passed (a retry's backoff); remote_free() cancels it too. */
 int remote_call_after(Remote *r, uint64_t delay_usec, const char *target, const cJSON *body, RemoteFunc cb,
                       void *owner, void *userdata);
+
+/* What the requests cost, by operation (remote_op_name()), for the daemon's metrics. */
+typedef enum RemoteOp {
+        REMOTE_OP_GET_ITEM,
+        REMOTE_OP_PUT_ITEM,
+        REMOTE_OP_DELETE_ITEM,
+        REMOTE_OP_QUERY,
+        REMOTE_OP_OTHER,
+        _REMOTE_OP_MAX,
+} RemoteOp;
+
+/* The outcomes of a request: the classes of ddb.h, then no answer at all (connection, timeout). */
+#define REMOTE_NO_ANSWER (DDB_AUTH + 1)
+#define REMOTE_OUTCOMES  (REMOTE_NO_ANSWER + 1)
+
+typedef struct RemoteStats {
+        /* From sending to the answer (or to the failure of the exchange), each HTTP request. */
+        MetricsHistogram seconds[_REMOTE_OP_MAX];
+        /* The capacity units DynamoDB said the answers consumed (ReturnConsumedCapacity=TOTAL). */
+        double capacity_units[_REMOTE_OP_MAX];
+        uint64_t capacity_reports[_REMOTE_OP_MAX]; /* answers that said */
+        /* Requests by how they ended: a DdbErrorClass, or REMOTE_NO_ANSWER (remote_outcome_name()). */
+        uint64_t outcomes[_REMOTE_OP_MAX][REMOTE_OUTCOMES];
+} RemoteStats;
+
+const char *remote_op_name(RemoteOp op);
+const char *remote_outcome_name(unsigned outcome);
+const RemoteStats *remote_stats(Remote *r);
 
 const char *remote_endpoint(Remote *r);
 const char *remote_region(Remote *r);

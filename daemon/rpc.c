@@ -870,6 +870,27 @@ static int m_daemon_status(Call *c)
         return 0;
 }
 
+/* The daemon-wide metrics (doc/protocol.md, "Metrics"): like daemon.status's daemon-wide
+ * counters, they tell of other users' activity, so they are for privileged peers only. */
+static int m_daemon_metrics(Call *c)
+{
+        _cleanup_free_ char *text = NULL;
+        size_t len;
+        int r;
+
+        if (!c->peer->privileged)
+                return model_error(&c->error, RPC_ACCESS_DENIED, NULL, -1,
+                                   "Access denied: daemon.metrics is for privileged peers.");
+        if (!c->rpc->metrics_render)
+                return model_error(&c->error, RPC_INTERNAL_ERROR, NULL, -1, "No metrics to render.");
+        r = c->rpc->metrics_render(c->rpc->metrics_userdata, METRICS_FORMAT_TEXT, &text, &len);
+        if (r < 0)
+                return r;
+        if (result_new(c) < 0 || !cJSON_AddStringToObject(c->result, "text", text))
+                return -ENOMEM;
+        return 0;
+}
+
 /* ---- watches ------------------------------------------------------------------------------ */
 
 static int peer_watch_find(const RpcPeer *peer, const char *user_id, const char *notebook_id)
@@ -1189,7 +1210,46 @@ static const Method methods[] = {
           (const char *const[]){ "user_id", "notebook_id", "cell_id", "field", "keep", "expected_revision",
                                  NULL } },
         { "daemon.status", m_daemon_status, false, false, (const char *const[]){ NULL } },
+        { "daemon.metrics", m_daemon_metrics, false, false, (const char *const[]){ NULL } },
 };
+_Static_assert(ELEMENTSOF(methods) < RPC_METHOD_SLOTS, "a slot per method, and one for the others");
+
+static const int error_codes[] = {
+        RPC_PARSE_ERROR,    RPC_INVALID_REQUEST, RPC_METHOD_NOT_FOUND, RPC_INVALID_PARAMS,
+        RPC_INTERNAL_ERROR, RPC_LINE_TOO_LONG,   RPC_TOO_DEEP,         RPC_BAD_ENCODING,
+        RPC_TRUNCATED,      RPC_NOT_FOUND,       RPC_CONFLICT,         RPC_ACCESS_DENIED,
+        RPC_TOO_LARGE,      RPC_EXISTS,          RPC_STORAGE,          RPC_NO_REMOTE,
+};
+_Static_assert(ELEMENTSOF(error_codes) < RPC_ERROR_SLOTS, "a slot per code, and one for the others");
+
+size_t rpc_method_slots(void)
+{
+        return ELEMENTSOF(methods) + 1;
+}
+
+const char *rpc_method_name(size_t i)
+{
+        return i < ELEMENTSOF(methods) ? methods[i].name : "other";
+}
+
+size_t rpc_error_slots(void)
+{
+        return ELEMENTSOF(error_codes) + 1;
+}
+
+int rpc_error_code(size_t i)
+{
+        return i < ELEMENTSOF(error_codes) ? error_codes[i] : 0;
+}
+
+size_t rpc_error_slot(int code)
+{
+        size_t i = 0;
+
+        while (i < ELEMENTSOF(error_codes) && error_codes[i] != code)
+                i++;
+        return i;
+}
 
 /* ---- one request --------------------------------------------------------------------------- */
 
@@ -1269,6 +1329,8 @@ static int request_run(Rpc *rpc, const RpcPeer *peer, const cJSON *req, const ch
                 goto fail;
         }
         m = method_find(v->valuestring);
+        if (m)
+                ret->method = (unsigned)(m - methods);
         if (!m) {
                 model_error(&c.error, RPC_METHOD_NOT_FOUND, NULL, -1, "Unknown method \"%.64s\".",
                             v->valuestring);
@@ -1328,6 +1390,7 @@ fail:
         cJSON_Delete(c.changed);
         cJSON_Delete(c.watch);
         ret->failed = true;
+        rpc->method_errors[ret->method][rpc_error_slot(c.error.code)]++;
         /* A notification gets no reply, unless it is no valid request at all: then, as for a
          * line that is not JSON, the error with a null id (JSON-RPC 2.0, section 5). */
         if (notification) {
@@ -1344,7 +1407,8 @@ int rpc_handle(Rpc *rpc, const RpcPeer *peer, const char *line, size_t len, RpcR
         _cleanup_(cJSON_Deletep) cJSON *req = NULL;
         int r;
 
-        *ret = (RpcReply){ 0 };
+        /* Counted under "other" until the request names a known method. */
+        *ret = (RpcReply){ .method = ELEMENTSOF(methods) };
         rpc->requests++;
 
         /* Checked before parsing, so that cJSON never sees deep nesting or bytes it would accept
@@ -1361,13 +1425,23 @@ int rpc_handle(Rpc *rpc, const RpcPeer *peer, const char *line, size_t len, RpcR
                                            "The request is not valid UTF-8 or contains a NUL character.",
                                            NULL, 0);
         ret->failed = r < 0;
-        if (r < 0)
+        if (r < 0) {
+                rpc->method_requests[ret->method]++;
+                rpc->method_errors[ret->method][rpc_error_slot(r == -ELOOP   ? RPC_TOO_DEEP
+                                                               : r == -E2BIG ? RPC_TOO_LARGE
+                                                                             : RPC_BAD_ENCODING)]++;
                 return ret->text ? 0 : -ENOMEM;
+        }
 
         /* The terminating NUL is part of the length so that cJSON refuses anything after the
          * value ("{...} {...}" on one line is not one request). */
         req = cJSON_ParseWithLengthOpts(line, len + 1, NULL, true);
         ret->failed = !cJSON_IsObject(req);
+        if (ret->failed) {
+                rpc->method_requests[ret->method]++;
+                rpc->method_errors[ret->method]
+                                  [rpc_error_slot(req ? RPC_INVALID_REQUEST : RPC_PARSE_ERROR)]++;
+        }
         if (!req) {
                 ret->text = rpc_error_line(RPC_PARSE_ERROR, "The request is not valid JSON.", NULL, 0);
                 return ret->text ? 0 : -ENOMEM;
@@ -1379,5 +1453,7 @@ int rpc_handle(Rpc *rpc, const RpcPeer *peer, const char *line, size_t len, RpcR
                                            NULL, 0);
                 return ret->text ? 0 : -ENOMEM;
         }
-        return request_run(rpc, peer, req, line, len, ret);
+        r = request_run(rpc, peer, req, line, len, ret);
+        rpc->method_requests[ret->method]++;
+        return r;
 }

@@ -9,6 +9,7 @@
 #include <sys/types.h>
 
 #include "conf.h"
+#include "metrics.h"
 #include "nb-limits.h"
 #include "store.h"
 
@@ -29,6 +30,19 @@ typedef struct RpcPeer {
         unsigned watches_pending; /* notebook.watch requests run, their replies not yet sent */
 } RpcPeer;
 
+/* Slots of the per-method counters: the methods, then "other" (unknown methods, requests that are
+ * no valid request); and of the error codes: those of doc/protocol.md, then any other. */
+#define RPC_METHOD_SLOTS 48
+#define RPC_ERROR_SLOTS  24
+
+/* The name of method slot i (i < rpc_method_slots()): the last is "other". */
+size_t rpc_method_slots(void);
+const char *rpc_method_name(size_t i);
+/* The code of error slot i (i < rpc_error_slots()); 0 for the last, "any other". */
+size_t rpc_error_slots(void);
+int rpc_error_code(size_t i);
+size_t rpc_error_slot(int code);
+
 /* What the daemon tells about itself in daemon.status, kept up to date by the server. */
 typedef struct Rpc {
         Store *store;
@@ -40,6 +54,16 @@ typedef struct Rpc {
         unsigned watches; /* notebook.watch subscriptions, all connections */
         uint64_t requests;
         uint64_t transactions;
+        /* For daemon.metrics: requests and errors by method (rpc_method_name()) and error code
+         * (rpc_error_code()), connections accepted, and the group commits (rpc_note_commit()). */
+        uint64_t method_requests[RPC_METHOD_SLOTS];
+        uint64_t method_errors[RPC_METHOD_SLOTS][RPC_ERROR_SLOTS];
+        uint64_t connections_total;
+        MetricsHistogram commit_seconds; /* METRICS_HISTOGRAM_SECONDS: begin to durable */
+        MetricsHistogram batch_requests; /* METRICS_HISTOGRAM_COUNT: requests per transaction */
+        /* Renders the daemon's metrics (daemon.metrics); NULL: none to render. */
+        int (*metrics_render)(void *userdata, MetricsFormat format, char **ret_text, size_t *ret_len);
+        void *metrics_userdata;
         /* The sync engine's hooks; all NULL when the daemon runs local-only. */
         void (*sync_notify)(void *userdata, const char *user_id, const char *notebook_id);
         int (*sync_status)(void *userdata, const char *user_id, cJSON *obj);
@@ -54,12 +78,13 @@ typedef struct RpcReply {
         bool abortable;
         bool abort_writes;
         cJSON *abort_id;
-        bool failed;    /* the request failed: undo whatever it wrote */
-        cJSON *changed; /* the notebooks the request changed (store_change_record() each), for the
-                         * sync engine and watchers once the transaction is durable; NULL if none */
-        cJSON *watch;   /* notebook.watch/unwatch: [watching (bool), user_id, notebook_id or null]
-                         * for the server to apply to the connection when it sends the reply (so
-                         * that no notification comes before it); NULL otherwise */
+        bool failed;     /* the request failed: undo whatever it wrote */
+        unsigned method; /* its slot in Rpc.method_requests */
+        cJSON *changed;  /* the notebooks the request changed (store_change_record() each), for the
+                          * sync engine and watchers once the transaction is durable; NULL if none */
+        cJSON *watch;    /* notebook.watch/unwatch: [watching (bool), user_id, notebook_id or null]
+                          * for the server to apply to the connection when it sends the reply (so
+                          * that no notification comes before it); NULL otherwise */
 } RpcReply;
 
 void rpc_reply_done(RpcReply *r);

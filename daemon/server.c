@@ -117,7 +117,8 @@ struct Server {
  * commit (and every one before it) is durable. */
 struct Held {
         Held *next;
-        uint64_t seq; /* store_durable() must reach this */
+        uint64_t seq;   /* store_durable() must reach this */
+        uint64_t start; /* monotonic: when its transaction began, for the commit latency */
         bool committed;
         Request *requests;
         unsigned n;
@@ -542,6 +543,16 @@ static void conn_make_ready(Conn *c)
         server_schedule(c->server);
 }
 
+/* A request line refused before it could run (too long, truncated): counted as a request of no
+ * method, with its error. */
+static void server_count_refused(Server *s, int code)
+{
+        size_t other = rpc_method_slots() - 1;
+
+        s->rpc->method_requests[other]++;
+        s->rpc->method_errors[other][rpc_error_slot(code)]++;
+}
+
 static int queue_push(Server *s, Conn *c, const char *line, size_t len, char *reply)
 {
         Request *q = calloc(1, sizeof(*q));
@@ -591,6 +602,7 @@ static int conn_take_lines(Conn *c)
                                                      "limit", (long long)c->frame.max_line);
                         if (!reply || queue_push(c->server, c, NULL, 0, reply) < 0)
                                 return -ENOMEM;
+                        server_count_refused(c->server, RPC_LINE_TOO_LONG);
                         took = true;
                         r = 0;
                         continue;
@@ -617,6 +629,7 @@ static int conn_on_eof(Conn *c)
                                              "The connection ended in the middle of a request.", NULL, 0);
                 if (!reply)
                         return -ENOMEM;
+                server_count_refused(c->server, RPC_TRUNCATED);
                 return queue_push(c->server, c, NULL, 0, reply);
         }
         /* Nothing queued: it is freed after the pass, not from here. */
@@ -815,6 +828,7 @@ static int on_accept(sd_event_source *source, int fd, uint32_t revents, void *us
                 s->conns = c;
                 s->n_conns++;
                 s->rpc->connections = s->n_conns;
+                s->rpc->connections_total++;
                 log_debug("Connection from pid %d uid %u.", (int)c->peer.pid, (unsigned)c->peer.uid);
         }
 }
@@ -960,9 +974,12 @@ static void held_deliver(Server *s, Held *h)
                 _cleanup_free_ char *abort = NULL;
                 const char *text = rep->text;
 
-                if (!h->committed && rep->abortable && !(text = abort = rpc_reply_abort_text(rep))) {
-                        log_oom();
-                        q->conn->dead = true;
+                if (!h->committed && rep->abortable) {
+                        s->rpc->method_errors[rep->method][rpc_error_slot(RPC_STORAGE)]++;
+                        if (!(text = abort = rpc_reply_abort_text(rep))) {
+                                log_oom();
+                                q->conn->dead = true;
+                        }
                 }
                 if (rep->watch) {
                         Conn *c = q->conn;
@@ -1018,7 +1035,7 @@ static void held_deliver(Server *s, Held *h)
  * the daemon stops without answering (its restart recovers what the disk kept). */
 static void server_release(Server *s)
 {
-        uint64_t durable;
+        uint64_t durable, now = 0;
         int r = store_durable(s->rpc->store, &durable);
 
         if (r < 0) {
@@ -1036,6 +1053,11 @@ static void server_release(Server *s)
                 s->held_head = h->next;
                 if (!s->held_head)
                         s->held_tail = &s->held_head;
+                /* From begin to on disk: how long the batch's replies waited for the commit. */
+                if (now == 0)
+                        now = now_monotonic_usec();
+                metrics_histogram_observe(&s->rpc->commit_seconds,
+                                          (double)(now - MIN(now, h->start)) / (double)USEC_PER_SEC);
                 held_deliver(s, h);
         }
 }
@@ -1108,6 +1130,7 @@ static int server_run_batch(Server *s)
                         free(h);
                         return r;
                 }
+                h->start = start;
                 *s->held_tail = h;
                 s->held_tail = &h->next;
                 tail = &h->requests;
@@ -1121,17 +1144,26 @@ static int server_run_batch(Server *s)
                                 rep->text = TAKE_PTR(q->reply);
                                 continue;
                         }
+                        /* rpc_handle() counts the request under its method; one that cannot run
+                         * at all counts under "other". */
+                        rep->method = (unsigned)rpc_method_slots() - 1;
                         r = store_savepoint(s->rpc->store);
                         if (r >= 0)
                                 r = rpc_handle(s->rpc, &c->peer, q->line, q->len, rep);
+                        else
+                                s->rpc->method_requests[rep->method]++;
                         /* Applied when the reply goes (held_deliver()); counted now against the
                          * limit, for the next requests of the connection. */
                         if (r >= 0 && rep->watch && cJSON_IsTrue(cJSON_GetArrayItem(rep->watch, 0)))
                                 c->peer.watches_pending++;
                         if (r < 0) {
+                                unsigned method = rep->method;
+
                                 rpc_reply_done(rep);
                                 rep->text = rpc_error_line(RPC_INTERNAL_ERROR, "Internal error.", NULL, 0);
                                 rep->failed = true;
+                                rep->method = method;
+                                s->rpc->method_errors[method][rpc_error_slot(RPC_INTERNAL_ERROR)]++;
                         }
                         if (rep->failed)
                                 r = store_rollback_to(s->rpc->store);
@@ -1162,6 +1194,7 @@ static int server_run_batch(Server *s)
                         h->seq = 0; /* errors: they only wait for the batches before them */
                 }
                 s->rpc->transactions++;
+                metrics_histogram_observe(&s->rpc->batch_requests, h->n);
                 /* The rest runs after the loop has looked at the connections again: from a timer,
                  * since sd-event polls for I/O before it dispatches one, not before a defer source. */
                 if (over && s->ready_head) {

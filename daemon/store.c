@@ -85,17 +85,13 @@ typedef enum SqlId {
         SQL_SYNC_CONFLICT_DROP,
         SQL_SYNC_CONFLICTED,
         SQL_CELL_IDS,
-        SQL_HIST_CELL_ADD,
         SQL_HIST_ADD,
         SQL_HIST_PRUNE,
-        SQL_HIST_PRUNE_CELLS,
         SQL_HIST_DROP,
-        SQL_HIST_DROP_CELLS,
         SQL_HIST_WALK,
-        SQL_HIST_CELLS,
+        SQL_HIST_LIST,
         SQL_HIST_AT,
         SQL_HIST_AGE,
-        SQL_HIST_AGE_CELLS,
         _SQL_MAX,
 } SqlId;
 
@@ -278,28 +274,22 @@ static const char *const sql_text[_SQL_MAX] = {
         [SQL_SYNC_CONFLICT_DROP] = "DELETE FROM sync_conflicts WHERE user_id = ?1 AND notebook_id = ?2 "
                                    "AND (?3 IS NULL OR subject = ?3)",
         [SQL_CELL_IDS] = "SELECT id FROM cells WHERE nb = ?1 ORDER BY pos",
-        [SQL_HIST_CELL_ADD] = "INSERT OR IGNORE INTO history_cells (nb, revision, cell_id, old) "
-                              "VALUES (?1, ?2, ?3, ?4)",
         [SQL_HIST_ADD] = "INSERT OR REPLACE INTO history (nb, revision, prev_revision, at, origin, fields, "
-                         "cell_order) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                         "cell_order, cells) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
         /* The bounds: revisions more than ?2 below the newest, or older than ?3 (the newest stays). */
         [SQL_HIST_PRUNE] = "DELETE FROM history WHERE nb = ?1 AND revision < ?4 AND (revision <= ?4 - ?2 "
                            "OR at < ?3)",
-        [SQL_HIST_PRUNE_CELLS] = "DELETE FROM history_cells WHERE nb = ?1 AND revision < coalesce("
-                                 "(SELECT min(revision) FROM history WHERE nb = ?1), 0)",
         [SQL_HIST_DROP] = "DELETE FROM history WHERE nb = ?1",
-        [SQL_HIST_DROP_CELLS] = "DELETE FROM history_cells WHERE nb = ?1",
-        [SQL_HIST_WALK] = "SELECT revision, prev_revision, at, origin, fields, cell_order, (SELECT count(*) "
-                          "FROM history_cells c WHERE c.nb = h.nb AND c.revision = h.revision) "
-                          "FROM history h WHERE nb = ?1 AND revision > ?2 ORDER BY revision DESC",
-        [SQL_HIST_CELLS] = "SELECT cell_id, old FROM history_cells WHERE nb = ?1 AND revision = ?2",
+        [SQL_HIST_WALK] = "SELECT revision, prev_revision, at, origin, fields, cell_order, cells "
+                          "FROM history WHERE nb = ?1 AND revision > ?2 ORDER BY revision DESC",
+        [SQL_HIST_LIST] = "SELECT revision, prev_revision, at, origin, fields, cell_order IS NOT NULL, "
+                          "(SELECT count(*) FROM json_each(h.cells)) FROM history h WHERE nb = ?1 "
+                          "ORDER BY revision DESC",
         [SQL_HIST_AT] = "SELECT at FROM history WHERE nb = ?1 AND revision = ?2",
         /* At start: what the age bound let through while the daemon was down, every notebook's
          * newest change kept. */
         [SQL_HIST_AGE] = "DELETE FROM history WHERE at < ?1 AND revision < (SELECT revision FROM "
                          "notebooks n WHERE n.nb = history.nb)",
-        [SQL_HIST_AGE_CELLS] = "DELETE FROM history_cells WHERE NOT EXISTS (SELECT 1 FROM history h "
-                               "WHERE h.nb = history_cells.nb AND h.revision <= history_cells.revision)",
 };
 
 static void hist_clear(Store *s);
@@ -339,6 +329,7 @@ struct Store {
                 int64_t revision; /* the revision the change makes */
                 cJSON *fields;    /* old values of the notebook fields it changed */
                 cJSON *order;     /* the cell ids in order before it, once it changed them */
+                cJSON *cells;     /* cell id: the old values of what it changed of that cell */
         } hist;
 };
 
@@ -1025,11 +1016,20 @@ static void json_set_member(cJSON *obj, cJSON *item)
                 cJSON_AddItemToObject(obj, key, item);
 }
 
+#define HIST_PRUNE_EVERY 16
+
+/* Whether the record of revision is within the bound by count, current being the newest. */
+static bool hist_kept(const Store *s, int64_t revision, int64_t current)
+{
+        return s->history_revisions > 0 && revision > current - s->history_revisions;
+}
+
 static void hist_clear(Store *s)
 {
         cJSON_Delete(s->hist.fields);
         cJSON_Delete(s->hist.order);
-        s->hist.fields = s->hist.order = NULL;
+        cJSON_Delete(s->hist.cells);
+        s->hist.fields = s->hist.order = s->hist.cells = NULL;
         s->hist.nb = 0;
 }
 
@@ -1051,19 +1051,20 @@ static bool hist_on(const Store *s, int64_t nb)
  * creates the cell). The first record of a cell in a change is the one kept. */
 static int hist_cell(Store *s, int64_t nb, const char *cell_id, const cJSON *old)
 {
-        _cleanup_(freep) char *text = NULL;
-        sqlite3_stmt *st;
+        cJSON *v;
 
         if (!hist_on(s, nb))
                 return 0;
-        if (old && !(text = cJSON_PrintUnformatted(old)))
+        if (!s->hist.cells && !(s->hist.cells = cJSON_CreateObject()))
                 return -ENOMEM;
-        st = stmt(s, SQL_HIST_CELL_ADD);
-        sqlite3_bind_int64(st, 1, nb);
-        sqlite3_bind_int64(st, 2, s->hist.revision);
-        bind_text(st, 3, cell_id);
-        bind_text(st, 4, text);
-        return run(s, st);
+        if (cJSON_GetObjectItemCaseSensitive(s->hist.cells, cell_id))
+                return 0;
+        v = old ? cJSON_Duplicate(old, true) : cJSON_CreateNull();
+        if (!v || !cJSON_AddItemToObject(s->hist.cells, cell_id, v)) {
+                cJSON_Delete(v);
+                return -ENOMEM;
+        }
+        return 0;
 }
 
 /* The members of old that new gives another value (keys: those of new, or of old when new is
@@ -1219,7 +1220,7 @@ static int hist_replace(Store *s, int64_t nb, const cJSON *fields, const cJSON *
  * (the revision's updated_at), and the bounds applied. */
 static int hist_end(Store *s, int64_t nb, int64_t prev_revision, const char *origin, uint64_t at)
 {
-        _cleanup_(freep) char *fields = NULL, *order = NULL;
+        _cleanup_(freep) char *fields = NULL, *order = NULL, *cells = NULL;
         uint64_t now = now_realtime_usec();
         sqlite3_stmt *st;
         int r;
@@ -1227,7 +1228,8 @@ static int hist_end(Store *s, int64_t nb, int64_t prev_revision, const char *ori
         if (!hist_on(s, nb))
                 return 0;
         if ((s->hist.fields && !(fields = cJSON_PrintUnformatted(s->hist.fields))) ||
-            (s->hist.order && !(order = cJSON_PrintUnformatted(s->hist.order))))
+            (s->hist.order && !(order = cJSON_PrintUnformatted(s->hist.order))) ||
+            (s->hist.cells && !(cells = cJSON_PrintUnformatted(s->hist.cells))))
                 return -ENOMEM;
         st = stmt(s, SQL_HIST_ADD);
         sqlite3_bind_int64(st, 1, nb);
@@ -1237,8 +1239,15 @@ static int hist_end(Store *s, int64_t nb, int64_t prev_revision, const char *ori
         bind_text(st, 5, origin);
         bind_text(st, 6, fields);
         bind_text(st, 7, order);
+        bind_text(st, 8, cells);
         if ((r = run(s, st)) < 0)
                 return r;
+        /* Pruning reads the notebook's records: done every HIST_PRUNE_EVERY revisions, it costs an
+         * edit little. Readers see only the bound (hist_kept()). */
+        if (s->hist.revision % HIST_PRUNE_EVERY != 0) {
+                hist_clear(s);
+                return 0;
+        }
         st = stmt(s, SQL_HIST_PRUNE);
         sqlite3_bind_int64(st, 1, nb);
         sqlite3_bind_int64(st, 2, s->history_revisions);
@@ -1249,12 +1258,6 @@ static int hist_end(Store *s, int64_t nb, int64_t prev_revision, const char *ori
         sqlite3_bind_int64(st, 4, s->hist.revision);
         if ((r = run(s, st)) < 0)
                 return r;
-        if (sqlite3_changes(s->db) > 0) {
-                st = stmt(s, SQL_HIST_PRUNE_CELLS);
-                sqlite3_bind_int64(st, 1, nb);
-                if ((r = run(s, st)) < 0)
-                        return r;
-        }
         hist_clear(s);
         return 0;
 }
@@ -1263,13 +1266,8 @@ static int hist_end(Store *s, int64_t nb, int64_t prev_revision, const char *ori
 static int hist_drop(Store *s, int64_t nb)
 {
         sqlite3_stmt *st = stmt(s, SQL_HIST_DROP);
-        int r;
 
         hist_clear(s);
-        sqlite3_bind_int64(st, 1, nb);
-        if ((r = run(s, st)) < 0)
-                return r;
-        st = stmt(s, SQL_HIST_DROP_CELLS);
         sqlite3_bind_int64(st, 1, nb);
         return run(s, st);
 }
@@ -2007,61 +2005,55 @@ int store_history_expire(Store *s)
 {
         uint64_t now = now_realtime_usec();
         sqlite3_stmt *st;
-        int r;
 
-        if (s->history_revisions == 0) {
-                if ((r = exec(s, "DELETE FROM history")) < 0)
-                        return r;
-                return exec(s, "DELETE FROM history_cells");
-        }
+        if (s->history_revisions == 0)
+                return exec(s, "DELETE FROM history");
         if (s->history_max_age_usec == 0 || now <= s->history_max_age_usec)
                 return 0;
         st = stmt(s, SQL_HIST_AGE);
         sqlite3_bind_int64(st, 1, (sqlite3_int64)(now - s->history_max_age_usec));
-        if ((r = run(s, st)) < 0)
-                return r;
-        return run(s, stmt(s, SQL_HIST_AGE_CELLS));
+        return run(s, st);
 }
 
 /* Undoes one history record on notebook (the version at its revision): its cells, fields, order. */
-static int hist_undo(Store *s, int64_t nb, int64_t revision, const char *fields_text, const char *order_text,
+static int hist_undo(const char *cells_text, const char *fields_text, const char *order_text,
                      cJSON *notebook)
 {
         cJSON *cells = cJSON_GetObjectItemCaseSensitive(notebook, "cells");
-        sqlite3_stmt *st = stmt(s, SQL_HIST_CELLS);
-        int r;
 
-        sqlite3_bind_int64(st, 1, nb);
-        sqlite3_bind_int64(st, 2, revision);
-        while ((r = step(s, st)) > 0) {
-                const char *id = (const char *)sqlite3_column_text(st, 0);
-                const char *old_text = (const char *)sqlite3_column_text(st, 1);
-                cJSON *cell = (cJSON *)cell_by_id(cells, id);
-                _cleanup_(cJSON_Deletep) cJSON *old = NULL;
-                cJSON *i;
+        if (cells_text) {
+                _cleanup_(cJSON_Deletep) cJSON *changed = cJSON_Parse(cells_text);
+                cJSON *old;
 
-                if (!old_text) { /* made by this revision */
-                        if (cell)
-                                cJSON_Delete(cJSON_DetachItemViaPointer(cells, cell));
-                        continue;
-                }
-                if (!(old = cJSON_Parse(old_text)) || !cJSON_IsObject(old)) {
-                        r = -EBADMSG;
-                        break;
-                }
-                if (!cell) { /* deleted by this revision: back, placed by the order below */
-                        if (!(cell = cJSON_CreateObject()) || !cJSON_AddItemToArray(cells, cell) ||
-                            !cJSON_AddStringToObject(cell, "id", id)) {
-                                r = -ENOMEM;
-                                break;
+                if (!cJSON_IsObject(changed))
+                        return -EBADMSG;
+                while ((old = changed->child)) {
+                        _cleanup_free_ char *id = old->string;
+                        cJSON *cell = (cJSON *)cell_by_id(cells, id), *i;
+
+                        old->string = NULL;
+                        cJSON_DetachItemViaPointer(changed, old);
+                        if (cJSON_IsNull(old)) { /* made by this revision */
+                                if (cell)
+                                        cJSON_Delete(cJSON_DetachItemViaPointer(cells, cell));
+                                cJSON_Delete(old);
+                                continue;
                         }
+                        if (!cJSON_IsObject(old)) {
+                                cJSON_Delete(old);
+                                return -EBADMSG;
+                        }
+                        /* Deleted by this revision: back, placed by the order below. */
+                        if (!cell && (!(cell = cJSON_CreateObject()) || !cJSON_AddItemToArray(cells, cell) ||
+                                      !cJSON_AddStringToObject(cell, "id", id))) {
+                                cJSON_Delete(old);
+                                return -ENOMEM;
+                        }
+                        while ((i = old->child))
+                                json_set_member(cell, cJSON_DetachItemViaPointer(old, i));
+                        cJSON_Delete(old);
                 }
-                while ((i = old->child))
-                        json_set_member(cell, cJSON_DetachItemViaPointer(old, i));
         }
-        sqlite3_reset(st);
-        if (r < 0)
-                return r;
         if (fields_text) {
                 _cleanup_(cJSON_Deletep) cJSON *fields = cJSON_Parse(fields_text);
                 cJSON *i;
@@ -2112,13 +2104,16 @@ static int nb_revision(Store *s, int64_t nb, int64_t current, int64_t revision, 
                 *ret = TAKE_PTR(n);
                 return 0;
         }
+        if (!hist_kept(s, revision, current))
+                return -ERANGE;
         st = stmt(s, SQL_HIST_WALK);
         sqlite3_bind_int64(st, 1, nb);
         sqlite3_bind_int64(st, 2, revision);
         while (current > revision && (r = step(s, st)) > 0) {
                 if (sqlite3_column_int64(st, 0) != current)
                         break; /* a gap: the revisions below are not rebuilt from here */
-                r = hist_undo(s, nb, current, (const char *)sqlite3_column_text(st, 4),
+                r = hist_undo((const char *)sqlite3_column_text(st, 6),
+                              (const char *)sqlite3_column_text(st, 4),
                               (const char *)sqlite3_column_text(st, 5), n);
                 if (r < 0)
                         break;
@@ -2183,8 +2178,11 @@ static cJSON *history_entry(int64_t revision, int64_t at, const char *origin, in
                 _cleanup_(cJSON_Deletep) cJSON *f = cJSON_Parse(fields);
                 const cJSON *i;
 
-                cJSON_ArrayForEach(
-                        i, f) if (!cJSON_AddItemToArray(changed, cJSON_CreateString(i->string))) return NULL;
+                cJSON_ArrayForEach(i, f)
+                {
+                        if (!cJSON_AddItemToArray(changed, cJSON_CreateString(i->string)))
+                                return NULL;
+                }
         }
         if (!add(e, "fields_changed", TAKE_PTR(changed)))
                 return NULL;
@@ -2208,18 +2206,16 @@ int store_notebook_history(Store *s, const char *user_id, const char *notebook_i
         if (deleted)
                 return -ENOENT;
         *ret_revision = expect;
-        st = stmt(s, SQL_HIST_WALK);
+        st = stmt(s, SQL_HIST_LIST);
         sqlite3_bind_int64(st, 1, nb);
-        sqlite3_bind_int64(st, 2, 0);
         while ((unsigned)cJSON_GetArraySize(list) < limit && (r = step(s, st)) > 0) {
                 cJSON *e;
 
-                if (sqlite3_column_int64(st, 0) != expect)
+                if (sqlite3_column_int64(st, 0) != expect || !hist_kept(s, expect, *ret_revision))
                         break;
                 e = history_entry(expect, sqlite3_column_int64(st, 2),
                                   (const char *)sqlite3_column_text(st, 3), sqlite3_column_int64(st, 6),
-                                  (const char *)sqlite3_column_text(st, 4),
-                                  sqlite3_column_type(st, 5) != SQLITE_NULL);
+                                  (const char *)sqlite3_column_text(st, 4), sqlite3_column_int(st, 5));
                 if (!e || !cJSON_AddItemToArray(list, e)) {
                         cJSON_Delete(e);
                         r = -ENOMEM;

@@ -148,6 +148,8 @@ struct Sync {
         bool pull_again; /* a full pull was asked for while pulls ran */
         StrMap pulled;   /* users whose notebooks were pulled completely since the start */
         uint64_t pushes, pulls_applied, merges, conflicts;
+        uint64_t push_outcomes[_SYNC_PUSH_MAX]; /* but SYNC_PUSH_SUCCESS: that is pushes */
+        uint64_t pulls_complete, pulls_failed, retries_request, retries_backoff;
         uint64_t parts_written, parts_fetched, parts_deleted;
 
         /* Notebooks the remote changed in the transaction being built (store_change_record()
@@ -1070,6 +1072,7 @@ static bool retry_delay(Sync *s, Job *j, const RemoteReply *rep, uint64_t *ret_d
                 return false;
         j->attempt++;
         s->retry_tokens -= cost;
+        s->retries_request++;
         *ret_delay = random_below(MIN(RETRY_MAX_USEC, RETRY_BASE_USEC << MIN(j->attempt, 20u)) + 1);
         return true;
 }
@@ -1091,6 +1094,7 @@ static void job_retry(Sync *s, Job *j, const RemoteReply *rep)
                 sync_outage(s);
                 j->not_before = s->offline_until;
                 j->attempt = 0;
+                s->retries_backoff++;
         }
         j->in_flight = false;
         s->in_flight--;
@@ -1412,6 +1416,20 @@ static void on_push_reply(void *owner, void *userdata, RemoteReply *rep)
 
         if (job_cancelled(s, j, rep))
                 return;
+        switch (rep->error < 0 ? DDB_RETRYABLE : rep->cls) {
+        case DDB_OK:
+                break;
+        case DDB_CONDITIONAL_FAILED:
+                s->push_outcomes[SYNC_PUSH_CONFLICT]++;
+                break;
+        case DDB_RETRYABLE:
+        case DDB_THROTTLING:
+                s->push_outcomes[SYNC_PUSH_RETRYABLE]++;
+                break;
+        default:
+                s->push_outcomes[SYNC_PUSH_ERROR]++;
+                break;
+        }
         switch (rep->error < 0 ? DDB_RETRYABLE : rep->cls) {
         case DDB_OK:
                 s->pushes++;
@@ -2418,6 +2436,10 @@ static int pull_absent(Sync *s, Pull *p)
 /* The end of a user's pull. complete: every page was read; else why not. */
 static void pull_done(Sync *s, Pull *p, bool complete, const char *why)
 {
+        if (complete)
+                s->pulls_complete++;
+        else
+                s->pulls_failed++;
         for (Job *j = s->jobs; j; j = j->next)
                 if (j->held && streq(j->user_id, p->user_id)) {
                         j->held = false;
@@ -2771,6 +2793,40 @@ static unsigned sync_pending(Sync *s, unsigned *ret_blocked)
         if (ret_blocked)
                 *ret_blocked = blocked;
         return n;
+}
+
+const char *sync_push_outcome_name(SyncPushOutcome o)
+{
+        static const char *const names[_SYNC_PUSH_MAX] = {
+                [SYNC_PUSH_SUCCESS] = "success",
+                [SYNC_PUSH_CONFLICT] = "conflict",
+                [SYNC_PUSH_RETRYABLE] = "retryable_error",
+                [SYNC_PUSH_ERROR] = "error",
+        };
+
+        return names[o];
+}
+
+void sync_metrics(Sync *s, SyncMetrics *ret)
+{
+        *ret = (SyncMetrics){
+                .pulls_complete = s->pulls_complete,
+                .pulls_failed = s->pulls_failed,
+                .pulled = s->pulls_applied,
+                .merges = s->merges,
+                .conflicts = s->conflicts,
+                .retries_request = s->retries_request,
+                .retries_backoff = s->retries_backoff,
+                .parts_written = s->parts_written,
+                .parts_fetched = s->parts_fetched,
+                .parts_deleted = s->parts_deleted,
+                .in_flight = s->in_flight,
+                .online = s->online,
+                .remote = remote_stats(s->remote),
+        };
+        memcpy(ret->pushes, s->push_outcomes, sizeof(ret->pushes));
+        ret->pushes[SYNC_PUSH_SUCCESS] = s->pushes;
+        ret->pending = sync_pending(s, &ret->errors);
 }
 
 const char *remote_describe(Sync *s, char *buf, size_t size)

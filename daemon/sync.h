@@ -9,6 +9,7 @@
 #include <systemd/sd-event.h>
 
 #include "conf.h"
+#include "remote.h"
 #include "store.h"
 #include "util.h"
 
@@ -46,6 +47,33 @@ void sync_pull_user(Sync *s, const char *user_id);
 /* Adds the "sync" object of daemon.status to obj. With user_id, per-notebook states are limited
  * to that user's notebooks. s may be NULL: local-only. */
 int sync_status(Sync *s, const char *user_id, cJSON *obj);
+
+/* How the pushes of notebooks ended (a PutItem or DeleteItem of the item): written, refused by
+ * the condition (the remote moved on: a merge follows), failed for a passing reason (retried), or
+ * refused for good (credentials, the table, the item itself). */
+typedef enum SyncPushOutcome {
+        SYNC_PUSH_SUCCESS,
+        SYNC_PUSH_CONFLICT,
+        SYNC_PUSH_RETRYABLE,
+        SYNC_PUSH_ERROR,
+        _SYNC_PUSH_MAX,
+} SyncPushOutcome;
+
+/* The engine's counts since the start, for the daemon's metrics (the same daemon.status tells). */
+typedef struct SyncMetrics {
+        uint64_t pushes[_SYNC_PUSH_MAX];
+        uint64_t pulls_complete, pulls_failed; /* pulls of one user's notebooks */
+        uint64_t pulled;                       /* versions a pull took in */
+        uint64_t merges, conflicts;
+        uint64_t retries_request; /* another attempt of the standard retry mode */
+        uint64_t retries_backoff; /* left to the loop-level backoff */
+        uint64_t parts_written, parts_fetched, parts_deleted;
+        unsigned pending, errors, in_flight;
+        bool online;
+        const RemoteStats *remote;
+} SyncMetrics;
+const char *sync_push_outcome_name(SyncPushOutcome o);
+void sync_metrics(Sync *s, SyncMetrics *ret);
 
 /* Where the engine syncs to, for the start-up log line. */
 const char *remote_describe(Sync *s, char *buf, size_t size);

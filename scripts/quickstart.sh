@@ -205,7 +205,15 @@ show_run cell edit "$demo" quickstart-z --code 'z = x * y + len(df)' --reads x,y
 heading "5. The dependency graph: which cell feeds which, in a topological order"
 show_run graph "$demo"
 
-heading "6. Daemon status"
+heading "6. History: every revision is kept for a while; undo the edit by restoring the one before it"
+show_run history "$demo" --limit 3
+before=$(ctl history "$demo" --limit 2 </dev/null | awk 'NR == 3 { print $1 }')
+if [ -n "$before" ]; then
+        show_run restore "$demo" "$before"
+        note "(a restore is an edit like any other: a new revision, synced, itself undoable)"
+fi
+
+heading "7. Daemon status"
 show_run status
 # One field of `notebookctl --json status`, by a Python expression on s.
 status_field() {
@@ -219,7 +227,7 @@ syncs_to=$(status_field 's["sync"].get("endpoint", "")' || true)
 if [ -n "$endpoint" ] && [ "${syncs_to%/}" != "$endpoint" ]; then
         note "(the notebookd answering here syncs ${syncs_to:+to $syncs_to, }not to $endpoint: the sync steps are left out)"
 elif [ -n "$endpoint" ]; then
-        heading "7. Sync: the edited notebooks arrive in the DynamoDB table"
+        heading "8. Sync: the edited notebooks arrive in the DynamoDB table"
         note "(notebookd coalesces a burst of edits into one write, conditioned on the revision the"
         note " table holds; waiting until nothing is pending)"
         synced=
@@ -242,7 +250,7 @@ for line in sys.stdin:
         print("  %-14s revision %-3s %d cells  name %r" % (item["notebook_id"], item["revision"],
               len(item.get("cells", [])), item.get("name")))'
 
-        heading "8. The item matches the notebook notebookd holds, attribute by attribute"
+        heading "9. The item matches the notebook notebookd holds, attribute by attribute"
         ctl --json show "$demo" </dev/null >"$build/quickstart-demo.json"
         printf '%s$ build/notebookctl --json show %s | /usr/bin/python3 tests/tools/ddbcheck.py --endpoint %s -%s\n' \
                 "$bold" "$demo" "$endpoint" "$reset"

@@ -11,7 +11,8 @@ itself ran.
   P1  durable single-cell edits, 8 clients x 1 in flight (and with --durability normal)
       anchor: Redis SET over a Unix socket, redis-benchmark -c 8
   P2  pipelined edits, 8 clients x 16 in flight
-      anchor: raw SQLite (tests/bench/sqlitebench), the daemon's settings, 16 and 128 rows/commit
+      anchor: raw SQLite (tests/bench/sqlitebench), the daemon's settings, 16 and 128 rows/commit;
+      and the same edits with history off (history_revisions = 0), for what history costs
   P3  one cell edited in notebooks of 6, 100 and 1,000 cells and of 1 MB (50 cells x 20 KiB)
       anchor: the application's whole-file JSON store (tests/bench/filestore.py)
   P4  sync drain of N dirty notebooks of ~2 KB to dynalite: PutItem/s, daemon CPU per PutItem
@@ -381,8 +382,11 @@ def measure(group, runs):
 def p1_p2_p3_scaling(cfg, redis, R):
         full = Daemon("full").start()
         normal = Daemon("normal", durability="normal").start()
+        # The cost of history (doc/storage.md, "History"): the same edits with none kept.
+        nohist = Daemon("nohistory", config="[daemon]\nhistory_revisions = 0\n").start()
         cell_full = create_notebook(full, "p1", 6, 64)
         cell_normal = create_notebook(normal, "p1", 6, 64)
+        cell_nohist = create_notebook(nohist, "p1", 6, 64)
         redis_ok = redis.available()
         if redis_ok:
                 redis.start()
@@ -413,6 +417,7 @@ def p1_p2_p3_scaling(cfg, redis, R):
         R["P2"] = measure({
                 "notebookd": lambda: nbbench(full, "p1", cell_full, 8, 16, cfg),
                 "notebookd_normal": lambda: nbbench(normal, "p1", cell_normal, 8, 16, cfg),
+                "notebookd_nohistory": lambda: nbbench(nohist, "p1", cell_nohist, 8, 16, cfg),
                 "sqlite16": lambda: sqlite(16),
                 "sqlite128": lambda: sqlite(128),
         }, cfg.runs)
@@ -453,6 +458,7 @@ def p1_p2_p3_scaling(cfg, redis, R):
 
         full.stop()
         normal.stop()
+        nohist.stop()
         if redis.proc:
                 redis.proc.terminate()
                 redis.proc.wait()
@@ -771,6 +777,8 @@ def table(R):
                 row("P2", "", p["notebookd"], "SQLite 128 rows/commit", p["sqlite128"])
                 row("P2", "cell.update, 8 x 16, durability=normal", p["notebookd_normal"], "SQLite 16 rows/commit",
                     p["sqlite16"])
+                row("P2", "cell.update, 8 x 16, durable", p["notebookd"], "history_revisions = 0",
+                    p["notebookd_nohistory"])
         if "P3" in R:
                 six = R["P3"].get(P3_SIZES[0][0], {}).get("notebookd")
                 for label, _, _ in P3_SIZES:

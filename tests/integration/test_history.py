@@ -294,7 +294,7 @@ h = d.rpc("notebook.history", {"user_id": USER, "notebook_id": bk.id})
 t.is_([(e["revision"], e["origin"]) for e in h["revisions"]], [(bk.current, None)],
       "history_revisions = 0: only the current revision, nothing kept")
 db = sqlite3.connect(d.db)
-t.is_(db.execute("SELECT (SELECT count(*) FROM history) + (SELECT count(*) FROM history_cells)").fetchone()[0], 0,
+t.is_(db.execute("SELECT count(*) FROM history").fetchone()[0], 0,
       "and the database holds no history at all")
 db.close()
 d.stop()
@@ -314,7 +314,7 @@ d.rpc("notebook.create", {"user_id": USER, "notebook_id": "big", "cells": [
 for i in range(50):
         d.rpc("cell.update", {"user_id": USER, "notebook_id": "big", "cell_id": "img", "code": f"plot({i})"})
 db = sqlite3.connect(d.db)
-size = db.execute("SELECT coalesce(sum(length(old)), 0) FROM history_cells c JOIN notebooks n ON n.nb = c.nb "
+size = db.execute("SELECT coalesce(sum(length(cells)), 0) FROM history h JOIN notebooks n ON n.nb = h.nb "
                   "WHERE n.id = 'big'").fetchone()[0]
 db.close()
 t.ok(size < 4096, f"50 code edits of a cell with a 1 MiB output keep {size} bytes of history (only the code)")

@@ -214,7 +214,8 @@ def exercise(c, user, label):
         except notebookd.MethodNotFound:
                 t.skip(f"{label}: metrics()", "this daemon has no daemon.metrics")
         else:
-                t.ok(m is not None, f"{label}: metrics() answers", short(m))
+                t.ok(isinstance(m, dict) and "notebookd_" in (m.get("text") or ""),
+                     f"{label}: metrics() gives the Prometheus text", short(m))
 
 
 @t.case("blocking Client: every method, typed errors")

@@ -259,6 +259,21 @@ def _():
                              f"{what}: {name} in {DIRS[what]}, as built", path)
         for page in MAN_PAGES:
                 t.ok(os.path.isfile(installed(MANDIR, page)), f"man page {page} in {MANDIR}")
+        compdir = os.environ.get("NB_BASHCOMPLETIONDIR", "")
+        if not compdir:
+                t.skip("bash completion installed", "configured not to install it")
+        elif not os.path.exists("/usr/share/bash-completion/bash_completion"):
+                t.skip("bash completion installed", "bash-completion is not installed")
+        else:
+                # bash-completion's own loader finds it there (XDG_DATA_DIRS: the tree's share dir).
+                share = os.path.dirname(os.path.dirname(installed(compdir)))
+                p = subprocess.run(["bash", "--norc", "--noprofile", "-c",
+                                    "source /usr/share/bash-completion/bash_completion; "
+                                    "_completion_loader notebookctl; complete -p notebookctl"],
+                                   capture_output=True, text=True, env=dict(os.environ, XDG_DATA_DIRS=share),
+                                   timeout=tmo(30))
+                t.ok(os.path.isfile(installed(compdir, "notebookctl")) and "-F _notebookctl notebookctl" in p.stdout,
+                     f"bash completion in {compdir}, found by bash-completion's loader", p.stdout + p.stderr)
 
 
 @t.case("installed units: verify passes with the installed daemon and man pages")

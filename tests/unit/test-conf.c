@@ -1,4 +1,5 @@
 /* SPDX-License-Identifier: MIT */
+#include <arpa/inet.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -736,6 +737,53 @@ static bool restarts_has(const Restarts *r, const char *key)
         return false;
 }
 
+static void test_metrics(void)
+{
+        static const char *const bad[] = {
+                "localhost:9464", "127.0.0.1",        "127.0.0.1:",     "127.0.0.1:0",    "127.0.0.1:65536",
+                "127.0.0.1:+80",  "127.0.0.1:80 ",    ":9464",          "::1:9464",       "[::1]9464",
+                "[::1]:",         "[127.0.0.1]:9464", "300.1.2.3:9464", "[fe80::1%lo]:1",
+        };
+        struct sockaddr_storage ss;
+        socklen_t len;
+        Config *c = NULL;
+        Errors e;
+        int r;
+
+        r = load("[metrics]\nlisten = 127.0.0.1:9464   # Prometheus\n", &e, &c);
+        is_int(r, 0, "[metrics] listen loads");
+        if (r == 0) {
+                const struct sockaddr_in *sa = (const struct sockaddr_in *)&c->metrics.addr;
+
+                is_str(c->metrics.listen, "127.0.0.1:9464", "listen: as written, comment cut");
+                ok(sa->sin_family == AF_INET && ntohs(sa->sin_port) == 9464 &&
+                           ntohl(sa->sin_addr.s_addr) == 0x7f000001 && c->metrics.addr_len == sizeof(*sa),
+                   "listen: an IPv4 address and port");
+                config_free(c);
+        }
+        r = load("[daemon]\n", &e, &c);
+        ok(r == 0 && !c->metrics.listen, "no [metrics]: no listener");
+        if (r == 0)
+                config_free(c);
+        ok(config_parse_listen("[::1]:65535", &ss, &len) == 0 && ss.ss_family == AF_INET6 &&
+                   ntohs(((struct sockaddr_in6 *)&ss)->sin6_port) == 65535 &&
+                   len == sizeof(struct sockaddr_in6),
+           "listen: [::1]:65535");
+        ok(config_parse_listen("0.0.0.0:1", &ss, &len) == 0 && ss.ss_family == AF_INET, "listen: 0.0.0.0:1");
+        for (size_t i = 0; i < ELEMENTSOF(bad); i++)
+                is_int(config_parse_listen(bad[i], &ss, &len), -EINVAL, "listen: '%s' is refused", bad[i]);
+
+        r = load("[metrics]\nlisten = localhost:9464\n", &e, &c);
+        ok(r == -EINVAL && e.n == 1 && e.lines[0] == 2 && strstr(e.messages[0], "listen must be") &&
+                   strstr(e.messages[0], "'localhost:9464'"),
+           "a host name: one error on its line, naming the key and the value");
+        r = load("[metrics]\nlisten = 127.0.0.1:1\nlisten = 127.0.0.1:2\nport = 3\nlisten =\n", &e, &c);
+        ok(r == -EINVAL && e.n == 3 && strstr(e.messages[0], "listen is already set on line 2") &&
+                   strstr(e.messages[1], "unknown key 'port' in section [metrics]") &&
+                   strstr(e.messages[2], "already set"),
+           "listen twice, an unknown key: each reported");
+}
+
 /* A reload: what applies live comes from the new file, the rest stays and is reported. */
 static void test_carry_restart_settings(void)
 {
@@ -777,6 +825,19 @@ static void test_carry_restart_settings(void)
            "carry: the old configuration is left with the new file's restart-only values");
         config_free(cur);
         config_free(next);
+
+        /* [metrics] listen needs a restart. */
+        r = load("[metrics]\nlisten = 127.0.0.1:1\n", &e, &cur);
+        r = r ?: load("[metrics]\nlisten = 127.0.0.1:2\n", &e, &next);
+        if (r == 0) {
+                rs = (Restarts){};
+                config_carry_restart_settings(next, cur, collect_restart, &rs);
+                ok(rs.n == 1 && restarts_has(&rs, "[metrics] listen") &&
+                           streq_ptr(next->metrics.listen, "127.0.0.1:1"),
+                   "carry: a new [metrics] listen needs a restart, and is not taken");
+                config_free(cur);
+                config_free(next);
+        }
 
         /* Adding [remote], and an identical file. */
         r = load("[users]\n1000 = a\n", &e, &cur);
@@ -830,6 +891,7 @@ int main(void)
         test_limits();
         test_missing();
         test_carry_restart_settings();
+        test_metrics();
 
         unlink(conf_path);
         rmdir(tmpdir);
