@@ -326,8 +326,7 @@ enum {
         OPT_COUNT,
         OPT_FIELD,
         OPT_KEEP,
-        OPT_REVISION,
-        OPT_LIMIT,
+        OPT_NUMBER,
         OPT_IDS,
 };
 
@@ -733,36 +732,54 @@ static void print_name_list(const char *label, const cJSON *arr)
         }
 }
 
-static int cmd_show(Ctl *ctl, const Command *cmd, int argc, char **argv)
+/* The arguments of a command that takes a NOTEBOOK and one optional number option (--name N, in
+ * [min, max]): the parameters, with notebook_id and, when given, param. -1 after --help. */
+static int notebook_and_number(Ctl *ctl, const Command *cmd, int argc, char **argv, const char *name,
+                               const char *param, int64_t min, int64_t max, cJSON **ret)
 {
-        static const struct option opts[] = {
+        const struct option opts[] = {
                 COMMON_OPTIONS,
-                { "revision", required_argument, NULL, OPT_REVISION },
+                { name, required_argument, NULL, OPT_NUMBER },
                 OPTIONS_END,
         };
-        _cleanup_(cjson_deletep) cJSON *res = NULL;
-        cJSON *p, *nb, *cells, *cell, *v;
-        int64_t revision = 0;
-        bool bad = false;
-        int c, r, i = 0;
+        bool bad = false, have = false;
+        int64_t v = 0;
+        cJSON *p;
+        int c, r;
 
         while ((c = command_getopt(ctl, cmd, argc, argv, opts, &bad)) != -1) {
                 if (c == 'h')
-                        return EXIT_OK;
-                if (c != OPT_REVISION)
+                        return -1;
+                if (c != OPT_NUMBER)
                         return EXIT_USAGE;
-                if (parse_int(optarg, 1, &revision) < 0)
-                        return usage_error(cmd, "--revision wants a revision number, not '%s'", optarg);
+                if (parse_int(optarg, min, &v) < 0 || v > max)
+                        return usage_error(cmd,
+                                           "--%s wants a number from %" PRId64 " to %" PRId64 ", not '%s'",
+                                           name, min, max, optarg);
+                have = true;
         }
         r = check_positional(cmd, argc, 1);
         if (r != EXIT_OK)
                 return r;
         p = params_new(ctl);
         if (!p || !cJSON_AddStringToObject(p, "notebook_id", argv[optind]) ||
-            (revision > 0 && !cJSON_AddNumberToObject(p, "revision", (double)revision))) {
+            (have && !cJSON_AddNumberToObject(p, param, (double)v))) {
                 cJSON_Delete(p);
                 return local_error("out of memory");
         }
+        *ret = p;
+        return EXIT_OK;
+}
+
+static int cmd_show(Ctl *ctl, const Command *cmd, int argc, char **argv)
+{
+        _cleanup_(cjson_deletep) cJSON *res = NULL;
+        cJSON *p = NULL, *nb, *cells, *cell, *v;
+        int r, i = 0;
+
+        r = notebook_and_number(ctl, cmd, argc, argv, "revision", "revision", 1, MAX_JSON_INT, &p);
+        if (r != EXIT_OK)
+                return r < 0 ? EXIT_OK : r;
         r = ctl_call(ctl, "notebook.get", p, &res);
         if (r != EXIT_OK)
                 return r;
@@ -1090,35 +1107,15 @@ static int cmd_rm(Ctl *ctl, const Command *cmd, int argc, char **argv)
 
 static int cmd_history(Ctl *ctl, const Command *cmd, int argc, char **argv)
 {
-        static const struct option opts[] = {
-                COMMON_OPTIONS,
-                { "limit", required_argument, NULL, OPT_LIMIT },
-                OPTIONS_END,
-        };
         _cleanup_(cjson_deletep) cJSON *res = NULL;
         const cJSON *e, *list;
-        int64_t limit = 0, current;
-        bool bad = false;
-        cJSON *p;
-        int c, r;
+        cJSON *p = NULL;
+        int64_t current;
+        int r;
 
-        while ((c = command_getopt(ctl, cmd, argc, argv, opts, &bad)) != -1) {
-                if (c == 'h')
-                        return EXIT_OK;
-                if (c != OPT_LIMIT)
-                        return EXIT_USAGE;
-                if (parse_int(optarg, 1, &limit) < 0 || limit > 1000)
-                        return usage_error(cmd, "--limit wants a number from 1 to 1000, not '%s'", optarg);
-        }
-        r = check_positional(cmd, argc, 1);
+        r = notebook_and_number(ctl, cmd, argc, argv, "limit", "limit", 1, 1000, &p);
         if (r != EXIT_OK)
-                return r;
-        p = params_new(ctl);
-        if (!p || !cJSON_AddStringToObject(p, "notebook_id", argv[optind]) ||
-            (limit > 0 && !cJSON_AddNumberToObject(p, "limit", (double)limit))) {
-                cJSON_Delete(p);
-                return local_error("out of memory");
-        }
+                return r < 0 ? EXIT_OK : r;
         r = ctl_call(ctl, "notebook.history", p, &res);
         if (r != EXIT_OK)
                 return r;
