@@ -4,6 +4,7 @@
  * (doc/protocol.md); this file parses arguments, builds params, and prints the result as a table
  * or, with --json, as the protocol's result object. */
 
+#include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
@@ -348,6 +349,9 @@ static int parse_int(const char *s, int64_t min, int64_t *ret)
         char *end;
         long long v;
 
+        /* strtoll() would also take leading blanks and a '+'. */
+        if (!isdigit((unsigned char)s[0]) && !(s[0] == '-' && isdigit((unsigned char)s[1])))
+                return -EINVAL;
         errno = 0;
         v = strtoll(s, &end, 10);
         if (errno != 0 || end == s || *end || v < min || v > MAX_JSON_INT || v < -MAX_JSON_INT)

@@ -562,16 +562,17 @@ static int m_notebook_create(Call *c)
 static int m_notebook_history(Call *c)
 {
         const char *id;
-        long long limit = MAX_HISTORY_LISTED;
+        long long limit = MAX_HISTORY_LISTED, before = 0;
         int64_t revision;
         cJSON *list = NULL;
         int r;
 
         if ((r = get_id(c, "notebook_id", true, &id)) < 0 ||
             (r = model_get_int(c->params, "limit", 1, MAX_HISTORY_LISTED, false, &limit, NULL, &c->error)) <
-                    0)
+                    0 ||
+            (r = model_get_int(c->params, "before", 1, INT64_MAX, false, &before, NULL, &c->error)) < 0)
                 return r;
-        r = store_notebook_history(c->rpc->store, c->user_id, id, (unsigned)limit, &revision, &list);
+        r = store_notebook_history(c->rpc->store, c->user_id, id, before, (unsigned)limit, &revision, &list);
         if (r < 0)
                 return store_error(c, r, id, NULL, NULL);
         if (result_new(c) < 0 || !add_item(c->result, "revisions", list) ||
@@ -1179,7 +1180,7 @@ static const Method methods[] = {
           (const char *const[]){ "user_id", "notebook_id", "expected_revision", "name", "db_conn_string",
                                  "ttl", "cells", NULL } },
         { "notebook.history", m_notebook_history, false, true,
-          (const char *const[]){ "user_id", "notebook_id", "limit", NULL } },
+          (const char *const[]){ "user_id", "notebook_id", "limit", "before", NULL } },
         { "notebook.restore", m_notebook_restore, true, true,
           (const char *const[]){ "user_id", "notebook_id", "revision", "expected_revision", NULL } },
         { "notebook.delete", m_notebook_delete, true, true,

@@ -92,8 +92,16 @@ typedef enum SqlId {
         SQL_HIST_LIST,
         SQL_HIST_AT,
         SQL_HIST_AGE,
+        SQL_CONFLICTS_STALE,
         _SQL_MAX,
 } SqlId;
+
+/* The oldest revision of notebook NB's history superseded at time AT or later: the one before the
+ * oldest record made since AT; that record itself when it is the oldest; else NEWEST. */
+#define HIST_SUPERSEDED_SINCE(NB, AT, NEWEST)                                                   \
+        "coalesce((SELECT max(p.revision) FROM history p WHERE p.nb = " NB " AND p.revision < " \
+        "(SELECT min(q.revision) FROM history q WHERE q.nb = " NB " AND q.at >= " AT ")), "     \
+        "(SELECT min(q.revision) FROM history q WHERE q.nb = " NB " AND q.at >= " AT "), " NEWEST ")"
 
 #define NB_COLUMNS                                                                                 \
         "id, user_id, name, db_conn_string, revision, created_at, updated_at, ttl, demo_version, " \
@@ -276,9 +284,13 @@ static const char *const sql_text[_SQL_MAX] = {
         [SQL_CELL_IDS] = "SELECT id FROM cells WHERE nb = ?1 ORDER BY pos",
         [SQL_HIST_ADD] = "INSERT OR REPLACE INTO history (nb, revision, prev_revision, at, origin, fields, "
                          "cell_order, cells) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
-        /* The bounds: revisions more than ?2 below the newest, or older than ?3 (the newest stays). */
-        [SQL_HIST_PRUNE] = "DELETE FROM history WHERE nb = ?1 AND revision < ?4 AND (revision <= ?4 - ?2 "
-                           "OR at < ?3)",
+        /* The bounds, on the records of notebook ?1 whose newest is revision ?4: the newest ?2 stay,
+         * and a record stays while the one after it, which superseded it, was made at ?3 or later
+         * (HIST_SUPERSEDED_SINCE). The newest always stays. */
+        [SQL_HIST_PRUNE] =
+                "DELETE FROM history WHERE nb = ?1 AND revision < ?4 AND (revision <= coalesce("
+                "(SELECT revision FROM history WHERE nb = ?1 ORDER BY revision DESC LIMIT 1 OFFSET ?2), "
+                "-1) OR revision < " HIST_SUPERSEDED_SINCE("?1", "?3", "?4") ")",
         [SQL_HIST_DROP] = "DELETE FROM history WHERE nb = ?1",
         [SQL_HIST_WALK] = "SELECT revision, prev_revision, at, origin, fields, cell_order, cells "
                           "FROM history WHERE nb = ?1 AND revision > ?2 ORDER BY revision DESC",
@@ -286,10 +298,18 @@ static const char *const sql_text[_SQL_MAX] = {
                           "(SELECT count(*) FROM json_each(h.cells)) FROM history h WHERE nb = ?1 "
                           "ORDER BY revision DESC",
         [SQL_HIST_AT] = "SELECT at FROM history WHERE nb = ?1 AND revision = ?2",
-        /* At start: what the age bound let through while the daemon was down, every notebook's
-         * newest change kept. */
-        [SQL_HIST_AGE] = "DELETE FROM history WHERE at < ?1 AND revision < (SELECT revision FROM "
-                         "notebooks n WHERE n.nb = history.nb)",
+        /* Cell conflicts whose copy cell is gone (a whole content replaced, a restore). */
+        [SQL_CONFLICTS_STALE] =
+                "DELETE FROM sync_conflicts WHERE (user_id, notebook_id) = (SELECT user_id, id FROM "
+                "notebooks WHERE nb = ?1) AND copy_id IS NOT NULL AND copy_id NOT IN "
+                "(SELECT id FROM cells WHERE nb = ?1)",
+        /* At start, for every notebook: the bounds as SQL_HIST_PRUNE applies them. */
+        [SQL_HIST_AGE] =
+                "DELETE FROM history WHERE revision <= coalesce((SELECT h.revision FROM history h WHERE "
+                "h.nb = history.nb ORDER BY h.revision DESC LIMIT 1 OFFSET ?2), -1) OR revision "
+                "< " HIST_SUPERSEDED_SINCE(
+                        "history.nb", "?1",
+                        "(SELECT max(h.revision) FROM history h WHERE h.nb = history.nb)"),
 };
 
 static void hist_clear(Store *s);
@@ -1018,10 +1038,12 @@ static void json_set_member(cJSON *obj, cJSON *item)
 
 #define HIST_PRUNE_EVERY 16
 
-/* Whether the record of revision is within the bound by count, current being the newest. */
-static bool hist_kept(const Store *s, int64_t revision, int64_t current)
+/* Records superseded before this (realtime usec) are past the age bound (0: none is). */
+static sqlite3_int64 hist_cutoff(const Store *s, uint64_t now)
 {
-        return s->history_revisions > 0 && revision > current - s->history_revisions;
+        return s->history_max_age_usec && now > s->history_max_age_usec
+                       ? (sqlite3_int64)(now - s->history_max_age_usec)
+                       : 0;
 }
 
 static void hist_clear(Store *s)
@@ -1067,6 +1089,28 @@ static int hist_cell(Store *s, int64_t nb, const char *cell_id, const cJSON *old
         return 0;
 }
 
+/* Whether a and b (either may be NULL) are the same JSON, exactly: cJSON_Compare() takes numbers a
+ * rounding step apart for equal. Members of objects are compared in order. */
+static bool json_same(const cJSON *a, const cJSON *b)
+{
+        const cJSON *x, *y;
+
+        if (!a || !b)
+                return a == b;
+        if ((a->type & 0xff) != (b->type & 0xff))
+                return false;
+        if (cJSON_IsNumber(a))
+                return a->valuedouble == b->valuedouble;
+        if (cJSON_IsString(a))
+                return streq(a->valuestring, b->valuestring);
+        if (!cJSON_IsArray(a) && !cJSON_IsObject(a))
+                return true; /* null, true, false */
+        for (x = a->child, y = b->child; x && y; x = x->next, y = y->next)
+                if ((cJSON_IsObject(a) && !streq(x->string, y->string)) || !json_same(x, y))
+                        return false;
+        return !x && !y;
+}
+
 /* The members of old that new gives another value (keys: those of new, or of old when new is
  * NULL), copied into *ret (NULL when none differ). */
 static int json_changed(const cJSON *old, const cJSON *new, cJSON **ret)
@@ -1080,7 +1124,7 @@ static int json_changed(const cJSON *old, const cJSON *new, cJSON **ret)
                 const cJSON *was = cJSON_GetObjectItemCaseSensitive(old, i->string);
                 cJSON *copy;
 
-                if (!was || streq(i->string, "id") || (new &&cJSON_Compare(was, i, true)))
+                if (!was || streq(i->string, "id") || (new &&json_same(was, i)))
                         continue;
                 if (!out && !(out = cJSON_CreateObject()))
                         return -ENOMEM;
@@ -1227,9 +1271,10 @@ static int hist_end(Store *s, int64_t nb, int64_t prev_revision, const char *ori
 
         if (!hist_on(s, nb))
                 return 0;
-        if ((s->hist.fields && !(fields = cJSON_PrintUnformatted(s->hist.fields))) ||
-            (s->hist.order && !(order = cJSON_PrintUnformatted(s->hist.order))) ||
-            (s->hist.cells && !(cells = cJSON_PrintUnformatted(s->hist.cells))))
+        /* model_json_print(): numbers digit for digit, as everywhere the store writes JSON. */
+        if ((s->hist.fields && !(fields = model_json_print(s->hist.fields, false))) ||
+            (s->hist.order && !(order = model_json_print(s->hist.order, false))) ||
+            (s->hist.cells && !(cells = model_json_print(s->hist.cells, false))))
                 return -ENOMEM;
         st = stmt(s, SQL_HIST_ADD);
         sqlite3_bind_int64(st, 1, nb);
@@ -1243,7 +1288,7 @@ static int hist_end(Store *s, int64_t nb, int64_t prev_revision, const char *ori
         if ((r = run(s, st)) < 0)
                 return r;
         /* Pruning reads the notebook's records: done every HIST_PRUNE_EVERY revisions, it costs an
-         * edit little. Readers see only the bound (hist_kept()). */
+         * edit little. Readers apply the bound by count themselves (they read at most that many). */
         if (s->hist.revision % HIST_PRUNE_EVERY != 0) {
                 hist_clear(s);
                 return 0;
@@ -1251,10 +1296,7 @@ static int hist_end(Store *s, int64_t nb, int64_t prev_revision, const char *ori
         st = stmt(s, SQL_HIST_PRUNE);
         sqlite3_bind_int64(st, 1, nb);
         sqlite3_bind_int64(st, 2, s->history_revisions);
-        sqlite3_bind_int64(st, 3,
-                           s->history_max_age_usec && now > s->history_max_age_usec
-                                   ? (sqlite3_int64)(now - s->history_max_age_usec)
-                                   : 0);
+        sqlite3_bind_int64(st, 3, hist_cutoff(s, now));
         sqlite3_bind_int64(st, 4, s->hist.revision);
         if ((r = run(s, st)) < 0)
                 return r;
@@ -1698,6 +1740,10 @@ static int nb_replace(Store *s, int64_t nb, const cJSON *fields, const cJSON *ce
         sqlite3_bind_int64(st, 1, nb);
         if ((r = run(s, st)) < 0 || (r = cells_insert_all(s, nb, cells)) < 0)
                 return r;
+        st = stmt(s, SQL_CONFLICTS_STALE);
+        sqlite3_bind_int64(st, 1, nb);
+        if ((r = run(s, st)) < 0)
+                return r;
         return fields ? nb_set_fields(s, nb, fields) : 0;
 }
 
@@ -2008,10 +2054,9 @@ int store_history_expire(Store *s)
 
         if (s->history_revisions == 0)
                 return exec(s, "DELETE FROM history");
-        if (s->history_max_age_usec == 0 || now <= s->history_max_age_usec)
-                return 0;
         st = stmt(s, SQL_HIST_AGE);
-        sqlite3_bind_int64(st, 1, (sqlite3_int64)(now - s->history_max_age_usec));
+        sqlite3_bind_int64(st, 1, hist_cutoff(s, now));
+        sqlite3_bind_int64(st, 2, s->history_revisions);
         return run(s, st);
 }
 
@@ -2104,14 +2149,13 @@ static int nb_revision(Store *s, int64_t nb, int64_t current, int64_t revision, 
                 *ret = TAKE_PTR(n);
                 return 0;
         }
-        if (!hist_kept(s, revision, current))
-                return -ERANGE;
         st = stmt(s, SQL_HIST_WALK);
         sqlite3_bind_int64(st, 1, nb);
         sqlite3_bind_int64(st, 2, revision);
-        while (current > revision && (r = step(s, st)) > 0) {
-                if (sqlite3_column_int64(st, 0) != current)
-                        break; /* a gap: the revisions below are not rebuilt from here */
+        /* Revision's own record is among the newest history_revisions: at most one fewer above it. */
+        for (int64_t undone = 0; current > revision && (r = step(s, st)) > 0; undone++) {
+                if (sqlite3_column_int64(st, 0) != current || undone + 1 >= s->history_revisions)
+                        break; /* a gap, or past the bound: the revisions below are not rebuilt */
                 r = hist_undo((const char *)sqlite3_column_text(st, 6),
                               (const char *)sqlite3_column_text(st, 4),
                               (const char *)sqlite3_column_text(st, 5), n);
@@ -2189,11 +2233,11 @@ static cJSON *history_entry(int64_t revision, int64_t at, const char *origin, in
         return TAKE_PTR(e);
 }
 
-int store_notebook_history(Store *s, const char *user_id, const char *notebook_id, unsigned limit,
-                           int64_t *ret_revision, cJSON **ret)
+int store_notebook_history(Store *s, const char *user_id, const char *notebook_id, int64_t before,
+                           unsigned limit, int64_t *ret_revision, cJSON **ret)
 {
         _cleanup_(cJSON_Deletep) cJSON *list = cJSON_CreateArray(), *summary = NULL;
-        int64_t nb, expect;
+        int64_t nb, expect, k = 0;
         sqlite3_stmt *st;
         bool deleted;
         int r;
@@ -2208,11 +2252,18 @@ int store_notebook_history(Store *s, const char *user_id, const char *notebook_i
         *ret_revision = expect;
         st = stmt(s, SQL_HIST_LIST);
         sqlite3_bind_int64(st, 1, nb);
-        while ((unsigned)cJSON_GetArraySize(list) < limit && (r = step(s, st)) > 0) {
+        /* The chain from the current revision down, at most history_revisions records. */
+        for (;
+             (unsigned)cJSON_GetArraySize(list) < limit && k < s->history_revisions && (r = step(s, st)) > 0;
+             k++) {
                 cJSON *e;
 
-                if (sqlite3_column_int64(st, 0) != expect || !hist_kept(s, expect, *ret_revision))
+                if (sqlite3_column_int64(st, 0) != expect)
                         break;
+                if (before > 0 && expect >= before) {
+                        expect = sqlite3_column_int64(st, 1);
+                        continue;
+                }
                 e = history_entry(expect, sqlite3_column_int64(st, 2),
                                   (const char *)sqlite3_column_text(st, 3), sqlite3_column_int64(st, 6),
                                   (const char *)sqlite3_column_text(st, 4), sqlite3_column_int(st, 5));
@@ -2228,7 +2279,7 @@ int store_notebook_history(Store *s, const char *user_id, const char *notebook_i
                 return r;
         /* The current revision has no record when history was off as it was made: listed without
          * what made it. */
-        if (cJSON_GetArraySize(list) == 0) {
+        if (k == 0 && before == 0) {
                 cJSON *e;
 
                 if ((r = summary_get(s, nb, &summary)) < 0)
@@ -2588,11 +2639,23 @@ int store_sync_replace(Store *s, const cJSON *notebook, const StoreBase *base, b
         r = nb_find(s, user->valuestring, id->valuestring, &nb, &prev, &deleted);
         if (r < 0 && r != -ENOENT)
                 return r;
-        /* History: what this version changes of a live notebook; a new one (or one back from a
-         * tombstone) starts its history here. */
-        if (r == 0 && !deleted && (int64_t)rev->valuedouble <= prev && (r = hist_drop(s, nb)) < 0)
-                return r; /* not above ours: what history holds does not lead to it */
-        if (r == 0 && !deleted && (int64_t)rev->valuedouble > prev) {
+        /* History: what this version changes of a live notebook. A new one, one back from a
+         * tombstone, or one created anew elsewhere (another created_at) starts its history here;
+         * so does one not above ours, which what history holds does not lead to. */
+        if (r == 0 && !deleted && s->history_revisions > 0) {
+                _cleanup_(cJSON_Deletep) cJSON *now = NULL;
+                bool anew;
+
+                if ((r = summary_get(s, nb, &now)) < 0)
+                        return r;
+                anew = !json_same(cJSON_GetObjectItemCaseSensitive(now, "created_at"),
+                                  cJSON_GetObjectItemCaseSensitive(notebook, "created_at"));
+                if ((anew || (int64_t)rev->valuedouble <= prev) && (r = hist_drop(s, nb)) < 0)
+                        return r;
+                if (anew)
+                        prev = 0;
+        }
+        if (r == 0 && !deleted && prev > 0 && (int64_t)rev->valuedouble > prev) {
                 hist_begin(s, nb, (int64_t)rev->valuedouble);
                 if (hist_on(s, nb)) {
                         if (!(fields = notebook_fields(notebook)))

@@ -135,12 +135,13 @@ int store_notebook_delete(Store *s, const char *user_id, const char *notebook_id
 /* The notebook as it was at revision, rebuilt from history: -ERANGE when revision is not in it. */
 int store_notebook_revision(Store *s, const char *user_id, const char *notebook_id, int64_t revision,
                             cJSON **ret);
-/* At most limit revisions the notebook can be restored to, newest first (the current one first),
+/* At most limit revisions the notebook can be restored to, newest first (the current one first;
+ * before > 0: only those below it),
  * each {revision, at, origin, cells_changed, fields_changed, order_changed}: when and what made
  * it (origin create, edit, pull, merge or restore; null, with cells_changed null, for a current
  * revision made while history was off). *ret_revision: the current revision. */
-int store_notebook_history(Store *s, const char *user_id, const char *notebook_id, unsigned limit,
-                           int64_t *ret_revision, cJSON **ret);
+int store_notebook_history(Store *s, const char *user_id, const char *notebook_id, int64_t before,
+                           unsigned limit, int64_t *ret_revision, cJSON **ret);
 /* Makes the content of revision (cells, name, db_conn_string, ttl, demo_version) the notebook's
  * newest revision: an edit like any other, which syncs. -ERANGE: revision not in history. */
 int store_notebook_restore(Store *s, const char *user_id, const char *notebook_id, StoreMut *m,

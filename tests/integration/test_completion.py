@@ -7,8 +7,10 @@ names). Skipped without bash-completion."""
 
 import os
 import shlex
+import signal
 import subprocess
 import sys
+import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness  # noqa: E402
@@ -101,6 +103,34 @@ t.ok("--ids" in got, "list's --ids is offered", str(got))
 got, err = complete(f"notebookctl --socket /nonexistent/sock show ")
 t.is_(got, [], "no daemon: nothing offered, and no error printed")
 t.is_(err, "", "(nothing on stderr)")
+
+# Ids are data (they come from other machines through sync): never run, never globbed.
+canary = os.path.join(harness.make_tempdir("nbcanary-"), "ran")
+evil = [f"$(touch${{IFS}}{canary})", f"`touch${{IFS}}{canary}`", "GLOB*", "semi;colon", "x:y=z", "q'uote"]
+d.rpc("notebook.list", {"user_id": "mal"})
+for nb in evil:
+        d.rpc("notebook.create", {"user_id": "mal", "notebook_id": nb})
+M = f"notebookctl --socket {shlex.quote(d.socket)} --user mal"
+got, err = complete(f"{M} show ")
+t.ok(not os.path.exists(canary), "ids holding $(...) and backquotes are not run by completion")
+t.is_(sorted(shlex.split(" ".join(got))), sorted(evil + ["blank-mal", "demo-mal"]),
+      "every id is offered, quoted for the shell (a glob is not expanded)")
+got, err = complete(f"{M} show x:")
+t.is_([shlex.split(w)[0] for w in got], ["y=z"], "an id holding ':' completes (after the colon readline keeps)")
+got, err = complete(f"{M} show q")
+t.is_(shlex.split(" ".join(got)), ["q'uote"], "an id holding a quote completes, quoted")
+got, err = complete(f"notebookctl --socket={shlex.quote(d.socket)} --user=mal show G")
+t.is_(got, ["GLOB\\*"], "--socket=PATH and --user=USER forms are followed")
+
+# A daemon that does not answer does not hold the shell.
+os.kill(d.proc.pid, signal.SIGSTOP)
+try:
+        start = time.monotonic()
+        got, err = complete(f"{S} show ")
+        took = time.monotonic() - start
+finally:
+        os.kill(d.proc.pid, signal.SIGCONT)
+t.ok(got == [] and took < 10, f"a stopped daemon: completion gives up ({took:.1f} s)")
 
 rc, out, err = d.ctl("--user", USER, "list", "--ids")
 t.is_(out.split(), ["blank-cora", "demo-cora", "alpha-one", "alpha-two"], "list --ids prints the ids, one per line")

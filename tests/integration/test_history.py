@@ -284,6 +284,17 @@ t.is_([e["revision"] for e in h["revisions"]], [bk.current],
       "after a start, history older than history_max_age_days is gone but for the newest record")
 r = d.call("notebook.get", {"user_id": USER, "notebook_id": bk.id, "revision": bk.current - 1})
 t.is_(r.get("error", {}).get("code"), -32010, "and the revision before it is no longer kept")
+# Age counts from when a revision stopped being current: an edit today of a notebook left alone
+# for 40 days can be undone, also after a restart.
+b1 = books[1]
+d.rpc("cell.create", {"user_id": USER, "notebook_id": b1.id, "code": "after a long pause"})
+b1.record()
+d.restart()
+h = d.rpc("notebook.history", {"user_id": USER, "notebook_id": b1.id})
+t.is_([e["revision"] for e in h["revisions"]], [b1.current, b1.current - 1],
+      "a revision made 40 days ago but current until today is kept")
+t.is_(content(d.rpc("notebook.get", {"user_id": USER, "notebook_id": b1.id, "revision": b1.current - 1})["notebook"]),
+      content(b1.versions[b1.current - 1]), "and it reads back (its time as moved back above)")
 
 d.stop()
 d.set_config("[daemon]\nhistory_revisions = 0\n")
@@ -321,6 +332,23 @@ t.ok(size < 4096, f"50 code edits of a cell with a 1 MiB output keep {size} byte
 nb = d.rpc("notebook.get", {"user_id": USER, "notebook_id": "big", "revision": 10})["notebook"]
 t.ok(nb["cells"][0]["code"] == "plot(8)" and nb["cells"][0]["outputs"][0]["data"] == big,
      "and revision 10 reads back whole")
+h = d.rpc("notebook.history", {"user_id": USER, "notebook_id": "big", "before": 40, "limit": 5})
+t.is_([e["revision"] for e in h["revisions"]], [39, 38, 37, 36, 35], "history with before lists the revisions below it")
+
+# Numbers come back digit for digit (cJSON's own printer rounds some).
+exact = [0.30000000000000004, 9007199254740991, 1e-120, 2.5e125, -0.1, 123456789.12345679]
+d.rpc("notebook.create", {"user_id": USER, "notebook_id": "nums", "ttl": 2000000001, "cells": [
+        {"id": "n", "outputs": [{"mime_type": "application/json", "data": {"v": exact}, "metadata": {"x": exact}}]}]})
+first = d.rpc("notebook.get", {"user_id": USER, "notebook_id": "nums"})["notebook"]
+d.rpc("cell.update", {"user_id": USER, "notebook_id": "nums", "cell_id": "n",
+                      "outputs": [{"mime_type": "application/json", "data": {"v": [0.3, 1]}, "metadata": {}}]})
+d.rpc("notebook.update", {"user_id": USER, "notebook_id": "nums", "cells": [
+        {"id": "n", "outputs": [{"mime_type": "application/json", "data": {"v": [0.30000000000000004]},
+                                 "metadata": {}}]}]})
+old = d.rpc("notebook.get", {"user_id": USER, "notebook_id": "nums", "revision": 1})["notebook"]
+t.is_(old, first, "numbers in outputs read back from history digit for digit")
+r = d.rpc("notebook.restore", {"user_id": USER, "notebook_id": "nums", "revision": 1})["notebook"]
+t.is_(r["cells"], first["cells"], "and a restore stores them so")
 d.stop()
 
 # ---- sync: a pull and a merge are listed and undone ------------------------------------------
@@ -374,13 +402,26 @@ h = b2.rpc("notebook.history", {"user_id": USER, "notebook_id": "shared"})
 t.is_(h["revisions"][0]["origin"], "pull", "B's history lists the pulled version with origin pull")
 t.is_(content(get(b2, before_pull["revision"])), content(before_pull), "and B's version before the pull reads back")
 
+
+def offline_edit(m, method, params):
+        """An edit made on m while it cannot reach the table, then m back online: its next pull
+        finds the table moved on and merges."""
+        m.stop()
+        m.set_config(conf.replace(dyn.endpoint, "http://127.0.0.1:1"))
+        m.start()
+        m.rpc(method, dict({"user_id": USER, "notebook_id": "shared"}, **params))
+        before = get(m)
+        m.stop()
+        m.set_config(conf)
+        m.start()
+        return before
+
+
 # Both edit the same notebook: B merges.
 b2.stop()
 a.rpc("cell.update", {"user_id": USER, "notebook_id": "shared", "cell_id": "q", "code": "q = 20"})
 wait(lambda: settled(a), "A pushed another edit while B was down")
-b2.start()
-b2.rpc("cell.create", {"user_id": USER, "notebook_id": "shared", "cell_id": "b-own", "code": "mine = 1"})
-before_merge = get(b2)
+before_merge = offline_edit(b2, "cell.create", {"cell_id": "b-own", "code": "mine = 1"})
 wait(lambda: any(c["code"] == "q = 20" for c in get(b2)["cells"]) and settled(b2), "B merged A's edit with its own")
 h = b2.rpc("notebook.history", {"user_id": USER, "notebook_id": "shared"})
 origins = [e["origin"] for e in h["revisions"]]
@@ -399,4 +440,55 @@ wait(lambda: settled(b2) and content(a.rpc("notebook.get", {"user_id": USER, "no
 h = a.rpc("notebook.history", {"user_id": USER, "notebook_id": "shared"})
 t.ok(h["revisions"][0]["origin"] == "pull", "on A the restore arrived as a pull, itself undoable",
      json.dumps(h["revisions"][:3]))
+
+
+def a_get():
+        return a.rpc("notebook.get", {"user_id": USER, "notebook_id": "shared"})["notebook"]
+
+
+def converged():
+        return settled(a) and settled(b2) and content(a_get()) == content(get(b2))
+
+
+# A conflicting merge, undone: its conflict goes with the copy cell it named.
+wait(converged, "A and B agree")
+b2.stop()
+a.rpc("cell.update", {"user_id": USER, "notebook_id": "shared", "cell_id": "p", "code": "p = 'A'"})
+wait(lambda: settled(a), "A pushed its version of cell p while B was down")
+before_conflict = offline_edit(b2, "cell.update", {"cell_id": "p", "code": "p = 'B'"})
+wait(lambda: b2.rpc("sync.conflicts", {"user_id": USER, "notebook_id": "shared"})["conflicts"],
+     "B's edit of the same cell merges into a conflict")
+b2.rpc("notebook.restore", {"user_id": USER, "notebook_id": "shared", "revision": before_conflict["revision"]})
+t.is_(b2.rpc("sync.conflicts", {"user_id": USER, "notebook_id": "shared"})["conflicts"], [],
+      "restoring the revision before the conflicting merge leaves no conflict naming a cell that is gone")
+wait(converged, "and both machines converge on the restored content")
+
+# A pull jumping past history_revisions revisions is still undone: the bound counts records.
+before_jump = get(b2)
+b2.stop()
+conf += "[daemon]\nhistory_revisions = 3\n"
+b2.set_config(conf)
+for i in range(10):
+        a.rpc("cell.update", {"user_id": USER, "notebook_id": "shared", "cell_id": "q", "code": f"q = {i}"})
+wait(lambda: settled(a), "A made 10 edits while B was down")
+b2.start()
+b2.rpc("sync.pull")
+wait(lambda: get(b2)["revision"] == a_get()["revision"], "B pulled them as one version")
+h = b2.rpc("notebook.history", {"user_id": USER, "notebook_id": "shared"})
+t.is_([(e["revision"], e["origin"]) for e in h["revisions"]][0], (a_get()["revision"], "pull"),
+      "with history_revisions = 3, B lists the pull of 10 revisions at once")
+t.is_(h["revisions"][1]["revision"], before_jump["revision"], "and, next, the revision before it")
+t.is_(content(get(b2, before_jump["revision"])), content(before_jump),
+      "and the revision before the jump reads back")
+
+# Deleted and created again on A: B's history of the old notebook does not carry over.
+a.rpc("notebook.delete", {"user_id": USER, "notebook_id": "shared"})
+wait(lambda: settled(a), "A deleted the notebook")
+a.rpc("notebook.create", {"user_id": USER, "notebook_id": "shared", "cells": [{"id": "new", "code": "anew"}]})
+wait(lambda: settled(a), "A created it again")
+b2.rpc("sync.pull")
+wait(lambda: b2.call("notebook.get", {"user_id": USER, "notebook_id": "shared"}).get("result", {}).get(
+        "notebook", {}).get("created_at") == a_get()["created_at"], "B took the new notebook")
+h = b2.rpc("notebook.history", {"user_id": USER, "notebook_id": "shared"})
+t.is_([e["origin"] for e in h["revisions"]], ["pull"], "its history on B starts with the pull of the new one")
 t.done()
