@@ -195,6 +195,8 @@ def exercise(c, user, label):
         if h is not None:
                 t.ok(h["notebook_id"] == "nb1" and 2 in [e["revision"] for e in h["revisions"]],
                      f"{label}: history lists the kept revisions", short(h))
+                below = c.history("nb1", user_id=user, before=3, limit=1)
+                t.is_([e["revision"] for e in below["revisions"]], [2], f"{label}: history(before=3, limit=1)")
                 now = c.get("nb1", user_id=user)
                 old = c.get("nb1", user_id=user, revision=2)
                 t.ok(old["revision"] == 2 and [x["id"] for x in old["cells"]] == ["a", "b"],

@@ -350,12 +350,13 @@ class Client:
 
         # Methods of newer daemons: MethodNotFound from a daemon that does not have them.
 
-        def history(self, notebook_id: str, *, user_id: Optional[str] = None, limit: Optional[int] = None) -> Any:
+        def history(self, notebook_id: str, *, user_id: Optional[str] = None, limit: Optional[int] = None,
+                    before: Optional[int] = None) -> Any:
                 """``notebook.history``: the revisions of the notebook that can be restored, newest
                 first (``{"notebook_id", "revision", "revisions"}``, as the daemon sends it; needs a
-                daemon that has it)."""
+                daemon that has it); ``before``: only the revisions below it."""
                 return self._request("notebook.history", params(
-                        user_id=self._uid(user_id), notebook_id=notebook_id, limit=opt(limit)))
+                        user_id=self._uid(user_id), notebook_id=notebook_id, limit=opt(limit), before=opt(before)))
 
         def restore(self, notebook_id: str, revision: int, expected_revision: Optional[int] = None, *,
                     user_id: Optional[str] = None) -> JsonObject:
