@@ -1111,12 +1111,12 @@ static bool json_same(const cJSON *a, const cJSON *b)
         return !x && !y;
 }
 
-/* The members of old that new gives another value (keys: those of new, or of old when new is
+/* The members of old that next gives another value (keys: those of next, or of old when next is
  * NULL), copied into *ret (NULL when none differ). */
-static int json_changed(const cJSON *old, const cJSON *new, cJSON **ret)
+static int json_changed(const cJSON *old, const cJSON *next, cJSON **ret)
 {
         _cleanup_(cJSON_Deletep) cJSON *out = NULL;
-        const cJSON *keys = new ? new : old, *i;
+        const cJSON *keys = next ? next : old, *i;
 
         *ret = NULL;
         cJSON_ArrayForEach(i, keys)
@@ -1124,7 +1124,7 @@ static int json_changed(const cJSON *old, const cJSON *new, cJSON **ret)
                 const cJSON *was = cJSON_GetObjectItemCaseSensitive(old, i->string);
                 cJSON *copy;
 
-                if (!was || streq(i->string, "id") || (new &&json_same(was, i)))
+                if (!was || streq(i->string, "id") || (next && json_same(was, i)))
                         continue;
                 if (!out && !(out = cJSON_CreateObject()))
                         return -ENOMEM;
