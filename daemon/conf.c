@@ -284,7 +284,8 @@ LIMIT_NUMBER(conf_parse_uid_buffer, "uid_buffer_limit", 1 * MIB, 64 * 1024 * MIB
 LIMIT_NUMBER(conf_parse_buffer, "buffer_limit", 1 * MIB, 64 * 1024 * MIB, 1, buffer_bytes)
 LIMIT_NUMBER(conf_parse_request_timeout, "request_timeout_s", 1, 3600, USEC_PER_SEC, request_timeout_usec)
 LIMIT_NUMBER(conf_parse_idle_timeout, "idle_timeout_s", 0, 7 * 86400, USEC_PER_SEC, idle_timeout_usec)
-LIMIT_NUMBER(conf_parse_history_revisions, "history_revisions", 0, HISTORY_REVISIONS_MAX, 1, history_revisions)
+LIMIT_NUMBER(conf_parse_history_revisions, "history_revisions", 0, HISTORY_REVISIONS_MAX, 1,
+             history_revisions)
 LIMIT_NUMBER(conf_parse_history_age, "history_max_age_days", 0, 36500, 86400 * USEC_PER_SEC,
              history_max_age_usec)
 #undef MIB

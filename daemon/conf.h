@@ -104,7 +104,7 @@ typedef struct Limits {
         uint64_t uid_buffer_bytes;
         uint64_t buffer_bytes;
         uint64_t request_timeout_usec;
-        uint64_t idle_timeout_usec; /* 0: never */
+        uint64_t idle_timeout_usec;    /* 0: never */
         uint64_t history_revisions;    /* revisions of each notebook kept (0: none) */
         uint64_t history_max_age_usec; /* and for at most this long (0: no age bound) */
 } Limits;

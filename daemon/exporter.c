@@ -476,30 +476,40 @@ static int on_accept(sd_event_source *source, int fd, uint32_t revents, void *us
         }
 }
 
+/* A listening TCP socket bound to addr: its fd, or a negative errno. */
+static int listen_on(const struct sockaddr *addr, socklen_t addr_len)
+{
+        static const int one = 1;
+        _cleanup_(closep) int fd = socket(addr->sa_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+
+        if (fd < 0)
+                return -errno;
+        if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) < 0)
+                return -errno;
+        /* [::] means IPv6 only: 0.0.0.0 is said separately. */
+        if (addr->sa_family == AF_INET6 && setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one)) < 0)
+                return -errno;
+        if (bind(fd, addr, addr_len) < 0 || listen(fd, 16) < 0)
+                return -errno;
+        return TAKE_FD(fd);
+}
+
 int exporter_new(sd_event *event, const struct sockaddr *addr, socklen_t addr_len, ExporterRenderFunc render,
                  void *userdata, Exporter **ret)
 {
-        _cleanup_(exporter_freep) Exporter *e = calloc(1, sizeof(*e));
-        static const int one = 1;
+        _cleanup_(exporter_freep) Exporter *e = NULL;
+        _cleanup_close_ int fd = listen_on(addr, addr_len);
         int r;
 
+        if (fd < 0)
+                return fd;
+        e = calloc(1, sizeof(*e));
         if (!e)
                 return -ENOMEM;
-        e->fd = -1;
+        e->fd = TAKE_FD(fd);
         e->event = sd_event_ref(event);
         e->render = render;
         e->userdata = userdata;
-        e->fd = socket(addr->sa_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-        if (e->fd < 0)
-                return -errno;
-        if (setsockopt(e->fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) < 0)
-                return -errno;
-        /* [::] means IPv6 only: 0.0.0.0 is said separately. */
-        if (addr->sa_family == AF_INET6 &&
-            setsockopt(e->fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one)) < 0)
-                return -errno;
-        if (bind(e->fd, addr, addr_len) < 0 || listen(e->fd, 16) < 0)
-                return -errno;
         r = sd_event_add_io(event, &e->listen, e->fd, EPOLLIN, on_accept, e);
         if (r < 0)
                 return r;

@@ -172,7 +172,8 @@ static void test_revisions(Store *s)
         is_int(m.revision, 3, "delete is a revision too");
         is_int(store_notebook_get(s, "alice", "n1", &sum), -ENOENT, "deleted notebook is gone");
         m = (StoreMut)STORE_MUT_INIT;
-        is_int(store_notebook_update(s, "alice", "n1", &m, fields, NULL, NULL), -ENOENT, "and cannot be updated");
+        is_int(store_notebook_update(s, "alice", "n1", &m, fields, NULL, NULL), -ENOENT,
+               "and cannot be updated");
         is_int(store_notebook_create(s, "alice", "n1", NULL, NULL, NULL), 0, "the id can be created again");
         is_int(revision_of(s, "alice", "n1"), 4, "revision numbering continues over a tombstone");
 }
