@@ -327,7 +327,8 @@ enum {
         OPT_COUNT,
         OPT_FIELD,
         OPT_KEEP,
-        OPT_NUMBER,
+        OPT_NUMBER, /* notebook_and_numbers(): OPT_NUMBER + i for its i-th option */
+        OPT_NUMBER_2,
         OPT_IDS,
 };
 
@@ -736,42 +737,52 @@ static void print_name_list(const char *label, const cJSON *arr)
         }
 }
 
-/* The arguments of a command that takes a NOTEBOOK and one optional number option (--name N, in
- * [min, max]): the parameters, with notebook_id and, when given, param. -1 after --help. */
-static int notebook_and_number(Ctl *ctl, const Command *cmd, int argc, char **argv, const char *name,
-                               const char *param, int64_t min, int64_t max, cJSON **ret)
+/* A number option of a command that takes one NOTEBOOK: --name N, in [min, max], sent as param. */
+typedef struct NumberOption {
+        const char *name, *param;
+        int64_t min, max;
+} NumberOption;
+
+/* The arguments of such a command (at most 2 number options): the parameters, with notebook_id
+ * and each number given. -1 after --help. */
+static int notebook_and_numbers(Ctl *ctl, const Command *cmd, int argc, char **argv, const NumberOption *n,
+                                size_t n_opts, cJSON **ret)
 {
-        const struct option opts[] = {
-                COMMON_OPTIONS,
-                { name, required_argument, NULL, OPT_NUMBER },
-                OPTIONS_END,
-        };
-        bool bad = false, have = false;
-        int64_t v = 0;
-        cJSON *p;
+        /* The common ones, then room for two number options and the end. */
+        struct option opts[] = { COMMON_OPTIONS, OPTIONS_END, OPTIONS_END, OPTIONS_END };
+        const size_t first = sizeof(opts) / sizeof(opts[0]) - 3;
+        _cleanup_(cjson_deletep) cJSON *p = NULL;
+        bool bad = false;
         int c, r;
 
+        for (size_t i = 0; i < n_opts && i < 2; i++)
+                opts[first + i] = (struct option){ n[i].name, required_argument, NULL, OPT_NUMBER + (int)i };
+        p = params_new(ctl);
+        if (!p)
+                return local_error("out of memory");
         while ((c = command_getopt(ctl, cmd, argc, argv, opts, &bad)) != -1) {
+                const NumberOption *o;
+                int64_t v;
+
                 if (c == 'h')
                         return -1;
-                if (c != OPT_NUMBER)
+                if (c != OPT_NUMBER && c != OPT_NUMBER_2)
                         return EXIT_USAGE;
-                if (parse_int(optarg, min, &v) < 0 || v > max)
+                o = &n[c - OPT_NUMBER];
+                if (parse_int(optarg, o->min, &v) < 0 || v > o->max)
                         return usage_error(cmd,
                                            "--%s wants a number from %" PRId64 " to %" PRId64 ", not '%s'",
-                                           name, min, max, optarg);
-                have = true;
+                                           o->name, o->min, o->max, optarg);
+                cJSON_DeleteItemFromObjectCaseSensitive(p, o->param);
+                if (!cJSON_AddNumberToObject(p, o->param, (double)v))
+                        return local_error("out of memory");
         }
         r = check_positional(cmd, argc, 1);
         if (r != EXIT_OK)
                 return r;
-        p = params_new(ctl);
-        if (!p || !cJSON_AddStringToObject(p, "notebook_id", argv[optind]) ||
-            (have && !cJSON_AddNumberToObject(p, param, (double)v))) {
-                cJSON_Delete(p);
+        if (!cJSON_AddStringToObject(p, "notebook_id", argv[optind]))
                 return local_error("out of memory");
-        }
-        *ret = p;
+        *ret = TAKE_PTR(p);
         return EXIT_OK;
 }
 
@@ -781,7 +792,9 @@ static int cmd_show(Ctl *ctl, const Command *cmd, int argc, char **argv)
         cJSON *p = NULL, *nb, *cells, *cell, *v;
         int r, i = 0;
 
-        r = notebook_and_number(ctl, cmd, argc, argv, "revision", "revision", 1, MAX_JSON_INT, &p);
+        static const NumberOption revision = { "revision", "revision", 1, MAX_JSON_INT };
+
+        r = notebook_and_numbers(ctl, cmd, argc, argv, &revision, 1, &p);
         if (r != EXIT_OK)
                 return r < 0 ? EXIT_OK : r;
         r = ctl_call(ctl, "notebook.get", p, &res);
@@ -1117,7 +1130,12 @@ static int cmd_history(Ctl *ctl, const Command *cmd, int argc, char **argv)
         int64_t current;
         int r;
 
-        r = notebook_and_number(ctl, cmd, argc, argv, "limit", "limit", 1, 1000, &p);
+        static const NumberOption opts[] = {
+                { "limit", "limit", 1, 1000 },
+                { "before", "before", 1, MAX_JSON_INT },
+        };
+
+        r = notebook_and_numbers(ctl, cmd, argc, argv, opts, sizeof(opts) / sizeof(opts[0]), &p);
         if (r != EXIT_OK)
                 return r < 0 ? EXIT_OK : r;
         r = ctl_call(ctl, "notebook.history", p, &res);
@@ -2356,12 +2374,13 @@ static const Command commands[] = {
           cmd_cell_mv },
         { "graph", "NOTEBOOK", "Shows the notebook's dependency graph: edges, an execution order, cycles.\n",
           cmd_graph },
-        { "history", "NOTEBOOK [--limit N]",
+        { "history", "NOTEBOOK [--limit N] [--before REVISION]",
           "Lists the revisions of a notebook kept here, newest first: revision, when it was made,\n"
           "its origin (create, edit, pull from another machine, merge with one, restore) and what it\n"
           "changed (cells, order, notebook fields). Any of them can be shown (show --revision) or\n"
           "restored. How many are kept, and for how long, is set in notebookd.conf(5).\n"
-          "  --limit N             list at most N revisions (1 to 1000; default 1000)\n",
+          "  --limit N             list at most N revisions (1 to 1000; default 1000)\n"
+          "  --before REVISION     only those below REVISION (to list on past the first 1000)\n",
           cmd_history },
         { "restore", "NOTEBOOK REVISION [--expect-revision N]",
           "Makes the content of an earlier revision (cells, name, connection string, ttl) the\n"

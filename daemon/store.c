@@ -91,7 +91,7 @@ typedef enum SqlId {
         SQL_HIST_WALK,
         SQL_HIST_LIST,
         SQL_HIST_AT,
-        SQL_HIST_AGE,
+        SQL_HIST_NEWEST,
         SQL_CONFLICTS_STALE,
         _SQL_MAX,
 } SqlId;
@@ -303,13 +303,7 @@ static const char *const sql_text[_SQL_MAX] = {
                 "DELETE FROM sync_conflicts WHERE (user_id, notebook_id) = (SELECT user_id, id FROM "
                 "notebooks WHERE nb = ?1) AND copy_id IS NOT NULL AND copy_id NOT IN "
                 "(SELECT id FROM cells WHERE nb = ?1)",
-        /* At start, for every notebook: the bounds as SQL_HIST_PRUNE applies them. */
-        [SQL_HIST_AGE] =
-                "DELETE FROM history WHERE revision <= coalesce((SELECT h.revision FROM history h WHERE "
-                "h.nb = history.nb ORDER BY h.revision DESC LIMIT 1 OFFSET ?2), -1) OR revision "
-                "< " HIST_SUPERSEDED_SINCE(
-                        "history.nb", "?1",
-                        "(SELECT max(h.revision) FROM history h WHERE h.nb = history.nb)"),
+        [SQL_HIST_NEWEST] = "SELECT nb, max(revision) FROM history GROUP BY nb",
 };
 
 static void hist_clear(Store *s);
@@ -1046,6 +1040,18 @@ static sqlite3_int64 hist_cutoff(const Store *s, uint64_t now)
                        : 0;
 }
 
+/* Applies the bounds to notebook nb's records, newest being its newest. */
+static int hist_prune(Store *s, int64_t nb, int64_t newest, uint64_t now)
+{
+        sqlite3_stmt *st = stmt(s, SQL_HIST_PRUNE);
+
+        sqlite3_bind_int64(st, 1, nb);
+        sqlite3_bind_int64(st, 2, s->history_revisions);
+        sqlite3_bind_int64(st, 3, hist_cutoff(s, now));
+        sqlite3_bind_int64(st, 4, newest);
+        return run(s, st);
+}
+
 static void hist_clear(Store *s)
 {
         cJSON_Delete(s->hist.fields);
@@ -1287,21 +1293,16 @@ static int hist_end(Store *s, int64_t nb, int64_t prev_revision, const char *ori
         bind_text(st, 8, cells);
         if ((r = run(s, st)) < 0)
                 return r;
-        /* Pruning reads the notebook's records: done every HIST_PRUNE_EVERY revisions, it costs an
-         * edit little. Readers apply the bound by count themselves (they read at most that many). */
-        if (s->hist.revision % HIST_PRUNE_EVERY != 0) {
+        /* Pruning reads the notebook's records: done when the revision passes a multiple of
+         * HIST_PRUNE_EVERY (a pull may jump over one), it costs an edit little. Readers apply the
+         * bound by count themselves (they read at most that many). */
+        if (prev_revision / HIST_PRUNE_EVERY == s->hist.revision / HIST_PRUNE_EVERY) {
                 hist_clear(s);
                 return 0;
         }
-        st = stmt(s, SQL_HIST_PRUNE);
-        sqlite3_bind_int64(st, 1, nb);
-        sqlite3_bind_int64(st, 2, s->history_revisions);
-        sqlite3_bind_int64(st, 3, hist_cutoff(s, now));
-        sqlite3_bind_int64(st, 4, s->hist.revision);
-        if ((r = run(s, st)) < 0)
-                return r;
+        r = hist_prune(s, nb, s->hist.revision, now);
         hist_clear(s);
-        return 0;
+        return r;
 }
 
 /* A notebook's history goes with its content (a delete, a removal). */
@@ -1726,6 +1727,15 @@ int store_notebook_create(Store *s, const char *user_id, const char *notebook_id
         return ret ? notebook_full(s, nb, ret) : 0;
 }
 
+/* Drops the cell conflicts of notebook nb whose copy cell is no longer there. */
+static int conflicts_stale(Store *s, int64_t nb)
+{
+        sqlite3_stmt *st = stmt(s, SQL_CONFLICTS_STALE);
+
+        sqlite3_bind_int64(st, 1, nb);
+        return run(s, st);
+}
+
 /* Replaces the notebook's cells (and the fields given) with what a history record can undo. */
 static int nb_replace(Store *s, int64_t nb, const cJSON *fields, const cJSON *cells)
 {
@@ -1740,9 +1750,7 @@ static int nb_replace(Store *s, int64_t nb, const cJSON *fields, const cJSON *ce
         sqlite3_bind_int64(st, 1, nb);
         if ((r = run(s, st)) < 0 || (r = cells_insert_all(s, nb, cells)) < 0)
                 return r;
-        st = stmt(s, SQL_CONFLICTS_STALE);
-        sqlite3_bind_int64(st, 1, nb);
-        if ((r = run(s, st)) < 0)
+        if ((r = conflicts_stale(s, nb)) < 0)
                 return r;
         return fields ? nb_set_fields(s, nb, fields) : 0;
 }
@@ -2004,6 +2012,8 @@ int store_cell_delete(Store *s, const char *user_id, const char *notebook_id, co
                 return r;
         if (sqlite3_changes(s->db) == 0)
                 return -ENXIO;
+        if ((r = conflicts_stale(s, nb)) < 0)
+                return r;
         return nb_bump(s, nb, m);
 }
 
@@ -2047,17 +2057,40 @@ void store_set_history(Store *s, unsigned revisions, uint64_t max_age_usec)
         s->history_max_age_usec = max_age_usec;
 }
 
+static cJSON *pair_ints_from_row(sqlite3_stmt *st)
+{
+        _cleanup_(cJSON_Deletep) cJSON *a = cJSON_CreateArray();
+
+        if (!a || !cJSON_AddItemToArray(a, cJSON_CreateNumber((double)sqlite3_column_int64(st, 0))) ||
+            !cJSON_AddItemToArray(a, cJSON_CreateNumber((double)sqlite3_column_int64(st, 1))))
+                return NULL;
+        return TAKE_PTR(a);
+}
+
 int store_history_expire(Store *s)
 {
+        _cleanup_(cJSON_Deletep) cJSON *newest = NULL;
         uint64_t now = now_realtime_usec();
-        sqlite3_stmt *st;
+        const cJSON *i;
+        int r;
 
         if (s->history_revisions == 0)
                 return exec(s, "DELETE FROM history");
-        st = stmt(s, SQL_HIST_AGE);
-        sqlite3_bind_int64(st, 1, hist_cutoff(s, now));
-        sqlite3_bind_int64(st, 2, s->history_revisions);
-        return run(s, st);
+        /* In one transaction, notebook by notebook (each prune's subqueries then computed once);
+         * the list read first, as the prunes delete from the table it reads. */
+        r = rows_to_array(s, stmt(s, SQL_HIST_NEWEST), pair_ints_from_row, &newest);
+        if (r < 0 || (r = store_begin(s)) < 0)
+                return r;
+        cJSON_ArrayForEach(i, newest)
+        {
+                r = hist_prune(s, (int64_t)cJSON_GetArrayItem(i, 0)->valuedouble,
+                               (int64_t)cJSON_GetArrayItem(i, 1)->valuedouble, now);
+                if (r < 0) {
+                        (void)store_rollback(s);
+                        return r;
+                }
+        }
+        return store_commit(s);
 }
 
 /* Undoes one history record on notebook (the version at its revision): its cells, fields, order. */
@@ -2279,7 +2312,7 @@ int store_notebook_history(Store *s, const char *user_id, const char *notebook_i
                 return r;
         /* The current revision has no record when history was off as it was made: listed without
          * what made it. */
-        if (k == 0 && before == 0) {
+        if (k == 0 && (before == 0 || *ret_revision < before)) {
                 cJSON *e;
 
                 if ((r = summary_get(s, nb, &summary)) < 0)

@@ -33,9 +33,11 @@ d.rpc("notebook.list", {"user_id": "other"})
 d.rpc("notebook.create", {"user_id": "other", "notebook_id": "alpha-other"})
 
 
-def complete(line):
-        """What completion offers at the end of line (words[0] is the notebookctl under test)."""
-        words = shlex.split(line) + ([""] if line.endswith(" ") else [])
+def complete(line, last=None):
+        """What completion offers at the end of line (words[0] is the notebookctl under test); last:
+        the word being completed, as typed (an unfinished quote, say), after line's words."""
+        words = shlex.split(line) + ([""] if line.endswith(" ") else []) if last is None else \
+                shlex.split(line) + [last]
         words[0] = harness.NOTEBOOKCTL
         script = (f"source {shlex.quote(BASH_COMPLETION)}\nsource {shlex.quote(SCRIPT)}\n"
                   f"COMP_WORDS=({' '.join(shlex.quote(w) for w in words)})\nCOMP_CWORD={len(words) - 1}\n"
@@ -121,6 +123,21 @@ got, err = complete(f"{M} show q")
 t.is_(shlex.split(" ".join(got)), ["q'uote"], "an id holding a quote completes, quoted")
 got, err = complete(f"notebookctl --socket={shlex.quote(d.socket)} --user=mal show G")
 t.is_(got, ["GLOB\\*"], "--socket=PATH and --user=USER forms are followed")
+
+# What completion offers, typed back, completes further: quoted and escaped words are read as the
+# shell reads them.
+d.rpc("notebook.create", {"user_id": "mal", "notebook_id": "with space",
+                          "cells": [{"id": "cell with space", "code": "x"}, {"id": "plain"}]})
+got, err = complete(f"{M} show with\\ sp")
+t.is_(got, ["with\\ space"], "an escaped prefix completes an id with a blank, escaped")
+got, err = complete(f"{M} show", "'with sp")
+t.is_(got, ["with\\ space"], "so does a quoted one")
+got, err = complete(f"{M} cell edit with\\ space ")
+t.is_(sorted(got), ["cell\\ with\\ space", "plain"], "cell ids of a notebook named with a blank, blanks kept")
+got, err = complete(f"{M} cell edit 'with space' c")
+t.is_(got, ["cell\\ with\\ space"], "and from a quoted notebook id")
+got, err = complete(f"{M} cell edit GLOB\\* ")
+t.is_(got, [], "an escaped glob id is read as itself (it has no cells), not expanded")
 
 # A daemon that does not answer does not hold the shell.
 os.kill(d.proc.pid, signal.SIGSTOP)

@@ -480,6 +480,15 @@ t.is_([(e["revision"], e["origin"]) for e in h["revisions"]][0], (a_get()["revis
 t.is_(h["revisions"][1]["revision"], before_jump["revision"], "and, next, the revision before it")
 t.is_(content(get(b2, before_jump["revision"])), content(before_jump),
       "and the revision before the jump reads back")
+for i in range(16):
+        a.rpc("cell.update", {"user_id": USER, "notebook_id": "shared", "cell_id": "q", "code": f"q = 1{i}"})
+wait(lambda: settled(a), "A made 16 more edits")
+b2.rpc("sync.pull")
+wait(lambda: get(b2)["revision"] == a_get()["revision"], "B pulled them as one version, past a multiple of 16")
+db = sqlite3.connect(b2.db)
+rows = db.execute("SELECT count(*) FROM history h JOIN notebooks n ON n.nb = h.nb WHERE n.id = 'shared'").fetchone()[0]
+db.close()
+t.ok(rows <= 3, f"B's records past the bound were deleted at that pull ({rows} kept of history_revisions = 3)")
 
 # Deleted and created again on A: B's history of the old notebook does not carry over.
 a.rpc("notebook.delete", {"user_id": USER, "notebook_id": "shared"})
