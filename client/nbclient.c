@@ -18,6 +18,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "json-print.h"
 #include "nbclient.h"
 
 /* The cleanup macros are util.h's (header only: the client links no daemon code). */
@@ -564,7 +565,6 @@ int nb_client_send(NbClient *c, const char *method, cJSON *params, uint64_t *ret
         _cleanup_(freep) char *text = NULL;
         uint64_t id;
         size_t n;
-        char *line;
         int r;
 
         if (!c || !method || (p && !cJSON_IsObject(p)))
@@ -582,16 +582,11 @@ int nb_client_send(NbClient *c, const char *method, cJSON *params, uint64_t *ret
                 return -ENOMEM;
         if (p)
                 cJSON_AddItemToObject(req, "params", TAKE_PTR(p));
-        text = cJSON_PrintUnformatted(req);
+        /* Numbers digit for digit (cJSON's printer rounds some), and the line's '\n'. */
+        text = json_print(req, true);
         if (!text)
                 return -ENOMEM;
         n = strlen(text);
-        line = realloc(text, n + 2);
-        if (!line)
-                return -ENOMEM;
-        text = line;
-        text[n++] = '\n';
-        text[n] = 0;
 
         if (c->in_flight == c->unanswered_alloc) {
                 size_t want = MAX(c->unanswered_alloc * 2, (size_t)16);

@@ -19,6 +19,7 @@
 
 #include <cjson/cJSON.h>
 
+#include "json-print.h"
 #include "ctl.h"
 #include "display.h"
 #include "nbclient.h"
@@ -150,7 +151,7 @@ static void put_json_text(const char *s)
 
 static void print_json(const cJSON *v)
 {
-        _cleanup_(freep) char *s = cJSON_Print(v);
+        _cleanup_(freep) char *s = json_print_indented(v);
 
         if (s)
                 put_json_text(s);
@@ -163,7 +164,7 @@ static char *value_to_text(const cJSON *v)
                 return strdup(v->valuestring);
         if (cJSON_IsNull(v) || !v)
                 return strdup("-");
-        return cJSON_PrintUnformatted(v);
+        return json_print(v, false);
 }
 
 static void print_rpc_error(const Ctl *ctl, const NbError *e)
@@ -598,7 +599,7 @@ static int list_json_items(const cJSON *nbs, bool *first)
 
         cJSON_ArrayForEach(nb, nbs)
         {
-                _cleanup_(freep) char *t = cJSON_PrintUnformatted(nb);
+                _cleanup_(freep) char *t = json_print(nb, false);
 
                 if (!t)
                         return local_error("out of memory");
@@ -658,8 +659,8 @@ static int cmd_list(Ctl *ctl, const Command *cmd, int argc, char **argv)
                 if (first_page && ctl->json) {
                         _cleanup_(freep) char *user = NULL, *prov = NULL;
 
-                        user = cJSON_Print(cJSON_GetObjectItemCaseSensitive(res, "user_id"));
-                        prov = cJSON_Print(cJSON_GetObjectItemCaseSensitive(res, "provisioned"));
+                        user = json_print_indented(cJSON_GetObjectItemCaseSensitive(res, "user_id"));
+                        prov = json_print_indented(cJSON_GetObjectItemCaseSensitive(res, "provisioned"));
                         if (!user || !prov)
                                 return local_error("out of memory");
                         printf("{\n\t\"user_id\":\t");
@@ -1892,7 +1893,7 @@ static int cmd_watch(Ctl *ctl, const Command *cmd, int argc, char **argv)
                         continue;
                 seen++;
                 if (ctl->json) {
-                        _cleanup_(freep) char *line = cJSON_PrintUnformatted(params);
+                        _cleanup_(freep) char *line = json_print(params, false);
 
                         if (!line)
                                 return local_error("out of memory");
@@ -1949,7 +1950,7 @@ static char *conflict_what(const cJSON *c)
         }
         /* Our value as JSON text: a name "-" shows quoted, unlike no value (-). */
         v = cJSON_GetObjectItemCaseSensitive(c, "local");
-        local = !v || cJSON_IsNull(v) ? strdup("-") : cJSON_PrintUnformatted(v);
+        local = !v || cJSON_IsNull(v) ? strdup("-") : json_print(v, false);
         if (!local || asprintf(&s, "field %s, ours: %s", str_or_dash(c, "field"), local) < 0)
                 return NULL;
         return s;

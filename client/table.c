@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <unistd.h>
 
+#include "json-print.h"
 #include "conf.h"
 #include "ctl.h"
 #include "ddb.h"
@@ -401,7 +402,7 @@ static int table_report(Table *t, bool created, const char *ttl, const char *not
                 for (line = problems ? strtok_r(problems, "\n", &save) : NULL; line;
                      line = strtok_r(NULL, "\n", &save))
                         cJSON_AddItemToArray(list, cJSON_CreateString(line));
-                line = cJSON_PrintUnformatted(out);
+                line = json_print(out, false);
                 if (!line) {
                         answer_done(&a);
                         return local_error("out of memory");

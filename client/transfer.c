@@ -21,6 +21,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "json-print.h"
 #include "ctl.h"
 #include "display.h"
 #include "transfer.h"
@@ -81,7 +82,7 @@ static void json_put(Buf *b, const cJSON *v, unsigned level)
                                 _cleanup_free_ char *k = NULL;
                                 cJSON *key = cJSON_CreateString(c->string);
 
-                                k = key ? cJSON_PrintUnformatted(key) : NULL;
+                                k = key ? json_print(key, false) : NULL;
                                 cJSON_Delete(key);
                                 if (!k) {
                                         b->oom = true;
@@ -97,7 +98,7 @@ static void json_put(Buf *b, const cJSON *v, unsigned level)
                 buf_indent(b, level);
                 buf_puts(b, obj ? "}" : "]");
         } else {
-                _cleanup_free_ char *t = cJSON_PrintUnformatted(v);
+                _cleanup_free_ char *t = json_print(v, false);
 
                 if (!t) {
                         b->oom = true;
@@ -107,7 +108,7 @@ static void json_put(Buf *b, const cJSON *v, unsigned level)
         }
 }
 
-static char *json_print_indented(const cJSON *v)
+static char *json_print_python(const cJSON *v)
 {
         Buf b = { 0 };
 
@@ -387,7 +388,7 @@ static cJSON *export_ipynb_cell(const cJSON *cell, const cJSON *done_cells, size
                         /* Structured data under a text type: nbformat wants a string there, so it
                          * goes as JSON text, and the cell's metadata says which outputs to parse
                          * back. */
-                        _cleanup_free_ char *text = cJSON_PrintUnformatted(data);
+                        _cleanup_free_ char *text = json_print(data, false);
 
                         value = text ? cJSON_CreateString(text) : NULL;
                         if (!json_data && !(json_data = cJSON_AddArrayToObject(nbd, "json_data")))
@@ -458,7 +459,7 @@ char *transfer_export_text(const cJSON *nb, ExportFormat format)
 {
         _cleanup_(cjson_deletep) cJSON *o = format == EXPORT_IPYNB ? export_ipynb(nb) : export_app_json(nb);
 
-        return o ? json_print_indented(o) : NULL;
+        return o ? json_print_python(o) : NULL;
 }
 
 /* A notebook id as a file name: '%' and '/' as %25 and %2F, a leading '.' as %2E (the app's own
@@ -640,7 +641,7 @@ int transfer_export_all(NbClient *client, const char *user, const char *dir, Exp
                     !cJSON_AddStringToObject(o, "directory", dir) ||
                     !cJSON_AddItemReferenceToObject(o, "results", report))
                         return local_error("out of memory");
-                t = cJSON_Print(o);
+                t = json_print_indented(o);
                 safe = t ? display_json(t) : NULL;
                 if (!safe)
                         return local_error("out of memory");
@@ -1928,7 +1929,7 @@ static void print_summary(Import *im, double secs)
                                 return;
                         }
                 }
-                text = cJSON_Print(o);
+                text = json_print_indented(o);
                 safe = text ? display_json(text) : NULL;
                 if (!safe) {
                         local_error("out of memory");

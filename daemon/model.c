@@ -4,6 +4,7 @@
 #include <stdio.h>
 
 #include "nb-limits.h"
+#include "json-print.h"
 #include "model.h"
 #include "util.h"
 
@@ -25,139 +26,9 @@ int model_error(ModelError *e, int code, const char *param, long long limit, con
 
 /* ---- printing ------------------------------------------------------------------------------ */
 
-/* How many bytes from s on need no escape in a JSON string (none of the controls, '"' or '\\'),
- * eight at a time: code and outputs are mostly such runs, megabytes long. */
-static size_t plain_run(const char *s, size_t n)
-{
-        const uint64_t ones = UINT64_C(0x0101010101010101), highs = UINT64_C(0x8080808080808080);
-        size_t i = 0;
-
-        for (; i + 8 <= n; i += 8) {
-                uint64_t x, q, bs;
-
-                memcpy(&x, s + i, 8);
-                q = x ^ (ones * '"');
-                bs = x ^ (ones * '\\');
-                /* Whether any byte is below 0x20, or zero in q or bs (equal to '"' or '\\'): exact
-                 * as a yes or no, which is all that is asked (the bytes are then looked at one by
-                 * one). */
-                if ((((x - ones * 0x20) & ~x) | ((q - ones) & ~q) | ((bs - ones) & ~bs)) & highs)
-                        break;
-        }
-        for (; i < n; i++) {
-                unsigned char c = (unsigned char)s[i];
-
-                if (c < 0x20 || c == '"' || c == '\\')
-                        break;
-        }
-        return i;
-}
-
-static void print_string(Buf *b, const char *s)
-{
-        const char *end = s + strlen(s);
-
-        buf_put(b, "\"", 1);
-        while (s < end) {
-                size_t n = plain_run(s, (size_t)(end - s));
-                char esc[8];
-
-                buf_put(b, s, n);
-                s += n;
-                if (s == end)
-                        break;
-                switch (*s) {
-                case '"':
-                        buf_puts(b, "\\\"");
-                        break;
-                case '\\':
-                        buf_puts(b, "\\\\");
-                        break;
-                case '\n':
-                        buf_puts(b, "\\n");
-                        break;
-                case '\r':
-                        buf_puts(b, "\\r");
-                        break;
-                case '\t':
-                        buf_puts(b, "\\t");
-                        break;
-                default:
-                        snprintf(esc, sizeof(esc), "\\u%04x", (unsigned char)*s);
-                        buf_puts(b, esc);
-                }
-                s++;
-        }
-        buf_put(b, "\"", 1);
-}
-
-static void print_number(Buf *b, double d)
-{
-        char num[40];
-
-        if (!isfinite(d)) {
-                buf_puts(b, "null");
-                return;
-        }
-        if (d == 0) {
-                buf_puts(b, "0"); /* -0 too: DynamoDB has no negative zero */
-                return;
-        }
-        if (d == floor(d) && fabs(d) < 1e17)
-                snprintf(num, sizeof(num), "%.0f", d);
-        else
-                for (int prec = 15; prec <= 17; prec++) {
-                        snprintf(num, sizeof(num), "%.*g", prec, d);
-                        if (strtod(num, NULL) == d)
-                                break;
-                }
-        buf_puts(b, num);
-}
-
-static void print_value(Buf *b, const cJSON *v)
-{
-        const cJSON *c;
-
-        if (cJSON_IsNull(v))
-                buf_puts(b, "null");
-        else if (cJSON_IsFalse(v))
-                buf_puts(b, "false");
-        else if (cJSON_IsTrue(v))
-                buf_puts(b, "true");
-        else if (cJSON_IsNumber(v))
-                print_number(b, v->valuedouble);
-        else if (cJSON_IsString(v))
-                print_string(b, v->valuestring ? v->valuestring : "");
-        else if (cJSON_IsArray(v) || cJSON_IsObject(v)) {
-                bool obj = cJSON_IsObject(v);
-
-                buf_put(b, obj ? "{" : "[", 1);
-                for (c = v->child; c; c = c->next) {
-                        if (c != v->child)
-                                buf_put(b, ",", 1);
-                        if (obj) {
-                                print_string(b, c->string ? c->string : "");
-                                buf_put(b, ":", 1);
-                        }
-                        print_value(b, c);
-                }
-                buf_put(b, obj ? "}" : "]", 1);
-        } else
-                buf_puts(b, "null"); /* raw and invalid items never come from parsing */
-}
-
 char *model_json_print(const cJSON *v, bool newline)
 {
-        Buf b = { 0 };
-
-        print_value(&b, v);
-        if (newline)
-                buf_put(&b, "\n", 1);
-        if (b.oom) {
-                free(b.p);
-                return NULL;
-        }
-        return b.p;
+        return json_print(v, newline);
 }
 
 /* Numbers too large for a double (1e999) parse as infinity, which JSON cannot carry back. */
@@ -574,9 +445,8 @@ static void decimal_parse(const char *s, size_t len, Decimal *d)
 
 int model_number_check(const char *text, size_t len)
 {
-        char buf[512];
+        char buf[512], num[JSON_NUMBER_MAX];
         Decimal sent, kept;
-        Buf b = { 0 };
         double v;
 
         if (len >= sizeof(buf))
@@ -589,13 +459,8 @@ int model_number_check(const char *text, size_t len)
                 return 0;
         if (!isfinite(v) || v == 0 || fabs(v) < 1e-130 || fabs(v) >= 1e126)
                 return -ERANGE;
-        print_number(&b, v);
-        if (!buf_str(&b)) {
-                buf_done(&b);
-                return -ENOMEM;
-        }
-        decimal_parse(buf_str(&b), b.len, &kept);
-        buf_done(&b);
+        json_number(num, v);
+        decimal_parse(num, strlen(num), &kept);
         if (sent.negative != kept.negative || sent.first != kept.first || !streq(sent.digits, kept.digits))
                 return -EDOM;
         return 0;

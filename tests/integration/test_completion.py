@@ -139,6 +139,10 @@ t.is_(got, ["cell\\ with\\ space"], "and from a quoted notebook id")
 got, err = complete(f"{M} cell edit GLOB\\* ")
 t.is_(got, [], "an escaped glob id is read as itself (it has no cells), not expanded")
 
+d.rpc("notebook.create", {"user_id": "mal", "notebook_id": "back\\slash"})
+got, err = complete(f"{M} show", '"back\\sl')
+t.is_([shlex.split(w)[0] for w in got], ["back\\slash"], "within double quotes a backslash stays, as the shell keeps it")
+
 # A daemon that does not answer does not hold the shell.
 os.kill(d.proc.pid, signal.SIGSTOP)
 try:

@@ -813,6 +813,25 @@ def _():
         t.like(err, "import:", "the failure on stderr")
 
 
+@t.case("numbers digit for digit through show --json, export and import")
+def _():
+        # cJSON's own printer keeps 15 digits when they come within a rounding step: these change.
+        exact = [0.30000000000000004, 9007199254740991, 1.0000000000000002, 123456789.12345679, -2.5e-120]
+        outputs = [{"mime_type": "application/json", "data": {"v": exact}, "metadata": {"m": exact}}]
+        rpc("notebook.create", {"user_id": "numbers", "notebook_id": "exact", "cells": [{"id": "c", "outputs": outputs}]})
+        want = get("exact", "numbers")
+        rc, js, err = nj("--user", "numbers", "show", "exact")
+        t.ok(rc == 0 and js["notebook"]["cells"][0]["outputs"] == outputs, "show --json prints them exactly", err)
+        for fmt in ("json", "ipynb"):
+                path = os.path.join(WORK, f"exact.{fmt}")
+                rc, out, err = nc("--user", "numbers", "export", "exact", "--format", fmt, "-o", path)
+                rpc("notebook.delete", {"user_id": "numbers", "notebook_id": "exact"})
+                rc2, out2, err2 = nc("--user", "numbers", "import", path)
+                got = get("exact", "numbers")
+                t.ok(rc == 0 and rc2 == 0 and got is not None and content(got, ttl=False) == content(want, ttl=False),
+                     f"export --format {fmt}, delete, import: the same numbers", err + err2)
+
+
 @t.case("--help")
 def _():
         for args in (["import", "--help"], ["export", "--help"], ["help", "import"]):
