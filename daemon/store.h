@@ -38,13 +38,13 @@ int store_open(const char *path, bool durability_full, Store **ret, char *errbuf
 /* Edits that would take a notebook's cells past max bytes fail with -EFBIG (0: no limit, the
  * default). Only growth is refused; what the sync engine applies from the remote never is. */
 void store_set_max_notebook_bytes(Store *s, uint64_t max);
-/* History: each notebook keeps its last revisions (those within revisions of the newest, and
- * changed within max_age_usec; 0: no age bound), as what each change altered, so that any of them
- * can be rebuilt (store_notebook_revision()) and restored. revisions 0: none kept. The default is
- * HISTORY_REVISIONS_DEFAULT for HISTORY_AGE_DAYS_DEFAULT. */
+/* History: each notebook keeps a record of each of its last revisions (the newest revisions
+ * records, less those superseded more than max_age_usec ago; 0: no age bound), holding what each
+ * change altered, so that any of them can be rebuilt (store_notebook_revision()) and restored.
+ * revisions 0: none kept. The default is HISTORY_REVISIONS_DEFAULT for HISTORY_AGE_DAYS_DEFAULT. */
 void store_set_history(Store *s, unsigned revisions, uint64_t max_age_usec);
-/* Drops the history older than the age bound, every notebook's newest change kept (all of it when
- * no revisions are kept): done at start, as each notebook's own is pruned when it changes. */
+/* Applies those bounds to every notebook's records (deletes them all when none are kept), in one
+ * transaction: done at start, as a notebook's own are pruned as it changes. */
 int store_history_expire(Store *s);
 Store *store_free(Store *s);
 DEFINE_TRIVIAL_CLEANUP_FUNC(Store *, store_free)
@@ -136,10 +136,10 @@ int store_notebook_delete(Store *s, const char *user_id, const char *notebook_id
 int store_notebook_revision(Store *s, const char *user_id, const char *notebook_id, int64_t revision,
                             cJSON **ret);
 /* At most limit revisions the notebook can be restored to, newest first (the current one first;
- * before > 0: only those below it),
- * each {revision, at, origin, cells_changed, fields_changed, order_changed}: when and what made
- * it (origin create, edit, pull, merge or restore; null, with cells_changed null, for a current
- * revision made while history was off). *ret_revision: the current revision. */
+ * before > 0: only those below it), each {revision, at, origin, cells_changed, fields_changed,
+ * order_changed}: when and what made it (origin create, edit, pull, merge or restore; null, with
+ * cells_changed null, for a current revision made while history was off). *ret_revision: the
+ * current revision. */
 int store_notebook_history(Store *s, const char *user_id, const char *notebook_id, int64_t before,
                            unsigned limit, int64_t *ret_revision, cJSON **ret);
 /* Makes the content of revision (cells, name, db_conn_string, ttl, demo_version) the notebook's
