@@ -946,7 +946,11 @@ static int notebook_update(Ctl *ctl, cJSON *p)
         return EXIT_OK;
 }
 
-static int cmd_rename(Ctl *ctl, const Command *cmd, int argc, char **argv)
+/* Commands of npos positional arguments, NOTEBOOK first, and --expect-revision: the params, with
+ * notebook_id, the second argument as the string param second (NULL: the caller reads it) and
+ * expected_revision. -1 after --help. */
+static int parse_id_command(Ctl *ctl, const Command *cmd, int argc, char **argv, int npos,
+                            const char *second, cJSON **ret)
 {
         static const struct option opts[] = {
                 COMMON_OPTIONS,
@@ -960,23 +964,35 @@ static int cmd_rename(Ctl *ctl, const Command *cmd, int argc, char **argv)
 
         while ((c = command_getopt(ctl, cmd, argc, argv, opts, &bad)) != -1) {
                 if (c == 'h')
-                        return EXIT_OK;
+                        return -1;
                 if (c != OPT_EXPECT)
                         return EXIT_USAGE;
                 if (parse_int(optarg, 0, &rev) < 0)
                         return usage_error(cmd, "--expect-revision wants a number, not '%s'", optarg);
                 have_rev = true;
         }
-        r = check_positional(cmd, argc, 2);
+        r = check_positional(cmd, argc, npos);
         if (r != EXIT_OK)
                 return r;
         p = params_new(ctl);
-        if (!p || !cJSON_AddStringToObject(p, "notebook_id", argv[optind]) ||
-            !cJSON_AddStringToObject(p, "name", argv[optind + 1]) ||
+        if (!p || (npos >= 1 && !cJSON_AddStringToObject(p, "notebook_id", argv[optind])) ||
+            (npos >= 2 && second && !cJSON_AddStringToObject(p, second, argv[optind + 1])) ||
             add_expected_revision(p, have_rev, rev) < 0) {
                 cJSON_Delete(p);
                 return local_error("out of memory");
         }
+        *ret = p;
+        return EXIT_OK;
+}
+
+static int cmd_rename(Ctl *ctl, const Command *cmd, int argc, char **argv)
+{
+        cJSON *p = NULL;
+        int r;
+
+        r = parse_id_command(ctl, cmd, argc, argv, 2, "name", &p);
+        if (r != EXIT_OK)
+                return r < 0 ? EXIT_OK : r;
         return notebook_update(ctl, p);
 }
 
@@ -1065,49 +1081,13 @@ static int cmd_update(Ctl *ctl, const Command *cmd, int argc, char **argv)
         return notebook_update(ctl, p);
 }
 
-/* Commands whose params are notebook_id, an optional cell_id and expected_revision. */
-static int parse_id_command(Ctl *ctl, const Command *cmd, int argc, char **argv, int npos, cJSON **ret)
-{
-        static const struct option opts[] = {
-                COMMON_OPTIONS,
-                { "expect-revision", required_argument, NULL, OPT_EXPECT },
-                OPTIONS_END,
-        };
-        bool bad = false, have_rev = false;
-        int64_t rev = 0;
-        cJSON *p;
-        int c, r;
-
-        while ((c = command_getopt(ctl, cmd, argc, argv, opts, &bad)) != -1) {
-                if (c == 'h')
-                        return -1;
-                if (c != OPT_EXPECT)
-                        return EXIT_USAGE;
-                if (parse_int(optarg, 0, &rev) < 0)
-                        return usage_error(cmd, "--expect-revision wants a number, not '%s'", optarg);
-                have_rev = true;
-        }
-        r = check_positional(cmd, argc, npos);
-        if (r != EXIT_OK)
-                return r;
-        p = params_new(ctl);
-        if (!p || (npos >= 1 && !cJSON_AddStringToObject(p, "notebook_id", argv[optind])) ||
-            (npos >= 2 && !cJSON_AddStringToObject(p, "cell_id", argv[optind + 1])) ||
-            add_expected_revision(p, have_rev, rev) < 0) {
-                cJSON_Delete(p);
-                return local_error("out of memory");
-        }
-        *ret = p;
-        return EXIT_OK;
-}
-
 static int cmd_rm(Ctl *ctl, const Command *cmd, int argc, char **argv)
 {
         _cleanup_(cjson_deletep) cJSON *res = NULL;
         cJSON *p = NULL;
         int r;
 
-        r = parse_id_command(ctl, cmd, argc, argv, 1, &p);
+        r = parse_id_command(ctl, cmd, argc, argv, 1, NULL, &p);
         if (r != EXIT_OK)
                 return r < 0 ? EXIT_OK : r;
         r = ctl_call(ctl, "notebook.delete", p, &res);
@@ -1184,36 +1164,20 @@ static int cmd_history(Ctl *ctl, const Command *cmd, int argc, char **argv)
 
 static int cmd_restore(Ctl *ctl, const Command *cmd, int argc, char **argv)
 {
-        static const struct option opts[] = {
-                COMMON_OPTIONS,
-                { "expect-revision", required_argument, NULL, OPT_EXPECT },
-                OPTIONS_END,
-        };
         _cleanup_(cjson_deletep) cJSON *res = NULL;
-        bool bad = false, have_rev = false;
-        int64_t expect = 0, revision;
+        int64_t revision;
         const cJSON *nb;
-        cJSON *p;
-        int c, r;
+        cJSON *p = NULL;
+        int r;
 
-        while ((c = command_getopt(ctl, cmd, argc, argv, opts, &bad)) != -1) {
-                if (c == 'h')
-                        return EXIT_OK;
-                if (c != OPT_EXPECT)
-                        return EXIT_USAGE;
-                if (parse_int(optarg, 0, &expect) < 0)
-                        return usage_error(cmd, "--expect-revision wants a number, not '%s'", optarg);
-                have_rev = true;
-        }
-        r = check_positional(cmd, argc, 2);
+        r = parse_id_command(ctl, cmd, argc, argv, 2, NULL, &p);
         if (r != EXIT_OK)
-                return r;
-        if (parse_int(argv[optind + 1], 1, &revision) < 0)
+                return r < 0 ? EXIT_OK : r;
+        if (parse_int(argv[optind + 1], 1, &revision) < 0) {
+                cJSON_Delete(p);
                 return usage_error(cmd, "REVISION must be a revision number, not '%s'", argv[optind + 1]);
-        p = params_new(ctl);
-        if (!p || !cJSON_AddStringToObject(p, "notebook_id", argv[optind]) ||
-            !cJSON_AddNumberToObject(p, "revision", (double)revision) ||
-            add_expected_revision(p, have_rev, expect) < 0) {
+        }
+        if (!cJSON_AddNumberToObject(p, "revision", (double)revision)) {
                 cJSON_Delete(p);
                 return local_error("out of memory");
         }
@@ -1238,7 +1202,7 @@ static int cmd_demo_reset(Ctl *ctl, const Command *cmd, int argc, char **argv)
         cJSON *p = NULL;
         int r;
 
-        r = parse_id_command(ctl, cmd, argc, argv, 0, &p);
+        r = parse_id_command(ctl, cmd, argc, argv, 0, NULL, &p);
         if (r != EXIT_OK)
                 return r < 0 ? EXIT_OK : r;
         r = ctl_call(ctl, "demo.reset", p, &res);
@@ -1519,7 +1483,7 @@ static int cmd_cell_rm(Ctl *ctl, const Command *cmd, int argc, char **argv)
         cJSON *p = NULL;
         int r;
 
-        r = parse_id_command(ctl, cmd, argc, argv, 2, &p);
+        r = parse_id_command(ctl, cmd, argc, argv, 2, "cell_id", &p);
         if (r != EXIT_OK)
                 return r < 0 ? EXIT_OK : r;
         r = ctl_call(ctl, "cell.delete", p, &res);

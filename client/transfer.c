@@ -780,6 +780,22 @@ static int add_or_fail(cJSON *o, const char *key, cJSON *v)
         return 0;
 }
 
+/* A cell's "reads" and "writes", from those of from (either may be absent), normalised into c. */
+static int add_vars(cJSON *c, const cJSON *from, const char *where, char **reason)
+{
+        for (const char *const *key = (const char *const[]){ "reads", "writes", NULL }; *key; key++) {
+                cJSON *v = NULL;
+                int r = vars_normalise(cJSON_GetObjectItemCaseSensitive(from, *key), where, *key, &v,
+                                       reason);
+
+                if (r < 0)
+                        return r;
+                if (add_or_fail(c, *key, v) < 0)
+                        return -ENOMEM;
+        }
+        return 0;
+}
+
 /* One cell of the app's file, normalised to every field (the defaults of the app's Cell). */
 static int app_cell(const cJSON *in, size_t index, cJSON **ret, char **reason)
 {
@@ -862,13 +878,9 @@ static int app_cell(const cJSON *in, size_t index, cJSON **ret, char **reason)
                 return r;
         if (add_or_fail(c, "error", tmp) < 0)
                 return -ENOMEM;
-        for (const char *const *k = (const char *const[]){ "reads", "writes", NULL }; *k; k++) {
-                r = vars_normalise(cJSON_GetObjectItemCaseSensitive(in, *k), where, *k, &tmp, reason);
-                if (r < 0)
-                        return r;
-                if (add_or_fail(c, *k, tmp) < 0)
-                        return -ENOMEM;
-        }
+        r = add_vars(c, in, where, reason);
+        if (r < 0)
+                return r;
         *ret = TAKE_PTR(c);
         return 0;
 }
@@ -1184,13 +1196,9 @@ static int ipynb_cell(const cJSON *in, size_t index, cJSON **ret, bool *text_cel
                 tmp = error_text ? cJSON_CreateString(error_text) : cJSON_CreateNull();
         if (add_or_fail(c, "error", tmp) < 0)
                 return -ENOMEM;
-        for (const char *const *key = (const char *const[]){ "reads", "writes", NULL }; *key; key++) {
-                r = vars_normalise(cJSON_GetObjectItemCaseSensitive(meta, *key), where, *key, &tmp, reason);
-                if (r < 0)
-                        return r;
-                if (add_or_fail(c, *key, tmp) < 0)
-                        return -ENOMEM;
-        }
+        r = add_vars(c, meta, where, reason);
+        if (r < 0)
+                return r;
         *ret = TAKE_PTR(c);
         return 0;
 }
